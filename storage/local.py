@@ -1,0 +1,359 @@
+"""The embedded default store: immutable files in a directory, locks kept by this program.
+
+Layout under the store's root::
+
+    objects/<key>          the stored bytes, mode 0444, never rewritten
+    meta/<key>.jsonl       append-only record of the object: the put (size, sha256, version,
+                           metadata), then every retention extension, hold change and deletion
+    tmp/                   staging files, on the same filesystem so that a rename is atomic
+
+Writes go to a temporary file that is fsynced, then hard-linked into place (a link never
+replaces an existing name), then the directory is fsynced. WORM here is enforced by this
+program only: an operator with filesystem privileges can still remove files, which an audit
+against the ledger and the signed checkpoints will then report.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat as stat_mod
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from storage.base import Capabilities, ObjectInfo, ProgressCallback, Retention
+from storage.errors import (
+    IntegrityRejected,
+    ObjectExists,
+    ObjectNotFound,
+    RetentionViolation,
+    StorageError,
+    StorageUnavailable,
+)
+
+CHUNK = 1 << 20
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore:
+    """Content stored as read-only files under ``root``; see the module docstring."""
+
+    capabilities = Capabilities(
+        worm="program",
+        description=(
+            "local directory: retention and holds are enforced by this program only; "
+            "anyone with filesystem privileges can still delete files (audits detect it)"
+        ),
+    )
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._objects = self.root / "objects"
+        self._meta = self.root / "meta"
+        self._tmp = self.root / "tmp"
+
+    @classmethod
+    def create(cls, root: Path | str) -> LocalStore:
+        """Create the directory layout if missing (idempotent) and return the store."""
+        store = cls(root)
+        try:
+            for directory in (store._objects, store._meta, store._tmp):
+                directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"cannot create the local store at {store.root}: {exc.strerror}; "
+                "choose a writable data directory with --home or CUSTODY_HOME"
+            ) from exc
+        return store
+
+    def describe(self) -> str:
+        return f"file://{self.root}"
+
+    def _check(self) -> None:
+        if not self._objects.is_dir():
+            raise StorageUnavailable(
+                f"no local store at {self.root}; run 'custody init' first"
+            )
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"invalid object key {key!r}")
+        return self._objects / key, self._meta / (key + ".jsonl")
+
+    def _records(self, meta: Path) -> list[dict[str, Any]]:
+        try:
+            with meta.open("r", encoding="utf-8") as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"unreadable lock record {meta}: {exc}") from exc
+
+    def _append(self, meta: Path, record: Mapping[str, Any]) -> None:
+        line = (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        fd = os.open(meta, os.O_WRONLY | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _info(self, key: str, records: list[dict[str, Any]]) -> ObjectInfo:
+        put = records[0]
+        until = _utc(put["retain_until"])
+        mode = put["mode"]
+        hold = bool(put.get("legal_hold", False))
+        for record in records[1:]:
+            if record["op"] == "retain":
+                candidate = _utc(record["until"])
+                until = max(until, candidate)
+            elif record["op"] == "hold":
+                hold = bool(record["on"])
+        return ObjectInfo(
+            key=key,
+            version=put["version"],
+            size=int(put["size"]),
+            sha256=put["sha256"],
+            retention=Retention(mode=mode, until=until),
+            legal_hold=hold,
+            metadata=dict(put.get("metadata", {})),
+        )
+
+    def _current(self, key: str, version: str | None) -> tuple[ObjectInfo, Path, Path]:
+        self._check()
+        data, meta = self._paths(key)
+        records = self._records(meta)
+        if not records or any(r["op"] == "delete" for r in records) or not data.exists():
+            raise ObjectNotFound(key, version)
+        info = self._info(key, records)
+        if version is not None and version != info.version:
+            raise ObjectNotFound(key, version)
+        return info, data, meta
+
+    def put(
+        self,
+        key: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        self._check()
+        data, meta = self._paths(key)
+        if data.exists():
+            raise ObjectExists(key)
+        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write to the local store {self.root}: {exc.strerror}") from exc
+        try:
+            try:
+                view_buffer = bytearray(CHUNK)
+                view = memoryview(view_buffer)
+                readinto = getattr(source, "readinto", None)
+                while True:
+                    if readinto is not None:
+                        count = readinto(view)
+                        chunk: bytes | memoryview = view[:count] if count else b""
+                    else:
+                        chunk = source.read(CHUNK)
+                        count = len(chunk)
+                    if not count:
+                        break
+                    digest.update(chunk)
+                    _write_all(fd, chunk)
+                    received += count
+                    if progress is not None:
+                        progress(count)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if received != size or digest.hexdigest() != sha256.lower():
+                raise IntegrityRejected(
+                    f"the local store received {received} bytes with SHA-256 {digest.hexdigest()} "
+                    f"for {key}, but {size} bytes with SHA-256 {sha256.lower()} were declared; "
+                    "nothing was stored (was the source changed while it was read?)"
+                )
+            os.chmod(tmp, 0o444)
+            self._link_meta(key, meta, size, digest.hexdigest(), retention, legal_hold, metadata)
+            data.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(tmp, data)
+            except FileExistsError as exc:
+                raise ObjectExists(key) from exc
+            _fsync_dir(data.parent)
+        except OSError as exc:
+            raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
+        finally:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        return self.stat(key)
+
+    def _link_meta(
+        self,
+        key: str,
+        meta: Path,
+        size: int,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        """Write the object's first lock record, unless an interrupted put already did."""
+        existing = self._records(meta)
+        if existing:
+            if existing[0]["sha256"] != sha256 or int(existing[0]["size"]) != size:
+                raise ObjectExists(key)
+            return
+        record = {
+            "op": "put",
+            "version": sha256[:32],
+            "size": size,
+            "sha256": sha256,
+            "mode": retention.mode,
+            "retain_until": _iso(retention.until),
+            "legal_hold": legal_hold,
+            "metadata": dict(metadata or {}),
+            "time": _iso(self.now()),
+        }
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        staged = self._tmp / f"{uuid.uuid4().hex}.meta"
+        staged.write_text(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
+        fd = os.open(staged, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(staged, meta)
+        except FileExistsError as exc:
+            raise ObjectExists(key) from exc
+        finally:
+            staged.unlink()
+        _fsync_dir(meta.parent)
+
+    def stat(self, key: str, version: str | None = None) -> ObjectInfo:
+        info, data, _ = self._current(key, version)
+        actual = data.stat().st_size
+        if actual != info.size:
+            return ObjectInfo(
+                key=info.key,
+                version=info.version,
+                size=actual,
+                sha256=info.sha256,
+                retention=info.retention,
+                legal_hold=info.legal_hold,
+                metadata=info.metadata,
+            )
+        return info
+
+    def open(self, key: str, version: str | None = None) -> BinaryIO:
+        _, data, _ = self._current(key, version)
+        try:
+            return cast(BinaryIO, data.open("rb"))
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key, version) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read stored object {key}: {exc.strerror}") from exc
+
+    def local_path(self, key: str, version: str | None = None) -> Path:
+        """The file holding the object's bytes (for memory-mapped verification)."""
+        _, data, _ = self._current(key, version)
+        return data
+
+    def extend_retention(self, key: str, version: str, until: datetime) -> ObjectInfo:
+        info, _, meta = self._current(key, version)
+        assert info.retention is not None
+        if until < info.retention.until:
+            raise RetentionViolation(
+                f"refusing to shorten the retention of {key} from {_iso(info.retention.until)} "
+                f"to {_iso(until)}: retention can only be extended"
+            )
+        if until > info.retention.until:
+            self._append(meta, {"op": "retain", "until": _iso(until), "time": _iso(self.now())})
+        return self.stat(key, version)
+
+    def set_legal_hold(self, key: str, version: str, on: bool) -> ObjectInfo:
+        info, _, meta = self._current(key, version)
+        if info.legal_hold != on:
+            self._append(meta, {"op": "hold", "on": on, "time": _iso(self.now())})
+        return self.stat(key, version)
+
+    def delete(self, key: str, version: str) -> None:
+        info, data, meta = self._current(key, version)
+        assert info.retention is not None
+        if info.legal_hold:
+            raise RetentionViolation(f"refusing to delete {key}: it is under a legal hold")
+        if info.retention.until > self.now():
+            raise RetentionViolation(
+                f"refusing to delete {key}: retained until {_iso(info.retention.until)}"
+            )
+        self._append(meta, {"op": "delete", "time": _iso(self.now())})
+        os.chmod(data, stat_mod.S_IWUSR | stat_mod.S_IRUSR)
+        data.unlink()
+        _fsync_dir(data.parent)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        self._check()
+        found: list[str] = []
+        for directory, _dirs, files in os.walk(self._objects):
+            for name in files:
+                key = os.path.relpath(os.path.join(directory, name), self._objects)
+                if key.startswith(prefix):
+                    found.append(key)
+        for key in sorted(found):
+            records = self._records(self._meta / (key + ".jsonl"))
+            if not records:
+                size = (self._objects / key).stat().st_size
+                yield ObjectInfo(key, "", size, None, None, False, {})
+                continue
+            yield self._info(key, records)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+def _write_all(fd: int, chunk: bytes | memoryview) -> None:
+    view = memoryview(chunk)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.EINTR:
+                continue
+            raise
+        view = view[written:]
