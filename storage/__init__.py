@@ -1,6 +1,6 @@
 """Object-store backends behind one protocol. Imports nothing from ``custody`` or ``cli``."""
 
-from storage.base import Capabilities, ObjectInfo, ObjectStore, ProgressCallback, Retention
+from storage.base import Capabilities, LockProbe, ObjectInfo, ObjectStore, ProgressCallback, Retention
 from storage.errors import (
     IntegrityRejected,
     ObjectExists,
@@ -14,6 +14,7 @@ from storage.errors import (
 __all__ = [
     "Capabilities",
     "IntegrityRejected",
+    "LockProbe",
     "ObjectExists",
     "ObjectInfo",
     "ObjectNotFound",

@@ -51,6 +51,16 @@ class Capabilities:
     description: str
 
 
+@dataclass(frozen=True)
+class LockProbe:
+    """One attempt of the lock self-test to weaken a locked canary, and what the store did."""
+
+    action: str
+    """``delete-version``, ``shorten-retention`` or ``switch-to-governance``."""
+    refused: bool
+    detail: str
+
+
 @runtime_checkable
 class ObjectStore(Protocol):
     """An append-only object store with retention locks and legal holds."""
@@ -115,4 +125,12 @@ class ObjectStore(Protocol):
 
     def now(self) -> datetime:
         """The store's notion of the current UTC time (retention dates are computed from it)."""
+        ...
+
+    def lock_self_test(self) -> list[LockProbe]:
+        """Write a small canary under ``canary/`` with a short COMPLIANCE retention, then ask
+        the storage itself, bypassing this program's own refusals, to delete that version, to
+        shorten its retention and to switch it to GOVERNANCE. One probe per attempt; the store
+        enforces locks only if every probe was refused. Raises ``StorageUnavailable`` when the
+        canary cannot be written at all."""
         ...
