@@ -1,0 +1,1 @@
+"""The ``custody`` command line: parse, build settings, call one custody operation, render."""

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+class _Bar:
+    """Progress on stderr (bytes, rate, ETA), drawn only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._started = time.monotonic()
+        self._done = 0
+        self._current = ""
+
+    def start(self, files: int, total_bytes: int) -> None:
+        if not sys.stderr.isatty() or (files < 2 and total_bytes < (256 << 20)):
+            return
+        self._bar = click.progressbar(
+            length=max(total_bytes, 1),
+            label=f"ingesting {files} file(s)",
+            file=sys.stderr,
+            show_eta=True,
+            show_percent=True,
+            item_show_func=lambda _: self._rate(),
+        )
+        self._bar.__enter__()
+
+    def _rate(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return f"{self._done / elapsed / 1e6:.0f} MB/s"
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def finished(self, result: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who is ingesting (env CUSTODY_ACTOR; default the OS user).")
+@click.option("--note", help="A note recorded with every file's event.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[str, ...], actor: str | None, note: str | None, as_json: bool) -> None:
+    """Preserve files: hash, store under retention, and record them in the ledger.
+
+    Directories are walked recursively in name order. FIFOs, sockets, devices and broken
+    links are skipped without being read; a file that changes while it is read is not
+    recorded. Bytes that are already preserved are recorded as another acquisition.
+    Exits 2 after processing everything else if any input was skipped or failed.
+
+    \b
+    Examples:
+      custody ingest clip.mp4
+      custody ingest /media/dock3/ --actor tech-0412 --note "Dock 3 nightly export"
+      custody ingest --json export/ > ingest-report.json
+    """
+    from custody.ingest import Ingestor
+
+    ws = workspace(ctx, actor)
+    bar = _Bar()
+    ingestor = Ingestor(
+        ws.ledger,
+        ws.store,
+        actor=ws.settings.actor,
+        role=ws.settings.role,
+        note=note,
+        retention_days=ws.settings.retention_days,
+        progress=bar,
+    )
+    try:
+        results = ingestor.run(list(paths))
+    finally:
+        bar.close()
+    problems = [r for r in results if r.status in ("skipped", "failed")]
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+    else:
+        for result in results:
+            digest = (result.blake3 or "-")[:16]
+            line = f"{result.status:<15} {digest:<16} {result.path!r}" if "\n" in result.path else f"{result.status:<15} {digest:<16} {result.path}"
+            click.echo(line)
+    for result in results:
+        if result.warning:
+            click.echo(f"custody: warning: {result.path}: {result.warning}", err=True)
+        if result.reason:
+            click.echo(f"custody: {result.status}: {result.path}: {result.reason}", err=True)
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    click.echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+    if problems:
+        ctx.exit(2)

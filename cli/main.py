@@ -1,0 +1,126 @@
+"""The ``custody`` command group, global options, and the one place errors become exit codes.
+
+Exit codes: 0 ok; 1 internal error; 2 usage or bad input; 3 integrity finding; 4 refused by
+policy or lock; 5 store, database, configuration or tool unavailable; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.commands import hash_cmd, init_cmd, ingest_cmd, ledger_cmd, log_cmd, show_cmd, verify_cmd
+from cli.config import load_config
+
+EXIT_CODES = """\b
+Exit codes:
+  0  ok                      3  integrity finding (mismatch, missing, tampered)
+  1  internal error          4  refused by retention, hold or policy
+  2  usage or bad input      5  store, database, configuration unavailable
+  130 interrupted"""
+
+
+class CommandFailed(click.ClickException):
+    """A custody or storage error on its way to the terminal, with its own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"custody: error: {self.format_message()}", err=True)
+
+
+class CustodyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        from custody.errors import CustodyError
+        from storage.errors import StorageError
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("custody: interrupted", err=True)
+            ctx.exit(130)
+        except (CustodyError, StorageError) as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            raise CommandFailed(str(exc), exc.exit_code) from exc
+        except Exception as exc:  # the one place an unexpected error becomes exit 1
+            if ctx.obj and ctx.obj.get("debug"):
+                traceback.print_exc()
+            raise CommandFailed(
+                f"internal error: {type(exc).__name__}: {exc} (run again with --debug for a traceback)", 1
+            ) from exc
+
+
+@click.group(cls=CustodyGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="CUSTODY_HOME",
+    help="Data directory (env CUSTODY_HOME; default ~/.local/share/custody).",
+)
+@click.option("--db", "db_url", envvar="CUSTODY_DB", help="Ledger database URL (env CUSTODY_DB).")
+@click.option("--store", "store_url", envvar="CUSTODY_STORE", help="Object store URL (env CUSTODY_STORE).")
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.version_option(package_name="custody", prog_name="custody")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, db_url: str | None, store_url: str | None, debug: bool) -> None:
+    """Preserve body-camera footage and keep its chain of custody.
+
+    Files are hashed (BLAKE3 and SHA-256), stored under retention locks, and every action is
+    appended to a hash-chained custody ledger that anyone can verify.
+
+    \b
+    Examples:
+      custody init
+      custody ingest /media/dock/export/ --note "Dock 3 nightly export"
+      custody verify 1f0c3a9e
+      custody log --json
+    """
+    from custody.settings import default_home
+
+    home = (home or default_home()).expanduser().resolve()
+    config = load_config(home / "config.toml")
+    ctx.ensure_object(dict)
+    ctx.obj.update(
+        home=home,
+        db_url=db_url or config.get("db"),
+        store_url=store_url or config.get("store"),
+        config=config,
+        debug=debug,
+    )
+    ctx.default_map = {**config.get("commands", {}), **(ctx.default_map or {})}
+
+
+for command in (
+    init_cmd.init,
+    ingest_cmd.ingest,
+    hash_cmd.hash_files,
+    verify_cmd.verify,
+    show_cmd.show,
+    log_cmd.log,
+    ledger_cmd.ledger,
+):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="custody")
+    except KeyboardInterrupt:
+        click.echo("custody: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,75 @@
+"""Errors of the custody core. Each carries the exit code the command line maps it to.
+
+    CustodyError               1  base; never raised for a deliberate failure
+    ├── BadInput               2  a path, reference or value the user gave is not usable
+    ├── IntegrityFailure       3  findings: mismatch, missing, unreadable, unrecorded (all of them)
+    ├── LedgerCorrupt          3  the custody ledger does not verify
+    ├── PolicyRefused          4  refused by retention, hold or policy
+    ├── ConfigError            5  configuration or data directory unusable
+    └── LedgerUnavailable      5  the database cannot be opened, is locked, or is of another schema
+
+Store errors (``storage.errors``) carry their own exit codes and pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class CustodyError(Exception):
+    exit_code = 1
+
+
+class BadInput(CustodyError):
+    exit_code = 2
+
+
+class PolicyRefused(CustodyError):
+    exit_code = 4
+
+
+class ConfigError(CustodyError):
+    exit_code = 5
+
+
+class LedgerUnavailable(CustodyError):
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One integrity problem about one thing (a file, an object, an event)."""
+
+    kind: str
+    """missing | unreadable | mismatch | unrecorded | weak-retention | hold-mismatch |
+    ledger-corrupt | store-not-enforcing | not-preserved"""
+    subject: str
+    message: str
+    algorithm: str | None = None
+    expected: str | None = None
+    found: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"kind": self.kind, "subject": self.subject, "message": self.message}
+        for name in ("algorithm", "expected", "found"):
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        record.update(self.extra)
+        return record
+
+
+class IntegrityFailure(CustodyError):
+    exit_code = 3
+
+    def __init__(self, findings: Sequence[Finding]) -> None:
+        self.findings = list(findings)
+        lines = [f"{f.subject}: {f.message}" for f in self.findings]
+        super().__init__(f"{len(lines)} integrity finding(s):\n" + "\n".join(lines))
+
+
+class LedgerCorrupt(IntegrityFailure):
+    exit_code = 3

@@ -1,0 +1,119 @@
+"""The data directory (the embedded default) and opening the ledger and store of a command."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from custody.errors import ConfigError
+from custody.ledger import Ledger
+from custody.settings import Settings
+from storage.base import ObjectStore
+from storage.url import open_store
+
+
+@dataclass
+class InitReport:
+    home: Path
+    database: str
+    store: str
+    key_created: bool
+    database_created: bool
+    verifier_key: str
+
+
+def key_name() -> str:
+    """The signing key's name: ``custody-<host>``, restricted to characters a note allows."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
+    return f"custody-{host}"
+
+
+def _write_exclusive(path: Path, content: str, mode: int) -> bool:
+    """Create ``path`` with ``content`` unless it exists. Never overwrites. True if created."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
+
+
+def init_home(settings: Settings) -> InitReport:
+    """Create the data directory, the local store (for file:// stores), the database schema and
+    the Ed25519 signing key (mode 0600). Idempotent: nothing existing is overwritten."""
+    from custody.checkpoint import generate_signer
+
+    home = settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        os.chmod(home, 0o700)
+        probe = home / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"the data directory {home} is not writable ({exc.strerror}); choose another with "
+            "--home or CUSTODY_HOME, or fix its permissions"
+        ) from exc
+    store = open_store(settings.store_url)
+    if settings.store_url.startswith("file://"):
+        from storage.local import LocalStore
+
+        assert isinstance(store, LocalStore)
+        LocalStore.create(store.root)
+    key_created = False
+    if not settings.key_path.exists():
+        signer, verifier = generate_signer(key_name())
+        key_created = _write_exclusive(settings.key_path, signer + "\n", 0o600)
+        if key_created:
+            settings.verifier_key_path.unlink(missing_ok=True)
+            _write_exclusive(settings.verifier_key_path, verifier + "\n", 0o644)
+    ledger = Ledger(settings.db_url, settings.db_timeout)
+    existed = _database_exists(ledger)
+    ledger.create()
+    return InitReport(
+        home=home,
+        database=ledger.where,
+        store=store.describe(),
+        key_created=key_created,
+        database_created=not existed,
+        verifier_key=settings.verifier_key_path.read_text().strip(),
+    )
+
+
+def _database_exists(ledger: Ledger) -> bool:
+    from sqlalchemy import inspect
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return inspect(ledger.engine).has_table("events")
+    except SQLAlchemyError:
+        return False
+
+
+@dataclass
+class Workspace:
+    """What a command works with: the settings, the ledger and the store."""
+
+    settings: Settings
+    ledger: Ledger
+    store: ObjectStore
+
+
+def open_workspace(settings: Settings, *, need_store: bool = True) -> Workspace:
+    """Open the ledger (checking its schema) and the store; clear errors when not initialized."""
+    if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
+        raise ConfigError(
+            f"no custody ledger at {settings.db_url[len('sqlite:///'):]}; run 'custody init' "
+            f"(data directory {settings.home})"
+        )
+    ledger = Ledger(settings.db_url, settings.db_timeout)
+    ledger.check_ready()
+    return Workspace(settings, ledger, open_store(settings.store_url))

@@ -1,0 +1,390 @@
+"""Ingest: preserve files in the store and record them in the ledger, in the crash-safe order.
+
+1. Only regular, readable files are read; FIFOs, sockets, devices and broken or looping links
+   are reported and skipped without being opened for reading.
+2. One read computes BLAKE3-256 and SHA-256; the store then validates the SHA-256 of the bytes
+   it receives while storing them.
+3. Size and modification time are checked again: a file that changed is reported, not recorded.
+4. ``stat`` confirms the stored object's size, SHA-256, retention and hold.
+5. Only then is the event appended (event and derived state in one transaction).
+
+A crash between 2 and 5 leaves a retained object with no event: running the same ingest again
+finds it in the store and records it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat as stat_mod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, BinaryIO, Literal, cast
+
+from custody.canonical import printable_path
+from custody.hashing import Digests, hash_stream
+from custody.ledger import Ledger
+from storage.base import ObjectInfo, ObjectStore, Retention
+from storage.errors import IntegrityRejected, ObjectNotFound, StoreMisconfigured
+
+Status = Literal["recorded", "already-stored", "skipped", "failed"]
+
+
+@dataclass
+class IngestResult:
+    path: str
+    status: Status
+    blake3: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    reason: str | None = None
+    warning: str | None = None
+    seq: int | None = None
+    store_key: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None or k in ("blake3", "sha256", "size")}
+
+
+@dataclass
+class Candidate:
+    path: str
+    stat: os.stat_result
+
+
+@dataclass
+class IngestPlan:
+    """What an ingest will do, in the order the inputs were given and walked."""
+
+    items: list[Candidate | IngestResult] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Candidate]:
+        return [item for item in self.items if isinstance(item, Candidate)]
+
+    @property
+    def rejected(self) -> list[IngestResult]:
+        return [item for item in self.items if isinstance(item, IngestResult)]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.stat.st_size for c in self.files)
+
+
+class IngestProgress:
+    """Callbacks an ingest reports to; the default does nothing."""
+
+    def start(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def finished(self, result: IngestResult) -> None:
+        pass
+
+
+_KINDS = (
+    (stat_mod.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat_mod.S_ISSOCK, "a socket"),
+    (stat_mod.S_ISCHR, "a character device"),
+    (stat_mod.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _skip(path: str, reason: str) -> IngestResult:
+    return IngestResult(printable_path(path), "skipped", reason=reason)
+
+
+def _classify(path: str, plan: IngestPlan, seen: dict[tuple[int, int], str]) -> os.stat_result | None:
+    """Stat ``path`` (following links) and add it to the plan if it is a regular file. Returns
+    the stat of a directory so the caller can walk it, else None."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            plan.items.append(_skip(path, f"broken symbolic link to {os.readlink(path)!r}"))
+        else:
+            plan.items.append(_skip(path, "no such file or directory"))
+        return None
+    except OSError as exc:
+        if exc.errno == 40:
+            plan.items.append(_skip(path, "symbolic link loop"))
+        else:
+            plan.items.append(_skip(path, f"cannot stat: {exc.strerror}"))
+        return None
+    if stat_mod.S_ISDIR(st.st_mode):
+        return st
+    if not stat_mod.S_ISREG(st.st_mode):
+        plan.items.append(_skip(path, f"{_not_regular(st.st_mode)}; only regular files are read"))
+        return None
+    identity = (st.st_dev, st.st_ino)
+    if identity in seen:
+        plan.items.append(
+            _skip(path, f"same file as {printable_path(seen[identity])}, given earlier in this command")
+        )
+        return None
+    seen[identity] = path
+    plan.items.append(Candidate(path, st))
+    return None
+
+
+def collect(paths: Iterable[str]) -> IngestPlan:
+    """Expand files and directories (recursively, in name order) into what will be read."""
+    plan = IngestPlan()
+    seen: dict[tuple[int, int], str] = {}
+    for given in paths:
+        if _classify(given, plan, seen) is None:
+            continue
+        before = len(plan.items)
+        errors: list[OSError] = []
+        for directory, dirnames, filenames in os.walk(given, onerror=errors.append):
+            followable = []
+            for name in sorted(dirnames):
+                full = os.path.join(directory, name)
+                if os.path.islink(full):
+                    plan.items.append(_skip(full, "symbolic link to a directory (not followed)"))
+                else:
+                    followable.append(name)
+            dirnames[:] = followable
+            for name in sorted(filenames):
+                _classify(os.path.join(directory, name), plan, seen)
+        for error in errors:
+            plan.items.append(_skip(error.filename or given, f"cannot read directory: {error.strerror}"))
+        if not any(isinstance(item, Candidate) for item in plan.items[before:]) and not errors:
+            plan.items.append(_skip(given, "directory contains no files"))
+    return plan
+
+
+def evidence_key(blake3: str) -> str:
+    return f"evidence/{blake3}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def confirm_stored(info: ObjectInfo, digests: Digests, retention: Retention, legal_hold: bool) -> None:
+    """Raise unless the store reports exactly the object and locks that were asked for."""
+    problems = []
+    if info.size != digests.size:
+        problems.append(f"size {info.size} instead of {digests.size}")
+    if info.sha256 is not None and info.sha256 != digests.sha256:
+        problems.append(f"SHA-256 {info.sha256} instead of {digests.sha256}")
+    if info.retention is None:
+        problems.append("no retention")
+    else:
+        if info.retention.mode != "COMPLIANCE":
+            problems.append(f"retention mode {info.retention.mode} instead of COMPLIANCE")
+        if info.retention.until < retention.until - timedelta(seconds=1):
+            problems.append(f"retained only until {_iso(info.retention.until)}, not {_iso(retention.until)}")
+    if legal_hold and not info.legal_hold:
+        problems.append("no legal hold")
+    if problems:
+        raise StoreMisconfigured(
+            f"the store did not confirm {info.key} as asked: {'; '.join(problems)}; nothing was "
+            "recorded. Check the bucket's Object Lock settings with 'custody store check'."
+        )
+
+
+class Ingestor:
+    """One ingest command: many files, one actor, one note."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: ObjectStore,
+        *,
+        actor: str,
+        role: str = "technician",
+        note: str | None = None,
+        retention_days: int = 90,
+        progress: IngestProgress | None = None,
+        after_read: Callable[[str], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.actor = actor
+        self.role = role
+        self.note = note
+        self.retention_days = retention_days
+        self.progress = progress or IngestProgress()
+        self._after_read = after_read
+        self.host = socket.gethostname()
+
+    def run(self, paths: Sequence[str]) -> list[IngestResult]:
+        plan = collect(paths)
+        self.progress.start(len(plan.files), plan.total_bytes)
+        results: list[IngestResult] = []
+        for item in plan.items:
+            result = item if isinstance(item, IngestResult) else self.ingest_file(item)
+            results.append(result)
+            self.progress.finished(result)
+        return results
+
+    def ingest_file(self, candidate: Candidate) -> IngestResult:
+        shown = printable_path(candidate.path)
+        try:
+            fd = os.open(candidate.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            return IngestResult(shown, "failed", reason=f"unreadable: {exc.strerror}")
+        with os.fdopen(fd, "rb", buffering=0) as handle:
+            before = os.fstat(fd)
+            if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
+                return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
+            os.set_blocking(fd, True)
+            try:
+                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance)
+            except OSError as exc:
+                return IngestResult(shown, "failed", reason=f"unreadable: read error: {exc.strerror}")
+            if self._after_read is not None:
+                self._after_read(candidate.path)
+            changed = self._changed(fd, candidate.path, before, digests.size)
+            if changed:
+                return IngestResult(shown, "failed", size=digests.size, reason=changed)
+            warning = "zero-byte file: preserved, but check that the recording is complete" if digests.size == 0 else None
+            result = self._preserve(handle, fd, candidate, before, digests)
+            result.warning = result.warning or warning
+            return result
+
+    def _changed(self, fd: int, path: str, before: os.stat_result, read: int) -> str | None:
+        after = os.fstat(fd)
+        try:
+            named = os.stat(path)
+        except OSError:
+            return "the file was removed or renamed while it was read; nothing recorded"
+        if read != before.st_size or after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
+            return (
+                f"the file changed while it was read (size {before.st_size} -> {after.st_size}, "
+                f"{read} bytes read); nothing recorded. Wait until it is no longer being written, "
+                "then ingest it again"
+            )
+        if (named.st_dev, named.st_ino) != (before.st_dev, before.st_ino):
+            return "the file was replaced while it was read; nothing recorded"
+        return None
+
+    def _source(self, candidate: Candidate, before: os.stat_result) -> dict[str, Any]:
+        mtime = datetime.fromtimestamp(before.st_mtime_ns // 1_000_000_000, timezone.utc)
+        return {
+            "path": printable_path(os.path.abspath(candidate.path)),
+            "name": printable_path(os.path.basename(candidate.path)),
+            "size": before.st_size,
+            "mtime": _iso(mtime),
+            "host": self.host,
+        }
+
+    def _common(self) -> dict[str, Any]:
+        return {"note": self.note} if self.note else {}
+
+    def _preserve(
+        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests
+    ) -> IngestResult:
+        shown = printable_path(candidate.path)
+        result = IngestResult(shown, "recorded", digests.blake3, digests.sha256, digests.size)
+        known = self.ledger.evidence_row(digests.blake3)
+        if known is not None:
+            return self._acquired(result, candidate, before, known)
+        key = evidence_key(digests.blake3)
+        result.store_key = key
+        retention = Retention("COMPLIANCE", self.store.now() + timedelta(days=self.retention_days))
+        recovered = False
+        try:
+            info = self.store.stat(key)
+            recovered = True
+            if info.sha256 not in (None, digests.sha256) or info.size != digests.size:
+                result.status = "failed"
+                result.reason = (
+                    f"the store already holds a different object under {key} "
+                    f"(size {info.size}, SHA-256 {info.sha256}); nothing recorded; run 'custody audit'"
+                )
+                return result
+            if info.retention is None or info.retention.until < retention.until:
+                info = self.store.extend_retention(key, info.version, retention.until)
+        except ObjectNotFound:
+            os.lseek(fd, 0, os.SEEK_SET)
+            try:
+                info = self.store.put(
+                    key,
+                    handle,
+                    digests.size,
+                    sha256=digests.sha256,
+                    retention=retention,
+                    metadata={"blake3": digests.blake3, "sha256": digests.sha256},
+                    progress=None,
+                )
+            except IntegrityRejected as exc:
+                result.status = "failed"
+                result.reason = f"the file changed between reads; nothing recorded ({exc})"
+                return result
+            except OSError as exc:
+                result.status = "failed"
+                result.reason = f"unreadable: read error: {exc.strerror}"
+                return result
+        confirm_stored(info, digests, retention, legal_hold=False)
+        changed = self._changed(fd, candidate.path, before, digests.size)
+        if changed:
+            result.status = "failed"
+            result.reason = changed + " (the bytes read were preserved, but are not recorded)"
+            return result
+        with self.ledger.transaction() as tx:
+            known = tx.evidence_row(digests.blake3)
+            if known is not None:
+                event = tx.append(
+                    "acquired",
+                    actor=self.actor,
+                    role=self.role,
+                    subject={"evidence": digests.blake3},
+                    details={"source": self._source(candidate, before), **self._common()},
+                )
+                result.status = "already-stored"
+                result.seq = event.seq
+                return result
+            assert info.retention is not None
+            details: dict[str, Any] = {
+                "source": self._source(candidate, before),
+                "blake3": digests.blake3,
+                "sha256": digests.sha256,
+                "size": digests.size,
+                "store": {"location": self.store.describe(), "key": key, "version": info.version},
+                "retention": {"mode": info.retention.mode, "until": _iso(info.retention.until), "category": "default"},
+                "legal_hold": info.legal_hold,
+                **self._common(),
+            }
+            if recovered:
+                details["recovered"] = "object found in the store without an ingest event"
+            event = tx.append(
+                "ingested", actor=self.actor, role=self.role, subject={"evidence": digests.blake3}, details=details
+            )
+            tx.add_evidence(
+                blake3=digests.blake3,
+                sha256=digests.sha256,
+                size=digests.size,
+                store_key=key,
+                version=info.version,
+                seq=event.seq,
+            )
+        result.seq = event.seq
+        return result
+
+    def _acquired(
+        self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Any
+    ) -> IngestResult:
+        event = self.ledger.append(
+            "acquired",
+            actor=self.actor,
+            role=self.role,
+            subject={"evidence": result.blake3 or ""},
+            details={"source": self._source(candidate, before), **self._common()},
+        )
+        result.status = "already-stored"
+        result.store_key = known["store_key"]
+        result.seq = event.seq
+        return result

@@ -1,0 +1,53 @@
+"""What is known of a preserved object: digests, store location, retention, acquisitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from custody.errors import BadInput
+from custody.ledger import Ledger
+from custody.verify import resolve
+from storage.base import ObjectStore
+from storage.errors import StorageError
+
+
+def _iso(moment: Any) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, Any]:
+    resolved = resolve(ledger, ref)
+    row = ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
+    if row is None:
+        raise BadInput(f"{ref}: these bytes (BLAKE3 {resolved.blake3}) are not a preserved object")
+    history = [e for e in ledger.events(evidence=row["blake3"])]
+    first = next(e for e in history if e.seq == row["first_seq"])
+    acquisitions = [
+        {"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "source": e.details.get("source")}
+        for e in history
+        if e.action in ("ingested", "acquired")
+    ]
+    record: dict[str, Any] = {
+        "blake3": row["blake3"],
+        "sha256": row["sha256"],
+        "size": row["size"],
+        "store_key": row["store_key"],
+        "version": row["version"],
+        "store": store.describe(),
+        "first_ingest": {"seq": first.seq, "time": first.time, "actor": first.actor},
+        "acquisitions": acquisitions,
+        "recorded_retention": first.details.get("retention"),
+        "events": len(history),
+    }
+    try:
+        info = store.stat(row["store_key"], row["version"])
+        record["retention"] = (
+            {"mode": info.retention.mode, "until": _iso(info.retention.until)} if info.retention else None
+        )
+        record["legal_hold"] = info.legal_hold
+        record["store_status"] = "present"
+    except StorageError as exc:
+        record["retention"] = None
+        record["legal_hold"] = None
+        record["store_status"] = f"unavailable: {exc}"
+    return record

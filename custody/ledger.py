@@ -1,0 +1,495 @@
+"""The custody ledger: an append-only sequence of hash-chained events in a SQL database.
+
+Each event's canonical bytes (``custody.canonical``) include the previous event's hash; the
+event's hash is SHA-256(0x00 || canonical bytes), which is also its Merkle leaf hash (RFC 6962).
+Nothing is ever updated or deleted: triggers refuse it, and the chain (and the signed
+checkpoints) make any change detectable. Current state, such as which objects are stored, is
+kept in derived tables written in the same transaction as the event that implies it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from custody import TOOL
+from custody.canonical import canonical_bytes
+from custody.errors import Finding, LedgerCorrupt, LedgerUnavailable
+
+GENESIS = "0" * 64
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("time", String(32), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("subject_evidence", String(64), index=True),
+    Column("subject_incident", Text, index=True),
+    Column("details", Text, nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),
+)
+
+evidence = Table(
+    "evidence",
+    metadata,
+    Column("blake3", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", Integer, nullable=False, index=True),
+    Column("store_key", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("first_seq", Integer, nullable=False),
+)
+
+schema_info = Table(
+    "schema_info",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+APPEND_ONLY = ("events", "evidence")
+
+
+@dataclass(frozen=True)
+class CustodyEvent:
+    seq: int
+    time: str
+    actor: str
+    role: str
+    action: str
+    subject: dict[str, str]
+    details: dict[str, Any]
+    tool: str
+    prev_hash: str
+    hash: str
+
+    def body(self) -> dict[str, Any]:
+        """The fields that the canonical bytes commit to (everything but ``hash``)."""
+        return {
+            "seq": self.seq,
+            "time": self.time,
+            "actor": self.actor,
+            "role": self.role,
+            "action": self.action,
+            "subject": self.subject,
+            "details": self.details,
+            "tool": self.tool,
+            "prev_hash": self.prev_hash,
+        }
+
+    def canonical(self) -> bytes:
+        return canonical_bytes(self.body())
+
+    def as_dict(self) -> dict[str, Any]:
+        record = self.body()
+        record["hash"] = self.hash
+        record["leaf"] = self.canonical().decode("utf-8")
+        return record
+
+
+def event_hash(canonical: bytes) -> str:
+    """SHA-256(0x00 || canonical bytes): the event's chain hash and its Merkle leaf hash."""
+    return hashlib.sha256(b"\x00" + canonical).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _sqlite_triggers(table: str) -> list[str]:
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only: UPDATE on {table} refused'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only: DELETE on {table} refused'); END",
+    ]
+
+
+def _postgres_triggers(table: str) -> list[str]:
+    return [
+        "CREATE OR REPLACE FUNCTION custody_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'the custody ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$",
+        f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION custody_refuse_change()",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION custody_refuse_change()",
+    ]
+
+
+def _describe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class Ledger:
+    """Append and read custody events. One instance per database URL."""
+
+    def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
+        self.url = url
+        self.where = _describe(url)
+        self.busy_timeout = busy_timeout
+        self.engine: Engine = self._engine(url, busy_timeout)
+
+    @staticmethod
+    def _engine(url: str, busy_timeout: float) -> Engine:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": busy_timeout})
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.isolation_level = None
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(connection: Connection) -> None:
+                if connection.get_execution_options().get("custody_write"):
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    connection.exec_driver_sql("BEGIN")
+
+            return engine
+        return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
+        text_ = str(getattr(exc, "orig", exc))
+        if "locked" in text_ or "busy" in text_:
+            return LedgerUnavailable(
+                f"the ledger database {self.where} is locked by another writer and stayed locked "
+                f"for {self.busy_timeout:g} s; run the command again when the other custody "
+                "command has finished (set CUSTODY_DB_TIMEOUT to wait longer)"
+            )
+        return LedgerUnavailable(f"cannot use the ledger database {self.where}: {text_}")
+
+    def create(self) -> None:
+        """Create the schema and its append-only triggers (idempotent)."""
+        try:
+            with self.engine.connect().execution_options(custody_write=True) as conn, conn.begin():
+                metadata.create_all(conn)
+                if conn.execute(select(func.count()).select_from(schema_info)).scalar_one() == 0:
+                    conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
+                for table in APPEND_ONLY:
+                    statements = (
+                        _sqlite_triggers(table) if self.is_sqlite else _postgres_triggers(table)
+                    )
+                    for statement in statements:
+                        conn.exec_driver_sql(statement)
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
+    def check_ready(self) -> None:
+        """Raise ``LedgerUnavailable`` unless the database has this tool's schema."""
+        try:
+            with self.engine.connect() as conn:
+                version = conn.execute(select(schema_info.c.version)).scalar()
+        except SQLAlchemyError as exc:
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                raise LedgerUnavailable(
+                    f"the ledger database {self.where} has no custody schema; run 'custody init'"
+                ) from exc
+            raise self._unavailable(exc) from exc
+        if version != SCHEMA_VERSION:
+            raise LedgerUnavailable(
+                f"the ledger database {self.where} has schema version {version}, this tool "
+                f"needs {SCHEMA_VERSION}; run 'custody db upgrade'"
+            )
+
+    def transaction(self) -> _Transaction:
+        """A write transaction that holds the append lock for its whole length."""
+        return _Transaction(self)
+
+    def append(
+        self,
+        action: str,
+        *,
+        actor: str,
+        role: str = "technician",
+        subject: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> CustodyEvent:
+        """Append one event in its own transaction."""
+        with self.transaction() as tx:
+            return tx.append(action, actor=actor, role=role, subject=subject, details=details)
+
+    def head(self) -> tuple[int, str]:
+        """(number of events, hash of the last event or the genesis hash)."""
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        return (0, GENESIS) if row is None else (row.seq + 1, row.hash)
+
+    def events(
+        self,
+        *,
+        evidence: str | None = None,
+        start: int = 0,
+        batch: int = 5000,
+    ) -> Iterator[CustodyEvent]:
+        """Events in sequence order, optionally only those about one evidence object."""
+        position = start
+        try:
+            with self.engine.connect() as conn:
+                while True:
+                    query = select(events).where(events.c.seq >= position).order_by(events.c.seq).limit(batch)
+                    if evidence is not None:
+                        query = query.where(events.c.subject_evidence == evidence)
+                    rows = conn.execute(query).all()
+                    if not rows:
+                        return
+                    for row in rows:
+                        yield _row_event(row)
+                    position = rows[-1].seq + 1
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
+    def evidence_row(self, blake3: str) -> Mapping[str, Any] | None:
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(evidence).where(evidence.c.blake3 == blake3)).first()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        return None if row is None else dict(row._mapping)
+
+    def find_evidence(self, prefix: str) -> list[str]:
+        """Digests of stored objects whose BLAKE3 starts with ``prefix`` (at most 2 returned)."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(evidence.c.blake3).where(evidence.c.blake3.like(prefix + "%")).limit(2)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        return [r.blake3 for r in rows]
+
+    def all_evidence(self) -> list[Mapping[str, Any]]:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(evidence).order_by(evidence.c.blake3)).all()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        return [dict(r._mapping) for r in rows]
+
+    def verify_chain(self) -> tuple[int, list[Finding]]:
+        """Recompute every event's hash and the links between them.
+
+        Returns (events checked, findings). A finding names each broken event; checking goes on
+        after the first so that every break is reported."""
+        findings: list[Finding] = []
+        expected_prev = GENESIS
+        expected_seq = 0
+        count = 0
+        for stored in self.events():
+            count += 1
+            subject = f"event {stored.seq}"
+            if stored.seq != expected_seq:
+                findings.append(
+                    Finding("ledger-corrupt", subject, f"sequence gap: expected event {expected_seq}")
+                )
+            if stored.prev_hash != expected_prev:
+                findings.append(
+                    Finding(
+                        "ledger-corrupt",
+                        subject,
+                        "previous-hash link broken (an event before it was changed, removed or inserted)",
+                        "sha256",
+                        expected_prev,
+                        stored.prev_hash,
+                    )
+                )
+            try:
+                recomputed = event_hash(stored.canonical())
+            except ValueError as exc:
+                findings.append(Finding("ledger-corrupt", subject, f"not canonical: {exc}"))
+                recomputed = ""
+            if recomputed != stored.hash:
+                findings.append(
+                    Finding(
+                        "ledger-corrupt",
+                        subject,
+                        "content does not match its hash (the event was altered)",
+                        "sha256",
+                        stored.hash,
+                        recomputed,
+                    )
+                )
+            expected_prev = stored.hash
+            expected_seq = stored.seq + 1
+        return count, findings
+
+    def verify_or_raise(self) -> int:
+        count, findings = self.verify_chain()
+        if findings:
+            raise LedgerCorrupt(findings)
+        return count
+
+
+class _Transaction:
+    """Serialized append transaction: ``BEGIN IMMEDIATE`` on SQLite, an advisory transaction
+    lock on PostgreSQL, so that concurrent writers never fork the chain."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.conn: Connection | None = None
+        self._head: tuple[int, str] | None = None
+        self.appended: list[CustodyEvent] = []
+
+    def __enter__(self) -> _Transaction:
+        try:
+            self.conn = self.ledger.engine.connect().execution_options(custody_write=True)
+            self.conn.begin()
+            if not self.ledger.is_sqlite:
+                self.conn.execute(text("SELECT pg_advisory_xact_lock(7428173)"))
+        except (OperationalError, SQLAlchemyError) as exc:
+            if self.conn is not None:
+                self.conn.close()
+            raise self.ledger._unavailable(exc) from exc
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.conn is not None
+        try:
+            if exc_type is None:
+                self.conn.commit()
+            else:
+                self.conn.rollback()
+        except SQLAlchemyError as error:
+            self.conn.rollback()
+            raise self.ledger._unavailable(error) from error
+        finally:
+            self.conn.close()
+
+    @property
+    def connection(self) -> Connection:
+        assert self.conn is not None
+        return self.conn
+
+    def head(self) -> tuple[int, str]:
+        if self._head is None:
+            row = self.connection.execute(
+                select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+            ).first()
+            self._head = (0, GENESIS) if row is None else (row.seq + 1, row.hash)
+        return self._head
+
+    def append(
+        self,
+        action: str,
+        *,
+        actor: str,
+        role: str = "technician",
+        subject: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> CustodyEvent:
+        seq, prev = self.head()
+        draft = CustodyEvent(
+            seq=seq,
+            time=utc_now(),
+            actor=actor,
+            role=role,
+            action=action,
+            subject=dict(subject or {}),
+            details=dict(details or {}),
+            tool=TOOL,
+            prev_hash=prev,
+            hash="",
+        )
+        digest = event_hash(draft.canonical())
+        stored = CustodyEvent(**{**draft.__dict__, "hash": digest})
+        try:
+            self.connection.execute(
+                events.insert().values(
+                    seq=seq,
+                    time=stored.time,
+                    actor=actor,
+                    role=role,
+                    action=action,
+                    subject_evidence=stored.subject.get("evidence"),
+                    subject_incident=stored.subject.get("incident"),
+                    details=json.dumps(stored.details, sort_keys=True, ensure_ascii=False),
+                    tool=stored.tool,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+        except SQLAlchemyError as exc:
+            raise self.ledger._unavailable(exc) from exc
+        self._head = (seq + 1, digest)
+        self.appended.append(stored)
+        return stored
+
+    def add_evidence(self, *, blake3: str, sha256: str, size: int, store_key: str, version: str, seq: int) -> None:
+        try:
+            self.connection.execute(
+                evidence.insert().values(
+                    blake3=blake3, sha256=sha256, size=size, store_key=store_key, version=version, first_seq=seq
+                )
+            )
+        except SQLAlchemyError as exc:
+            raise self.ledger._unavailable(exc) from exc
+
+    def evidence_row(self, blake3: str) -> Mapping[str, Any] | None:
+        row = self.connection.execute(select(evidence).where(evidence.c.blake3 == blake3)).first()
+        return None if row is None else dict(row._mapping)
+
+
+def _row_event(row: Any) -> CustodyEvent:
+    subject: dict[str, str] = {}
+    if row.subject_evidence is not None:
+        subject["evidence"] = row.subject_evidence
+    if row.subject_incident is not None:
+        subject["incident"] = row.subject_incident
+    return CustodyEvent(
+        seq=row.seq,
+        time=row.time,
+        actor=row.actor,
+        role=row.role,
+        action=row.action,
+        subject=subject,
+        details=json.loads(row.details),
+        tool=row.tool,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+

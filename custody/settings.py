@@ -1,0 +1,47 @@
+"""Settings the core receives. The core never reads the environment; ``cli/`` builds these from
+flags, ``CUSTODY_*`` variables, the config file and defaults, in that order of precedence."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_RETENTION_DAYS = 90
+
+
+def default_home() -> Path:
+    """The per-user data directory: ``$XDG_DATA_HOME/custody`` or ``~/.local/share/custody``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "custody"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    db_url: str
+    store_url: str
+    actor: str
+    role: str = "technician"
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    db_timeout: float = 30.0
+
+    @property
+    def key_path(self) -> Path:
+        return self.home / "signing.key"
+
+    @property
+    def verifier_key_path(self) -> Path:
+        return self.home / "verifier.key"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.toml"
+
+    @staticmethod
+    def default_db_url(home: Path) -> str:
+        return f"sqlite:///{home / 'custody.db'}"
+
+    @staticmethod
+    def default_store_url(home: Path) -> str:
+        return f"file://{home / 'store'}"

@@ -1,0 +1,144 @@
+"""Resolve references to preserved objects, and verify stored bytes against the ledger."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import blake3 as blake3_mod
+
+from custody.canonical import printable_path
+from custody.errors import BadInput, Finding
+from custody.hashing import blake3_file
+from custody.ledger import Ledger
+from storage.base import ObjectStore
+from storage.errors import ObjectNotFound, StorageError
+
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+@dataclass
+class Resolved:
+    ref: str
+    blake3: str | None
+    path: str | None = None
+    """Set when the reference was a file, whose BLAKE3 is ``blake3``."""
+
+
+def resolve(ledger: Ledger, ref: str) -> Resolved:
+    """A file path (hashed, then looked up) or a unique BLAKE3 prefix of at least 8 hex chars.
+
+    For a file whose bytes are not preserved, ``blake3`` is its digest and the ledger has no
+    such object; for a prefix, ``BadInput`` unless exactly one object matches."""
+    if os.path.isfile(ref):
+        try:
+            digest = blake3_file(ref)
+        except OSError as exc:
+            raise BadInput(f"{printable_path(ref)}: cannot read: {exc.strerror}") from exc
+        return Resolved(ref, digest, path=ref)
+    if os.path.exists(ref):
+        raise BadInput(f"{printable_path(ref)}: not a regular file")
+    if not HEX.match(ref):
+        raise BadInput(f"{printable_path(ref)}: no such file, and not a BLAKE3 digest prefix")
+    if len(ref) < 8:
+        raise BadInput(f"{ref}: a digest prefix needs at least 8 hex characters")
+    matches = ledger.find_evidence(ref.lower())
+    if not matches:
+        raise BadInput(f"{ref}: no preserved object has a BLAKE3 digest starting with it")
+    if len(matches) > 1:
+        raise BadInput(f"{ref}: more than one preserved object starts with it; give more characters")
+    return Resolved(ref, matches[0])
+
+
+@dataclass
+class VerifyResult:
+    ref: str
+    blake3: str | None
+    ok: bool
+    store_key: str | None = None
+    file_matches: bool | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "blake3": self.blake3,
+            "ok": self.ok,
+            "store_key": self.store_key,
+            "file_matches": self.file_matches,
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+def stored_blake3(store: ObjectStore, key: str, version: str | None) -> str:
+    """BLAKE3 of a stored object's bytes, re-read from the store (memory-mapped when local)."""
+    local_path = getattr(store, "local_path", None)
+    if local_path is not None:
+        return blake3_file(local_path(key, version))
+    hasher = blake3_mod.blake3()
+    with store.open(key, version) as stream:
+        while chunk := stream.read(8 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> VerifyResult:
+    result = VerifyResult(resolved.ref, resolved.blake3, ok=True)
+    row = ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
+    subject = printable_path(resolved.ref)
+    if row is None:
+        result.ok = False
+        result.file_matches = False
+        result.findings.append(
+            Finding(
+                "not-preserved",
+                subject,
+                f"these bytes (BLAKE3 {resolved.blake3}) are not a preserved object",
+            )
+        )
+        return result
+    result.store_key = row["store_key"]
+    if resolved.path is not None:
+        result.file_matches = True
+    try:
+        found = stored_blake3(store, row["store_key"], row["version"])
+    except ObjectNotFound:
+        result.ok = False
+        result.findings.append(
+            Finding("missing", subject, f"the stored object {row['store_key']} (version {row['version']}) is missing")
+        )
+        return result
+    except (OSError, StorageError) as exc:
+        result.ok = False
+        result.findings.append(
+            Finding("unreadable", subject, f"the stored object {row['store_key']} could not be read: {exc}")
+        )
+        return result
+    if found != row["blake3"]:
+        result.ok = False
+        result.findings.append(
+            Finding(
+                "mismatch",
+                subject,
+                f"the stored object {row['store_key']} no longer has the recorded content",
+                "blake3",
+                row["blake3"],
+                found,
+            )
+        )
+    return result
+
+
+def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[VerifyResult]:
+    """Verify every reference; a bad reference becomes a finding, the others are still checked."""
+    results = []
+    for ref in refs:
+        try:
+            resolved = resolve(ledger, ref)
+        except BadInput as exc:
+            results.append(VerifyResult(ref, None, ok=False, findings=[Finding("bad-reference", printable_path(ref), str(exc))]))
+            continue
+        results.append(verify_object(ledger, store, resolved))
+    return results

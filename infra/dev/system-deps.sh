@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# system-deps.sh NEED...
+# Makes sure the Debian/Ubuntu packages behind each NEED are installed:
+#   venv    python3 with venv and pip          ffmpeg  ffmpeg and ffprobe
+#   b3sum   the BLAKE3 reference command       ceph    Ceph RGW (a real S3 server, for tests)
+# Running as root, missing packages are installed with apt-get. Otherwise the exact command to
+# run is printed and the script exits 1.
+set -euo pipefail
+
+packages=()
+for need in "$@"; do
+  case "$need" in
+    venv)   python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv python3-pip) ;;
+    ffmpeg) { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || packages+=(ffmpeg) ;;
+    b3sum)  command -v b3sum >/dev/null 2>&1 || packages+=(b3sum) ;;
+    ceph)   for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl uuidgen; do
+              command -v "$c" >/dev/null 2>&1 || { packages+=(ceph-mon ceph-osd radosgw ceph-common ceph-base curl uuid-runtime); break; }
+            done ;;
+    *) echo "system-deps.sh: unknown need '$need'" >&2; exit 2 ;;
+  esac
+done
+
+[ ${#packages[@]} -eq 0 ] && exit 0
+command="apt-get install -y --no-install-recommends ${packages[*]}"
+if [ "$(id -u)" != 0 ]; then
+  echo "Missing system packages. Run, as root:" >&2
+  echo "    apt-get update && $command" >&2
+  exit 1
+fi
+echo "installing: ${packages[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
