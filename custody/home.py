@@ -51,8 +51,8 @@ def init_home(settings: Settings) -> InitReport:
 
     home = settings.home
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(home, 0o700)
+        if not home.exists():
+            home.mkdir(mode=0o700, parents=True)
         probe = home / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -50,7 +50,7 @@ class _Bar:
 
 
 @click.command("ingest")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True)
 @click.option("--actor", envvar="CUSTODY_ACTOR", help="Who is ingesting (env CUSTODY_ACTOR; default the OS user).")
 @click.option("--note", help="A note recorded with every file's event.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
