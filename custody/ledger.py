@@ -474,6 +474,16 @@ class _Transaction:
         return None if row is None else dict(row._mapping)
 
 
+def _details(stored: str) -> dict[str, Any]:
+    """Stored details; text that is no longer JSON is kept as-is so that verification reports
+    the event instead of failing."""
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return {"unparseable": stored}
+    return value if isinstance(value, dict) else {"unparseable": stored}
+
+
 def _row_event(row: Any) -> CustodyEvent:
     subject: dict[str, str] = {}
     if row.subject_evidence is not None:
@@ -487,7 +497,7 @@ def _row_event(row: Any) -> CustodyEvent:
         role=row.role,
         action=row.action,
         subject=subject,
-        details=json.loads(row.details),
+        details=_details(row.details),
         tool=row.tool,
         prev_hash=row.prev_hash,
         hash=row.hash,
