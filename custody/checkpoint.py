@@ -392,7 +392,7 @@ def _split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
 
 
 def sign_note(text: str, signers: Sequence[Signer]) -> str:
-    """Return ``text`` signed by every signer as a C2SP signed note.
+    """Return ``text`` signed by every signer (https://c2sp.org/signed-note).
 
     ``text`` must end in a newline, be valid UTF-8 and contain no ASCII
     control characters other than newline (:class:`NoteError` otherwise).
@@ -411,14 +411,14 @@ def sign_note(text: str, signers: Sequence[Signer]) -> str:
 
 
 def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> Note:
-    """Parse a signed note and verify its signatures against ``verifiers``.
+    """Parse a signed note (https://c2sp.org/signed-note) and verify it.
 
     A signature line matches a verifier when both key name and key ID are
     equal; other lines are unverified and reported in ``Note.unverified``.
     Raises :class:`NoteError` for malformed notes, :class:`InvalidSignature`
     if any line from a known key fails to verify, and :class:`UnverifiedNote`
     if no line is from a known key.  Raises ``ValueError`` if two verifiers
-    share a name and key ID.
+    share a name and key ID but have different public keys.
     """
     known: dict[tuple[str, int], Verifier] = {}
     for v in verifiers:
@@ -477,11 +477,11 @@ def format_checkpoint(checkpoint: Checkpoint) -> str:
 
 
 def parse_checkpoint(text: str) -> Checkpoint:
-    """Parse a checkpoint note text strictly (raises :class:`CheckpointError`).
+    """Parse a checkpoint note text (https://c2sp.org/tlog-checkpoint) strictly.
 
     Requires a final newline, at least three lines, a decimal size without
     leading zeros that fits in 64 bits, a canonical base64 32-byte root, and
-    non-empty extension lines.
+    non-empty extension lines; raises :class:`CheckpointError` otherwise.
     """
     if not text.endswith("\n"):
         raise CheckpointError("checkpoint must end in a newline")
@@ -552,7 +552,7 @@ def format_tlog_proof(
     signed_checkpoint_text: str,
     extra: bytes | None = None,
 ) -> str:
-    """Return a ``c2sp.org/tlog-proof@v1`` text.
+    """Return a ``c2sp.org/tlog-proof@v1`` text (https://c2sp.org/tlog-proof).
 
     Layout: the header line, an optional ``extra <base64>`` line, an
     ``index <decimal>`` line, one base64 line per inclusion proof hash (leaf
@@ -574,7 +574,7 @@ def format_tlog_proof(
 
 
 def parse_tlog_proof(text: str | bytes) -> TlogProof:
-    """Parse a ``c2sp.org/tlog-proof@v1`` text strictly.
+    """Parse a ``c2sp.org/tlog-proof@v1`` text strictly (https://c2sp.org/tlog-proof).
 
     Raises :class:`ProofFormatError` for a wrong header, a malformed extra or
     index line, a proof line that is not canonical base64 of 32 bytes, more
@@ -627,7 +627,7 @@ def verify_tlog_proof(
     entry: bytes | None = None,
     origin: str | None = None,
 ) -> VerifiedTlogProof:
-    """Verify a ``c2sp.org/tlog-proof@v1`` for one log entry.
+    """Verify a ``c2sp.org/tlog-proof@v1`` for one log entry (https://c2sp.org/tlog-proof).
 
     Give exactly one of ``leaf_hash`` (the 32-byte RFC 6962 leaf hash) or
     ``entry`` (the raw entry; its leaf hash is SHA-256(0x00 || entry)).
