@@ -1,0 +1,1145 @@
+"""S3 Object Lock backend: AWS S3, Ceph RGW, MinIO and other S3-compatible servers.
+
+Retention and legal holds are enforced by the server (``capabilities.worm == "server"``), which
+``lock_self_test`` checks for itself instead of trusting the API's acceptance of a lock.
+
+What is validated on ``put``, and by whom:
+
+* Small objects (``size <= multipart_threshold``) are read into memory first; the client compares
+  their size and SHA-256 with the declared ones before anything is sent, because a version that
+  landed under COMPLIANCE retention could never be removed again. One PutObject carries the
+  retention and hold headers, ``Content-MD5`` (validated by every S3 server) and
+  ``x-amz-checksum-sha256`` (validated by AWS S3; Ceph RGW 16 accepts and ignores it).
+* Large objects go up as a multipart upload: parts are read from the source once, in order, and
+  sent by a small thread pool; at most ``max_workers + 2`` part buffers are in memory at any time,
+  whatever the object's size. Every part carries ``Content-MD5`` (the server refuses a part whose
+  bytes differ: ``BadDigest``) and ``x-amz-checksum-sha256`` (again validated by AWS S3 only).
+  The client hashes the whole stream while reading it and compares size and SHA-256 with the
+  declared ones before CompleteMultipartUpload; on a mismatch, on any error and on
+  KeyboardInterrupt the upload is aborted, so no object is ever completed. Retention and legal
+  hold are requested on CreateMultipartUpload and, because some servers (Ceph RGW) silently
+  ignore them there, applied again with PutObjectRetention / PutObjectLegalHold after completion.
+* Finally a fresh ``stat`` must show the size, the SHA-256 recorded in ``x-amz-meta-sha256``, a
+  version id, a retention of the requested mode lasting at least until the requested date, and
+  the legal hold; anything weaker raises ``StoreMisconfigured`` (see ``confirm_stored``).
+
+The full-object SHA-256 itself is therefore checked by this client over the exact bytes it sent,
+and the server checks each request's MD5 (and, on AWS S3, each part's SHA-256).
+
+Every botocore exception is turned into a ``storage.errors`` class at this module's boundary;
+no message carries credentials. Credentials come only from boto3's standard chain (environment,
+shared files, profiles, instance or container roles), never from the store URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, BinaryIO, Literal, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention
+from storage.errors import (
+    IntegrityRejected,
+    ObjectExists,
+    ObjectNotFound,
+    RetentionViolation,
+    StorageError,
+    StorageUnavailable,
+    StoreMisconfigured,
+)
+
+MiB = 1 << 20
+DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
+DEFAULT_PART_SIZE = 16 * MiB
+MIN_PART_SIZE = 5 * MiB
+"""S3's smallest allowed part (all but the last); Ceph RGW enforces the same by default."""
+MAX_PARTS = 10_000
+DEFAULT_WORKERS = 4
+URL_PARAMETERS = ("endpoint_url", "region")
+
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+_METADATA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_CREDENTIAL_WORDS = ("secret", "access", "token", "password", "credential", "session", "key_id")
+_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+        "InvalidClientTokenId",
+        "RequestTimeTooSkewed",
+    }
+)
+_INTEGRITY_CODES = frozenset(
+    {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody", "InvalidChecksum"}
+)
+_NO_LOCK_CODES = frozenset({"ObjectLockConfigurationNotFoundError", "NoSuchObjectLockConfiguration"})
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "404", "NotFound"})
+_BUSY_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+)
+
+S3Client = Any
+"""A boto3 S3 client (boto3 ships no type information)."""
+_CompletedParts = list[dict[str, Any]]
+_Probes = list[LockProbe]
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return _utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def whole_second_ceiling(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second: S3 servers keep retain-until dates to the second
+    (Ceph RGW truncates fractions), so a fractional date would come back earlier than asked."""
+    moment = _utc(moment)
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "") or "")
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _server_message(exc: ClientError) -> str:
+    code = _code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", "") or "")
+    status = _status(exc)
+    text = code if code and code != str(status) else f"HTTP {status}"
+    return f"{text}: {message}" if message else text
+
+
+def _read_up_to(source: BinaryIO, count: int) -> bytes:
+    """Read ``count`` bytes, fewer only at end of stream (short reads are retried)."""
+    first = source.read(count)
+    if len(first) == count or not first:
+        return bytes(first)
+    pieces = [first]
+    missing = count - len(first)
+    while missing:
+        piece = source.read(missing)
+        if not piece:
+            break
+        pieces.append(piece)
+        missing -= len(piece)
+    return b"".join(pieces)
+
+
+def confirm_stored(
+    info: ObjectInfo,
+    *,
+    retention: Retention,
+    legal_hold: bool,
+    size: int | None = None,
+    sha256: str | None = None,
+) -> None:
+    """Check that a stored version is what a put asked for, as a fresh ``stat`` reports it.
+
+    A version id must be present; the retention must be in ``retention.mode`` and last at least
+    until ``retention.until`` rounded up to a whole second (later is fine, e.g. a bucket default);
+    a legal hold must be on when asked. A weaker lock raises ``StoreMisconfigured``: the server
+    accepted the request without keeping the promise. A different size or SHA-256 raises
+    ``StorageError``: the version exists, so it is not reported as ``IntegrityRejected``.
+    """
+    where = f"{info.key} (version {info.version or 'none'})"
+    if size is not None and info.size != size:
+        raise StorageError(
+            f"the store reports {info.size} bytes for {where} but {size} were sent; the version "
+            "stays as stored (an audit will list it); check the server before ingesting more"
+        )
+    if sha256 is not None and info.sha256 != sha256.lower():
+        raise StorageError(
+            f"the store reports SHA-256 {info.sha256} for {where} but {sha256.lower()} was sent"
+        )
+    if not info.version:
+        raise StoreMisconfigured(
+            f"the store returned no version id for {where}: bucket versioning is off, so Object "
+            "Lock cannot protect it; use a bucket created with Object Lock enabled"
+        )
+    wanted = whole_second_ceiling(retention.until)
+    problems: list[str] = []
+    if info.retention is None:
+        problems.append("it has no retention at all")
+    else:
+        if info.retention.mode != retention.mode:
+            problems.append(f"its retention mode is {info.retention.mode}, not {retention.mode}")
+        if info.retention.until < wanted:
+            problems.append(
+                f"it is retained until {_iso(info.retention.until)}, earlier than {_iso(wanted)}"
+            )
+    if legal_hold and not info.legal_hold:
+        problems.append("the legal hold is not on")
+    if problems:
+        raise StoreMisconfigured(
+            f"the store accepted {where} but its lock is weaker than asked: "
+            + "; ".join(problems)
+            + ". The server does not enforce Object Lock as requested: do not use it for evidence"
+        )
+
+
+class S3Store:
+    """An S3 bucket with Object Lock, optionally under a key prefix; see the module docstring.
+
+    Thread-safe: one store may serve several threads (the boto3 client is shared).
+    """
+
+    capabilities = Capabilities(
+        worm="server",
+        description=(
+            "S3 Object Lock: COMPLIANCE retention and legal holds are enforced by the storage "
+            "server; lock_self_test checks that the server really refuses to weaken them"
+        ),
+    )
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_workers: int = DEFAULT_WORKERS,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 5,
+        retry_mode: Literal["standard", "adaptive"] = "standard",
+        flexible_checksums: bool = True,
+        canary_seconds: int = 60,
+        clock: Callable[[], datetime] | None = None,
+        client: S3Client | None = None,
+    ) -> None:
+        """A store for ``bucket`` (keys are stored under ``prefix``).
+
+        ``endpoint_url`` selects an S3-compatible server and path-style addressing; ``region``
+        defaults to boto3's configuration. Objects larger than ``multipart_threshold`` bytes are
+        sent as multipart uploads in parts of ``part_size`` bytes (at least 5 MiB; grown when an
+        object would need more than 10,000 parts) by ``max_workers`` threads. Each HTTP attempt
+        is bounded by ``connect_timeout``/``read_timeout`` seconds; throttling, 5xx answers and
+        connection errors are retried with backoff by botocore's ``retry_mode`` up to
+        ``max_attempts`` attempts in all. ``flexible_checksums`` adds ``x-amz-checksum-sha256``
+        to uploads. ``clock`` is only used when the server sends no Date header. ``client``
+        replaces the boto3 client built from the other arguments (for tests).
+        """
+        if not bucket or "/" in bucket:
+            raise StorageError(f"invalid bucket name {bucket!r}")
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (5 MiB)")
+        if multipart_threshold < 0 or max_workers < 1 or max_attempts < 1 or canary_seconds < 10:
+            raise ValueError("multipart_threshold >= 0, max_workers >= 1, max_attempts >= 1 and canary_seconds >= 10 are required")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.max_workers = max_workers
+        self.max_attempts = max_attempts
+        self.flexible_checksums = flexible_checksums
+        self.canary_seconds = canary_seconds
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._lock_checked = False
+        if client is None:
+            config = Config(
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+                max_pool_connections=max(10, max_workers + 4),
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                s3={"addressing_style": "path" if endpoint_url else "auto"},
+            )
+            try:
+                client = boto3.session.Session().client(
+                    "s3", endpoint_url=endpoint_url, region_name=region, config=config
+                )
+            except (BotoCoreError, ValueError) as exc:
+                raise StorageUnavailable(
+                    f"cannot set up an S3 client for {self._location()}: {type(exc).__name__}: {exc}"
+                ) from exc
+        self._client: S3Client = client
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> S3Store:
+        """Build a store from ``s3://bucket[/prefix][?endpoint_url=...&region=...]``.
+
+        Credentials are refused in the URL (user info or credential-like parameters): they come
+        only from boto3's standard chain. Unknown parameters are refused too. ``options`` are
+        passed to the constructor.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "s3":
+            raise StorageError("an S3 store URL starts with s3://, e.g. s3://bucket/prefix?endpoint_url=http://127.0.0.1:7480")
+        if "@" in parts.netloc:
+            raise StorageError(_CREDENTIALS_IN_URL)
+        bucket = parts.netloc
+        if not bucket:
+            raise StorageError("the S3 store URL names no bucket: use s3://bucket[/prefix]")
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        except ValueError as exc:
+            raise StorageError("the S3 store URL has a malformed query string") from exc
+        if any(word in name.lower() for name in query for word in _CREDENTIAL_WORDS):
+            raise StorageError(_CREDENTIALS_IN_URL)
+        unknown = sorted(set(query) - set(URL_PARAMETERS))
+        if unknown:
+            raise StorageError(
+                f"unknown S3 store URL parameter(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(URL_PARAMETERS)}"
+            )
+        repeated = sorted(name for name, values in query.items() if len(values) > 1)
+        if repeated:
+            raise StorageError(f"S3 store URL parameter(s) given more than once: {', '.join(repeated)}")
+        endpoint = query.get("endpoint_url", [None])[0] or None
+        region = query.get("region", [None])[0] or None
+        if endpoint is not None:
+            endpoint_parts = urlsplit(endpoint)
+            if "@" in endpoint_parts.netloc:
+                raise StorageError(_CREDENTIALS_IN_URL)
+            if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.hostname:
+                raise StorageError(
+                    "endpoint_url must be an http:// or https:// URL such as http://127.0.0.1:7480"
+                )
+        return cls(bucket, unquote(parts.path), endpoint_url=endpoint, region=region, **options)
+
+    # ---- naming and errors ------------------------------------------------------------------
+
+    def _endpoint(self) -> str:
+        if self.endpoint_url:
+            return self.endpoint_url
+        client = getattr(self, "_client", None)
+        endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        return str(endpoint) if endpoint else "the default AWS S3 endpoint"
+
+    def _location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix} at {self._endpoint()}"
+
+    def describe(self) -> str:
+        return self._location()
+
+    def __repr__(self) -> str:
+        return f"S3Store({self._location()!r})"
+
+    def _full_key(self, key: str) -> str:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"invalid object key {key!r}")
+        full = self.prefix + key
+        if len(full.encode("utf-8")) > 1024:
+            raise StorageError(f"object key too long for S3 (over 1024 bytes): {key!r}")
+        return full
+
+    def _translate(
+        self,
+        exc: Exception,
+        action: str,
+        key: str | None = None,
+        version: str | None = None,
+        lock: bool = False,
+    ) -> StorageError:
+        """The ``storage.errors`` instance for a botocore exception raised while ``action``.
+
+        ``key`` makes 404s mean ``ObjectNotFound``; ``lock`` makes 403s mean the server refused
+        on account of retention or a legal hold.
+        """
+        what = f"{key} (version {version})" if key and version else (key or f"bucket {self.bucket}")
+        where = f"s3://{self.bucket}/{self.prefix} at {self._endpoint()}"
+        if isinstance(exc, ClientError):
+            code, status, detail = _code(exc), _status(exc), _server_message(exc)
+            if code == "NoSuchBucket":
+                return StorageUnavailable(
+                    f"bucket {self.bucket} does not exist at {self._endpoint()} ({action} {what}); "
+                    "fix the store URL, or create the bucket with Object Lock enabled "
+                    f"(aws s3api create-bucket --bucket {self.bucket} --object-lock-enabled-for-bucket)"
+                )
+            if code in _CREDENTIAL_CODES:
+                return StorageUnavailable(
+                    f"the S3 endpoint {self._endpoint()} rejected the credentials ({detail}) while "
+                    f"{action} {what} in bucket {self.bucket}; check AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials (boto3's standard "
+                    "chain)" + (" and this machine's clock" if code == "RequestTimeTooSkewed" else "")
+                )
+            if code in _INTEGRITY_CODES:
+                return IntegrityRejected(
+                    f"the server refused the bytes of {what} ({detail}): they do not match the "
+                    f"digest sent with them; nothing was stored under {what}"
+                )
+            if code == "PreconditionFailed" or status == 412:
+                return ObjectExists(key or what)
+            if key is not None and (code in _NOT_FOUND_CODES or status in (404, 405)):
+                return ObjectNotFound(key, version)
+            if code in _NO_LOCK_CODES or (code == "InvalidRequest" and "lock" in detail.lower()):
+                return StoreMisconfigured(f"{_no_lock_message(self.bucket, self._endpoint())} ({detail})")
+            if code == "AccessDenied" or status == 403:
+                if lock:
+                    return RetentionViolation(
+                        f"the server refused {action} {what}: {detail} (retention or legal hold)"
+                    )
+                return StorageUnavailable(
+                    f"access denied ({detail}) while {action} {what} in {where}; check the "
+                    "credentials and that their policy allows this operation on the bucket"
+                )
+            if code in _BUSY_CODES or status >= 500:
+                return StorageUnavailable(
+                    f"the S3 server {self._endpoint()} failed ({detail}) while {action} {what} "
+                    f"after {self.max_attempts} attempts; try again later"
+                )
+            return StorageError(f"the S3 server {self._endpoint()} refused {action} {what}: {detail}")
+        if isinstance(exc, BotoCoreError):
+            name = type(exc).__name__
+            if "Credential" in name or name == "ProfileNotFound":
+                return StorageUnavailable(
+                    f"no usable S3 credentials for {where} ({name}); set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials"
+                )
+            return StorageUnavailable(
+                f"cannot reach the S3 endpoint {self._endpoint()} (bucket {self.bucket}) while "
+                f"{action} {what}: {name} after up to {self.max_attempts} attempts; check the "
+                "endpoint URL, the network and that the server is running"
+            )
+        return StorageUnavailable(f"I/O error while {action} {what} in {where}: {exc}")
+
+    @contextmanager
+    def _boundary(
+        self, action: str, key: str | None = None, version: str | None = None, lock: bool = False
+    ) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, action, key, version, lock) from exc
+
+    # ---- bucket -----------------------------------------------------------------------------
+
+    def ensure_bucket(self, create: bool = False, default_retention_days: int = 90) -> None:
+        """Check that the bucket exists, has Object Lock enabled and versioning on.
+
+        With ``create``, a missing bucket is created with Object Lock (which turns versioning on)
+        and a default COMPLIANCE retention of ``default_retention_days`` days (0: no default);
+        an existing bucket's configuration is never changed. A bucket without Object Lock raises
+        ``StoreMisconfigured``; a missing bucket (without ``create``), rejected credentials or an
+        unreachable endpoint raise ``StorageUnavailable``.
+        """
+        try:
+            lock = self._client.get_object_lock_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchBucket" and create:
+                self._create_bucket(default_retention_days)
+                self.ensure_bucket(create=False)
+                return
+            if _code(exc) in _NO_LOCK_CODES or (
+                _code(exc) == "InvalidRequest" and "lock" in _server_message(exc).lower()
+            ):
+                raise StoreMisconfigured(_no_lock_message(self.bucket, self._endpoint())) from exc
+            raise self._translate(exc, "checking Object Lock on") from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, "checking Object Lock on") from exc
+        enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+        if enabled != "Enabled":
+            raise StoreMisconfigured(_no_lock_message(self.bucket, self._endpoint()))
+        with self._boundary("checking versioning on"):
+            versioning = self._client.get_bucket_versioning(Bucket=self.bucket)
+        if versioning.get("Status") != "Enabled":
+            raise StoreMisconfigured(
+                f"bucket {self.bucket} at {self._endpoint()} has Object Lock but versioning is "
+                f"{versioning.get('Status', 'off')}; enable versioning on it "
+                f"(aws s3api put-bucket-versioning --bucket {self.bucket} "
+                "--versioning-configuration Status=Enabled)"
+            )
+        self._lock_checked = True
+
+    def _create_bucket(self, default_retention_days: int) -> None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "ObjectLockEnabledForBucket": True}
+        region = self.region or getattr(self._client.meta, "region_name", None)
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self._client.create_bucket(**params)
+        except ClientError as exc:
+            if _code(exc) not in ("BucketAlreadyOwnedByYou",):
+                raise self._translate(exc, "creating") from exc
+            return
+        except BotoCoreError as exc:
+            raise self._translate(exc, "creating") from exc
+        if default_retention_days > 0:
+            with self._boundary("setting the default retention of"):
+                self._client.put_object_lock_configuration(
+                    Bucket=self.bucket,
+                    ObjectLockConfiguration={
+                        "ObjectLockEnabled": "Enabled",
+                        "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": default_retention_days}},
+                    },
+                )
+
+    def _require_lock(self) -> None:
+        if not self._lock_checked:
+            self.ensure_bucket(create=False)
+
+    # ---- put --------------------------------------------------------------------------------
+
+    def put(
+        self,
+        key: str,
+        source: BinaryIO,
+        size: int,
+        *,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool = False,
+        metadata: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ObjectInfo:
+        """See ``ObjectStore.put`` and the module docstring.
+
+        ``progress`` is called on the calling thread: once for a small object, once per part of
+        a multipart upload, as the server acknowledges the bytes. Before a multipart upload,
+        unfinished multipart uploads of the same key (left by an interrupted put whose abort did
+        not reach the server) are aborted.
+        """
+        full = self._full_key(key)
+        expected = sha256.lower()
+        if not _SHA256_HEX.match(expected):
+            raise StorageError(f"not a SHA-256 hex digest: {sha256!r}")
+        if size < 0:
+            raise StorageError(f"negative size {size} for {key}")
+        user_metadata = _object_metadata(expected, metadata)
+        wanted = Retention(retention.mode, whole_second_ceiling(retention.until))
+        self._require_lock()
+        self._refuse_existing(key, full)
+        if size <= self.multipart_threshold:
+            version = self._put_single(key, full, source, size, expected, wanted, legal_hold, user_metadata)
+            if progress is not None:
+                progress(size)
+        else:
+            version = self._put_multipart(
+                key, full, source, size, expected, wanted, legal_hold, user_metadata, progress
+            )
+        info = self.stat(key, version)
+        confirm_stored(info, retention=wanted, legal_hold=legal_hold, size=size, sha256=expected)
+        return info
+
+    def _refuse_existing(self, key: str, full: str) -> None:
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=full)
+        except ClientError as exc:
+            if _status(exc) == 404 or _code(exc) in _NOT_FOUND_CODES:
+                return
+            raise self._translate(exc, "checking for an existing", key) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, "checking for an existing", key) from exc
+        raise ObjectExists(key)
+
+    def _lock_parameters(self, retention: Retention, legal_hold: bool) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "ObjectLockMode": retention.mode,
+            "ObjectLockRetainUntilDate": retention.until,
+        }
+        if legal_hold:
+            params["ObjectLockLegalHoldStatus"] = "ON"
+        return params
+
+    def _put_single(
+        self,
+        key: str,
+        full: str,
+        source: BinaryIO,
+        size: int,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool,
+        metadata: dict[str, str],
+    ) -> str:
+        data = _read_up_to(source, size + 1)
+        found = hashlib.sha256(data).hexdigest()
+        if len(data) != size or found != sha256:
+            raise IntegrityRejected(
+                f"the source of {key} gave {'more than ' if len(data) > size else ''}"
+                f"{min(len(data), size)} bytes with SHA-256 {found}, but {size} bytes with SHA-256 "
+                f"{sha256} were declared; nothing was sent (was the file changed while it was read?)"
+            )
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": full,
+            "Body": data,
+            "ContentLength": size,
+            "ContentMD5": _b64(hashlib.md5(data).digest()),
+            "Metadata": metadata,
+            "IfNoneMatch": "*",
+            **self._lock_parameters(retention, legal_hold),
+        }
+        if self.flexible_checksums:
+            params["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
+        with self._boundary("storing", key):
+            response = self._client.put_object(**params)
+        return self._version_of(key, response)
+
+    def _version_of(self, key: str, response: Mapping[str, Any]) -> str:
+        version = response.get("VersionId")
+        if not version or version == "null":
+            raise StoreMisconfigured(
+                f"the store kept {key} without a version id: versioning is off on bucket "
+                f"{self.bucket}, so Object Lock cannot protect it; use a bucket created with "
+                "Object Lock enabled"
+            )
+        return str(version)
+
+    def _part_size_for(self, size: int) -> int:
+        needed = math.ceil(size / MAX_PARTS)
+        return max(self.part_size, math.ceil(needed / MiB) * MiB)
+
+    def _put_multipart(
+        self,
+        key: str,
+        full: str,
+        source: BinaryIO,
+        size: int,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool,
+        metadata: dict[str, str],
+        progress: ProgressCallback | None,
+    ) -> str:
+        self._abort_leftover_uploads(key, full)
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": full,
+            "Metadata": metadata,
+            **self._lock_parameters(retention, legal_hold),
+        }
+        if self.flexible_checksums:
+            params["ChecksumAlgorithm"] = "SHA256"
+        with self._boundary("starting the multipart upload of", key):
+            upload_id = str(self._client.create_multipart_upload(**params)["UploadId"])
+        try:
+            parts = self._send_parts(key, full, upload_id, source, size, sha256, progress)
+            with self._boundary("completing the multipart upload of", key):
+                response = self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfNoneMatch="*",
+                )
+        except BaseException as exc:
+            problem = self._abort_upload(full, upload_id)
+            if problem and isinstance(exc, StorageError):
+                exc.args = (f"{exc}; {problem}",)
+            raise
+        version = self._version_of(key, response)
+        self._lock_completed(key, full, version, retention, legal_hold)
+        return version
+
+    def _send_parts(
+        self,
+        key: str,
+        full: str,
+        upload_id: str,
+        source: BinaryIO,
+        size: int,
+        sha256: str,
+        progress: ProgressCallback | None,
+    ) -> _CompletedParts:
+        part_size = self._part_size_for(size)
+        count = max(1, math.ceil(size / part_size))
+        whole = hashlib.sha256()
+        sent = 0
+        done_parts: dict[int, dict[str, Any]] = {}
+        window = self.max_workers + 1
+        pending: set[Future[tuple[dict[str, Any], int]]] = set()
+
+        def collect(finished: set[Future[tuple[dict[str, Any], int]]]) -> None:
+            for future in finished:
+                part, length = future.result()
+                done_parts[int(part["PartNumber"])] = part
+                if progress is not None:
+                    progress(length)
+
+        pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="s3-part")
+        try:
+            for number in range(1, count + 1):
+                length = min(part_size, size - (number - 1) * part_size)
+                data = _read_up_to(source, length)
+                whole.update(data)
+                sent += len(data)
+                if len(data) != length:
+                    raise IntegrityRejected(
+                        f"the source of {key} ended after {sent} bytes but {size} were declared; "
+                        "the multipart upload was aborted and nothing was stored"
+                    )
+                while len(pending) >= window:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    collect(finished)
+                pending.add(pool.submit(self._upload_part, key, full, upload_id, number, data))
+                del data
+            if source.read(1):
+                raise IntegrityRejected(
+                    f"the source of {key} has more than the {size} bytes declared; the multipart "
+                    "upload was aborted and nothing was stored"
+                )
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(finished)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        found = whole.hexdigest()
+        if found != sha256:
+            raise IntegrityRejected(
+                f"the {size} bytes read from the source of {key} have SHA-256 {found}, not the "
+                f"declared {sha256}; the multipart upload was aborted and nothing was stored "
+                "(was the file changed while it was read?)"
+            )
+        return [done_parts[number] for number in sorted(done_parts)]
+
+    def _upload_part(
+        self, key: str, full: str, upload_id: str, number: int, data: bytes
+    ) -> tuple[dict[str, Any], int]:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": full,
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "Body": data,
+            "ContentLength": len(data),
+            "ContentMD5": _b64(hashlib.md5(data).digest()),
+        }
+        part: dict[str, Any] = {"PartNumber": number}
+        if self.flexible_checksums:
+            params["ChecksumSHA256"] = part["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
+        with self._boundary(f"uploading part {number} of", key):
+            response = self._client.upload_part(**params)
+        part["ETag"] = response["ETag"]
+        return part, len(data)
+
+    def _abort_upload(self, full: str, upload_id: str) -> str:
+        """Abort an unfinished upload; return "" or a sentence saying why it could not be."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                return ""
+            return (
+                f"the unfinished multipart upload {upload_id} could not be aborted "
+                f"({_server_message(exc)}); it holds no readable object and the next put of "
+                "this key aborts it"
+            )
+        except BotoCoreError as exc:
+            return (
+                f"the unfinished multipart upload {upload_id} could not be aborted "
+                f"({type(exc).__name__}); it holds no readable object and the next put of this "
+                "key aborts it"
+            )
+        return ""
+
+    def _abort_leftover_uploads(self, key: str, full: str) -> None:
+        try:
+            listing = self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=full)
+        except ClientError as exc:
+            if _code(exc) == "AccessDenied":
+                return
+            raise self._translate(exc, "listing unfinished uploads of", key) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, "listing unfinished uploads of", key) from exc
+        for upload in listing.get("Uploads", []):
+            if upload.get("Key") == full:
+                with self._boundary("aborting an unfinished upload of", key):
+                    try:
+                        self._client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=full, UploadId=upload["UploadId"]
+                        )
+                    except ClientError as exc:
+                        if _code(exc) != "NoSuchUpload":
+                            raise
+
+    def _lock_completed(
+        self, key: str, full: str, version: str, retention: Retention, legal_hold: bool
+    ) -> None:
+        """Apply retention and hold to a completed multipart object unless it already has them
+        (never asks for a shorter date than a bucket default gave it)."""
+        current = self._retention_of(key, full, version)
+        if current is None or current.mode != retention.mode or current.until < retention.until:
+            until = retention.until if current is None else max(current.until, retention.until)
+            with self._boundary("setting the retention of", key, version, lock=True):
+                self._client.put_object_retention(
+                    Bucket=self.bucket,
+                    Key=full,
+                    VersionId=version,
+                    Retention={"Mode": retention.mode, "RetainUntilDate": until},
+                )
+        if legal_hold and not self._hold_of(key, full, version):
+            with self._boundary("placing a legal hold on", key, version, lock=True):
+                self._client.put_object_legal_hold(
+                    Bucket=self.bucket, Key=full, VersionId=version, LegalHold={"Status": "ON"}
+                )
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def _retention_of(self, key: str, full: str, version: str | None) -> Retention | None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if version:
+            params["VersionId"] = version
+        try:
+            response = self._client.get_object_retention(**params)
+        except ClientError as exc:
+            if _code(exc) in _NO_LOCK_CODES or (
+                _code(exc) == "InvalidRequest" and "lock" in _server_message(exc).lower()
+            ):
+                return None
+            raise self._translate(exc, "reading the retention of", key, version) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, "reading the retention of", key, version) from exc
+        found = response.get("Retention") or {}
+        mode, until = found.get("Mode"), found.get("RetainUntilDate")
+        if mode not in ("COMPLIANCE", "GOVERNANCE") or not isinstance(until, datetime):
+            return None
+        return Retention(cast(Literal["COMPLIANCE", "GOVERNANCE"], mode), _utc(until))
+
+    def _hold_of(self, key: str, full: str, version: str | None) -> bool:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if version:
+            params["VersionId"] = version
+        try:
+            response = self._client.get_object_legal_hold(**params)
+        except ClientError as exc:
+            if _code(exc) in _NO_LOCK_CODES or (
+                _code(exc) == "InvalidRequest" and "lock" in _server_message(exc).lower()
+            ):
+                return False
+            raise self._translate(exc, "reading the legal hold of", key, version) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, "reading the legal hold of", key, version) from exc
+        return bool((response.get("LegalHold") or {}).get("Status") == "ON")
+
+    def stat(self, key: str, version: str | None = None) -> ObjectInfo:
+        """See ``ObjectStore.stat``: HeadObject, GetObjectRetention and GetObjectLegalHold.
+        An object without retention has ``retention=None``; the SHA-256 is the one recorded in
+        ``x-amz-meta-sha256`` at upload (None for objects this program did not store)."""
+        full = self._full_key(key)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if version:
+            params["VersionId"] = version
+        with self._boundary("reading", key, version):
+            head = self._client.head_object(**params)
+        found_version = str(head.get("VersionId") or "")
+        lookup = found_version if found_version and found_version != "null" else None
+        metadata = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
+        sha256 = metadata.pop("sha256", None)
+        return ObjectInfo(
+            key=key,
+            version=found_version if found_version != "null" else "",
+            size=int(head.get("ContentLength", 0)),
+            sha256=sha256,
+            retention=self._retention_of(key, full, lookup),
+            legal_hold=self._hold_of(key, full, lookup),
+            metadata=metadata,
+        )
+
+    def open(self, key: str, version: str | None = None) -> BinaryIO:
+        """See ``ObjectStore.open``: a buffered stream over GetObject's body, pinned to the
+        version first read. Seeking re-requests the rest of the object with a Range header. A
+        stream that ends early raises ``StorageUnavailable``, never a silent short read."""
+        full = self._full_key(key)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        if version:
+            params["VersionId"] = version
+        with self._boundary("opening", key, version):
+            response = self._client.get_object(**params)
+        pinned = response.get("VersionId")
+        raw = _ObjectReader(
+            self,
+            key,
+            full,
+            str(pinned) if pinned and pinned != "null" else version,
+            int(response.get("ContentLength", 0)),
+            response["Body"],
+        )
+        return cast(BinaryIO, io.BufferedReader(raw, buffer_size=MiB))
+
+    def _body_from(self, key: str, full: str, version: str | None, start: int) -> Any:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Range": f"bytes={start}-"}
+        if version:
+            params["VersionId"] = version
+        with self._boundary("reading", key, version):
+            return self._client.get_object(**params)["Body"]
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """See ``ObjectStore.list``: ListObjectVersions, paged, current versions only (a key
+        whose latest version is a delete marker is absent). Retention and hold are not listed
+        (None/False); ``sha256`` is None."""
+        paginator = self._client.get_paginator("list_object_versions")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        with self._boundary("listing", prefix or None):
+            for page in pages:
+                for entry in page.get("Versions", []) or []:
+                    if not entry.get("IsLatest"):
+                        continue
+                    full = str(entry["Key"])
+                    version = str(entry.get("VersionId") or "")
+                    yield ObjectInfo(
+                        key=full[len(self.prefix) :],
+                        version="" if version == "null" else version,
+                        size=int(entry.get("Size", 0)),
+                        sha256=None,
+                        retention=None,
+                        legal_hold=False,
+                    )
+
+    # ---- locks ------------------------------------------------------------------------------
+
+    def extend_retention(self, key: str, version: str, until: datetime) -> ObjectInfo:
+        """See ``ObjectStore.extend_retention``. ``until`` is rounded up to a whole second; a
+        date earlier than the current one is refused here, before the server is asked, and a
+        server refusal is a ``RetentionViolation`` too. The mode is kept (COMPLIANCE for an
+        object that had no retention)."""
+        full = self._full_key(key)
+        info = self.stat(key, version)
+        target = whole_second_ceiling(until)
+        current = info.retention
+        if current is not None and target < current.until:
+            raise RetentionViolation(
+                f"refusing to shorten the retention of {key} (version {version}) from "
+                f"{_iso(current.until)} to {_iso(target)}: retention can only be extended"
+            )
+        if current is not None and target == current.until:
+            return info
+        mode = current.mode if current is not None else "COMPLIANCE"
+        with self._boundary("extending the retention of", key, version, lock=True):
+            self._client.put_object_retention(
+                Bucket=self.bucket,
+                Key=full,
+                VersionId=version,
+                Retention={"Mode": mode, "RetainUntilDate": target},
+            )
+        return self.stat(key, version)
+
+    def set_legal_hold(self, key: str, version: str, on: bool) -> ObjectInfo:
+        """See ``ObjectStore.set_legal_hold`` (PutObjectLegalHold)."""
+        full = self._full_key(key)
+        action = "placing a legal hold on" if on else "releasing the legal hold on"
+        with self._boundary(action, key, version, lock=True):
+            self._client.put_object_legal_hold(
+                Bucket=self.bucket,
+                Key=full,
+                VersionId=version,
+                LegalHold={"Status": "ON" if on else "OFF"},
+            )
+        return self.stat(key, version)
+
+    def delete(self, key: str, version: str) -> None:
+        """See ``ObjectStore.delete``. Refused here when ``stat`` shows a hold or a retention
+        date after the server's ``now()``; the server's own refusal (403) is a
+        ``RetentionViolation`` as well. A missing version raises ``ObjectNotFound``."""
+        full = self._full_key(key)
+        info = self.stat(key, version)
+        if info.legal_hold:
+            raise RetentionViolation(f"refusing to delete {key} (version {version}): it is under a legal hold")
+        if info.retention is not None and info.retention.until > self.now():
+            raise RetentionViolation(
+                f"refusing to delete {key} (version {version}): retained until {_iso(info.retention.until)}"
+            )
+        with self._boundary("deleting", key, version, lock=True):
+            self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
+
+    def now(self) -> datetime:
+        """The server's time from the Date header of a HeadBucket answer (whole seconds, so up
+        to one second behind); the local clock only when the server sends no Date header."""
+        with self._boundary("reading the time of"):
+            response = self._client.head_bucket(Bucket=self.bucket)
+        header = (response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
+        if header:
+            try:
+                return _utc(parsedate_to_datetime(str(header)))
+            except (TypeError, ValueError):
+                pass
+        return _utc(self._clock())
+
+    def lock_self_test(self) -> _Probes:
+        """See ``ObjectStore.lock_self_test``. Each probe writes its own canary under
+        ``canary/`` (COMPLIANCE, ``canary_seconds`` from the server's time) and sends the raw
+        request, bypassing this class's refusals. A probe counts as refused only when the
+        server answered with an error and a fresh read shows the canary unchanged."""
+        probes: _Probes = []
+        for action in ("delete-version", "shorten-retention", "switch-to-governance"):
+            data = f"custody lock self-test {action} {uuid.uuid4()}\n".encode()
+            key = f"canary/{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+            try:
+                info = self.put(
+                    key,
+                    io.BytesIO(data),
+                    len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    retention=Retention("COMPLIANCE", self.now() + timedelta(seconds=self.canary_seconds)),
+                    metadata={"purpose": "lock-self-test"},
+                )
+            except (ObjectExists, IntegrityRejected, RetentionViolation, ObjectNotFound) as exc:
+                raise StorageUnavailable(f"the lock self-test could not write its canary {key}: {exc}") from exc
+            probes.append(self._probe(action, key, info))
+        return probes
+
+    def _probe(self, action: str, key: str, info: ObjectInfo) -> LockProbe:
+        full = self._full_key(key)
+        assert info.retention is not None
+        original = info.retention
+        try:
+            if action == "delete-version":
+                self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=info.version)
+            else:
+                earlier = original.until - timedelta(seconds=self.canary_seconds // 2)
+                self._client.put_object_retention(
+                    Bucket=self.bucket,
+                    Key=full,
+                    VersionId=info.version,
+                    Retention={
+                        "Mode": "GOVERNANCE" if action == "switch-to-governance" else "COMPLIANCE",
+                        "RetainUntilDate": earlier if action == "shorten-retention" else original.until,
+                    },
+                )
+        except ClientError as exc:
+            refusal = _server_message(exc)
+        except BotoCoreError as exc:
+            raise self._translate(exc, f"probing ({action})", key, info.version) from exc
+        else:
+            return LockProbe(action, False, f"the server accepted the request on canary {key}")
+        try:
+            after = self.stat(key, info.version)
+        except ObjectNotFound:
+            return LockProbe(action, False, f"the server answered {refusal} but the canary {key} is gone")
+        except StorageError as exc:
+            return LockProbe(action, False, f"the server answered {refusal}; the canary {key} could not be re-read: {exc}")
+        if after.retention != original:
+            return LockProbe(
+                action, False, f"the server answered {refusal} but the canary's retention changed to {after.retention}"
+            )
+        return LockProbe(action, True, f"refused by the server ({refusal}) on canary {key}")
+
+
+class _ObjectReader(io.RawIOBase):
+    """Raw, seekable reader over one stored version; errors are ``storage.errors`` classes."""
+
+    def __init__(
+        self, store: S3Store, key: str, full: str, version: str | None, size: int, body: Any
+    ) -> None:
+        super().__init__()
+        self._store = store
+        self._key = key
+        self._full = full
+        self._version = version
+        self._size = size
+        self._body: Any = body
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        target = base + offset
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target != self._pos:
+            self._drop_body()
+            self._pos = target
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self._size or not len(view):
+            return 0
+        if self._body is None:
+            self._body = self._store._body_from(self._key, self._full, self._version, self._pos)
+        wanted = min(len(view), self._size - self._pos)
+        try:
+            chunk = self._body.read(wanted)
+        except (BotoCoreError, OSError) as exc:
+            self._drop_body()
+            raise self._store._translate(exc, "reading", self._key, self._version) from exc
+        if not chunk:
+            self._drop_body()
+            raise StorageUnavailable(
+                f"the store ended the stream of {self._key} after {self._pos} of {self._size} "
+                "bytes; read it again"
+            )
+        view[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            try:
+                self._body.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not mask the real error
+                pass
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+_CREDENTIALS_IN_URL = (
+    "credentials do not belong in a store URL: give them through boto3's standard chain "
+    "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials, or an "
+    "instance role)"
+)
+
+
+def _no_lock_message(bucket: str, endpoint: str) -> str:
+    return (
+        f"bucket {bucket} at {endpoint} does not have S3 Object Lock enabled, so retention "
+        "cannot be enforced by the server. Create a new bucket with Object Lock enabled "
+        f"(aws s3api create-bucket --bucket NEW --object-lock-enabled-for-bucket) and point the "
+        "store URL at it. Whether Object Lock can be added to an existing bucket depends on the "
+        "server: AWS S3 (since 2023) and Ceph RGW from release 20 (Tentacle) accept "
+        "put-object-lock-configuration on a bucket whose versioning is enabled; older Ceph RGW "
+        "releases such as 16 (Pacific) refuse it (InvalidBucketState)"
+    )
+
+
+def _object_metadata(sha256: str, metadata: Mapping[str, str] | None) -> dict[str, str]:
+    """``x-amz-meta-*`` fields: ``sha256`` plus the caller's, with names S3 keeps verbatim."""
+    result: dict[str, str] = {}
+    for name, value in (metadata or {}).items():
+        if not _METADATA_NAME.match(name) or name == "sha256":
+            raise StorageError(
+                f"invalid metadata name {name!r}: use lowercase letters, digits, '-' and '_' "
+                "('sha256' is reserved)"
+            )
+        if not value.isascii() or not value.isprintable():
+            raise StorageError(f"metadata {name!r} must be printable ASCII")
+        result[name] = value
+    result["sha256"] = sha256
+    return result
