@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from custody.errors import ConfigError
@@ -26,9 +28,10 @@ class InitReport:
 
 
 def key_name() -> str:
-    """The signing key's name: ``custody-<host>``, restricted to characters a note allows."""
+    """The signing key's name, also the checkpoints' origin: ``<host>/custody/<random>``,
+    restricted to characters a signed note allows, and unique to this ledger."""
     host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
-    return f"custody-{host}"
+    return f"{host}/custody/{secrets.token_hex(4)}"
 
 
 def _write_exclusive(path: Path, content: str, mode: int) -> bool:
@@ -105,6 +108,22 @@ class Workspace:
     settings: Settings
     ledger: Ledger
     store: ObjectStore
+
+    def signer(self) -> Any:
+        from custody.seal import load_signer
+
+        return load_signer(self.settings.key_path)
+
+    def verifier(self) -> Any:
+        from custody.seal import load_verifier
+
+        return load_verifier(self.settings.verifier_key_path, self.settings.key_path)
+
+    def seal(self, *, force: bool = False) -> Any:
+        """Sign a checkpoint of every event so far and put it in WORM storage (see custody.seal)."""
+        from custody.seal import seal
+
+        return seal(self.ledger, self.store, self.signer(), force=force)
 
 
 def open_workspace(settings: Settings, *, need_store: bool = True) -> Workspace:

@@ -388,3 +388,20 @@ class Ingestor:
         result.store_key = known["store_key"]
         result.seq = event.seq
         return result
+
+
+def ingest_paths(workspace: Any, paths: Sequence[str], **options: Any) -> list[IngestResult]:
+    """Ingest ``paths`` and, if anything was appended, sign a checkpoint (custody.home.Workspace)."""
+    settings = workspace.settings
+    ingestor = Ingestor(
+        workspace.ledger,
+        workspace.store,
+        actor=settings.actor,
+        role=settings.role,
+        retention_days=settings.retention_days,
+        **options,
+    )
+    try:
+        return ingestor.run(paths)
+    finally:
+        workspace.seal()

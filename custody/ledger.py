@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -30,12 +30,14 @@ from sqlalchemy import (
     func,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from custody import TOOL
 from custody.canonical import canonical_bytes
 from custody.errors import Finding, LedgerCorrupt, LedgerUnavailable
+from custody.tree import StoredNode, append_leaf
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
@@ -69,13 +71,31 @@ evidence = Table(
     Column("first_seq", Integer, nullable=False),
 )
 
+tree_nodes = Table(
+    "tree_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("store_key", Text, nullable=False),
+)
+
 schema_info = Table(
     "schema_info",
     metadata,
     Column("version", Integer, nullable=False),
 )
 
-APPEND_ONLY = ("events", "evidence")
+APPEND_ONLY = ("events", "evidence", "tree_nodes", "checkpoints")
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,29 @@ def event_hash(canonical: bytes) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class SqlNodeStore:
+    """The Merkle tree's perfect-subtree hashes, in the ``tree_nodes`` table (custody.tree.NodeStore)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        if not keys:
+            return {}
+        rows = self.conn.execute(
+            select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(
+                tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(list(keys))
+            )
+        ).all()
+        return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
+
+    def add_nodes(self, nodes: Sequence[StoredNode]) -> None:
+        if nodes:
+            self.conn.execute(
+                tree_nodes.insert(), [{"level": lv, "idx": ix, "hash": h.hex()} for lv, ix, h in nodes]
+            )
 
 
 def _sqlite_triggers(table: str) -> list[str]:
@@ -311,11 +354,60 @@ class Ledger:
             raise self._unavailable(exc) from exc
         return [dict(r._mapping) for r in rows]
 
-    def verify_chain(self) -> tuple[int, list[Finding]]:
+    def with_nodes(self, work: Any) -> Any:
+        """Run ``work(node_store)`` in one read transaction over the tree's stored nodes."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                return work(SqlNodeStore(conn))
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
+    def checkpoint_rows(self) -> list[Mapping[str, Any]]:
+        """Every checkpoint recorded in the database, smallest tree first."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(checkpoints).order_by(checkpoints.c.size)).all()
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        return [dict(r._mapping) for r in rows]
+
+    def record_checkpoint(self, *, size: int, root: str, note: str, store_key: str) -> None:
+        """Record a signed checkpoint (once per tree size; a repeat is ignored)."""
+        try:
+            with self.engine.connect().execution_options(custody_write=True) as conn, conn.begin():
+                exists = conn.execute(select(checkpoints.c.size).where(checkpoints.c.size == size)).first()
+                if exists is None:
+                    conn.execute(
+                        checkpoints.insert().values(size=size, root=root, note=note, time=utc_now(), store_key=store_key)
+                    )
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
+    def leaf_hashes(self, batch: int = 20000) -> Iterator[tuple[int, str, str]]:
+        """(seq, prev_hash, hash) of every event, in order, without decoding details."""
+        position = 0
+        try:
+            with self.engine.connect() as conn:
+                while True:
+                    rows = conn.execute(
+                        select(events.c.seq, events.c.prev_hash, events.c.hash)
+                        .where(events.c.seq >= position)
+                        .order_by(events.c.seq)
+                        .limit(batch)
+                    ).all()
+                    if not rows:
+                        return
+                    yield from ((r.seq, r.prev_hash, r.hash) for r in rows)
+                    position = rows[-1].seq + 1
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
+    def verify_chain(self, on_leaf: Any = None) -> tuple[int, list[Finding]]:
         """Recompute every event's hash and the links between them.
 
         Returns (events checked, findings). A finding names each broken event; checking goes on
-        after the first so that every break is reported."""
+        after the first so that every break is reported. ``on_leaf(recomputed)`` receives each
+        event's recomputed leaf hash (32 bytes), in order, to rebuild the Merkle tree."""
         findings: list[Finding] = []
         expected_prev = GENESIS
         expected_seq = 0
@@ -354,6 +446,8 @@ class Ledger:
                         recomputed,
                     )
                 )
+            if on_leaf is not None:
+                on_leaf(bytes.fromhex(recomputed) if recomputed else b"")
             expected_prev = stored.hash
             expected_seq = stored.seq + 1
         return count, findings
@@ -453,6 +547,11 @@ class _Transaction:
                     hash=digest,
                 )
             )
+        except SQLAlchemyError as exc:
+            raise self.ledger._unavailable(exc) from exc
+        nodes = SqlNodeStore(self.connection)
+        try:
+            nodes.add_nodes(append_leaf(nodes, seq, bytes.fromhex(digest)))
         except SQLAlchemyError as exc:
             raise self.ledger._unavailable(exc) from exc
         self._head = (seq + 1, digest)

@@ -69,21 +69,11 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], actor: str | None, note: 
       custody ingest /media/dock3/ --actor tech-0412 --note "Dock 3 nightly export"
       custody ingest --json export/ > ingest-report.json
     """
-    from custody.ingest import Ingestor
+    from custody.ingest import ingest_paths
 
-    ws = workspace(ctx, actor)
     bar = _Bar()
-    ingestor = Ingestor(
-        ws.ledger,
-        ws.store,
-        actor=ws.settings.actor,
-        role=ws.settings.role,
-        note=note,
-        retention_days=ws.settings.retention_days,
-        progress=bar,
-    )
     try:
-        results = ingestor.run(list(paths))
+        results = ingest_paths(workspace(ctx, actor), list(paths), note=note, progress=bar)
     finally:
         bar.close()
     problems = [r for r in results if r.status in ("skipped", "failed")]
