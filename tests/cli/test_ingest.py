@@ -27,7 +27,7 @@ def by_path(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 
 def stored_files(home: Path) -> list[Path]:
-    return sorted(p for p in (home / "store" / "objects").rglob("*") if p.is_file())
+    return sorted(p for p in (home / "store" / "objects" / "evidence").rglob("*") if p.is_file())
 
 
 def test_ingest_directory_records_every_clip_with_both_digests(initialized: Custody, clip_dir: Path) -> None:
