@@ -206,6 +206,35 @@ def confirm_stored(
         )
 
 
+def make_client(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+    max_attempts: int = 5,
+    retry_mode: Literal["standard", "adaptive"] = "standard",
+    max_pool_connections: int = 10,
+) -> S3Client:
+    """The boto3 S3 client ``S3Store`` uses: credentials from boto3's standard chain only,
+    path-style addressing when ``endpoint_url`` is given, bounded connect/read timeouts,
+    botocore's ``retry_mode`` retries (throttling, 5xx, connection errors) up to
+    ``max_attempts`` attempts in all, and checksums only where an operation requires one
+    (boto3's default aws-chunked trailers break on servers such as Ceph RGW over HTTPS)."""
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+        max_pool_connections=max_pool_connections,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url, region_name=region, config=config
+    )
+
+
 class S3Store:
     """An S3 bucket with Object Lock, optionally under a key prefix; see the module docstring.
 
@@ -270,18 +299,15 @@ class S3Store:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lock_checked = False
         if client is None:
-            config = Config(
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                retries={"mode": retry_mode, "total_max_attempts": max_attempts},
-                max_pool_connections=max(10, max_workers + 4),
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                s3={"addressing_style": "path" if endpoint_url else "auto"},
-            )
             try:
-                client = boto3.session.Session().client(
-                    "s3", endpoint_url=endpoint_url, region_name=region, config=config
+                client = make_client(
+                    endpoint_url,
+                    region,
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    max_attempts=max_attempts,
+                    retry_mode=retry_mode,
+                    max_pool_connections=max(10, max_workers + 4),
                 )
             except (BotoCoreError, ValueError) as exc:
                 raise StorageUnavailable(
@@ -982,63 +1008,80 @@ class S3Store:
         return _utc(self._clock())
 
     def lock_self_test(self) -> _Probes:
-        """See ``ObjectStore.lock_self_test``. Each probe writes its own canary under
-        ``canary/`` (COMPLIANCE, ``canary_seconds`` from the server's time) and sends the raw
-        request, bypassing this class's refusals. A probe counts as refused only when the
-        server answered with an error and a fresh read shows the canary unchanged."""
+        """See ``ObjectStore.lock_self_test``. Each probe gets its own canary under ``canary/``:
+        a raw PutObject with Content-MD5 and COMPLIANCE retention for ``canary_seconds`` from
+        the server's time. Then the raw request is sent, bypassing this class's refusals. A
+        probe counts as refused only when the server answered with an error and HeadObject
+        still shows the canary version with its original lock."""
         probes: _Probes = []
         for action in ("delete-version", "shorten-retention", "switch-to-governance"):
-            data = f"custody lock self-test {action} {uuid.uuid4()}\n".encode()
             key = f"canary/{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+            full = self._full_key(key)
+            data = f"custody lock self-test: {action}\n".encode()
+            until = whole_second_ceiling(self.now() + timedelta(seconds=self.canary_seconds))
             try:
-                info = self.put(
-                    key,
-                    io.BytesIO(data),
-                    len(data),
-                    sha256=hashlib.sha256(data).hexdigest(),
-                    retention=Retention("COMPLIANCE", self.now() + timedelta(seconds=self.canary_seconds)),
-                    metadata={"purpose": "lock-self-test"},
-                )
-            except (ObjectExists, IntegrityRejected, RetentionViolation, ObjectNotFound) as exc:
+                with self._boundary("writing the lock self-test canary", key):
+                    response = self._client.put_object(
+                        Bucket=self.bucket,
+                        Key=full,
+                        Body=data,
+                        ContentMD5=_b64(hashlib.md5(data).digest()),
+                        Metadata={"purpose": "lock-self-test", "sha256": hashlib.sha256(data).hexdigest()},
+                        ObjectLockMode="COMPLIANCE",
+                        ObjectLockRetainUntilDate=until,
+                    )
+                version = self._version_of(key, response)
+            except StorageUnavailable:
+                raise
+            except StorageError as exc:
                 raise StorageUnavailable(f"the lock self-test could not write its canary {key}: {exc}") from exc
-            probes.append(self._probe(action, key, info))
+            probes.append(self._probe(action, key, full, version, until))
         return probes
 
-    def _probe(self, action: str, key: str, info: ObjectInfo) -> LockProbe:
-        full = self._full_key(key)
-        assert info.retention is not None
-        original = info.retention
+    def _lock_headers(self, full: str, version: str) -> tuple[str, str] | None:
+        """(mode, retain-until) from HeadObject's lock headers; None when the version is gone."""
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=full, VersionId=version)
+        except ClientError as exc:
+            if _status(exc) in (404, 405) or _code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise
+        until = head.get("ObjectLockRetainUntilDate")
+        return str(head.get("ObjectLockMode", "")), _iso(until) if isinstance(until, datetime) else ""
+
+    def _probe(self, action: str, key: str, full: str, version: str, until: datetime) -> LockProbe:
+        where = f"canary {key} (version {version})"
+        with self._boundary(f"reading the lock of", key, version):
+            before = self._lock_headers(full, version)
         try:
             if action == "delete-version":
-                self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=info.version)
+                self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
             else:
-                earlier = original.until - timedelta(seconds=self.canary_seconds // 2)
+                earlier = until - timedelta(seconds=self.canary_seconds // 2)
                 self._client.put_object_retention(
                     Bucket=self.bucket,
                     Key=full,
-                    VersionId=info.version,
+                    VersionId=version,
                     Retention={
                         "Mode": "GOVERNANCE" if action == "switch-to-governance" else "COMPLIANCE",
-                        "RetainUntilDate": earlier if action == "shorten-retention" else original.until,
+                        "RetainUntilDate": earlier if action == "shorten-retention" else until,
                     },
                 )
         except ClientError as exc:
             refusal = _server_message(exc)
         except BotoCoreError as exc:
-            raise self._translate(exc, f"probing ({action})", key, info.version) from exc
+            raise self._translate(exc, f"probing the lock ({action}) of", key, version) from exc
         else:
-            return LockProbe(action, False, f"the server accepted the request on canary {key}")
+            return LockProbe(action, False, f"the server accepted the request on {where}")
         try:
-            after = self.stat(key, info.version)
-        except ObjectNotFound:
-            return LockProbe(action, False, f"the server answered {refusal} but the canary {key} is gone")
-        except StorageError as exc:
-            return LockProbe(action, False, f"the server answered {refusal}; the canary {key} could not be re-read: {exc}")
-        if after.retention != original:
-            return LockProbe(
-                action, False, f"the server answered {refusal} but the canary's retention changed to {after.retention}"
-            )
-        return LockProbe(action, True, f"refused by the server ({refusal}) on canary {key}")
+            after = self._lock_headers(full, version)
+        except (ClientError, BotoCoreError) as exc:
+            return LockProbe(action, False, f"the server answered {refusal}; {where} could not be re-read ({type(exc).__name__})")
+        if after is None:
+            return LockProbe(action, False, f"the server answered {refusal} but {where} is gone")
+        if after != before:
+            return LockProbe(action, False, f"the server answered {refusal} but the lock of {where} changed from {before} to {after}")
+        return LockProbe(action, True, f"refused by the server ({refusal}) on {where}")
 
 
 class _ObjectReader(io.RawIOBase):

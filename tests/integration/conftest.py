@@ -1,0 +1,348 @@
+"""Real S3 servers for the integration and contract tests.
+
+* ``ceph_rgw``: ONE throwaway Ceph cluster with radosgw for the whole session, started by
+  ``infra/dev/start-ceph-rgw.sh`` in a temporary directory on a free loopback port (memstore, so
+  it starts in a couple of seconds) and stopped with ``stop-ceph-rgw.sh --purge`` at the end.
+* ``moto_server``: moto's S3 server as a subprocess, only for showing what a server that does
+  not enforce locks looks like to ``lock_self_test``.
+* ``private_rgw``: a second cluster of its own, for a test that kills its gateway.
+
+A service that cannot start makes its tests skip with the reason, or fail when the environment
+variable ``CI`` is set. ``tests/contract/conftest.py`` loads this file too (it cannot see these
+fixtures otherwise), so the session's cluster is kept on the pytest config object and shared.
+
+Credentials reach the code under test only through boto3's standard chain: ``rgw_credentials``
+sets ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` for one test and isolates it from the
+user's own AWS configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+START_SCRIPT = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
+STOP_SCRIPT = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
+START_TIMEOUT = 180
+TEST_PART_SIZE = 5 << 20
+TEST_MULTIPART_THRESHOLD = 6 << 20
+SHARED_BUCKET_PREFIX = "custody-it"
+
+
+class ServiceUnavailable(Exception):
+    """A test service could not be started; the message says why."""
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test with ``reason``, or fail it when running in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"required test service unavailable (CI is set): {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@dataclass
+class CephRgw:
+    """One running cluster started by the project's script in ``directory``."""
+
+    directory: Path
+    port: int
+    env: dict[str, str]
+    start_seconds: float
+    log: str = ""
+    buckets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> str:
+        return self.env["S3_ENDPOINT_URL"]
+
+    @property
+    def access_key(self) -> str:
+        return self.env["AWS_ACCESS_KEY_ID"]
+
+    @property
+    def secret_key(self) -> str:
+        return self.env["AWS_SECRET_ACCESS_KEY"]
+
+    def _gateway_pid(self) -> int:
+        for line in (self.directory / "pids").read_text().splitlines():
+            name, pid = line.split()
+            if name == "client.rgw":
+                return int(pid)
+        raise ServiceUnavailable(f"no radosgw pid recorded in {self.directory / 'pids'}")
+
+    def kill_gateway(self) -> None:
+        """SIGKILL this cluster's radosgw (a crash), checking first that the PID is ours."""
+        pid = self._gateway_pid()
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert comm == "radosgw" and str(self.directory / "ceph.conf") in cmdline, (comm, cmdline)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def start_gateway(self) -> None:
+        """Start radosgw again on the same port (the monitor and OSD kept running)."""
+        conf = self.directory / "ceph.conf"
+        pid_file = self.directory / "run" / "client.rgw.pid"
+        old = self._gateway_pid()
+        subprocess.run(
+            ["radosgw", "-c", str(conf), "-n", "client.rgw", "--rgw-init-timeout", "60",
+             "--client-mount-timeout", "60"],
+            check=True, capture_output=True, timeout=90,
+        )
+        deadline = time.monotonic() + 60
+        new = old
+        while time.monotonic() < deadline:
+            try:
+                new = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                new = old
+            if new != old and http_answers(self.endpoint):
+                break
+            time.sleep(0.1)
+        else:
+            raise ServiceUnavailable("radosgw did not come back within 60 s")
+        lines = (self.directory / "pids").read_text().splitlines()
+        kept = [line for line in lines if not line.startswith("client.rgw ")]
+        (self.directory / "pids").write_text("\n".join([*kept, f"client.rgw {new}"]) + "\n")
+
+    def stop(self, remove: bool = False) -> None:
+        """Stop the daemons with the project's stop script; ``remove`` deletes the directory."""
+        subprocess.run([str(STOP_SCRIPT), str(self.directory), "--purge"], capture_output=True, timeout=120)
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_ceph_rgw(directory: Path) -> CephRgw:
+    """Run the project's start script; raise ``ServiceUnavailable`` with its log on failure."""
+    port = free_port()
+    env = {**os.environ, "CEPH_OBJECTSTORE": "memstore", "CEPH_STORE_GB": "4",
+           "CEPH_START_TIMEOUT": "60"}
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            [str(START_SCRIPT), str(directory), str(port)],
+            env=env, capture_output=True, text=True, timeout=START_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        subprocess.run([str(STOP_SCRIPT), str(directory), "--purge"], capture_output=True, timeout=120)
+        raise ServiceUnavailable(f"could not run {START_SCRIPT}: {exc}") from exc
+    elapsed = time.monotonic() - began
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise ServiceUnavailable(f"{START_SCRIPT.name} failed (exit {done.returncode}):\n{tail}")
+    exported: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            exported[name] = value
+    if "S3_ENDPOINT_URL" not in exported:
+        raise ServiceUnavailable(f"{START_SCRIPT.name} printed no S3_ENDPOINT_URL: {done.stdout!r}")
+    return CephRgw(directory, port, exported, elapsed, done.stderr)
+
+
+_SHARED_ATTRIBUTE = "_custody_test_services"
+
+
+def _shared(config: pytest.Config) -> dict[str, Any]:
+    services = getattr(config, _SHARED_ATTRIBUTE, None)
+    if services is None:
+        services = {}
+        setattr(config, _SHARED_ATTRIBUTE, services)
+    return services
+
+
+def session_rgw(config: pytest.Config) -> CephRgw:
+    """The session's one Ceph RGW, started on first use and stopped when pytest finishes.
+
+    Two copies of this module may be loaded (see the module docstring), so the cluster is
+    recognised by behaviour, not by class."""
+    services = _shared(config)
+    if "rgw" not in services:
+        directory = Path(tempfile.mkdtemp(prefix="custody-rgw-"))
+        try:
+            services["rgw"] = start_ceph_rgw(directory)
+        except ServiceUnavailable as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            services["rgw"] = exc
+        else:
+            config.add_cleanup(lambda: services["rgw"].stop(remove=True))
+    found = services["rgw"]
+    if isinstance(found, Exception):
+        unavailable(f"Ceph RGW: {found}")
+    return cast(CephRgw, found)
+
+
+def admin_client(rgw: CephRgw, endpoint: str | None = None) -> Any:
+    """A plain boto3 client with explicit keys: the tests' independent view of the server."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint or rgw.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=rgw.access_key,
+        aws_secret_access_key=rgw.secret_key,
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            retries={"mode": "standard", "total_max_attempts": 2},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
+    )
+
+
+def lock_bucket(config: pytest.Config, rgw: CephRgw, name: str = "shared") -> str:
+    """A bucket with Object Lock (and a 1-day default COMPLIANCE retention), created once."""
+    if name not in rgw.buckets:
+        bucket = f"{SHARED_BUCKET_PREFIX}-{name}-{uuid.uuid4().hex[:8]}"
+        client = admin_client(rgw)
+        client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+        client.put_object_lock_configuration(
+            Bucket=bucket,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+            },
+        )
+        rgw.buckets[name] = bucket
+    return rgw.buckets[name]
+
+
+def use_credentials(monkeypatch: pytest.MonkeyPatch, access_key: str, secret_key: str) -> None:
+    """Put credentials where boto3's standard chain finds them, and nowhere else."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def ceph_rgw(request: pytest.FixtureRequest) -> CephRgw:
+    return session_rgw(request.config)
+
+
+@pytest.fixture
+def rgw_credentials(ceph_rgw: CephRgw, monkeypatch: pytest.MonkeyPatch) -> CephRgw:
+    use_credentials(monkeypatch, ceph_rgw.access_key, ceph_rgw.secret_key)
+    return ceph_rgw
+
+
+@pytest.fixture
+def s3_admin(ceph_rgw: CephRgw) -> Any:
+    return admin_client(ceph_rgw)
+
+
+@pytest.fixture
+def rgw_bucket(request: pytest.FixtureRequest, ceph_rgw: CephRgw) -> str:
+    return lock_bucket(request.config, ceph_rgw)
+
+
+@pytest.fixture
+def rgw_url(rgw_bucket: str, ceph_rgw: CephRgw) -> str:
+    """A store URL with a fresh prefix in the shared Object Lock bucket."""
+    return f"s3://{rgw_bucket}/it-{uuid.uuid4().hex[:10]}?endpoint_url={ceph_rgw.endpoint}&region=us-east-1"
+
+
+@pytest.fixture
+def private_rgw(rgw_credentials: CephRgw, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephRgw]:
+    """A second cluster owned by one test (same keys as the shared one), purged afterwards."""
+    directory = tmp_path_factory.mktemp("private-rgw")
+    try:
+        rgw = start_ceph_rgw(directory)
+    except ServiceUnavailable as exc:
+        unavailable(f"private Ceph RGW: {exc}")
+    try:
+        yield rgw
+    finally:
+        rgw.stop()
+
+
+@dataclass
+class MotoServer:
+    endpoint: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's S3 server on a free loopback port, for the duration of the session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    try:
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=sink, stderr=subprocess.STDOUT,
+            )
+    except OSError as exc:
+        unavailable(f"moto server: {exc}")
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not http_answers(endpoint):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            output = log.read_text(errors="replace")[-500:]
+            unavailable(f"moto server did not start (is moto[server] installed?): {output}")
+        time.sleep(0.1)
+    try:
+        yield MotoServer(endpoint, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,248 @@
+"""S3Store against a real Ceph RGW: what gets stored, and how it is locked, as seen by an
+independent plain boto3 client (``s3_admin``), never only through the project's own code."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import threading
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from storage.base import Retention
+from storage.s3 import S3Store, make_client
+pytestmark = pytest.mark.integration
+
+MiB = 1 << 20
+TEST_PART_SIZE = 5 * MiB
+TEST_MULTIPART_THRESHOLD = 6 * MiB
+CephRgw = Any
+MotoServer = Any
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _admin_versions(s3_admin: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    listing = s3_admin.list_object_versions(Bucket=bucket, Prefix=key)
+    return [v for v in listing.get("Versions", []) if v["Key"] == key]
+
+
+def _assert_locked_as_asked(
+    s3_admin: Any, store: S3Store, key: str, version: str, until: datetime, hold: bool
+) -> None:
+    full = store.prefix + key
+    retention = s3_admin.get_object_retention(Bucket=store.bucket, Key=full, VersionId=version)["Retention"]
+    assert retention["Mode"] == "COMPLIANCE"
+    assert retention["RetainUntilDate"].astimezone(timezone.utc) >= until.replace(microsecond=0)
+    assert retention["RetainUntilDate"].astimezone(timezone.utc) <= until + timedelta(days=1, seconds=2)
+    legal = s3_admin.get_object_legal_hold(Bucket=store.bucket, Key=full, VersionId=version)["LegalHold"]
+    assert legal["Status"] == ("ON" if hold else "OFF")
+    with pytest.raises(ClientError) as refused:
+        s3_admin.delete_object(Bucket=store.bucket, Key=full, VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert _admin_versions(s3_admin, store.bucket, full)[0]["VersionId"] == version
+
+
+def _store(url: str, **options: Any) -> S3Store:
+    options.setdefault("multipart_threshold", TEST_MULTIPART_THRESHOLD)
+    options.setdefault("part_size", TEST_PART_SIZE)
+    return S3Store.from_url(url, **options)
+
+
+def test_small_put_is_locked_held_and_checksummed_as_an_independent_client_sees_it(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    data = os.urandom(200_000)
+    until = store.now() + timedelta(hours=2)
+    info = store.put(
+        "small", io.BytesIO(data), len(data), sha256=_sha(data),
+        retention=Retention("COMPLIANCE", until), legal_hold=True, metadata={"blake3": "b3" * 32},
+    )
+    _assert_locked_as_asked(s3_admin, store, "small", info.version, until, hold=True)
+    head = s3_admin.head_object(Bucket=store.bucket, Key=store.prefix + "small", VersionId=info.version)
+    assert head["Metadata"] == {"sha256": _sha(data), "blake3": "b3" * 32}
+    assert head["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    body = s3_admin.get_object(Bucket=store.bucket, Key=store.prefix + "small")["Body"].read()
+    assert body == data
+
+
+def test_multipart_put_sends_parts_in_parallel_then_locks_the_completed_object(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    client = make_client(rgw_credentials.endpoint, "us-east-1", max_pool_connections=8)
+    lock = threading.Lock()
+    active = {"now": 0, "max": 0, "threads": set()}
+
+    def part_started(**_: Any) -> None:
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+            active["threads"].add(threading.current_thread().name)
+
+    def part_finished(**_: Any) -> None:
+        with lock:
+            active["now"] -= 1
+
+    client.meta.events.register("before-sign.s3.UploadPart", part_started)
+    client.meta.events.register("after-call.s3.UploadPart", part_finished)
+    store = _store(rgw_url, client=client, max_workers=4)
+    data = os.urandom(4 * TEST_PART_SIZE + 12345)
+    sent: list[int] = []
+    until = store.now() + timedelta(hours=3)
+    info = store.put(
+        "big", io.BytesIO(data), len(data), sha256=_sha(data),
+        retention=Retention("COMPLIANCE", until), legal_hold=True, progress=sent.append,
+    )
+    assert sum(sent) == len(data) and len(sent) == 5
+    assert active["max"] >= 2, active
+    assert len(active["threads"]) >= 2
+    full = store.prefix + "big"
+    head = s3_admin.head_object(Bucket=store.bucket, Key=full, VersionId=info.version)
+    assert head["ETag"].strip('"').endswith("-5")
+    assert head["ContentLength"] == len(data)
+    assert head["Metadata"]["sha256"] == _sha(data)
+    assert s3_admin.list_multipart_uploads(Bucket=store.bucket, Prefix=full).get("Uploads", []) == []
+    _assert_locked_as_asked(s3_admin, store, "big", info.version, until, hold=True)
+    with store.open("big") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == _sha(data)
+        handle.seek(TEST_PART_SIZE - 10)
+        assert handle.read(20) == data[TEST_PART_SIZE - 10 : TEST_PART_SIZE + 10]
+        handle.seek(-7, io.SEEK_END)
+        assert handle.read() == data[-7:]
+
+
+def test_multipart_retention_asked_beyond_the_bucket_default_is_applied(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    data = os.urandom(TEST_MULTIPART_THRESHOLD + 1)
+    until = store.now() + timedelta(days=30)
+    info = store.put("long", io.BytesIO(data), len(data), sha256=_sha(data), retention=Retention("COMPLIANCE", until))
+    retention = s3_admin.get_object_retention(Bucket=store.bucket, Key=store.prefix + "long", VersionId=info.version)
+    assert abs(retention["Retention"]["RetainUntilDate"] - until).total_seconds() < 1.5
+    assert info.retention is not None and info.retention.until >= until.replace(microsecond=0)
+
+
+class _GeneratedSource(io.RawIOBase):
+    """Deterministic pseudo-random bytes produced on demand (never all in memory)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self._left = size
+        self._random = random.Random(seed)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, count: int = -1) -> bytes:
+        count = self._left if count < 0 else min(count, self._left)
+        self._left -= count
+        return self._random.randbytes(count)
+
+
+def _generated_sha(size: int, seed: int) -> str:
+    source, digest = _GeneratedSource(size, seed), hashlib.sha256()
+    while chunk := source.read(MiB):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_multipart_memory_stays_bounded_whatever_the_object_size(
+    rgw_credentials: CephRgw, rgw_url: str
+) -> None:
+    size = 60 * MiB
+    sha = _generated_sha(size, 7)
+    store = _store(rgw_url, max_workers=2)
+    tracemalloc.start()
+    try:
+        info = store.put(
+            "bounded", _GeneratedSource(size, 7), size, sha256=sha,  # type: ignore[arg-type]
+            retention=Retention("COMPLIANCE", store.now() + timedelta(minutes=5)),
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.size == size and info.sha256 == sha
+    bound = (store.max_workers + 2) * TEST_PART_SIZE
+    assert peak < bound + 8 * MiB, f"peak {peak / MiB:.1f} MiB for a {size // MiB} MiB object"
+
+
+def test_list_yields_each_current_object_once_even_with_older_versions(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    retention = Retention("COMPLIANCE", store.now() + timedelta(minutes=10))
+    for name in ("b", "a", "c"):
+        store.put(f"l/{name}", io.BytesIO(name.encode()), 1, sha256=_sha(name.encode()), retention=retention)
+    newer = s3_admin.put_object(Bucket=store.bucket, Key=store.prefix + "l/b", Body=b"bb")
+    listed = list(store.list("l/"))
+    assert [o.key for o in listed] == ["l/a", "l/b", "l/c"]
+    assert listed[1].version == newer["VersionId"] and listed[1].size == 2
+
+
+def test_extend_retention_and_legal_hold_reach_the_server(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    info = store.put(
+        "x", io.BytesIO(b"x"), 1, sha256=_sha(b"x"),
+        retention=Retention("COMPLIANCE", store.now() + timedelta(minutes=10)),
+    )
+    later = store.now() + timedelta(days=400, seconds=0.4)
+    store.extend_retention("x", info.version, later)
+    seen = s3_admin.get_object_retention(Bucket=store.bucket, Key=store.prefix + "x", VersionId=info.version)
+    assert seen["Retention"]["RetainUntilDate"] == later.replace(microsecond=0) + timedelta(seconds=1)
+    store.set_legal_hold("x", info.version, True)
+    hold = s3_admin.get_object_legal_hold(Bucket=store.bucket, Key=store.prefix + "x", VersionId=info.version)
+    assert hold["LegalHold"]["Status"] == "ON"
+
+
+def test_lock_self_test_is_refused_on_every_probe_by_rgw(rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any) -> None:
+    store = _store(rgw_url)
+    probes = store.lock_self_test()
+    assert [p.action for p in probes] == ["delete-version", "shorten-retention", "switch-to-governance"]
+    assert all(p.refused for p in probes), probes
+    assert all("AccessDenied" in p.detail for p in probes), probes
+    canaries = s3_admin.list_object_versions(Bucket=store.bucket, Prefix=store.prefix + "canary/")["Versions"]
+    assert len(canaries) == 3
+    for canary in canaries:
+        kept = s3_admin.get_object_retention(Bucket=store.bucket, Key=canary["Key"], VersionId=canary["VersionId"])
+        assert kept["Retention"]["Mode"] == "COMPLIANCE"
+
+
+def test_lock_self_test_catches_a_server_that_does_not_enforce_locks(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "moto-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    store = S3Store.from_url(f"s3://moto-lock-{int(time.time())}?endpoint_url={moto_server.endpoint}&region=us-east-1")
+    store.ensure_bucket(create=True, default_retention_days=1)
+    probes = store.lock_self_test()
+    assert [p.action for p in probes] == ["delete-version", "shorten-retention", "switch-to-governance"]
+    assert not all(p.refused for p in probes), probes
+    weak = [p for p in probes if not p.refused]
+    assert all("accepted" in p.detail or "changed" in p.detail or "gone" in p.detail for p in weak), weak
+
+
+def test_ensure_bucket_creates_an_object_lock_bucket_with_default_compliance_retention(
+    rgw_credentials: CephRgw, s3_admin: Any
+) -> None:
+    bucket = f"custody-new-{int(time.time() * 1000)}"
+    store = S3Store.from_url(f"s3://{bucket}?endpoint_url={rgw_credentials.endpoint}")
+    store.ensure_bucket(create=True, default_retention_days=7)
+    lock = s3_admin.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    assert lock["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": 7}
+    assert s3_admin.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    store.ensure_bucket()
