@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -144,27 +145,91 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class SqlNodeStore:
-    """The Merkle tree's perfect-subtree hashes, in the ``tree_nodes`` table (custody.tree.NodeStore)."""
+_NODES_BY_KEY = select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(
+    tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(bindparam("keys", expanding=True))
+)
 
-    def __init__(self, conn: Connection) -> None:
+
+_EVENT_ROWS = (
+    select(
+        events.c.seq,
+        events.c.time,
+        events.c.actor,
+        events.c.role,
+        events.c.action,
+        events.c.subject_evidence,
+        events.c.subject_incident,
+        events.c.details,
+        events.c.tool,
+        events.c.prev_hash,
+        events.c.hash,
+    )
+    .where(events.c.seq >= bindparam("start"))
+    .order_by(events.c.seq)
+    .limit(bindparam("limit"))
+)
+
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def stored_leaf(row: Sequence[Any]) -> str:
+    """The canonical text of an event as stored: the columns of ``_EVENT_ROWS`` assembled in
+    the canonical key order, with the stored (canonical) details text taken verbatim. For an
+    intact event this equals ``CustodyEvent.canonical()``."""
+    seq, time, actor, role, action, evidence_, incident, details, tool, prev_hash = row[:10]
+    subject = []
+    if evidence_ is not None:
+        subject.append('"evidence":' + _dumps(evidence_))
+    if incident is not None:
+        subject.append('"incident":' + _dumps(incident))
+    return (
+        '{"action":' + _dumps(action)
+        + ',"actor":' + _dumps(actor)
+        + ',"details":' + details
+        + ',"prev_hash":' + _dumps(prev_hash)
+        + ',"role":' + _dumps(role)
+        + ',"seq":' + str(int(seq))
+        + ',"subject":{' + ",".join(subject) + "}"
+        + ',"time":' + _dumps(time)
+        + ',"tool":' + _dumps(tool)
+        + "}"
+    )
+
+
+class SqlNodeStore:
+    """The Merkle tree's perfect-subtree hashes, in the ``tree_nodes`` table (custody.tree.NodeStore).
+
+    With ``cache``, nodes read or written through this object are remembered, so a transaction
+    that appends many events reads the tree's right edge from the database only once."""
+
+    def __init__(self, conn: Connection, cache: bool = False) -> None:
         self.conn = conn
+        self._cache: dict[tuple[int, int], bytes] | None = {} if cache else None
 
     def get_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        if not keys:
-            return {}
-        rows = self.conn.execute(
-            select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(
-                tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(list(keys))
-            )
-        ).all()
-        return {(r.level, r.idx): bytes.fromhex(r.hash) for r in rows}
+        found: dict[tuple[int, int], bytes] = {}
+        missing = list(keys)
+        if self._cache is not None:
+            missing = []
+            for key in keys:
+                if key in self._cache:
+                    found[key] = self._cache[key]
+                else:
+                    missing.append(key)
+        if missing:
+            rows = self.conn.execute(_NODES_BY_KEY, {"keys": missing}).all()
+            for row in rows:
+                found[(row.level, row.idx)] = bytes.fromhex(row.hash)
+                if self._cache is not None:
+                    self._cache[(row.level, row.idx)] = found[(row.level, row.idx)]
+        return found
 
     def add_nodes(self, nodes: Sequence[StoredNode]) -> None:
         if nodes:
-            self.conn.execute(
-                tree_nodes.insert(), [{"level": lv, "idx": ix, "hash": h.hex()} for lv, ix, h in nodes]
-            )
+            self.conn.execute(tree_nodes.insert(), [{"level": lv, "idx": ix, "hash": h.hex()} for lv, ix, h in nodes])
+            if self._cache is not None:
+                for level, index, digest in nodes:
+                    self._cache[(level, index)] = digest
 
 
 def _sqlite_triggers(table: str) -> list[str]:
@@ -402,54 +467,64 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._unavailable(exc) from exc
 
-    def verify_chain(self, on_leaf: Any = None) -> tuple[int, list[Finding]]:
+    def verify_chain(self, on_leaf: Any = None, batch: int = 20000) -> tuple[int, list[Finding]]:
         """Recompute every event's hash and the links between them.
 
         Returns (events checked, findings). A finding names each broken event; checking goes on
         after the first so that every break is reported. ``on_leaf(recomputed)`` receives each
-        event's recomputed leaf hash (32 bytes), in order, to rebuild the Merkle tree."""
+        event's recomputed leaf hash (32 bytes), in order, to rebuild the Merkle tree.
+
+        The canonical bytes are assembled from the stored columns (details are stored in
+        canonical form), so any change to any stored byte changes the recomputed hash."""
         findings: list[Finding] = []
         expected_prev = GENESIS
         expected_seq = 0
         count = 0
-        for stored in self.events():
-            count += 1
-            subject = f"event {stored.seq}"
-            if stored.seq != expected_seq:
-                findings.append(
-                    Finding("ledger-corrupt", subject, f"sequence gap: expected event {expected_seq}")
-                )
-            if stored.prev_hash != expected_prev:
-                findings.append(
-                    Finding(
-                        "ledger-corrupt",
-                        subject,
-                        "previous-hash link broken (an event before it was changed, removed or inserted)",
-                        "sha256",
-                        expected_prev,
-                        stored.prev_hash,
-                    )
-                )
-            try:
-                recomputed = event_hash(stored.canonical())
-            except ValueError as exc:
-                findings.append(Finding("ledger-corrupt", subject, f"not canonical: {exc}"))
-                recomputed = ""
-            if recomputed != stored.hash:
-                findings.append(
-                    Finding(
-                        "ledger-corrupt",
-                        subject,
-                        "content does not match its hash (the event was altered)",
-                        "sha256",
-                        stored.hash,
-                        recomputed,
-                    )
-                )
-            if on_leaf is not None:
-                on_leaf(bytes.fromhex(recomputed) if recomputed else b"")
-            expected_prev = stored.hash
-            expected_seq = stored.seq + 1
+        position = 0
+        sha256 = hashlib.sha256
+        try:
+            with self.engine.connect() as conn:
+                while True:
+                    rows = conn.execute(_EVENT_ROWS, {"start": position, "limit": batch}).all()
+                    if not rows:
+                        break
+                    for row in rows:
+                        seq, prev_hash, stored_hash = row[0], row[9], row[10]
+                        count += 1
+                        if seq != expected_seq:
+                            findings.append(
+                                Finding("ledger-corrupt", f"event {seq}", f"sequence gap: expected event {expected_seq}")
+                            )
+                        if prev_hash != expected_prev:
+                            findings.append(
+                                Finding(
+                                    "ledger-corrupt",
+                                    f"event {seq}",
+                                    "previous-hash link broken (an event before it was changed, removed or inserted)",
+                                    "sha256",
+                                    expected_prev,
+                                    prev_hash,
+                                )
+                            )
+                        leaf = sha256(b"\x00" + stored_leaf(row).encode("utf-8", "surrogatepass")).digest()
+                        if leaf.hex() != stored_hash:
+                            findings.append(
+                                Finding(
+                                    "ledger-corrupt",
+                                    f"event {seq}",
+                                    "content does not match its hash (the event was altered)",
+                                    "sha256",
+                                    stored_hash,
+                                    leaf.hex(),
+                                )
+                            )
+                        if on_leaf is not None:
+                            on_leaf(leaf)
+                        expected_prev = stored_hash
+                        expected_seq = seq + 1
+                    position = rows[-1][0] + 1
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
         return count, findings
 
     def verify_or_raise(self) -> int:
@@ -467,6 +542,7 @@ class _Transaction:
         self.ledger = ledger
         self.conn: Connection | None = None
         self._head: tuple[int, str] | None = None
+        self._node_store: SqlNodeStore | None = None
         self.appended: list[CustodyEvent] = []
 
     def __enter__(self) -> _Transaction:
@@ -498,6 +574,11 @@ class _Transaction:
     def connection(self) -> Connection:
         assert self.conn is not None
         return self.conn
+
+    def _nodes(self) -> SqlNodeStore:
+        if self._node_store is None:
+            self._node_store = SqlNodeStore(self.connection, cache=True)
+        return self._node_store
 
     def head(self) -> tuple[int, str]:
         if self._head is None:
@@ -533,23 +614,24 @@ class _Transaction:
         stored = CustodyEvent(**{**draft.__dict__, "hash": digest})
         try:
             self.connection.execute(
-                events.insert().values(
-                    seq=seq,
-                    time=stored.time,
-                    actor=actor,
-                    role=role,
-                    action=action,
-                    subject_evidence=stored.subject.get("evidence"),
-                    subject_incident=stored.subject.get("incident"),
-                    details=json.dumps(stored.details, sort_keys=True, ensure_ascii=False),
-                    tool=stored.tool,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+                events.insert(),
+                {
+                    "seq": seq,
+                    "time": stored.time,
+                    "actor": actor,
+                    "role": role,
+                    "action": action,
+                    "subject_evidence": stored.subject.get("evidence"),
+                    "subject_incident": stored.subject.get("incident"),
+                    "details": canonical_bytes(stored.details).decode("utf-8"),
+                    "tool": stored.tool,
+                    "prev_hash": prev,
+                    "hash": digest,
+                },
             )
         except SQLAlchemyError as exc:
             raise self.ledger._unavailable(exc) from exc
-        nodes = SqlNodeStore(self.connection)
+        nodes = self._nodes()
         try:
             nodes.add_nodes(append_leaf(nodes, seq, bytes.fromhex(digest)))
         except SQLAlchemyError as exc:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from custody import checkpoint as notes
 from custody import tree
+from custody.canonical import canonical_bytes
 from custody.ledger import GENESIS, CustodyEvent, Ledger, event_hash
 from storage.base import Retention
 from storage.local import LocalStore
@@ -129,7 +130,7 @@ def _rewrite(custody: Custody, events: list[CustodyEvent]) -> None:
             "INSERT INTO events (seq, time, actor, role, action, subject_evidence, subject_incident, details, tool, prev_hash, hash)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event.seq, event.time, event.actor, event.role, event.action, event.subject.get("evidence"),
-             event.subject.get("incident"), json.dumps(event.details), event.tool, event.prev_hash, event.hash),
+             event.subject.get("incident"), canonical_bytes(event.details).decode(), event.tool, event.prev_hash, event.hash),
         )
     for (level, idx), digest in nodes.get_nodes([k for k in nodes._nodes]).items():  # noqa: SLF001
         db.execute("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", (level, idx, digest.hex()))
