@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli.commands import hash_cmd, init_cmd, ingest_cmd, ledger_cmd, log_cmd, show_cmd, verify_cmd
+from cli.commands import hash_cmd, init_cmd, ingest_cmd, ledger_cmd, log_cmd, show_cmd, store_cmd, verify_cmd
 from cli.config import load_config
 
 EXIT_CODES = """\b
@@ -108,6 +108,7 @@ for command in (
     show_cmd.show,
     log_cmd.log,
     ledger_cmd.ledger,
+    store_cmd.store,
 ):
     cli.add_command(command)
 

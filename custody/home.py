@@ -47,9 +47,12 @@ def _write_exclusive(path: Path, content: str, mode: int) -> bool:
     return True
 
 
-def init_home(settings: Settings) -> InitReport:
+def init_home(settings: Settings, *, create_bucket: bool = False, remember_store: bool = False) -> InitReport:
     """Create the data directory, the local store (for file:// stores), the database schema and
-    the Ed25519 signing key (mode 0600). Idempotent: nothing existing is overwritten."""
+    the Ed25519 signing key (mode 0600). Idempotent: nothing existing is overwritten.
+
+    An S3 store's bucket must have Object Lock (``create_bucket`` creates one that has); with
+    ``remember_store`` the store URL is written to the config file if it names none yet."""
     from custody.checkpoint import generate_signer
 
     home = settings.home
@@ -70,6 +73,12 @@ def init_home(settings: Settings) -> InitReport:
 
         assert isinstance(store, LocalStore)
         LocalStore.create(store.root)
+    else:
+        ensure = getattr(store, "ensure_bucket", None)
+        if ensure is not None:
+            ensure(create=create_bucket, default_retention_days=settings.retention_days)
+        if remember_store:
+            _remember_store(settings)
     key_created = False
     if not settings.key_path.exists():
         signer, verifier = generate_signer(key_name())
@@ -88,6 +97,26 @@ def init_home(settings: Settings) -> InitReport:
         database_created=not existed,
         verifier_key=settings.verifier_key_path.read_text().strip(),
     )
+
+
+def _remember_store(settings: Settings) -> None:
+    import tomllib
+
+    path = settings.config_path
+    existing = tomllib.loads(path.read_text()) if path.exists() else {}
+    if "store" in existing:
+        if existing["store"] != settings.store_url:
+            raise ConfigError(
+                f"{path} already names the store {existing['store']!r}; edit it to switch stores"
+            )
+        return
+    line = "store = " + _toml_string(settings.store_url) + "\n"
+    body = path.read_text() if path.exists() else ""
+    path.write_text(line + body)
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _database_exists(ledger: Ledger) -> bool:

@@ -6,22 +6,33 @@ from cli.context import emit_json, settings_from
 
 
 @click.command("init")
+@click.option("--store", "store_url", help="Object store URL to use from now on (saved in config.toml).")
+@click.option("--create-bucket", is_flag=True, help="Create the S3 bucket with Object Lock, versioning and a default COMPLIANCE retention.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def init(ctx: click.Context, as_json: bool) -> None:
+def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json: bool) -> None:
     """Create the data directory: ledger database, local store and signing key.
 
     Safe to run again: an existing key or database is never overwritten. The signing key is
     written with mode 0600; its public verifier key is printed, for recipients to pin.
 
+    With an S3 store, the bucket must have Object Lock enabled; a bucket without it is refused
+    (exit 5). Credentials come from the standard AWS chain (environment, profile, role).
+
     \b
     Examples:
       custody init
       custody --home /srv/custody init --json
+      custody init --store 's3://evidence?endpoint_url=http://127.0.0.1:7480&region=us-east-1' --create-bucket
     """
+    from dataclasses import replace
+
     from custody.home import init_home
 
-    report = init_home(settings_from(ctx))
+    settings = settings_from(ctx)
+    if store_url:
+        settings = replace(settings, store_url=store_url)
+    report = init_home(settings, create_bucket=create_bucket, remember_store=bool(store_url))
     if as_json:
         emit_json(
             {

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+@click.group("store")
+def store() -> None:
+    """Inspect the object store.
+
+    \b
+    Examples:
+      custody store check
+      custody --store 's3://evidence?endpoint_url=http://127.0.0.1:7480' store check --json
+    """
+
+
+@store.command("check")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who runs the check (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
+    """Test what the store really enforces, with a locked canary object.
+
+    Writes a small canary under canary/ with a short COMPLIANCE retention, then tries to delete
+    that version, to shorten its retention and to switch it to GOVERNANCE. All three must be
+    refused. The result is recorded in the ledger. Exits 0 when enforced, 3 when not.
+
+    \b
+    Examples:
+      custody store check
+      custody store check --json
+    """
+    from custody.storecheck import check_store
+
+    result = check_store(workspace(ctx, actor))
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        click.echo(f"store: {result.store}")
+        for probe in result.probes:
+            click.echo(f"  {probe.action:<22} {'refused' if probe.refused else 'ALLOWED'}: {probe.detail}")
+        if result.enforced and result.worm == "program":
+            click.echo("verdict: enforced by this program only (a local store; root can still delete files)")
+        elif result.enforced:
+            click.echo("verdict: enforced by the storage server")
+        else:
+            click.echo("verdict: NOT ENFORCED: this store lets locked evidence be deleted or weakened")
+        click.echo(f"recorded as event {result.seq}", err=True)
+    if not result.enforced:
+        ctx.exit(3)
