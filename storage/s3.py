@@ -285,7 +285,10 @@ class S3Store:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (5 MiB)")
         if multipart_threshold < 0 or max_workers < 1 or max_attempts < 1 or canary_seconds < 10:
-            raise ValueError("multipart_threshold >= 0, max_workers >= 1, max_attempts >= 1 and canary_seconds >= 10 are required")
+            raise ValueError(
+                "need multipart_threshold >= 0, max_workers >= 1, max_attempts >= 1 "
+                "and canary_seconds >= 10"
+            )
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
@@ -325,7 +328,10 @@ class S3Store:
         """
         parts = urlsplit(url)
         if parts.scheme != "s3":
-            raise StorageError("an S3 store URL starts with s3://, e.g. s3://bucket/prefix?endpoint_url=http://127.0.0.1:7480")
+            raise StorageError(
+                "an S3 store URL starts with s3://, "
+                "e.g. s3://bucket/prefix?endpoint_url=http://127.0.0.1:7480"
+            )
         if "@" in parts.netloc:
             raise StorageError(_CREDENTIALS_IN_URL)
         bucket = parts.netloc
@@ -368,7 +374,8 @@ class S3Store:
         return str(endpoint) if endpoint else "the default AWS S3 endpoint"
 
     def _location(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix} at {self._endpoint()}"
+        path = f"/{self.prefix.rstrip('/')}" if self.prefix else ""
+        return f"s3://{self.bucket}{path} at {self._endpoint()}"
 
     def describe(self) -> str:
         return self._location()
@@ -399,7 +406,7 @@ class S3Store:
         on account of retention or a legal hold.
         """
         what = f"{key} (version {version})" if key and version else (key or f"bucket {self.bucket}")
-        where = f"s3://{self.bucket}/{self.prefix} at {self._endpoint()}"
+        where = self._location()
         if isinstance(exc, ClientError):
             code, status, detail = _code(exc), _status(exc), _server_message(exc)
             if code == "NoSuchBucket":
@@ -986,7 +993,9 @@ class S3Store:
         full = self._full_key(key)
         info = self.stat(key, version)
         if info.legal_hold:
-            raise RetentionViolation(f"refusing to delete {key} (version {version}): it is under a legal hold")
+            raise RetentionViolation(
+                f"refusing to delete {key} (version {version}): it is under a legal hold"
+            )
         if info.retention is not None and info.retention.until > self.now():
             raise RetentionViolation(
                 f"refusing to delete {key} (version {version}): retained until {_iso(info.retention.until)}"
@@ -1034,7 +1043,9 @@ class S3Store:
             except StorageUnavailable:
                 raise
             except StorageError as exc:
-                raise StorageUnavailable(f"the lock self-test could not write its canary {key}: {exc}") from exc
+                raise StorageUnavailable(
+                    f"the lock self-test could not write its canary {key}: {exc}"
+                ) from exc
             probes.append(self._probe(action, key, full, version, until))
         return probes
 
@@ -1051,7 +1062,7 @@ class S3Store:
 
     def _probe(self, action: str, key: str, full: str, version: str, until: datetime) -> LockProbe:
         where = f"canary {key} (version {version})"
-        with self._boundary(f"reading the lock of", key, version):
+        with self._boundary("reading the lock of", key, version):
             before = self._lock_headers(full, version)
         try:
             if action == "delete-version":
@@ -1076,11 +1087,13 @@ class S3Store:
         try:
             after = self._lock_headers(full, version)
         except (ClientError, BotoCoreError) as exc:
-            return LockProbe(action, False, f"the server answered {refusal}; {where} could not be re-read ({type(exc).__name__})")
+            detail = f"{where} could not be re-read ({type(exc).__name__})"
+            return LockProbe(action, False, f"the server answered {refusal}; {detail}")
         if after is None:
             return LockProbe(action, False, f"the server answered {refusal} but {where} is gone")
         if after != before:
-            return LockProbe(action, False, f"the server answered {refusal} but the lock of {where} changed from {before} to {after}")
+            change = f"the lock of {where} changed from {before} to {after}"
+            return LockProbe(action, False, f"the server answered {refusal} but {change}")
         return LockProbe(action, True, f"refused by the server ({refusal}) on {where}")
 
 
@@ -1144,7 +1157,7 @@ class _ObjectReader(io.RawIOBase):
         if self._body is not None:
             try:
                 self._body.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection must not mask the real error
+            except (BotoCoreError, OSError):
                 pass
             self._body = None
 

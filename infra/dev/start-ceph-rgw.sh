@@ -53,7 +53,7 @@ for tool in ceph-mon ceph-osd radosgw ceph radosgw-admin monmaptool ceph-authtoo
 done
 if [[ -n "$tls_port" ]] && ! command -v openssl >/dev/null 2>&1; then need_install=yes; fi
 if [[ "$need_install" == yes ]]; then
-  if [[ "$(id -u)" != 0 ]]; then
+  if [[ "$EUID" != 0 ]]; then
     fail "Ceph is not installed and this is not root; run as root: apt-get update && apt-get install -y --no-install-recommends ${packages[*]}"
   fi
   say "installing ${packages[*]} with apt-get"

@@ -54,7 +54,7 @@ def test_url_names_bucket_prefix_endpoint_and_region() -> None:
     assert (store.bucket, store.prefix, store.endpoint_url, store.region) == (
         "evidence", "body-cams/2026/", "http://127.0.0.1:7480", "eu-west-1",
     )
-    assert store.describe() == "s3://evidence/body-cams/2026/ at http://127.0.0.1:7480"
+    assert store.describe() == "s3://evidence/body-cams/2026 at http://127.0.0.1:7480"
     config = store._client.meta.config
     assert config.s3["addressing_style"] == "path"
     assert config.request_checksum_calculation == "when_required"
@@ -69,7 +69,7 @@ def test_without_an_endpoint_the_aws_endpoint_is_named_and_addressing_is_automat
     assert isinstance(store, S3Store)
     assert store.prefix == ""
     assert store._client.meta.config.s3["addressing_style"] == "auto"
-    assert store.describe() == "s3://evidence/ at https://s3.eu-west-1.amazonaws.com"
+    assert store.describe() == "s3://evidence at https://s3.eu-west-1.amazonaws.com"
 
 
 @pytest.mark.parametrize(
