@@ -169,7 +169,12 @@ _EVENT_ROWS = (
     .limit(bindparam("limit"))
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _dumps(value: str) -> str:
+    encoded: str = _encoder.encode(value)
+    return encoded
 
 
 def stored_leaf(row: Sequence[Any]) -> str:

@@ -6,6 +6,8 @@ contract suite in ``tests/contract/`` runs the same tests against every backend.
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -127,7 +129,7 @@ class ObjectStore(Protocol):
         """The store's notion of the current UTC time (retention dates are computed from it)."""
         ...
 
-    def lock_self_test(self) -> list[LockProbe]:
+    def lock_self_test(self) -> builtins.list[LockProbe]:
         """Write a small canary under ``canary/`` with a short COMPLIANCE retention, then ask
         the storage itself, bypassing this program's own refusals, to delete that version, to
         shorten its retention and to switch it to GOVERNANCE. One probe per attempt; the store

@@ -15,9 +15,12 @@ against the ledger and the signed checkpoints will then report.
 
 from __future__ import annotations
 
+import builtins
+
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import stat as stat_mod
@@ -344,26 +347,24 @@ class LocalStore:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
-    def lock_self_test(self) -> list[LockProbe]:
+    def lock_self_test(self) -> builtins.list[LockProbe]:
         """The local store's locks are this program's own, so the probes exercise its verbs;
         ``capabilities.worm == "program"`` says that no server stands behind them."""
         data = uuid.uuid4().bytes
         key = f"canary/{uuid.uuid4().hex}"
         info = self.put(
             key,
-            cast(BinaryIO, _BytesReader(data)),
+            io.BytesIO(data),
             len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             retention=Retention("COMPLIANCE", self.now() + timedelta(seconds=60)),
         )
         assert info.retention is not None
-        probes: list[LockProbe] = []
+        earlier = info.retention.until - timedelta(seconds=30)
+        probes: builtins.list[LockProbe] = []
         attempts = (
             ("delete-version", lambda: self.delete(key, info.version)),
-            (
-                "shorten-retention",
-                lambda: self.extend_retention(key, info.version, info.retention.until - timedelta(seconds=30)),  # type: ignore[union-attr]
-            ),
+            ("shorten-retention", lambda: self.extend_retention(key, info.version, earlier)),
             ("switch-to-governance", lambda: self._refuse_mode_change(key)),
         )
         for action, attempt in attempts:
@@ -377,18 +378,6 @@ class LocalStore:
 
     def _refuse_mode_change(self, key: str) -> None:
         raise RetentionViolation(f"{key}: the local store keeps every object in COMPLIANCE mode")
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        end = len(self._data) if n < 0 else self._pos + n
-        chunk = self._data[self._pos : end]
-        self._pos += len(chunk)
-        return chunk
 
 
 def _write_all(fd: int, chunk: bytes | memoryview) -> None:
