@@ -190,7 +190,7 @@ def stored_leaf(row: Sequence[Any]) -> str:
     return (
         '{"action":' + _dumps(action)
         + ',"actor":' + _dumps(actor)
-        + ',"details":' + details
+        + ',"details":' + str(details)
         + ',"prev_hash":' + _dumps(prev_hash)
         + ',"role":' + _dumps(role)
         + ',"seq":' + str(int(seq))
