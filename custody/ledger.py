@@ -9,6 +9,7 @@ kept in derived tables written in the same transaction as the event that implies
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +32,6 @@ from sqlalchemy import (
     func,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -145,9 +145,12 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-_NODES_BY_KEY = select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(
-    tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(bindparam("keys", expanding=True))
-)
+@functools.lru_cache(maxsize=128)
+def _nodes_by_key(count: int) -> Any:
+    """A lookup of ``count`` nodes: one indexed equality per key, OR-ed together (a row-value
+    IN makes SQLite scan the whole table). Parameters ``l0, i0, l1, i1, ...``."""
+    terms = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(count))
+    return text(f"SELECT level, idx, hash FROM tree_nodes WHERE {terms}")
 
 
 _EVENT_ROWS = (
@@ -222,7 +225,11 @@ class SqlNodeStore:
                 else:
                     missing.append(key)
         if missing:
-            rows = self.conn.execute(_NODES_BY_KEY, {"keys": missing}).all()
+            params: dict[str, int] = {}
+            for n, (level, index) in enumerate(missing):
+                params[f"l{n}"] = level
+                params[f"i{n}"] = index
+            rows = self.conn.execute(_nodes_by_key(len(missing)), params).all()
             for row in rows:
                 found[(row.level, row.idx)] = bytes.fromhex(row.hash)
                 if self._cache is not None:
@@ -453,9 +460,14 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise self._unavailable(exc) from exc
 
-    def leaf_hashes(self, batch: int = 20000) -> Iterator[tuple[int, str, str]]:
-        """(seq, prev_hash, hash) of every event, in order, without decoding details."""
-        position = 0
+    def leaf_hashes_from(self, start: int) -> Iterator[str]:
+        """Stored event hashes (hex) from sequence number ``start`` on."""
+        for _seq, _prev, digest in self.leaf_hashes(start=start, batch=1000):
+            yield digest
+
+    def leaf_hashes(self, start: int = 0, batch: int = 20000) -> Iterator[tuple[int, str, str]]:
+        """(seq, prev_hash, hash) of every event from ``start``, in order, without decoding details."""
+        position = start
         try:
             with self.engine.connect() as conn:
                 while True:
