@@ -317,7 +317,7 @@ class Ingestor:
                     digests.size,
                     sha256=digests.sha256,
                     retention=retention,
-                    metadata={"blake3": digests.blake3, "sha256": digests.sha256},
+                    metadata={"blake3": digests.blake3},
                     progress=None,
                 )
             except IntegrityRejected as exc:
