@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.base import LockProbe, ObjectStore
+from storage.errors import StorageError
 
 
 @dataclass
@@ -14,6 +15,9 @@ class StoreCheck:
     worm: str
     probes: list[LockProbe]
     seq: int | None = None
+    seal_error: str | None = None
+    """Set when the checkpoint after the check could not be written (a defective store may
+    refuse it); the check itself is recorded in the ledger either way."""
 
     @property
     def enforced(self) -> bool:
@@ -26,6 +30,7 @@ class StoreCheck:
             "enforced": self.enforced,
             "probes": [{"action": p.action, "refused": p.refused, "detail": p.detail} for p in self.probes],
             "seq": self.seq,
+            "seal_error": self.seal_error,
         }
 
 
@@ -47,5 +52,10 @@ def check_store(workspace: Any) -> StoreCheck:
         },
     )
     result.seq = event.seq
-    workspace.seal()
+    try:
+        workspace.seal()
+    except StorageError as exc:
+        if result.enforced:
+            raise
+        result.seal_error = str(exc)
     return result

@@ -48,5 +48,7 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
         else:
             click.echo("verdict: NOT ENFORCED: this store lets locked evidence be deleted or weakened")
         click.echo(f"recorded as event {result.seq}", err=True)
+    if result.seal_error:
+        click.echo(f"custody: warning: the checkpoint after this check could not be stored: {result.seal_error}", err=True)
     if not result.enforced:
         ctx.exit(3)
