@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cli.commands import hash_cmd, init_cmd, ingest_cmd, ledger_cmd, log_cmd, show_cmd, store_cmd, verify_cmd
+import cli.commands as command_modules
 from cli.config import load_config
 
 EXIT_CODES = """\b
@@ -100,17 +100,18 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, store_url: st
     ctx.default_map = {**config.get("commands", {}), **(ctx.default_map or {})}
 
 
-for command in (
-    init_cmd.init,
-    ingest_cmd.ingest,
-    hash_cmd.hash_files,
-    verify_cmd.verify,
-    show_cmd.show,
-    log_cmd.log,
-    ledger_cmd.ledger,
-    store_cmd.store,
-):
-    cli.add_command(command)
+def _register() -> None:
+    """Add every command module's ``COMMANDS`` (modules in cli/commands, in name order)."""
+    import importlib
+    import pkgutil
+
+    for module_info in sorted(pkgutil.iter_modules(command_modules.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"cli.commands.{module_info.name}")
+        for command in getattr(module, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register()
 
 
 def main() -> None:

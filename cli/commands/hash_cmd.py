@@ -36,3 +36,6 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool) -> None
             sys.stdout.write(f"{digest}  {name}\n")
     if failed:
         ctx.exit(2)
+
+
+COMMANDS = [hash_files]

@@ -95,3 +95,6 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], actor: str | None, note: 
     click.echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
     if problems:
         ctx.exit(2)
+
+
+COMMANDS = [ingest]

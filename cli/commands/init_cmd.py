@@ -50,3 +50,6 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json
     click.echo(f"store:          {report.store}")
     click.echo(f"signing key:    {'created' if report.key_created else 'exists (kept)'}")
     click.echo(f"verifier key:   {report.verifier_key}")
+
+
+COMMANDS = [init]

@@ -118,3 +118,6 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
         seq = int(row["first_seq"])
     click.echo(prove_event(ws.ledger, ws.store, ws.signer(), seq), nl=False)
     ws.seal()
+
+
+COMMANDS = [ledger]

@@ -40,3 +40,6 @@ def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
             summary["source"] = summary["source"].get("path")
         if summary:
             click.echo(f"       {json.dumps(summary, ensure_ascii=False, sort_keys=True)}")
+
+
+COMMANDS = [log]

@@ -37,3 +37,6 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     for acquisition in record["acquisitions"]:
         source = acquisition["source"] or {}
         click.echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
+
+
+COMMANDS = [show]

@@ -52,3 +52,6 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
         click.echo(f"custody: warning: the checkpoint after this check could not be stored: {result.seal_error}", err=True)
     if not result.enforced:
         ctx.exit(3)
+
+
+COMMANDS = [store]

@@ -42,3 +42,6 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
         ctx.exit(2)
     if not all(r.ok for r in results):
         ctx.exit(3)
+
+
+COMMANDS = [verify]
