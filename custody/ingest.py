@@ -14,6 +14,8 @@ finds it in the store and records it.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import socket
 import stat as stat_mod
@@ -26,7 +28,7 @@ from custody.canonical import printable_path
 from custody.hashing import Digests, hash_stream
 from custody.ledger import Ledger
 from storage.base import ObjectInfo, ObjectStore, Retention
-from storage.errors import IntegrityRejected, ObjectNotFound, StoreMisconfigured
+from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StoreMisconfigured
 
 Status = Literal["recorded", "already-stored", "skipped", "failed"]
 
@@ -70,6 +72,19 @@ class IngestPlan:
     @property
     def total_bytes(self) -> int:
         return sum(c.stat.st_size for c in self.files)
+
+
+@dataclass
+class Inspection:
+    """What an inspector learned about a file at ingest: ``details`` go into the ingest event
+    (under ``media``); each attachment (kind -> bytes, e.g. ``packets``) is stored as a retained
+    object ``<kind>/<blake3>`` and its key, SHA-256 and size recorded in the event."""
+
+    details: dict[str, Any]
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+
+Inspector = Callable[[str], Inspection]
 
 
 class IngestProgress:
@@ -209,6 +224,8 @@ class Ingestor:
         retention_days: int = 90,
         progress: IngestProgress | None = None,
         after_read: Callable[[str], None] | None = None,
+        inspector: Inspector | None = None,
+        derivation: dict[str, Any] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -218,6 +235,8 @@ class Ingestor:
         self.retention_days = retention_days
         self.progress = progress or IngestProgress()
         self._after_read = after_read
+        self.inspector = inspector
+        self.derivation = derivation
         self.host = socket.gethostname()
 
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
@@ -334,6 +353,8 @@ class Ingestor:
             result.status = "failed"
             result.reason = changed + " (the bytes read were preserved, but are not recorded)"
             return result
+        assert info.retention is not None
+        inspection = self._inspect(candidate.path, digests, info.retention)
         with self.ledger.transaction() as tx:
             known = tx.evidence_row(digests.blake3)
             if known is not None:
@@ -358,6 +379,12 @@ class Ingestor:
                 "legal_hold": info.legal_hold,
                 **self._common(),
             }
+            if inspection is not None:
+                details["media"] = inspection[0]
+                if inspection[1]:
+                    details["attachments"] = inspection[1]
+            if self.derivation is not None:
+                details["derived_from"] = self.derivation
             if recovered:
                 details["recovered"] = "object found in the store without an ingest event"
             event = tx.append(
@@ -373,6 +400,33 @@ class Ingestor:
             )
         result.seq = event.seq
         return result
+
+    def _inspect(
+        self, path: str, digests: Digests, retention: Retention
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Run the inspector and store its attachments; never prevents preservation."""
+        if self.inspector is None:
+            return None
+        inspection = self.inspector(path)
+        stored: dict[str, Any] = {}
+        for kind, data in sorted(inspection.attachments.items()):
+            key = f"{kind}/{digests.blake3}"
+            sha = hashlib.sha256(data).hexdigest()
+            try:
+                self.store.put(
+                    key,
+                    io.BytesIO(data),
+                    len(data),
+                    sha256=sha,
+                    retention=retention,
+                    metadata={"evidence": digests.blake3},
+                )
+            except ObjectExists:
+                existing = self.store.stat(key)
+                if existing.sha256 not in (None, sha):
+                    raise
+            stored[kind] = {"key": key, "sha256": sha, "size": len(data)}
+        return inspection.details, stored
 
     def _acquired(
         self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Any
