@@ -4,7 +4,8 @@
     db = "postgresql+psycopg://custody@db/custody"
     store = "s3://evidence?endpoint_url=https://s3.example.org"
     actor = "tech-0412"
-    retention_days = 90
+    [retention.categories.unflagged]
+    days = 90
     [commands.ingest]
     note = "Dock 3"
 """

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from custody.settings import DEFAULT_RETENTION_DAYS, Settings
+from custody.settings import Settings
 
 
 def os_user() -> str:
@@ -29,9 +29,10 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
         store_url=obj["store_url"] or Settings.default_store_url(home),
         actor=actor or config.get("actor") or os_user(),
         role=config.get("role", "technician"),
-        retention_days=int(config.get("retention_days", DEFAULT_RETENTION_DAYS)),
         db_timeout=timeout,
+        config=config,
     )
+
 
 
 def workspace(ctx: click.Context, actor: str | None = None) -> Any:

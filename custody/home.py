@@ -76,7 +76,7 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
     else:
         ensure = getattr(store, "ensure_bucket", None)
         if ensure is not None:
-            ensure(create=create_bucket, default_retention_days=settings.retention_days)
+            ensure(create=create_bucket, default_retention_days=_unflagged_days(settings))
         if remember_store:
             _remember_store(settings)
     key_created = False
@@ -97,6 +97,15 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
         database_created=not existed,
         verifier_key=settings.verifier_key_path.read_text().strip(),
     )
+
+
+def _unflagged_days(settings: Settings) -> int:
+    """Whole days of the ``unflagged`` category: the bucket's default retention."""
+    from custody.retention import DEFAULT_CATEGORY, load_categories
+
+    duration = load_categories(settings.config)[DEFAULT_CATEGORY].duration
+    assert duration is not None
+    return max(1, duration.days)
 
 
 def _remember_store(settings: Settings) -> None:

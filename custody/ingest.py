@@ -221,7 +221,7 @@ class Ingestor:
         actor: str,
         role: str = "technician",
         note: str | None = None,
-        retention_days: int = 90,
+        retention: timedelta = timedelta(days=90),
         progress: IngestProgress | None = None,
         after_read: Callable[[str], None] | None = None,
         inspector: Inspector | None = None,
@@ -232,7 +232,7 @@ class Ingestor:
         self.actor = actor
         self.role = role
         self.note = note
-        self.retention_days = retention_days
+        self.retention = retention
         self.progress = progress or IngestProgress()
         self._after_read = after_read
         self.inspector = inspector
@@ -313,7 +313,7 @@ class Ingestor:
             return self._acquired(result, candidate, before, known)
         key = evidence_key(digests.blake3)
         result.store_key = key
-        retention = Retention("COMPLIANCE", self.store.now() + timedelta(days=self.retention_days))
+        retention = Retention("COMPLIANCE", self.store.now() + self.retention)
         recovered = False
         try:
             info = self.store.stat(key)
@@ -375,7 +375,7 @@ class Ingestor:
                 "sha256": digests.sha256,
                 "size": digests.size,
                 "store": {"location": self.store.describe(), "key": key, "version": info.version},
-                "retention": {"mode": info.retention.mode, "until": _iso(info.retention.until), "category": "default"},
+                "retention": {"mode": info.retention.mode, "until": _iso(info.retention.until), "category": "unflagged"},
                 "legal_hold": info.legal_hold,
                 **self._common(),
             }
@@ -444,18 +444,39 @@ class Ingestor:
         return result
 
 
-def ingest_paths(workspace: Any, paths: Sequence[str], **options: Any) -> list[IngestResult]:
-    """Ingest ``paths`` and, if anything was appended, sign a checkpoint (custody.home.Workspace)."""
+def ingest_paths(
+    workspace: Any,
+    paths: Sequence[str],
+    *,
+    incident: str | None = None,
+    camera: str | None = None,
+    officer: str | None = None,
+    **options: Any,
+) -> list[IngestResult]:
+    """Ingest ``paths`` (custody.home.Workspace), link what was preserved to ``incident`` (which
+    must exist before anything is read), and sign a checkpoint if anything was appended."""
+    from custody.incidents import link_evidence, require_incident
+    from custody.retention import DEFAULT_CATEGORY, load_categories
+
+    if incident is not None:
+        require_incident(workspace.ledger, incident)
+    duration = load_categories(workspace.settings.config)[DEFAULT_CATEGORY].duration
+    assert duration is not None
     settings = workspace.settings
     ingestor = Ingestor(
         workspace.ledger,
         workspace.store,
         actor=settings.actor,
         role=settings.role,
-        retention_days=settings.retention_days,
+        retention=duration,
         **options,
     )
     try:
-        return ingestor.run(paths)
+        results = ingestor.run(paths)
+        if incident is not None:
+            for result in results:
+                if result.blake3 and result.status in ("recorded", "already-stored"):
+                    link_evidence(workspace, result.blake3, incident, camera=camera, officer=officer, seal=False)
+        return results
     finally:
         workspace.seal()

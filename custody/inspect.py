@@ -52,3 +52,27 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
         record["legal_hold"] = None
         record["store_status"] = f"unavailable: {exc}"
     return record
+
+
+def show_object(workspace: Any, ref: str) -> dict[str, Any]:
+    """Describe an object and record that it was viewed (``viewed`` event)."""
+    from custody.holds import holds_on
+    from custody.retention import object_retention
+
+    record = describe_object(workspace.ledger, workspace.store, ref)
+    retention = object_retention(workspace.ledger, record["blake3"])
+    record["category"] = retention.category
+    record["recorded_retention"] = retention.as_dict()
+    record["holds"] = holds_on(workspace.ledger, record["blake3"])
+    record["incidents"] = sorted(
+        {e.subject["incident"] for e in workspace.ledger.events(evidence=record["blake3"], actions=("linked",))}
+    )
+    workspace.ledger.append(
+        "viewed",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"evidence": record["blake3"]},
+        details={"what": "show"},
+    )
+    workspace.seal()
+    return record

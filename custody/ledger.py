@@ -384,10 +384,13 @@ class Ledger:
         self,
         *,
         evidence: str | None = None,
+        incident: str | None = None,
+        actions: Sequence[str] | None = None,
         start: int = 0,
         batch: int = 5000,
     ) -> Iterator[CustodyEvent]:
-        """Events in sequence order, optionally only those about one evidence object."""
+        """Events in sequence order, optionally only those about one evidence object, one
+        incident, and/or with one of ``actions``."""
         position = start
         try:
             with self.engine.connect() as conn:
@@ -395,6 +398,10 @@ class Ledger:
                     query = select(events).where(events.c.seq >= position).order_by(events.c.seq).limit(batch)
                     if evidence is not None:
                         query = query.where(events.c.subject_evidence == evidence)
+                    if incident is not None:
+                        query = query.where(events.c.subject_incident == incident)
+                    if actions is not None:
+                        query = query.where(events.c.action.in_(list(actions)))
                     rows = conn.execute(query).all()
                     if not rows:
                         return

@@ -4,11 +4,10 @@ flags, ``CUSTODY_*`` variables, the config file and defaults, in that order of p
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
-
-DEFAULT_RETENTION_DAYS = 90
-
 
 def default_home() -> Path:
     """The per-user data directory: ``$XDG_DATA_HOME/custody`` or ``~/.local/share/custody``."""
@@ -23,8 +22,9 @@ class Settings:
     store_url: str
     actor: str
     role: str = "technician"
-    retention_days: int = DEFAULT_RETENTION_DAYS
     db_timeout: float = 30.0
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The configuration file's contents (retention categories and other agency data)."""
 
     @property
     def key_path(self) -> Path:

@@ -142,3 +142,22 @@ def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[Ver
             continue
         results.append(verify_object(ledger, store, resolved))
     return results
+
+
+def verify_and_record(workspace: Any, refs: list[str]) -> list[VerifyResult]:
+    """Verify references and record a ``verified`` event (with the outcome) per preserved object."""
+    results = verify_refs(workspace.ledger, workspace.store, refs)
+    recorded = False
+    for result in results:
+        if result.blake3 and workspace.ledger.evidence_row(result.blake3) is not None:
+            workspace.ledger.append(
+                "verified",
+                actor=workspace.settings.actor,
+                role=workspace.settings.role,
+                subject={"evidence": result.blake3},
+                details={"ok": result.ok, "algorithm": "blake3", "findings": [f.as_dict() for f in result.findings]},
+            )
+            recorded = True
+    if recorded:
+        workspace.seal()
+    return results

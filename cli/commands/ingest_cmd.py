@@ -53,9 +53,21 @@ class _Bar:
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--actor", envvar="CUSTODY_ACTOR", help="Who is ingesting (env CUSTODY_ACTOR; default the OS user).")
 @click.option("--note", help="A note recorded with every file's event.")
+@click.option("--incident", "incident_id", help="Link every preserved file to this incident (it must exist).")
+@click.option("--camera", help="Camera serial number, recorded with the link to the incident.")
+@click.option("--officer", help="The recording officer's badge, recorded with the link to the incident.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
 @click.pass_context
-def ingest(ctx: click.Context, paths: tuple[str, ...], actor: str | None, note: str | None, as_json: bool) -> None:
+def ingest(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    actor: str | None,
+    note: str | None,
+    incident_id: str | None,
+    camera: str | None,
+    officer: str | None,
+    as_json: bool,
+) -> None:
     """Preserve files: hash, store under retention, and record them in the ledger.
 
     Directories are walked recursively in name order. FIFOs, sockets, devices and broken
@@ -68,12 +80,23 @@ def ingest(ctx: click.Context, paths: tuple[str, ...], actor: str | None, note: 
       custody ingest clip.mp4
       custody ingest /media/dock3/ --actor tech-0412 --note "Dock 3 nightly export"
       custody ingest --json export/ > ingest-report.json
+      custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
     """
     from custody.ingest import ingest_paths
 
+    if (camera or officer) and not incident_id:
+        raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")
     bar = _Bar()
     try:
-        results = ingest_paths(workspace(ctx, actor), list(paths), note=note, progress=bar)
+        results = ingest_paths(
+            workspace(ctx, actor),
+            list(paths),
+            incident=incident_id,
+            camera=camera,
+            officer=officer,
+            note=note,
+            progress=bar,
+        )
     finally:
         bar.close()
     problems = [r for r in results if r.status in ("skipped", "failed")]

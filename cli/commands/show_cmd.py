@@ -20,10 +20,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
       custody show 1f0c3a9e
       custody show ./clip.mp4 --json
     """
-    from custody.inspect import describe_object
+    from custody.inspect import show_object
 
-    ws = workspace(ctx)
-    record = describe_object(ws.ledger, ws.store, ref)
+    record = show_object(workspace(ctx), ref)
     if as_json:
         emit_json(record)
         return
@@ -31,6 +30,9 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(f"{name + ':':<14}{record[name]}")
     retention = record["retention"]
     click.echo(f"{'retention:':<14}{retention['mode'] + ' until ' + retention['until'] if retention else '-'}")
+    click.echo(f"{'category:':<14}{record['category']}")
+    click.echo(f"{'holds:':<14}{', '.join(record['holds']) or '-'}")
+    click.echo(f"{'incidents:':<14}{', '.join(record['incidents']) or '-'}")
     first = record["first_ingest"]
     click.echo(f"{'first ingest:':<14}event {first['seq']} at {first['time']} by {first['actor']}")
     click.echo("acquisitions:")

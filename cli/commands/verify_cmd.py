@@ -21,10 +21,9 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
       custody verify 1f0c3a9e
       custody verify ./copy-from-usb/clip.mp4 --json
     """
-    from custody.verify import verify_refs
+    from custody.verify import verify_and_record
 
-    ws = workspace(ctx)
-    results = verify_refs(ws.ledger, ws.store, list(refs))
+    results = verify_and_record(workspace(ctx), list(refs))
     if as_json:
         emit_json([r.as_dict() for r in results])
     else:

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+@click.command("dispose")
+@click.option("--expired", is_flag=True, required=True, help="Select objects whose retention has expired.")
+@click.option("--confirm", is_flag=True, help="Really delete them (default: list only).")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who disposes (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None, as_json: bool) -> None:
+    """Destroy recordings whose retention has expired, as the law requires.
+
+    Lists objects whose retention has passed, that carry no legal hold and whose category says
+    they must be destroyed. Dry run by default; with --confirm each version is deleted and a
+    'disposed' event keeps its digests forever. Objects under retention or hold are never
+    deleted.
+
+    \b
+    Examples:
+      custody dispose --expired
+      custody dispose --expired --confirm --json
+    """
+    from custody.disposition import dispose_expired
+
+    items = dispose_expired(workspace(ctx, actor), confirm=confirm)
+    if as_json:
+        emit_json({"confirmed": confirm, "objects": [i.as_dict() for i in items]})
+        return
+    for item in items:
+        state = "disposed" if item.done else "would dispose"
+        click.echo(f"{state:<14} {item.blake3[:16]}  {item.size:>12} bytes  {item.category}, retained until {item.retained_until}")
+    if not items:
+        click.echo("nothing has expired")
+    elif not confirm:
+        click.echo(f"{len(items)} object(s) due; run again with --confirm to delete them", err=True)
+
+
+COMMANDS = [dispose]

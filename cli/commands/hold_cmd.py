@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+@click.group("hold")
+def hold() -> None:
+    """Named legal holds on stored evidence.
+
+    \b
+    Examples:
+      custody hold place SAO-26-00812 --authority "Cook County SAO, J. Smith" --reason "felony review" --incident 2026-1101-ICE-01
+      custody hold list
+    """
+
+
+def _render(found: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(found.as_dict())
+        return
+    state = "active" if found.active else "released"
+    click.echo(f"hold {found.name} ({state}): {len(found.objects)} object(s); authority {found.authority}; reason {found.reason}")
+
+
+@hold.command("place")
+@click.argument("name")
+@click.option("--authority", required=True, help="The order, case number and who ordered it.")
+@click.option("--reason", required=True, help="Why the evidence is held.")
+@click.option("--incident", "incident_id", help="Hold every object of this incident, and any linked later.")
+@click.argument("refs", nargs=-1)
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who places it (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the hold as JSON.")
+@click.pass_context
+def place(ctx: click.Context, name: str, authority: str, reason: str, incident_id: str | None, refs: tuple[str, ...],
+          actor: str | None, as_json: bool) -> None:
+    """Place a legal hold on stored objects (the store's own legal hold), then record it.
+
+    \b
+    Examples:
+      custody hold place SAO-26-00812 --authority "Cook County SAO" --reason "felony review" --incident 2026-1101-ICE-01
+      custody hold place LIT-7 --authority "N.D. Ill. 1:26-cv-0411 preservation order" --reason litigation 1f0c3a9e 77aa01b2
+    """
+    from custody.holds import place_hold
+    from custody.verify import resolve
+
+    ws = workspace(ctx, actor)
+    objects = []
+    for ref in refs:
+        resolved = resolve(ws.ledger, ref)
+        if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
+            raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
+        objects.append(resolved.blake3)
+    _render(place_hold(ws, name, authority=authority, reason=reason, incident=incident_id, objects=objects), as_json)
+
+
+@hold.command("release")
+@click.argument("name")
+@click.option("--authority", required=True, help="The order or decision that ends the hold.")
+@click.option("--reason", required=True, help="Why it is released.")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who releases it (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the hold as JSON.")
+@click.pass_context
+def release(ctx: click.Context, name: str, authority: str, reason: str, actor: str | None, as_json: bool) -> None:
+    """Release a legal hold. An object stays locked if another hold or its retention applies.
+
+    \b
+    Examples:
+      custody hold release SAO-26-00812 --authority "final disposition, order of 2027-03-02" --reason "case closed"
+    """
+    from custody.holds import release_hold
+
+    _render(release_hold(workspace(ctx, actor), name, authority=authority, reason=reason), as_json)
+
+
+@hold.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """List legal holds, active and released.
+
+    \b
+    Examples:
+      custody hold list --json
+    """
+    from custody.holds import all_holds
+
+    holds = all_holds(workspace(ctx).ledger)
+    if as_json:
+        emit_json([h.as_dict() for h in holds.values()])
+        return
+    for found in holds.values():
+        _render(found, False)
+
+
+COMMANDS = [hold]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import click
+
+from cli.context import emit_json, settings_from, workspace
+
+
+@click.group("retention")
+def retention() -> None:
+    """Retention categories; flag or re-categorize evidence (retention only lengthens).
+
+    \b
+    Examples:
+      custody retention categories
+      custody retention flag --incident 2026-1101-ICE-01 --reason "use of force"
+      custody retention set 1f0c3a9e --category flagged --reason "evidentiary value"
+    """
+
+
+@retention.command("categories")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def categories(ctx: click.Context, as_json: bool) -> None:
+    """List the retention categories with their source (shipped defaults + config.toml).
+
+    \b
+    Examples:
+      custody retention categories --json
+    """
+    from custody.retention import load_categories
+
+    found = load_categories(settings_from(ctx).config)
+    if as_json:
+        emit_json([c.as_dict() for c in found.values()])
+        return
+    for category in found.values():
+        if category.legal_hold:
+            keep = "until final disposition (legal hold)"
+        else:
+            assert category.duration is not None
+            keep = f"at least {category.duration.days} days" if category.duration.days else f"at least {category.duration.seconds} s"
+            keep += f" from {category.starts}"
+        click.echo(f"{category.name:<12} {keep}; then {category.after}")
+        click.echo(f"{'':<12} source: {category.source}")
+
+
+def _render(changes: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
+    if as_json:
+        emit_json(changes)
+        return
+    for change in changes:
+        click.echo(f"{change['blake3'][:16]}  {change['previous_category']} -> {change['category']}  "
+                   f"until {change['previous_until']} -> {change['until']}")
+    if not changes:
+        click.echo("nothing to change (already flagged)")
+
+
+@retention.command("flag")
+@click.argument("refs", nargs=-1)
+@click.option("--incident", "incident_id", help="Flag every object linked to this incident.")
+@click.option("--reason", required=True, help="Why the encounter is flagged (complaint, use of force, ...).")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who flags it (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@click.pass_context
+def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, reason: str, actor: str | None, as_json: bool) -> None:
+    """Flag evidence: kept at least the 'flagged' duration from now (applied in the store).
+
+    \b
+    Examples:
+      custody retention flag 1f0c3a9e --reason "complaint filed"
+      custody retention flag --incident 2026-1101-ICE-01 --reason "detention"
+    """
+    from custody.retention import flag_objects
+
+    ws = workspace(ctx, actor)
+    targets = _targets(ws, refs, incident_id)
+    changes = flag_objects(ws, targets, reason=reason)
+    ws.seal()
+    _render(changes, as_json)
+
+
+@retention.command("set")
+@click.argument("refs", nargs=-1, required=True)
+@click.option("--category", required=True, help="The new category (see 'custody retention categories').")
+@click.option("--reason", default="category set", help="Why.")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who sets it (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@click.pass_context
+def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, actor: str | None, as_json: bool) -> None:
+    """Put evidence in a retention category. A change that would shorten the retention is
+    refused (exit 4) and nothing changes.
+
+    \b
+    Examples:
+      custody retention set 1f0c3a9e --category flagged --reason "officer request"
+    """
+    from custody.retention import set_category
+
+    ws = workspace(ctx, actor)
+    changes = set_category(ws, _targets(ws, refs, None), category, reason)
+    ws.seal()
+    _render(changes, as_json)
+
+
+def _targets(ws, refs: tuple[str, ...], incident_id: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+    from custody.incidents import require_incident
+    from custody.verify import resolve
+
+    if bool(refs) == bool(incident_id):
+        raise click.UsageError("give either REF... or --incident ID")
+    if incident_id:
+        return sorted(require_incident(ws.ledger, incident_id).evidence)
+    found = []
+    for ref in refs:
+        resolved = resolve(ws.ledger, ref)
+        if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
+            raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
+        found.append(resolved.blake3)
+    return found
+
+
+COMMANDS = [retention]

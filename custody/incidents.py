@@ -1,0 +1,296 @@
+"""Incidents: encounters with federal immigration agents, documented as the order requires.
+
+Every change is a ledger event (``incident-created``, ``incident-amended``, ``incident-referred``,
+``linked``); an incident's current state is derived by replaying its events, never stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from custody.errors import BadInput
+from custody.ledger import CustodyEvent, Ledger
+
+CREDENTIALS = ("verified", "refused", "not-attempted", "not-applicable")
+INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"--{name.replace('_', '-')}: must not be empty")
+    if any(ord(c) < 32 and c not in "\t\n" for c in value):
+        raise BadInput(f"--{name.replace('_', '-')}: contains control characters")
+    return value.strip()
+
+
+def _texts(name: str, value: Any) -> list[str]:
+    return [_text(name, item) for item in value]
+
+
+def _rfc3339(name: str, value: Any) -> str:
+    text = _text(name, value)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadInput(f"--{name.replace('_', '-')}: {text!r} is not an RFC 3339 date-time") from exc
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise BadInput(
+            f"--{name.replace('_', '-')}: {text!r} needs a date, a time and an offset, "
+            "e.g. 2026-11-01T14:03:00-06:00"
+        )
+    return text
+
+
+def _count(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadInput(f"--{name.replace('_', '-')}: must be a whole number, 0 or more")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in options:
+            raise BadInput(f"--{name.replace('_', '-')}: {value!r} is not one of {', '.join(options)}")
+        return str(value)
+
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadInput(f"--{name.replace('_', '-')}: must be true or false")
+    return value
+
+
+FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "occurred_at": _rfc3339,
+    "location": _text,
+    "agencies": _texts,
+    "supervisor_name": _text,
+    "supervisor_badge": _text,
+    "credentials": _choice(CREDENTIALS),
+    "use_of_force": _text,
+    "detentions": _count,
+    "injuries": _text,
+    "ems_summoned": _flag,
+    "aid_rendered": _flag,
+    "violations": _texts,
+    "report_number": _text,
+    "note": _text,
+}
+"""The documented fields of an incident and their validators (the order's list)."""
+
+
+def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every given field; ``BadInput`` naming the field for the first bad one."""
+    clean: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in FIELDS:
+            raise BadInput(f"unknown incident field {name!r}")
+        clean[name] = FIELDS[name](name, value)
+    return clean
+
+
+def check_incident_id(incident_id: str) -> str:
+    if not INCIDENT_ID.match(incident_id):
+        raise BadInput(
+            f"incident id {incident_id!r}: use 1-64 letters, digits and . _ : / - (starting with a letter or digit)"
+        )
+    return incident_id
+
+
+@dataclass
+class IncidentState:
+    """An incident as its events say it is now."""
+
+    incident: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    created: CustodyEvent | None = None
+    history: list[CustodyEvent] = field(default_factory=list)
+    referrals: list[dict[str, Any]] = field(default_factory=list)
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def flags_evidence(self) -> list[str]:
+        """Why evidence linked to this incident is a flagged encounter (empty: it is not)."""
+        reasons = []
+        if self.fields.get("use_of_force"):
+            reasons.append("use of force")
+        if self.fields.get("detentions"):
+            reasons.append("detention")
+        if self.fields.get("injuries"):
+            reasons.append("injury")
+        if self.referrals:
+            reasons.append("referred for prosecution")
+        return reasons
+
+    def as_dict(self, history: bool = True) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "incident": self.incident,
+            "fields": self.fields,
+            "created": {"seq": self.created.seq, "time": self.created.time, "actor": self.created.actor}
+            if self.created
+            else None,
+            "referrals": self.referrals,
+            "evidence": [{"blake3": b3, **info} for b3, info in sorted(self.evidence.items())],
+            "flagged_because": self.flags_evidence,
+        }
+        if history:
+            record["history"] = [
+                {"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "details": e.details}
+                for e in self.history
+            ]
+        return record
+
+
+INCIDENT_ACTIONS = ("incident-created", "incident-amended", "incident-referred", "linked")
+
+
+def incident_state(ledger: Ledger, incident_id: str) -> IncidentState | None:
+    """Replay an incident's events; None if it was never created."""
+    state = IncidentState(incident_id)
+    for event in ledger.events(incident=incident_id, actions=INCIDENT_ACTIONS):
+        state.history.append(event)
+        if event.action == "incident-created":
+            state.created = event
+            state.fields = dict(event.details.get("fields", {}))
+        elif event.action == "incident-amended":
+            for name, change in event.details.get("changes", {}).items():
+                if change.get("to") is None:
+                    state.fields.pop(name, None)
+                else:
+                    state.fields[name] = change["to"]
+        elif event.action == "incident-referred":
+            state.referrals.append({"seq": event.seq, "time": event.time, **event.details})
+        elif event.action == "linked":
+            evidence = event.subject.get("evidence", "")
+            state.evidence[evidence] = {
+                k: v for k, v in event.details.items() if k in ("camera", "officer")
+            } | {"linked_at": event.time, "seq": event.seq}
+    return state if state.created is not None else None
+
+
+def require_incident(ledger: Ledger, incident_id: str) -> IncidentState:
+    state = incident_state(ledger, incident_id)
+    if state is None:
+        raise BadInput(f"--incident: no incident {incident_id!r}; create it with 'custody incident create {incident_id}'")
+    return state
+
+
+def list_incidents(ledger: Ledger) -> list[IncidentState]:
+    ids = sorted({e.subject["incident"] for e in ledger.events(actions=("incident-created",))})
+    return [state for state in (incident_state(ledger, i) for i in ids) if state is not None]
+
+
+def create_incident(workspace: Any, incident_id: str, values: Mapping[str, Any]) -> IncidentState:
+    check_incident_id(incident_id)
+    fields = validate_fields({k: v for k, v in values.items() if v not in (None, [], ())})
+    if incident_state(workspace.ledger, incident_id) is not None:
+        raise BadInput(f"incident {incident_id!r} already exists; use 'custody incident amend {incident_id}'")
+    workspace.ledger.append(
+        "incident-created",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"incident": incident_id},
+        details={"fields": fields},
+    )
+    workspace.seal()
+    state = incident_state(workspace.ledger, incident_id)
+    assert state is not None
+    return state
+
+
+def amend_incident(workspace: Any, incident_id: str, values: Mapping[str, Any], reason: str) -> IncidentState:
+    """Record a correction naming every field changed, its old and new value, and why."""
+    state = require_incident(workspace.ledger, incident_id)
+    reason = _text("reason", reason)
+    given = {k: v for k, v in values.items() if v not in (None, [], ())}
+    if not given:
+        raise BadInput("nothing to amend: give at least one field option")
+    fields = validate_fields(given)
+    changes = {
+        name: {"from": state.fields.get(name), "to": value}
+        for name, value in fields.items()
+        if state.fields.get(name) != value
+    }
+    if not changes:
+        raise BadInput("every given field already has that value; nothing recorded")
+    workspace.ledger.append(
+        "incident-amended",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"incident": incident_id},
+        details={"changes": changes, "reason": reason},
+    )
+    _reflag(workspace, incident_id)
+    workspace.seal()
+    after = incident_state(workspace.ledger, incident_id)
+    assert after is not None
+    return after
+
+
+def refer_incident(workspace: Any, incident_id: str, to: str, reference: str, felony: bool) -> IncidentState:
+    require_incident(workspace.ledger, incident_id)
+    workspace.ledger.append(
+        "incident-referred",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"incident": incident_id},
+        details={"to": _text("to", to), "reference": _text("reference", reference), "felony": felony},
+    )
+    _reflag(workspace, incident_id)
+    workspace.seal()
+    after = incident_state(workspace.ledger, incident_id)
+    assert after is not None
+    return after
+
+
+def _reflag(workspace: Any, incident_id: str) -> None:
+    """Evidence already linked to an incident that has just become a flagged encounter is
+    flagged now."""
+    from custody.retention import flag_objects
+
+    state = incident_state(workspace.ledger, incident_id)
+    if state is not None and state.flags_evidence and state.evidence:
+        flag_objects(workspace, sorted(state.evidence), reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence))
+
+
+def link_evidence(
+    workspace: Any,
+    blake3: str,
+    incident_id: str,
+    *,
+    camera: str | None = None,
+    officer: str | None = None,
+    seal: bool = True,
+) -> CustodyEvent:
+    """Link a preserved object to an incident; flag it if the incident is a flagged encounter,
+    and place the incident's active legal holds on it."""
+    from custody.holds import apply_incident_holds
+    from custody.retention import flag_objects
+
+    state = require_incident(workspace.ledger, incident_id)
+    if workspace.ledger.evidence_row(blake3) is None:
+        raise BadInput(f"{blake3}: not a preserved object")
+    details: dict[str, Any] = {}
+    if camera:
+        details["camera"] = _text("camera", camera)
+    if officer:
+        details["officer"] = _text("officer", officer)
+    event: CustodyEvent = workspace.ledger.append(
+        "linked",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"evidence": blake3, "incident": incident_id},
+        details=details,
+    )
+    if state.flags_evidence:
+        flag_objects(workspace, [blake3], reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence))
+    apply_incident_holds(workspace, incident_id, [blake3])
+    if seal:
+        workspace.seal()
+    return event

@@ -1,0 +1,217 @@
+"""Retention categories (data, in TOML) and the only-ever-lengthen rule.
+
+An object's retention is first set at ingest (category ``unflagged``). Flagging or a change of
+category computes a new retain-until date; it is applied to the stored object itself (server-side
+on S3), confirmed, and only then recorded as a ``retention-extended`` event. A change that would
+shorten the retention is refused and nothing changes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from importlib import resources
+from typing import Any
+
+from custody.errors import BadInput, ConfigError, PolicyRefused
+from custody.ledger import Ledger
+
+DEFAULT_CATEGORY = "unflagged"
+FLAGGED_CATEGORY = "flagged"
+
+
+@dataclass(frozen=True)
+class RetentionCategory:
+    name: str
+    duration: timedelta | None
+    starts: str
+    after: str
+    legal_hold: bool
+    source: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "days": None if self.duration is None else self.duration.days,
+            "seconds": None if self.duration is None else self.duration.seconds,
+            "starts": self.starts,
+            "after": self.after,
+            "legal_hold": self.legal_hold,
+            "source": self.source,
+        }
+
+
+def _category(name: str, spec: Mapping[str, Any]) -> RetentionCategory:
+    where = f"retention category {name!r}"
+    legal_hold = bool(spec.get("legal_hold", False))
+    duration = None
+    if not legal_hold:
+        days, seconds = spec.get("days", 0), spec.get("seconds", 0)
+        if not isinstance(days, int) or not isinstance(seconds, int) or days < 0 or seconds < 0 or days + seconds == 0:
+            raise ConfigError(f"{where}: give a positive whole number of days (or seconds)")
+        duration = timedelta(days=days, seconds=seconds)
+    starts = spec.get("starts", "ingest")
+    after = spec.get("after", "review")
+    if starts not in ("ingest", "flagging"):
+        raise ConfigError(f"{where}: starts must be 'ingest' or 'flagging', not {starts!r}")
+    if after not in ("destroy", "review"):
+        raise ConfigError(f"{where}: after must be 'destroy' or 'review', not {after!r}")
+    return RetentionCategory(name, duration, starts, after, legal_hold, str(spec.get("source", "agency policy")))
+
+
+def load_categories(config: Mapping[str, Any]) -> dict[str, RetentionCategory]:
+    """The shipped defaults, overridden and extended by ``config['retention']['categories']``."""
+    shipped = tomllib.loads(resources.files("custody").joinpath("retention.toml").read_text(encoding="utf-8"))
+    specs: dict[str, dict[str, Any]] = {name: dict(spec) for name, spec in shipped["categories"].items()}
+    agency = config.get("retention", {}).get("categories", {})
+    for name, spec in agency.items():
+        specs[name] = {**specs.get(name, {}), **spec}
+    categories = {name: _category(name, spec) for name, spec in specs.items()}
+    for required in (DEFAULT_CATEGORY, FLAGGED_CATEGORY):
+        if categories[required].duration is None:
+            raise ConfigError(f"retention category {required!r} must have a duration")
+    return categories
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ObjectRetention:
+    """An object's retention as the ledger records it."""
+
+    blake3: str
+    category: str
+    until: datetime
+    ingested_at: datetime
+    flagged_at: datetime | None
+    disposed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "blake3": self.blake3,
+            "category": self.category,
+            "until": iso(self.until),
+            "ingested_at": iso(self.ingested_at),
+            "flagged_at": iso(self.flagged_at) if self.flagged_at else None,
+            "disposed": self.disposed,
+        }
+
+
+def object_retention(ledger: Ledger, blake3: str) -> ObjectRetention:
+    """Replay the object's ingest, retention and disposal events."""
+    state: ObjectRetention | None = None
+    for event in ledger.events(evidence=blake3, actions=("ingested", "retention-extended", "disposed")):
+        if event.action == "ingested" and state is None:
+            retention = event.details.get("retention", {})
+            category = retention.get("category", DEFAULT_CATEGORY)
+            state = ObjectRetention(
+                blake3,
+                DEFAULT_CATEGORY if category == "default" else category,
+                _utc(retention["until"]),
+                _utc(event.time),
+                None,
+            )
+        elif event.action == "retention-extended" and state is not None:
+            state.category = event.details["category"]
+            state.until = max(state.until, _utc(event.details["until"]))
+            if event.details.get("flagged_at") and state.flagged_at is None:
+                state.flagged_at = _utc(event.details["flagged_at"])
+        elif event.action == "disposed" and state is not None:
+            state.disposed = True
+    if state is None:
+        raise BadInput(f"{blake3}: not a preserved object")
+    return state
+
+
+def _apply(workspace: Any, blake3: str, until: datetime) -> datetime:
+    """Extend the stored object's retention to ``until`` (never shorter) and confirm it."""
+    row = workspace.ledger.evidence_row(blake3)
+    info = workspace.store.extend_retention(row["store_key"], row["version"], until)
+    if info.retention is None or info.retention.mode != "COMPLIANCE" or info.retention.until < until - timedelta(seconds=1):
+        raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {iso(until)}")
+    return info.retention.until  # type: ignore[no-any-return]
+
+
+def _extend(workspace: Any, blake3: str, category: str, until: datetime, reason: str, flagged_at: datetime | None) -> dict[str, Any]:
+    current = object_retention(workspace.ledger, blake3)
+    if current.disposed:
+        raise PolicyRefused(f"{blake3}: was disposed of; its retention cannot change")
+    if until < current.until:
+        raise PolicyRefused(
+            f"{blake3}: category {category!r} would shorten the retention from {iso(current.until)} to "
+            f"{iso(until)}; retention is only ever lengthened, nothing was changed"
+        )
+    confirmed = _apply(workspace, blake3, until)
+    details: dict[str, Any] = {
+        "category": category,
+        "until": iso(confirmed),
+        "previous_until": iso(current.until),
+        "previous_category": current.category,
+        "reason": reason,
+    }
+    if flagged_at is not None:
+        details["flagged_at"] = iso(flagged_at)
+    workspace.ledger.append(
+        "retention-extended",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        subject={"evidence": blake3},
+        details=details,
+    )
+    return {"blake3": blake3, **details}
+
+
+def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str) -> list[dict[str, Any]]:
+    """Flag objects: retained at least the ``flagged`` duration from their first flagging.
+    Objects already flagged keep their flagging date (nothing is recorded for them)."""
+    flagged = load_categories(workspace.settings.config)[FLAGGED_CATEGORY]
+    assert flagged.duration is not None
+    now = workspace.store.now()
+    changes = []
+    for blake3 in blake3s:
+        current = object_retention(workspace.ledger, blake3)
+        if current.flagged_at is not None or current.disposed:
+            continue
+        until = max(current.until, now + flagged.duration)
+        changes.append(_extend(workspace, blake3, FLAGGED_CATEGORY, until, reason, flagged_at=now))
+    return changes
+
+
+def set_category(workspace: Any, blake3s: Sequence[str], category_name: str, reason: str) -> list[dict[str, Any]]:
+    """Put objects in a category. Every object is checked before any is changed: one that
+    would be shortened refuses the whole command (exit 4)."""
+    categories = load_categories(workspace.settings.config)
+    if category_name not in categories:
+        raise BadInput(f"--category: unknown category {category_name!r}; see 'custody retention categories'")
+    category = categories[category_name]
+    if category.legal_hold:
+        raise BadInput(
+            f"--category: {category_name!r} is kept by a legal hold until final disposition; use "
+            "'custody hold place NAME --authority ... --reason ...' for it"
+        )
+    assert category.duration is not None
+    now = workspace.store.now()
+    plan = []
+    for blake3 in blake3s:
+        current = object_retention(workspace.ledger, blake3)
+        flagged_at = None
+        if category.starts == "ingest":
+            until = current.ingested_at + category.duration
+        else:
+            flagged_at = current.flagged_at or now
+            until = flagged_at + category.duration
+        if until < current.until:
+            raise PolicyRefused(
+                f"{blake3}: category {category_name!r} would shorten the retention from {iso(current.until)} "
+                f"to {iso(until)}; retention is only ever lengthened, nothing was changed"
+            )
+        plan.append((blake3, until, flagged_at if current.flagged_at is None else None))
+    return [_extend(workspace, b3, category_name, until, reason, flagged) for b3, until, flagged in plan]
