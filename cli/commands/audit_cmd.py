@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+class _Bar:
+    """Progress on stderr (objects checked, bytes hashed), drawn only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._started = time.monotonic()
+        self._hashed = 0
+
+    def start(self, objects: int, bytes_to_hash: int) -> None:
+        if not sys.stderr.isatty() or objects < 2:
+            return
+        self._bar = click.progressbar(
+            length=max(objects, 1),
+            label=f"auditing {objects} object(s)",
+            file=sys.stderr,
+            show_eta=True,
+            show_percent=True,
+            item_show_func=lambda _: self._rate(),
+        )
+        self._bar.__enter__()
+
+    def _rate(self) -> str:
+        if not self._hashed:
+            return ""
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        return f"{self._hashed / elapsed / 1e6:.0f} MB/s hashed"
+
+    def hashed(self, nbytes: int) -> None:
+        self._hashed += nbytes
+
+    def checked(self, blake3: str) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    from custody.audit import Shard
+    from custody.errors import BadInput
+
+    if value is None:
+        return Shard()
+    try:
+        return Shard.parse(value)
+    except BadInput as exc:
+        raise click.BadParameter(str(exc), ctx, param) from exc
+
+
+def _summary(report: Any) -> list[str]:
+    counts = report.counts()
+    scope = f"shard {report.shard.label}"
+    if report.rotation is not None:
+        scope += f", rotation slot {report.slot} of {report.rotation} (slots 0-{report.rotation - 1})"
+    ledger = report.ledger
+    lines = [
+        f"audit {report.level}, {scope}: {report.store}",
+        f"  ledger: {ledger.events} events, {ledger.checkpoints_in_store} WORM checkpoint(s) checked"
+        if ledger else "  ledger: not checked",
+        f"  objects: {counts['objects']} checked (size, digests in metadata, retention, legal hold), "
+        f"{counts['attachments']} attachment(s), {counts['disposed']} disposed",
+        f"  re-hashed: {counts['rehashed']} object(s), {counts['bytes_hashed']:,} bytes",
+        f"  store: {counts['listed']} key(s) listed, {counts['unrecorded']} unrecorded",
+        "  canary: " + ("locks enforced" + (" (by this program only)" if report.worm == "program" else " by the server")
+                        if report.canary_enforced else "NOT ENFORCED"),
+    ]
+    full = report.as_dict()["full_checks"]
+    lines.append(
+        f"  last full check: oldest {full['oldest'] or '-'}, never fully checked: {full['never']} object(s)"
+    )
+    return lines
+
+
+@click.command("audit")
+@click.option("--level", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+              help="quick: ledger, existence, metadata, locks, unrecorded objects, canary. full: quick plus "
+                   "every object's bytes re-hashed.")
+@click.option("--rotation", type=click.IntRange(min=1), metavar="N",
+              help="Also re-hash 1/N of the objects in each run, in turn, so each is re-hashed within N runs.")
+@click.option("--shard", "shard", metavar="K/N", callback=_shard,
+              help="Check only shard K of N (by digest); shards 1..N together cover every object once.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Objects checked in parallel.")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who runs the audit (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write Prometheus text-format metrics to FILE (node exporter textfile collector).")
+@click.pass_context
+def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, workers: int,
+          actor: str | None, as_json: bool, metrics: Path | None) -> None:
+    """Check that every preserved object is there, unaltered, locked and accounted for.
+
+    quick: the ledger verifies (hash chain, Merkle tree, signatures, WORM checkpoints); every
+    recorded object exists at its recorded version with its recorded size and digests in the
+    store's metadata, under COMPLIANCE retention no earlier than recorded, with the legal hold
+    the ledger says; no object in the store is unrecorded; the canary lock self-test passes.
+    quick does not read the bytes: a changed byte is found only by full or --rotation.
+
+    full: quick, plus every object's bytes re-read and hashed (BLAKE3) in parallel.
+
+    Every run is recorded in the ledger as an 'audited' event (level, shard, rotation slot,
+    counts and every finding), then a checkpoint is signed. Exits 0 when nothing was found,
+    3 on any finding, 5 when the store or the database cannot be reached (nothing recorded).
+
+    \b
+    Examples:
+      custody audit
+      custody audit --level full --workers 16 --json > audit.json
+      custody audit --rotation 30 --metrics /var/lib/node_exporter/textfile/custody_audit.prom
+      custody audit --level quick --rotation 7 --shard 3/8
+    """
+    from custody.audit import AuditRequest, failure_metrics, prometheus_metrics, run_audit, write_metrics
+    from custody.errors import BadInput, CustodyError
+    from storage.errors import StorageError
+
+    try:
+        request = AuditRequest(level, shard, rotation, workers)  # type: ignore[arg-type]
+    except BadInput as exc:
+        raise click.UsageError(str(exc), ctx) from exc
+    bar = _Bar()
+    try:
+        report = run_audit(workspace(ctx, actor), request, progress=bar)
+    except (CustodyError, StorageError) as exc:
+        if metrics is not None and exc.exit_code == 5:
+            previous = metrics.read_text(encoding="utf-8") if metrics.is_file() else None
+            write_metrics(metrics, failure_metrics(previous, shard, level, datetime.now(timezone.utc)))
+        raise
+    finally:
+        bar.close()
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for line in _summary(report):
+            click.echo(line)
+        for finding in report.findings:
+            click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+            if finding.expected is not None or finding.found is not None:
+                algorithm = f"{finding.algorithm}: " if finding.algorithm else ""
+                click.echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
+        verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
+        click.echo(f"{verdict} (recorded as event {report.seq})")
+    if report.seal_error:
+        click.echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
+    if metrics is not None:
+        try:
+            write_metrics(metrics, prometheus_metrics(report))
+        except CustodyError as exc:
+            if report.ok:
+                raise
+            click.echo(f"custody: error: {exc}", err=True)
+    if not report.ok:
+        ctx.exit(3)
+
+
+COMMANDS = [audit]
