@@ -9,7 +9,7 @@ DEMO   := $(CURDIR)/.demo
 $(BIN)/custody: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[test]'
 	touch $@
 
 venv: $(BIN)/custody

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ import click
 def load_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +49,14 @@ class CustodyGroup(click.Group):
             ctx.exit(130)
         except (CustodyError, StorageError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
+                import traceback
+
                 traceback.print_exc()
             raise CommandFailed(str(exc), exc.exit_code) from exc
         except Exception as exc:  # the one place an unexpected error becomes exit 1
             if ctx.obj and ctx.obj.get("debug"):
+                import traceback
+
                 traceback.print_exc()
             raise CommandFailed(
                 f"internal error: {type(exc).__name__}: {exc} (run again with --debug for a traceback)", 1

@@ -10,7 +10,6 @@ import hashlib
 import mmap
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -32,6 +31,8 @@ class StreamHasher:
     SHA-256 on a worker thread, BLAKE3 on the caller's (both release the GIL)."""
 
     def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self._b3 = blake3.blake3()
         self._sha = hashlib.sha256()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
