@@ -28,7 +28,7 @@ from custody.canonical import printable_path
 from custody.hashing import Digests, hash_stream
 from custody.ledger import Ledger
 from storage.base import ObjectInfo, ObjectStore, Retention
-from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StoreMisconfigured
+from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError, StoreMisconfigured
 
 Status = Literal["recorded", "already-stored", "skipped", "failed"]
 
@@ -260,19 +260,53 @@ class Ingestor:
             if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
                 return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
             os.set_blocking(fd, True)
+            staging = self._start_copy(fd, before.st_size)
             try:
                 digests = hash_stream(cast(BinaryIO, handle), self.progress.advance)
             except OSError as exc:
+                self._discard(staging)
                 return IngestResult(shown, "failed", reason=f"unreadable: read error: {exc.strerror}")
+            staged = self._finish_copy(staging)
             if self._after_read is not None:
                 self._after_read(candidate.path)
             changed = self._changed(fd, candidate.path, before, digests.size)
             if changed:
+                self._discard(staged)
                 return IngestResult(shown, "failed", size=digests.size, reason=changed)
             warning = "zero-byte file: preserved, but check that the recording is complete" if digests.size == 0 else None
-            result = self._preserve(handle, fd, candidate, before, digests)
+            result = self._preserve(handle, fd, candidate, before, digests, staged)
             result.warning = result.warning or warning
             return result
+
+    def _start_copy(self, fd: int, size: int) -> Any:
+        """On a store that can copy inside the kernel, start copying the file into its staging
+        area now, so the one read that hashes the file overlaps the copy. Not done when bytes
+        of that size are already preserved (likely a repeat acquisition: hash first)."""
+        stage_copy = getattr(self.store, "stage_copy", None)
+        if stage_copy is None or self.ledger.size_known(size):
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-copy")
+        future = pool.submit(stage_copy, fd, size)
+        pool.shutdown(wait=False)
+        return future
+
+    def _finish_copy(self, staging: Any) -> Any:
+        if staging is None:
+            return None
+        try:
+            return staging.result()
+        except StorageError:
+            return None
+
+    def _discard(self, staged: Any) -> None:
+        if staged is None:
+            return
+        if hasattr(staged, "result"):
+            staged = self._finish_copy(staged)
+        if staged is not None:
+            self.store.discard_staged(staged)  # type: ignore[attr-defined]
 
     def _changed(self, fd: int, path: str, before: os.stat_result, read: int) -> str | None:
         after = os.fstat(fd)
@@ -280,7 +314,12 @@ class Ingestor:
             named = os.stat(path)
         except OSError:
             return "the file was removed or renamed while it was read; nothing recorded"
-        if read != before.st_size or after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
+        if (
+            read != before.st_size
+            or after.st_size != before.st_size
+            or after.st_mtime_ns != before.st_mtime_ns
+            or after.st_ctime_ns != before.st_ctime_ns
+        ):
             return (
                 f"the file changed while it was read (size {before.st_size} -> {after.st_size}, "
                 f"{read} bytes read); nothing recorded. Wait until it is no longer being written, "
@@ -304,7 +343,19 @@ class Ingestor:
         return {"note": self.note} if self.note else {}
 
     def _preserve(
-        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests
+        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: Any = None
+    ) -> IngestResult:
+        """Store (or find stored) and record one hashed file. ``staged`` is a copy already in
+        the store's staging area, made while the file was hashed and proven unchanged since;
+        it is committed instead of sending the bytes again, or discarded."""
+        try:
+            return self._preserve_staged(handle, fd, candidate, before, digests, staged)
+        finally:
+            if staged is not None and staged.path.exists():
+                self._discard(staged)
+
+    def _preserve_staged(
+        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: Any
     ) -> IngestResult:
         shown = printable_path(candidate.path)
         result = IngestResult(shown, "recorded", digests.blake3, digests.sha256, digests.size)
@@ -330,15 +381,19 @@ class Ingestor:
         except ObjectNotFound:
             os.lseek(fd, 0, os.SEEK_SET)
             try:
-                info = self.store.put(
-                    key,
-                    handle,
-                    digests.size,
-                    sha256=digests.sha256,
-                    retention=retention,
-                    metadata={"blake3": digests.blake3},
-                    progress=None,
-                )
+                if staged is not None:
+                    info = self.store.commit_staged(  # type: ignore[attr-defined]
+                        staged, key, sha256=digests.sha256, retention=retention, metadata={"blake3": digests.blake3}
+                    )
+                else:
+                    info = self.store.put(
+                        key,
+                        handle,
+                        digests.size,
+                        sha256=digests.sha256,
+                        retention=retention,
+                        metadata={"blake3": digests.blake3},
+                    )
             except IntegrityRejected as exc:
                 result.status = "failed"
                 result.reason = f"the file changed between reads; nothing recorded ({exc})"

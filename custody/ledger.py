@@ -419,6 +419,15 @@ class Ledger:
             raise self._unavailable(exc) from exc
         return None if row is None else dict(row._mapping)
 
+    def size_known(self, size: int) -> bool:
+        """Whether some preserved object has exactly ``size`` bytes (identical bytes have
+        identical sizes, so only then can a file be a repeat)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(select(evidence.c.blake3).where(evidence.c.size == size).limit(1)).first() is not None
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+
     def find_evidence(self, prefix: str) -> list[str]:
         """Digests of stored objects whose BLAKE3 starts with ``prefix`` (at most 2 returned)."""
         try:

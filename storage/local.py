@@ -26,6 +26,7 @@ import os
 import stat as stat_mod
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -41,6 +42,18 @@ from storage.errors import (
 )
 
 CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class StagedCopy:
+    """Bytes written and fsynced in the store's staging area, not yet under any key."""
+
+    path: Path
+    size: int
+
+
+class StagingUnsupported(StorageError):
+    """The filesystem cannot copy inside the kernel; use ``put`` instead."""
 
 
 def _utc(text: str) -> datetime:
@@ -169,20 +182,29 @@ class LocalStore:
         progress: ProgressCallback | None = None,
     ) -> ObjectInfo:
         self._check()
-        data, meta = self._paths(key)
+        data, _ = self._paths(key)
         if data.exists():
             raise ObjectExists(key)
+        staged = self._stage_stream(key, source, size, sha256, progress)
+        return self.commit_staged(staged, key, sha256=sha256, retention=retention, legal_hold=legal_hold, metadata=metadata)
+
+    def _new_staging_file(self) -> tuple[Path, int]:
         tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write to the local store {self.root}: {exc.strerror}") from exc
+
+    def _stage_stream(
+        self, key: str, source: BinaryIO, size: int, sha256: str, progress: ProgressCallback | None
+    ) -> StagedCopy:
+        """Write the stream to a staging file, hashing what is received; reject a mismatch."""
+        tmp, fd = self._new_staging_file()
         digest = hashlib.sha256()
         received = 0
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot write to the local store {self.root}: {exc.strerror}") from exc
-        try:
             try:
-                view_buffer = bytearray(CHUNK)
-                view = memoryview(view_buffer)
+                view = memoryview(bytearray(CHUNK))
                 readinto = getattr(source, "readinto", None)
                 while True:
                     if readinto is not None:
@@ -201,27 +223,80 @@ class LocalStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            if received != size or digest.hexdigest() != sha256.lower():
-                raise IntegrityRejected(
-                    f"the local store received {received} bytes with SHA-256 {digest.hexdigest()} "
-                    f"for {key}, but {size} bytes with SHA-256 {sha256.lower()} were declared; "
-                    "nothing was stored (was the source changed while it was read?)"
-                )
-            os.chmod(tmp, 0o444)
-            self._link_meta(key, meta, size, digest.hexdigest(), retention, legal_hold, metadata)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
+        if received != size or digest.hexdigest() != sha256.lower():
+            tmp.unlink(missing_ok=True)
+            raise IntegrityRejected(
+                f"the local store received {received} bytes with SHA-256 {digest.hexdigest()} "
+                f"for {key}, but {size} bytes with SHA-256 {sha256.lower()} were declared; "
+                "nothing was stored (was the source changed while it was read?)"
+            )
+        return StagedCopy(tmp, size)
+
+    def stage_copy(self, source_fd: int, size: int) -> StagedCopy:
+        """Copy the first ``size`` bytes of an open regular file into staging, inside the kernel
+        (``copy_file_range``), and fsync it. Nothing is readable under any key yet.
+
+        The bytes are not hashed here: the caller reads the same file to hash it while this
+        runs, and may commit the copy only if the file provably did not change meanwhile (same
+        size, modification and change times, inode). ``IntegrityRejected`` if fewer than
+        ``size`` bytes could be copied (the file shrank)."""
+        self._check()
+        tmp, fd = self._new_staging_file()
+        copied = 0
+        try:
+            try:
+                while copied < size:
+                    count = os.copy_file_range(source_fd, fd, min(size - copied, 1 << 30), copied)
+                    if count == 0:
+                        break
+                    copied += count
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise StagingUnsupported(str(exc)) from exc
+            raise StorageUnavailable(f"copying into the local store {self.root} failed: {exc}") from exc
+        if copied != size:
+            tmp.unlink(missing_ok=True)
+            raise IntegrityRejected(f"only {copied} of {size} bytes could be copied: the source shrank")
+        return StagedCopy(tmp, size)
+
+    def discard_staged(self, staged: StagedCopy) -> None:
+        staged.path.unlink(missing_ok=True)
+
+    def commit_staged(
+        self,
+        staged: StagedCopy,
+        key: str,
+        *,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> ObjectInfo:
+        """Make a staged copy the object under ``key`` (read-only, never overwriting), with its
+        lock record, then fsync the directories. The staging file is gone afterwards."""
+        data, meta = self._paths(key)
+        try:
+            if staged.path.stat().st_size != staged.size:
+                raise IntegrityRejected(f"the staged copy for {key} changed size; nothing was stored")
+            os.chmod(staged.path, 0o444)
+            self._link_meta(key, meta, staged.size, sha256.lower(), retention, legal_hold, metadata)
             data.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(tmp, data)
+                os.link(staged.path, data)
             except FileExistsError as exc:
                 raise ObjectExists(key) from exc
             _fsync_dir(data.parent)
         except OSError as exc:
             raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
         finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            staged.path.unlink(missing_ok=True)
         return self.stat(key)
 
     def _link_meta(
