@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +19,7 @@ class _Bar:
         self._bar: Any = None
         self._started = time.monotonic()
         self._hashed = 0
+        self._lock = threading.Lock()
 
     def start(self, objects: int, bytes_to_hash: int) -> None:
         if not sys.stderr.isatty() or objects < 2:
@@ -39,11 +41,13 @@ class _Bar:
         return f"{self._hashed / elapsed / 1e6:.0f} MB/s hashed"
 
     def hashed(self, nbytes: int) -> None:
-        self._hashed += nbytes
+        with self._lock:
+            self._hashed += nbytes
 
     def checked(self, blake3: str) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(1)
 
     def close(self) -> None:
         if self._bar is not None:

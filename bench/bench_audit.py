@@ -1,0 +1,310 @@
+"""`custody audit`: full vs b3sum on the local store, quick and full on Ceph RGW (vs aws s3 cp).
+
+Three measurements, each on data made once per bench and stored by `custody ingest` itself:
+
+1. local, full vs b3sum: `custody audit --level full` of a local store holding FILES objects
+   (default 32 x 256 MiB = 8 GiB, all in the page cache) against `b3sum` over the very same
+   object files under store/objects/evidence/. An untimed b3sum run first checks that every
+   file's BLAKE3 is its name. Target: throughput ours/b3sum >= 0.85 (ratio of median times).
+2. Ceph RGW, quick: `custody audit --level quick` over OBJECTS small objects (default 10,000 of
+   4 KiB, ingested by 8 parallel `custody ingest` processes), with --workers 1 and 8; reported
+   as objects per second (no stock tool does this; no target).
+3. Ceph RGW, full vs `aws s3 cp --recursive`: `custody audit --level full --workers 8` of a store
+   holding footage-sized objects (default 16 x 128 MiB = 2 GiB) against `aws s3 cp --recursive`
+   downloading the same objects from the same server into a local directory (emptied and
+   synced before every aws round, untimed). An untimed aws run first checks that every
+   downloaded file's BLAKE3 is its key's name. Target: throughput ours/aws >= 0.9.
+   For reference (no target), the same comparison over the OBJECTS small objects, where the
+   audit's 3 metadata requests per object (HEAD, retention, legal hold) dominate.
+
+The Ceph cluster (bluestore, infra/dev/start-ceph-rgw.sh) is started in the work directory and
+purged at the end. Wall time of whole processes is measured: start-up, the ledger verification,
+the canary, the audited event and its checkpoint all count against custody. Rounds alternate
+which tool goes first; each round is printed; results are medians of at least 3 rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (GIB, MIB, Result, check_args, custody_bin, finish, fmt_runs, interleaved,  # noqa: E402
+                     median, random_file, remove, require, run, sync, timed, warm, workdir)
+
+REPO = Path(__file__).resolve().parents[1]
+START = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
+STOP = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
+LOCAL_TARGET = 0.85
+S3_TARGET = 0.9
+DEFAULTS = {
+    "size_gib": 8.0,
+    "file_mib": 256,
+    "objects": 10_000,
+    "object_kib": 4,
+    "s3_gib": 2.0,
+    "s3_file_mib": 128,
+    "ingest_processes": 8,
+    "skip_local": False,
+    "skip_s3": False,
+}
+
+
+def option(args: argparse.Namespace, name: str) -> Any:
+    """An option of this bench, or its default when run.py passes only the common ones."""
+    return getattr(args, name, None) if getattr(args, name, None) is not None else DEFAULTS[name]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CUSTODY_")) and k != "S3_ENDPOINT_URL"}
+    env.update(extra)
+    return env
+
+
+def make_files(directory: Path, count: int, size: int) -> None:
+    directory.mkdir(parents=True)
+    if size >= 16 * MIB:
+        for index in range(count):
+            random_file(directory / f"clip-{index:05d}.mp4", size)
+        return
+    for index in range(count):
+        (directory / f"clip-{index:05d}.mp4").write_bytes(os.urandom(size))
+
+
+def check_names(lines: str) -> int:
+    """Every `b3sum` line names a file whose name is its digest; returns how many lines."""
+    count = 0
+    for line in lines.splitlines():
+        digest, path = line.split(maxsplit=1)
+        if Path(path).name != digest:
+            raise RuntimeError(f"{path}: BLAKE3 {digest} is not its name")
+        count += 1
+    return count
+
+
+# ---- 1. local store ----------------------------------------------------------------------------
+
+
+def bench_local(args: argparse.Namespace, custody: str) -> list[Result]:
+    b3sum = require("b3sum")
+    file_size = int(option(args, "file_mib")) * MIB
+    total = int(float(option(args, "size_gib")) * GIB)
+    count = max(1, round(total / file_size))
+    print(f"bench_audit local: custody audit --level full vs b3sum, {count} x {file_size // MIB} MiB, {args.runs} rounds")
+    with workdir(args.dir) as tmp:
+        home = tmp / "home"
+        env = clean_env(CUSTODY_HOME=str(home), CUSTODY_ACTOR="bench")
+        run([custody, "init"], env=env)
+        source = tmp / "export"
+        make_files(source, count, file_size)
+        began = time.perf_counter()
+        run([custody, "ingest", str(source)], env=env)
+        print(f"  ingested in {time.perf_counter() - began:.1f} s", flush=True)
+        remove(source)
+        objects = sorted(str(p) for p in (home / "store" / "objects" / "evidence").iterdir())
+        for path in objects:
+            warm(Path(path))
+        if check_names(run([b3sum, *objects], stdout=subprocess.PIPE).stdout) != count:
+            raise RuntimeError("b3sum did not hash every object")
+        audit = [custody, "audit", "--level", "full", "--workers", "8"]
+        run(audit, env=env)
+        ours, theirs = interleaved(args.runs, lambda _: timed(audit, env=env), lambda _: timed([b3sum, *objects]))
+    gb = count * file_size / 1e9
+    ratio = median(theirs) / median(ours)
+    print(f"  custody audit --level full: {fmt_runs(ours)}  median {median(ours):.3f} s = {gb / median(ours):.2f} GB/s")
+    print(f"  b3sum:                      {fmt_runs(theirs)}  median {median(theirs):.3f} s = {gb / median(theirs):.2f} GB/s")
+    print(f"  throughput ratio ours/b3sum (of medians): {ratio:.3f}")
+    return [Result("audit_local", f"full/b3sum throughput ({count} x {file_size // MIB} MiB)", f"{ratio:.3f}",
+                   f">= {LOCAL_TARGET}", ratio >= LOCAL_TARGET)]
+
+
+# ---- 2 and 3. Ceph RGW ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def ceph_rgw(parent: Path, store_gb: int) -> Iterator[dict[str, str]]:
+    """A bluestore Ceph cluster with radosgw under ``parent``/ceph; its exported settings."""
+    directory = parent / "ceph"
+    directory.mkdir()
+    env = {**os.environ, "CEPH_OBJECTSTORE": "bluestore", "CEPH_STORE_GB": str(store_gb)}
+    print(f"  starting Ceph RGW (bluestore, {store_gb} GB) in {directory} ...", flush=True)
+    try:
+        done = subprocess.run([str(START), str(directory), str(free_port())], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{START.name} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        exported: dict[str, str] = {}
+        for line in done.stdout.splitlines():
+            words = shlex.split(line)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                name, value = words[1].split("=", 1)
+                exported[name] = value
+        yield exported
+    finally:
+        subprocess.run([str(STOP), str(directory), "--purge"], capture_output=True, timeout=300)
+        remove(directory)
+
+
+def ingest_parallel(custody: str, env: dict[str, str], source: Path, processes: int) -> float:
+    """Ingest every file under ``source`` with ``processes`` concurrent `custody ingest`
+    processes over disjoint subdirectories; returns the wall time."""
+    files = sorted(source.iterdir())
+    parts = []
+    for index in range(processes):
+        part = source / f"part-{index}"
+        part.mkdir()
+        for path in files[index::processes]:
+            path.rename(part / path.name)
+        parts.append(part)
+    began = time.perf_counter()
+    running = [subprocess.Popen([custody, "ingest", str(p)], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True) for p in parts]
+    for process in running:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"custody ingest exited {process.returncode}: {err.strip()[-1000:]}")
+    return time.perf_counter() - began
+
+
+def aws_download(aws: str, endpoint: str, url: str, target: Path, env: dict[str, str]) -> Callable[[int], float]:
+    def download(_: int) -> float:
+        remove(target)
+        target.mkdir()
+        sync()
+        return timed([aws, "s3", "cp", "--recursive", "--only-show-errors", "--endpoint-url", endpoint, url,
+                      str(target)], env=env)
+    return download
+
+
+def bench_s3(args: argparse.Namespace, custody: str) -> list[Result]:
+    aws = str(Path(sys.executable).parent / "aws")
+    if not os.access(aws, os.X_OK):
+        aws = require("aws")
+    b3sum = require("b3sum")
+    objects = int(option(args, "objects"))
+    object_size = int(option(args, "object_kib")) * 1024
+    big_size = int(option(args, "s3_file_mib")) * MIB
+    big_count = max(1, round(float(option(args, "s3_gib")) * GIB / big_size))
+    processes = int(option(args, "ingest_processes"))
+    store_gb = max(12, int(big_count * big_size * 1.5 / GIB) + 8)
+    print(f"bench_audit s3: Ceph RGW, quick over {objects} x {object_size // 1024} KiB, "
+          f"full vs aws s3 cp over {big_count} x {big_size // MIB} MiB, {args.runs} rounds")
+    results: list[Result] = []
+    with workdir(args.dir) as tmp, ceph_rgw(tmp, store_gb) as rgw:
+        endpoint = rgw["S3_ENDPOINT_URL"]
+        bucket = f"bench-audit-{uuid.uuid4().hex[:8]}"
+        base = clean_env(
+            AWS_ACCESS_KEY_ID=rgw["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=rgw["AWS_SECRET_ACCESS_KEY"],
+            AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            AWS_EC2_METADATA_DISABLED="true", CUSTODY_ACTOR="bench",
+        )
+        small_env = {**base, "CUSTODY_HOME": str(tmp / "home-small")}
+        big_env = {**base, "CUSTODY_HOME": str(tmp / "home-large")}
+        run([custody, "init", "--create-bucket", "--store",
+             f"s3://{bucket}/small?endpoint_url={endpoint}&region=us-east-1"], env=small_env)
+        run([custody, "init", "--store", f"s3://{bucket}/large?endpoint_url={endpoint}&region=us-east-1"], env=big_env)
+
+        make_files(tmp / "small", objects, object_size)
+        seconds = ingest_parallel(custody, small_env, tmp / "small", processes)
+        print(f"  ingested {objects} small objects in {seconds:.1f} s ({objects / seconds:.0f}/s, "
+              f"{processes} processes)", flush=True)
+        remove(tmp / "small")
+        quick: dict[int, list[float]] = {1: [], 8: []}
+        for index in range(args.runs):
+            for workers in ((1, 8) if index % 2 == 0 else (8, 1)):
+                quick[workers].append(timed([custody, "audit", "--level", "quick", "--workers", str(workers)],
+                                            env=small_env))
+            print(f"  round {index + 1}/{args.runs}: quick --workers 1 {quick[1][-1]:.2f} s   "
+                  f"--workers 8 {quick[8][-1]:.2f} s", flush=True)
+        for workers, values in quick.items():
+            rate = objects / median(values)
+            print(f"  quick, {workers} worker(s): {fmt_runs(values)}  median {median(values):.2f} s = {rate:.0f} objects/s")
+            results.append(Result("audit_s3_quick", f"objects/s, {workers} worker(s) ({objects} objects)",
+                                  f"{rate:.0f}", "-", True))
+
+        make_files(tmp / "large", big_count, big_size)
+        seconds = ingest_parallel(custody, big_env, tmp / "large", 2)
+        print(f"  ingested {big_count} x {big_size // MIB} MiB in {seconds:.1f} s", flush=True)
+        remove(tmp / "large")
+        download = tmp / "download"
+        for label, env, prefix, count, size in (
+            ("large", big_env, "large", big_count, big_size),
+            ("small", small_env, "small", objects, object_size),
+        ):
+            theirs_fn = aws_download(aws, endpoint, f"s3://{bucket}/{prefix}/evidence/", download, env)
+            theirs_fn(0)
+            fetched = sorted(str(p) for p in download.iterdir())
+            if check_names(run([b3sum, *fetched], stdout=subprocess.PIPE).stdout) != count:
+                raise RuntimeError(f"aws s3 cp did not download all {count} {label} objects")
+            audit = [custody, "audit", "--level", "full", "--workers", "8"]
+            print(f"  full vs aws s3 cp --recursive, {count} x {size // 1024} KiB:", flush=True)
+            ours, theirs = interleaved(args.runs, lambda _: timed(audit, env=env), theirs_fn)
+            mb = count * size / 1e6
+            ratio = median(theirs) / median(ours)
+            print(f"  custody audit --level full: {fmt_runs(ours)}  median {median(ours):.2f} s = {mb / median(ours):.0f} MB/s")
+            print(f"  aws s3 cp --recursive:      {fmt_runs(theirs)}  median {median(theirs):.2f} s = {mb / median(theirs):.0f} MB/s")
+            print(f"  throughput ratio ours/aws (of medians): {ratio:.3f}")
+            if label == "large":
+                results.append(Result("audit_s3_full", f"full/aws-cp throughput ({count} x {size // MIB} MiB)",
+                                      f"{ratio:.3f}", f">= {S3_TARGET}", ratio >= S3_TARGET))
+            else:
+                results.append(Result("audit_s3_full", f"full/aws-cp throughput ({count} x {size // 1024} KiB)",
+                                      f"{ratio:.3f}", "- (reference)", True))
+            remove(download)
+    return results
+
+
+def bench(args: argparse.Namespace) -> list[Result]:
+    custody = custody_bin()
+    print(f"  custody: {custody}")
+    results: list[Result] = []
+    if not option(args, "skip_local"):
+        results.extend(bench_local(args, custody))
+    if not option(args, "skip_s3"):
+        results.extend(bench_s3(args, custody))
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size-gib", type=float, default=DEFAULTS["size_gib"],
+                   help=f"local store: total size (default {DEFAULTS['size_gib']:g})")
+    p.add_argument("--file-mib", type=int, default=DEFAULTS["file_mib"],
+                   help=f"local store: size of each object in MiB (default {DEFAULTS['file_mib']})")
+    p.add_argument("--objects", type=int, default=DEFAULTS["objects"],
+                   help=f"Ceph RGW: number of small objects for quick (default {DEFAULTS['objects']})")
+    p.add_argument("--object-kib", type=int, default=DEFAULTS["object_kib"],
+                   help=f"Ceph RGW: size of each small object in KiB (default {DEFAULTS['object_kib']})")
+    p.add_argument("--s3-gib", type=float, default=DEFAULTS["s3_gib"],
+                   help=f"Ceph RGW: total size of the footage-sized objects (default {DEFAULTS['s3_gib']:g})")
+    p.add_argument("--s3-file-mib", type=int, default=DEFAULTS["s3_file_mib"],
+                   help=f"Ceph RGW: size of each footage-sized object in MiB (default {DEFAULTS['s3_file_mib']})")
+    p.add_argument("--ingest-processes", type=int, default=DEFAULTS["ingest_processes"],
+                   help="parallel custody ingest processes that fill the RGW store (default 8)")
+    p.add_argument("--skip-local", action="store_true", help="skip the local-store measurement")
+    p.add_argument("--skip-s3", action="store_true", help="skip the Ceph RGW measurements")
+    p.add_argument("--runs", type=int, default=3, help="timed rounds (default 3; minimum 3)")
+    p.add_argument("--dir", default=None, help="parent of the temporary work directory (default: /tmp)")
+    args = p.parse_args()
+    check_args(args)
+    finish(bench(args))
+
+
+if __name__ == "__main__":
+    main()
