@@ -1,4 +1,5 @@
-"""What is known of a preserved object: digests, store location, retention, acquisitions."""
+"""What is known of a preserved object: digests, store location, retention, acquisitions, media,
+parent and derivatives."""
 
 from __future__ import annotations
 
@@ -14,6 +15,29 @@ from storage.errors import StorageError
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _parent(derived_from: Any) -> dict[str, Any] | None:
+    if not isinstance(derived_from, dict):
+        return None
+    return {k: derived_from.get(k) for k in ("parent", "parent_sha256", "tool", "params")}
+
+
+def derivatives_of(ledger: Ledger, blake3: str) -> list[dict[str, Any]]:
+    """Objects whose ingest event says they were derived from ``blake3``, oldest first
+    (a scan of every ``ingested`` event)."""
+    return [
+        {
+            "blake3": e.subject.get("evidence"),
+            "seq": e.seq,
+            "time": e.time,
+            "actor": e.actor,
+            "tool": e.details["derived_from"].get("tool"),
+            "params": e.details["derived_from"].get("params"),
+        }
+        for e in ledger.events(actions=("ingested",))
+        if isinstance(e.details.get("derived_from"), dict) and e.details["derived_from"].get("parent") == blake3
+    ]
 
 
 def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, Any]:
@@ -39,6 +63,10 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
         "acquisitions": acquisitions,
         "recorded_retention": first.details.get("retention"),
         "events": len(history),
+        "media": first.details.get("media"),
+        "attachments": first.details.get("attachments") or {},
+        "parent": _parent(first.details.get("derived_from")),
+        "derivatives": derivatives_of(ledger, row["blake3"]),
     }
     try:
         info = store.stat(row["store_key"], row["version"])

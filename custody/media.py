@@ -165,9 +165,16 @@ def _input_url(path: str | os.PathLike[str]) -> str:
     return "file:" + os.path.abspath(os.fspath(path))
 
 
-def _tail(stderr: bytes | str) -> str:
+_ADDRESS = re.compile(r" @ 0x[0-9a-f]+\]")
+
+
+def _tail(stderr: bytes | str, path: str | os.PathLike[str] | None = None) -> str:
+    """The last lines of ffmpeg's stderr, joined, without context addresses, and naming the
+    file by its base name."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    text = text.strip().replace(_input_url("").rstrip("/"), "")
+    if path is not None:
+        text = text.replace(_input_url(path), os.path.basename(os.fspath(path)))
+    text = _ADDRESS.sub("]", text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     joined = "; ".join(lines[-6:])
     return joined[-_STDERR_LIMIT:] or "no message"
@@ -309,9 +316,9 @@ def probe(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> di
     program = tools.ffprobe
     version = tools.version(program)
     try:
-        raw = ffmpeg.probe(_input_url(path), cmd=program)
+        raw = ffmpeg.probe(_input_url(path), cmd=program, v="error")
     except ffmpeg.Error as exc:
-        raise MediaUnreadable(os.fspath(path), _tail(exc.stderr or b"")) from exc
+        raise MediaUnreadable(os.fspath(path), _tail(exc.stderr or b"", path)) from exc
     except OSError as exc:
         raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
     except ValueError as exc:
@@ -543,9 +550,9 @@ def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_
         errors.seek(0)
         message = errors.read()
         if code != 0:
-            raise MediaUnreadable(path, _tail(message))
+            raise MediaUnreadable(path, _tail(message, path))
         if message.strip():
-            run.warnings.append(_tail(message))
+            run.warnings.append(_tail(message, path))
 
 
 def _listing(path: str, tools: MediaTools, *, from_file: bool) -> PacketList:
@@ -590,10 +597,10 @@ def _packet_from(path: str, fields: dict[str, str], view: memoryview | None) -> 
         pos = fields.get("pos", "N/A")
         if pos == "N/A" or int(pos) < 0 or int(pos) + size > len(view):
             raise _PositionsUnusable
-        data = view[int(pos):int(pos) + size]
-        if algorithm.lower() != "adler32" or f"{zlib.adler32(data):08x}" != digest.lower():
-            raise _PositionsUnusable
-        digest = hashlib.sha256(data).hexdigest()
+        with view[int(pos):int(pos) + size] as data:
+            if algorithm.lower() != "adler32" or f"{zlib.adler32(data):08x}" != digest.lower():
+                raise _PositionsUnusable
+            digest = hashlib.sha256(data).hexdigest()
     elif algorithm.upper() != "SHA256" or len(digest) != 64:
         raise MediaUnreadable(path, f"ffprobe printed no SHA-256 for a packet ({fields.get('data_hash')!r})")
     return Packet(int(fields["stream_index"]), ts("dts"), ts("pts"), ts("duration"), size,
@@ -683,8 +690,7 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
             "kind": "unreadable-media",
             "container_guess": guess,
             "probe_error": _clean(exc.detail),
-            "finding": f"looks like {guess} but ffprobe cannot read it (truncated or corrupt?); "
-                       "the bytes are preserved as they are",
+            "finding": f"ffprobe cannot read it as {guess} (truncated or corrupt?); the bytes are preserved as they are",
         })
     if details["kind"] not in ("video", "audio"):
         return Inspection(details)
@@ -708,11 +714,11 @@ def media_warning(details: dict[str, Any]) -> str | None:
     if details.get("probed") is False:
         return f"not probed: {details.get('reason')}"
     if "probe_error" in details:
-        return f"preserved, but {details['finding']}: {details['probe_error']}"
+        return f"{details['finding']}: {details['probe_error']}"
     if "packets_error" in details:
-        return f"preserved, but {details['finding']}: {details['packets_error']}"
+        return f"{details['finding']}: {details['packets_error']}"
     if "packets_warning" in details:
-        return f"preserved, but {details['finding']}: {details['packets_warning']}"
+        return f"{details['finding']}: {details['packets_warning']}"
     return None
 
 
@@ -934,6 +940,8 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
     goes back in the original is ``out-of-order``; a stream with no packet from the original
     is ``not-derived``; streams covering disjoint times are ``misaligned``. ``derived`` is true
     only with no finding at all. A clip that ffprobe cannot read is reported as ``unreadable``.
+    The report's range is that of the clip's video streams (of all streams if it has none);
+    each stream's own range is in ``streams``.
 
     Raises ``PacketListInvalid`` for a bad ``original`` and ``MediaToolsMissing``."""
     listing = PacketList.parse(original)
@@ -976,8 +984,9 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
     if not any(s.packets for s in report.streams):
         report.findings.append(Finding("empty", shown, "the clip has no packets"))
     if matched:
-        report.start_us = min(s.start_us for s in matched if s.start_us is not None)
-        report.end_us = max(s.end_us for s in matched if s.end_us is not None)
+        shown_streams = [s for s in matched if s.media_type == "video"] or matched
+        report.start_us = min(s.start_us for s in shown_streams if s.start_us is not None)
+        report.end_us = max(s.end_us for s in shown_streams if s.end_us is not None)
         for a in matched:
             for b in matched:
                 if a.clip_stream < b.clip_stream and a.end_us is not None and b.start_us is not None \
@@ -1116,7 +1125,7 @@ def _render_sheet(path: str, out: str, times: list[int], start_us: int, width: i
     try:
         output.run(cmd=tools.ffmpeg, capture_stdout=True, capture_stderr=True, overwrite_output=True)
     except ffmpeg.Error as exc:
-        raise MediaUnreadable(path, _tail(exc.stderr or b"")) from exc
+        raise MediaUnreadable(path, _tail(exc.stderr or b"", path)) from exc
     except OSError as exc:
         raise MediaToolsMissing(tools.ffmpeg, f"cannot run {tools.ffmpeg!r}: {exc.strerror or exc}") from exc
 
@@ -1227,8 +1236,11 @@ def sheet_of(workspace: Any, ref: str, out_png: str, *, tiles: int = 12, columns
     """A contact sheet of a preserved video (from the stored bytes), recorded as ``viewed``."""
     blake3, row = _preserved(workspace, ref)
     with stored_file(workspace.store, row["store_key"], row["version"]) as path:
-        sheet = contact_sheet(path, out_png, tiles=tiles, columns=columns, width=width,
-                              title=f"BLAKE3 {blake3}", tools=tools)
+        try:
+            sheet = contact_sheet(path, out_png, tiles=tiles, columns=columns, width=width,
+                                  title=f"BLAKE3 {blake3}", tools=tools)
+        except MediaUnreadable as exc:
+            raise MediaUnreadable(f"preserved object {blake3}", exc.detail.replace(os.path.basename(path), blake3[:16])) from exc
     png = Path(out_png).read_bytes()
     workspace.ledger.append(
         "viewed", actor=workspace.settings.actor, role=workspace.settings.role, subject={"evidence": blake3},
@@ -1240,8 +1252,19 @@ def sheet_of(workspace: Any, ref: str, out_png: str, *, tiles: int = 12, columns
     return sheet
 
 
+@dataclass
+class Derived:
+    """The ingest of a derivative and the derivation recorded with it."""
+
+    result: IngestResult
+    derived_from: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.result.as_dict(), "derived_from": self.derived_from}
+
+
 def derive(workspace: Any, path: str, ref: str, *, tool: str, params: str, note: str | None = None,
-           inspector: MediaInspector | None = None) -> IngestResult:
+           inspector: MediaInspector | None = None) -> Derived:
     """Ingest ``path`` as a derivative (redacted or transcoded copy) of the preserved object
     ``ref``: its ingest event's ``derived_from`` names the parent's BLAKE3 and SHA-256, the tool
     and its parameters. Bytes that are already preserved are recorded as another acquisition,
@@ -1263,4 +1286,4 @@ def derive(workspace: Any, path: str, ref: str, *, tool: str, params: str, note:
         )
     if result.status != "recorded":
         raise BadInput(f"{result.path}: {result.status}: {result.reason}")
-    return result
+    return Derived(result, derivation)

@@ -82,11 +82,13 @@ def ingest(
       custody ingest --json export/ > ingest-report.json
       custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
     """
+    from cli.commands.media_cmd import ingest_inspector
     from custody.ingest import ingest_paths
 
     if (camera or officer) and not incident_id:
         raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")
     bar = _Bar()
+    inspector = ingest_inspector()
     try:
         results = ingest_paths(
             workspace(ctx, actor),
@@ -96,9 +98,11 @@ def ingest(
             officer=officer,
             note=note,
             progress=bar,
+            inspector=inspector,
         )
     finally:
         bar.close()
+    inspector.annotate(results)
     problems = [r for r in results if r.status in ("skipped", "failed")]
     if as_json:
         emit_json([r.as_dict() for r in results])

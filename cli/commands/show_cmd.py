@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from cli.context import emit_json, workspace
@@ -13,7 +15,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show what is known of a preserved object.
 
     Digests, size, store key and version, the retention and legal hold the store reports now,
-    the first ingest and every acquisition.
+    the first ingest and every acquisition, the media probed at ingest, the parent it was
+    derived from and its derivatives.
 
     \b
     Examples:
@@ -39,6 +42,33 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     for acquisition in record["acquisitions"]:
         source = acquisition["source"] or {}
         click.echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
+    click.echo(f"{'media:':<14}{_media_line(record['media'])}")
+    parent = record["parent"]
+    click.echo(f"{'parent:':<14}{parent['parent'] + ' by ' + str(parent['tool']) + ' ' + repr(parent['params']) if parent else '-'}")
+    click.echo(f"{'derivatives:':<14}{len(record['derivatives']) or '-'}")
+    for child in record["derivatives"]:
+        click.echo(f"  {child['blake3']}  event {child['seq']} at {child['time']} by {child['tool']} {child['params']!r}")
+
+
+def _media_line(media: Any) -> str:
+    if not media:
+        return "-"
+    if not media.get("probed"):
+        return f"not probed ({media.get('reason')})"
+    if media.get("kind") not in ("video", "audio"):
+        return f"{media.get('kind')}: {media.get('probe_error') or media.get('reason') or media.get('container')}"
+    parts = [media.get("container", "?")]
+    if "duration_us" in media:
+        parts.append(f"{media['duration_us'] / 1e6:.3f} s")
+    for stream in media.get("streams", []):
+        if stream.get("type") == "video":
+            parts.append(f"{stream.get('codec')} {stream.get('width')}x{stream.get('height')} {stream.get('frame_rate', '')}".strip())
+        elif stream.get("type") == "audio":
+            parts.append(f"{stream.get('codec')} {stream.get('sample_rate')} Hz")
+    device = media.get("device") or {}
+    if device:
+        parts.append(" ".join(device[k] for k in ("make", "model", "serial") if k in device))
+    return ", ".join(parts)
 
 
 COMMANDS = [show]
