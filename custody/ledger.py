@@ -5,6 +5,16 @@ event's hash is SHA-256(0x00 || canonical bytes), which is also its Merkle leaf 
 Nothing is ever updated or deleted: triggers refuse it, and the chain (and the signed
 checkpoints) make any change detectable. Current state, such as which objects are stored, is
 kept in derived tables written in the same transaction as the event that implies it.
+
+The schema is created and changed only by the Alembic migrations in ``custody.migrations``
+(``Ledger.create``/``Ledger.upgrade``); the tables below are what the code reads and writes, and
+a test checks that the migrated schema matches them. Every command first checks, with
+``Ledger.check_ready``, that the database is at this tool's ``HEAD_REVISION``.
+
+Databases: SQLite (WAL, a busy timeout, ``BEGIN IMMEDIATE`` for every write transaction) and
+PostgreSQL through psycopg 3 (READ COMMITTED; every write transaction first takes the
+transaction-scoped advisory lock ``APPEND_LOCK``, so appends from any number of processes and
+machines are serialized and the chain never forks).
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from sqlalchemy import (
     Column,
@@ -29,19 +40,29 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
-    func,
+    inspect,
     select,
     text,
 )
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from custody import TOOL
 from custody.canonical import canonical_bytes
-from custody.errors import Finding, LedgerCorrupt, LedgerUnavailable
+from custody.errors import ConfigError, Finding, LedgerCorrupt, LedgerUnavailable
 from custody.tree import StoredNode, append_leaf
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
+"""The version in ``schema_info``: what tools from before migrations check. A migration that
+such tools must not work with raises it."""
+HEAD_REVISION = "0001"
+"""The newest migration in ``custody.migrations`` (a test checks it): the revision this tool needs."""
+LEGACY_REVISION = "legacy-1"
+"""How a database made before migrations (``schema_info`` version 1, no ``alembic_version``) is named."""
+MIGRATIONS = Path(__file__).with_name("migrations")
+APPEND_LOCK = 7428173
+"""The PostgreSQL advisory lock key every write transaction takes (``pg_advisory_xact_lock``)."""
 
 metadata = MetaData()
 
@@ -244,46 +265,163 @@ class SqlNodeStore:
                     self._cache[(level, index)] = digest
 
 
-def _sqlite_triggers(table: str) -> list[str]:
-    return [
-        f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only: UPDATE on {table} refused'); END",
-        f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, 'the custody ledger is append-only: DELETE on {table} refused'); END",
-    ]
+SchemaState = Literal["current", "older", "newer", "empty"]
 
 
-def _postgres_triggers(table: str) -> list[str]:
-    return [
-        "CREATE OR REPLACE FUNCTION custody_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN RAISE EXCEPTION 'the custody ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME; END $$",
-        f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
-        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION custody_refuse_change()",
-        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
-        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION custody_refuse_change()",
-    ]
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema stands against this tool's migrations.
+
+    ``revision``: the database's Alembic revision, ``LEGACY_REVISION`` for a database made before
+    migrations, or None when it has no custody schema. ``state``: ``current`` (at
+    ``HEAD_REVISION``), ``older`` (``custody db upgrade`` brings it to the head), ``newer`` (made
+    by a later custody: upgrade the tool) or ``empty``. ``pending``: the revisions an upgrade
+    would bring in, oldest first (for a database made before migrations, ``0001`` is adopted:
+    checked and recorded, not run)."""
+
+    database: str
+    revision: str | None
+    head: str
+    state: SchemaState
+    pending: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "revision": self.revision,
+            "head": self.head,
+            "state": self.state,
+            "pending": list(self.pending),
+        }
+
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What ``Ledger.upgrade`` did: the revision before (None: no schema) and after, the
+    migrations it ran, and whether a database made before migrations was adopted."""
+
+    database: str
+    before: str | None
+    after: str
+    applied: tuple[str, ...] = ()
+    adopted: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "from": self.before,
+            "to": self.after,
+            "applied": list(self.applied),
+            "adopted": self.adopted,
+            "changed": self.changed,
+        }
+
+
+@functools.lru_cache(maxsize=1)
+def migration_chain() -> tuple[str, ...]:
+    """Every revision in ``custody.migrations``, oldest first (loads Alembic: only called when a
+    database is not at ``HEAD_REVISION``, or to migrate it)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    return tuple(reversed([revision.revision for revision in script.walk_revisions()]))
+
+
+def _run_alembic(conn: Connection, action: Literal["upgrade", "stamp"], revision: str) -> None:
+    """Run an Alembic command on ``conn``, inside the transaction the caller holds
+    (``custody/migrations/env.py`` uses that connection and opens no transaction of its own)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = conn
+    if action == "stamp":
+        command.stamp(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+def _database_revision(conn: Connection) -> str | None:
+    """The database's revision: the row(s) of ``alembic_version``; ``legacy-<version>`` for a
+    schema made before migrations (``schema_info`` only); None when there is no custody schema."""
+    tables = set(inspect(conn).get_table_names())
+    if "alembic_version" in tables:
+        found = sorted(str(v) for v in conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        if found:
+            return "+".join(found)
+    if "schema_info" in tables:
+        version = conn.execute(select(schema_info.c.version)).scalar()
+        return f"legacy-{version}"
+    return None
+
+
+SUPPORTED = "sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+
+
+def _database_url(url: str) -> URL:
+    """Parse a ledger URL; a plain ``postgresql://`` (or ``postgres://``) URL gets psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"the ledger database (--db, CUSTODY_DB or 'db' in config.toml) is not a database URL; use {SUPPORTED}"
+        ) from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"the ledger database {parsed.render_as_string(hide_password=True)} is {backend}; "
+            f"custody keeps its ledger in SQLite or PostgreSQL: use {SUPPORTED}"
+        )
+    return parsed
 
 
 def _describe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    return _database_url(url).render_as_string(hide_password=True)
 
-    return make_url(url).render_as_string(hide_password=True)
+
+def _query_value(url: URL, name: str) -> str | None:
+    value = url.query.get(name)
+    if isinstance(value, tuple):
+        return " ".join(value)
+    return value
+
+
+def _one_line(message: str) -> str:
+    return "; ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+
+
+_LOST_CONNECTION = ("57P01", "57P02", "57P03")
+"""PostgreSQL's admin_shutdown, crash_shutdown and cannot_connect_now (and class 08: connection
+exceptions) end the session: what the transaction had done is rolled back."""
 
 
 class Ledger:
     """Append and read custody events. One instance per database URL."""
 
     def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
+        """Raises ``ConfigError`` (exit 5) for a URL that is not SQLite or PostgreSQL."""
         self.url = url
-        self.where = _describe(url)
+        parsed = _database_url(url)
+        self.where = parsed.render_as_string(hide_password=True)
         self.busy_timeout = busy_timeout
-        self.engine: Engine = self._engine(url, busy_timeout)
+        self.engine: Engine = self._engine(parsed, busy_timeout)
 
     @staticmethod
-    def _engine(url: str, busy_timeout: float) -> Engine:
-        if url.startswith("sqlite"):
+    def _engine(url: URL, busy_timeout: float) -> Engine:
+        """SQLite: WAL, ``busy_timeout``, full sync, ``BEGIN IMMEDIATE`` for write transactions.
+        PostgreSQL (psycopg 3): READ COMMITTED, a pre-ping, ``lock_timeout`` = ``busy_timeout``,
+        and every write transaction (``custody_write`` execution option) starts by taking the
+        transaction-scoped advisory lock ``APPEND_LOCK``: appends, checkpoint records and
+        migrations from every process and machine happen one at a time."""
+        if url.get_backend_name() == "sqlite":
             engine = create_engine(url, connect_args={"timeout": busy_timeout})
 
             @event.listens_for(engine, "connect")
@@ -303,54 +441,154 @@ class Ledger:
                     connection.exec_driver_sql("BEGIN")
 
             return engine
-        return create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True)
+        options = " ".join(filter(None, [_query_value(url, "options"), f"-c lock_timeout={max(1, int(busy_timeout * 1000))}"]))
+        connect_args: dict[str, Any] = {"options": options}
+        if _query_value(url, "connect_timeout") is None:
+            connect_args["connect_timeout"] = 10
+        if _query_value(url, "application_name") is None:
+            connect_args["application_name"] = "custody"
+        try:
+            engine = create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True, connect_args=connect_args)
+        except ImportError as exc:
+            raise ConfigError(
+                f"the database driver for {url.drivername} is not installed ({exc}); use postgresql+psycopg://"
+            ) from exc
+
+        @event.listens_for(engine, "begin")
+        def _lock(connection: Connection) -> None:
+            if connection.get_execution_options().get("custody_write"):
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
+
+        return engine
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
-        text_ = str(getattr(exc, "orig", exc))
-        if "locked" in text_ or "busy" in text_:
+        """The error a command shows for a database error ``exc``: locked, connection lost, or
+        the database's own message on one line."""
+        original = getattr(exc, "orig", None) or exc
+        text_ = _one_line(str(original))
+        sqlstate = str(getattr(original, "sqlstate", None) or "")
+        if "locked" in text_ or "busy" in text_ or sqlstate == "55P03":
             return LedgerUnavailable(
                 f"the ledger database {self.where} is locked by another writer and stayed locked "
                 f"for {self.busy_timeout:g} s; run the command again when the other custody "
                 "command has finished (set CUSTODY_DB_TIMEOUT to wait longer)"
             )
+        if getattr(exc, "connection_invalidated", False) or sqlstate in _LOST_CONNECTION or sqlstate.startswith("08"):
+            return LedgerUnavailable(
+                f"lost the connection to the ledger database {self.where} ({text_}); the transaction "
+                "in progress was not committed (nothing of it is in the ledger), unless the "
+                "connection broke during the commit itself; run the command again when the "
+                "database is reachable: an ingest run again records what was already preserved"
+            )
         return LedgerUnavailable(f"cannot use the ledger database {self.where}: {text_}")
 
     def create(self) -> None:
-        """Create the schema and its append-only triggers (idempotent)."""
+        """Create the schema, or bring an existing one to ``HEAD_REVISION``: ``upgrade``."""
+        self.upgrade()
+
+    def upgrade(self) -> SchemaUpgrade:
+        """Bring the database to ``HEAD_REVISION`` with the migrations in ``custody.migrations``.
+
+        An empty database gets the whole schema. A database made before migrations is adopted
+        first: its tables must all be there, its append-only triggers are made again
+        (idempotently) and it is recorded as revision 0001. Then every pending migration runs.
+        All of it happens in one write transaction (``BEGIN IMMEDIATE`` on SQLite, the append
+        lock on PostgreSQL, whose DDL is transactional too): concurrent upgrades and appends
+        wait for each other, and a failure leaves the database as it was. At the head already,
+        nothing is written. Raises ``LedgerUnavailable`` (exit 5) for a database of a newer
+        custody, or one that cannot be used."""
+        from alembic.util.exc import CommandError
+
         try:
             with self.engine.connect().execution_options(custody_write=True) as conn, conn.begin():
-                metadata.create_all(conn)
-                if conn.execute(select(func.count()).select_from(schema_info)).scalar_one() == 0:
-                    conn.execute(schema_info.insert().values(version=SCHEMA_VERSION))
-                for table in APPEND_ONLY:
-                    statements = (
-                        _sqlite_triggers(table) if self.is_sqlite else _postgres_triggers(table)
+                before = self._status(conn, _database_revision(conn))
+                if before.state == "current":
+                    return SchemaUpgrade(self.where, before.revision, HEAD_REVISION)
+                if before.state == "newer":
+                    raise LedgerUnavailable(self._not_ready(before))
+                adopted = before.revision == LEGACY_REVISION
+                if adopted:
+                    self._adopt(conn)
+                _run_alembic(conn, "upgrade", "head")
+                after = _database_revision(conn)
+                if after != HEAD_REVISION:
+                    raise LedgerUnavailable(
+                        f"migrating the ledger database {self.where} ended at revision {after}, not "
+                        f"{HEAD_REVISION}; nothing was changed"
                     )
-                    for statement in statements:
-                        conn.exec_driver_sql(statement)
+        except SQLAlchemyError as exc:
+            raise self._unavailable(exc) from exc
+        except CommandError as exc:
+            raise LedgerUnavailable(f"cannot migrate the ledger database {self.where}: {exc}") from exc
+        applied = before.pending[1:] if adopted else before.pending
+        return SchemaUpgrade(self.where, before.revision, HEAD_REVISION, applied, adopted)
+
+    def _adopt(self, conn: Connection) -> None:
+        """Record a database made before migrations as revision 0001, which is what it is."""
+        from custody.migrations.append_only import TABLES, triggers
+
+        present = set(inspect(conn).get_table_names())
+        missing = [name for name in (*TABLES, "schema_info") if name not in present]
+        if missing:
+            raise LedgerUnavailable(
+                f"the ledger database {self.where} has schema_info version 1 but no table "
+                f"{', '.join(missing)}: it is not a ledger made by an earlier custody; nothing was changed"
+            )
+        for statement in triggers(self.engine.dialect.name):
+            conn.exec_driver_sql(statement)
+        _run_alembic(conn, "stamp", migration_chain()[0])
+
+    def schema_status(self) -> SchemaStatus:
+        """The database's revision against this tool's (``custody db status``)."""
+        try:
+            with self.engine.connect() as conn:
+                return self._status(conn, _database_revision(conn))
         except SQLAlchemyError as exc:
             raise self._unavailable(exc) from exc
 
+    def _status(self, conn: Connection, revision: str | None) -> SchemaStatus:
+        if revision == HEAD_REVISION:
+            return SchemaStatus(self.where, revision, HEAD_REVISION, "current")
+        chain = migration_chain()
+        if revision is None:
+            return SchemaStatus(self.where, None, HEAD_REVISION, "empty", chain)
+        if revision == LEGACY_REVISION:
+            return SchemaStatus(self.where, revision, HEAD_REVISION, "older", chain)
+        if revision in chain:
+            return SchemaStatus(self.where, revision, HEAD_REVISION, "older", chain[chain.index(revision) + 1:])
+        return SchemaStatus(self.where, revision, HEAD_REVISION, "newer")
+
+    def _not_ready(self, status: SchemaStatus) -> str:
+        if status.state == "empty":
+            return f"the ledger database {self.where} has no custody schema; run 'custody init' (or 'custody db upgrade')"
+        if status.state == "older":
+            return (
+                f"the ledger database {self.where}: schema revision {status.revision} is older than "
+                f"this tool's {status.head}; run 'custody db upgrade'"
+            )
+        return (
+            f"the ledger database {self.where}: schema revision {status.revision} is newer than this "
+            f"tool's {status.head} ({TOOL}); upgrade custody"
+        )
+
     def check_ready(self) -> None:
-        """Raise ``LedgerUnavailable`` unless the database has this tool's schema."""
+        """Raise ``LedgerUnavailable`` (exit 5) unless the database is at ``HEAD_REVISION``,
+        saying what to do: no schema -> 'custody init'; an older revision -> 'custody db
+        upgrade'; a newer one -> upgrade custody. Reads two small things; Alembic is loaded
+        only when the revision is not the head."""
         try:
             with self.engine.connect() as conn:
-                version = conn.execute(select(schema_info.c.version)).scalar()
+                revision = _database_revision(conn)
+                if revision == HEAD_REVISION:
+                    return
+                status = self._status(conn, revision)
         except SQLAlchemyError as exc:
-            if "no such table" in str(exc) or "does not exist" in str(exc):
-                raise LedgerUnavailable(
-                    f"the ledger database {self.where} has no custody schema; run 'custody init'"
-                ) from exc
             raise self._unavailable(exc) from exc
-        if version != SCHEMA_VERSION:
-            raise LedgerUnavailable(
-                f"the ledger database {self.where} has schema version {version}, this tool "
-                f"needs {SCHEMA_VERSION}; run 'custody db upgrade'"
-            )
+        raise LedgerUnavailable(self._not_ready(status))
 
     def transaction(self) -> _Transaction:
         """A write transaction that holds the append lock for its whole length."""

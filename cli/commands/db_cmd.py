@@ -1,0 +1,161 @@
+"""``custody db``: the ledger database's schema (Alembic migrations in custody/migrations).
+
+This module also holds the one fault-injection hook of the command line, for the tests that
+kill a process or cut its database connection in the middle of an append:
+``CUSTODY_TEST_PAUSE=POINT:MARKER`` makes the first write transaction that reaches POINT write
+MARKER (JSON: ``pid``, ``point``, ``backend_pid``) and wait until MARKER is removed (at most
+``CUSTODY_TEST_PAUSE_SECONDS``, default 60), then go on. POINT is ``insert`` (just before the
+event's INSERT: the append lock is held, nothing is written yet) or ``commit`` (the event, its
+tree nodes and derived rows are written but not committed). It is read here, in cli/, because
+the core never reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import emit_json, settings_from
+
+PAUSE_VARIABLE = "CUSTODY_TEST_PAUSE"
+
+
+def _ledger(ctx: click.Context) -> Any:
+    from custody.errors import ConfigError
+    from custody.ledger import Ledger
+
+    settings = settings_from(ctx)
+    if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
+        raise ConfigError(
+            f"no custody ledger at {settings.db_url[len('sqlite:///'):]}; run 'custody init' "
+            f"(data directory {settings.home})"
+        )
+    return Ledger(settings.db_url, settings.db_timeout)
+
+
+@click.group("db")
+def db() -> None:
+    """Show and upgrade the ledger database's schema.
+
+    The schema is changed only by migrations shipped with custody (Alembic, no alembic.ini).
+    Every other command refuses a database whose schema revision is not this tool's (exit 5):
+    an older one needs 'custody db upgrade', a newer one a newer custody. The database is the
+    one of --db / CUSTODY_DB / 'db' in config.toml, else the data directory's SQLite file.
+
+    \b
+    Examples:
+      custody db status
+      custody db upgrade
+      custody --db postgresql+psycopg://custody_admin@db.example.org/custody db upgrade --json
+    """
+
+
+@db.command("upgrade")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@click.pass_context
+def upgrade(ctx: click.Context, as_json: bool) -> None:
+    """Apply every pending migration, in one transaction.
+
+    An empty database gets the whole schema; a ledger made before migrations is checked and
+    recorded as revision 0001. Appends by other processes wait while it runs. Safe to run
+    again: a database at the newest revision is left untouched. On PostgreSQL, run it as the
+    role that owns the schema (see the README's PostgreSQL section), then grant the
+    application role its rights again (infra/sql/03-grants.sql).
+
+    Exits 5 if the database cannot be reached or was made by a newer custody.
+
+    \b
+    Examples:
+      custody db upgrade
+      custody db upgrade --json
+      CUSTODY_DB=postgresql+psycopg://custody_admin@db.example.org/custody custody db upgrade
+    """
+    change = _ledger(ctx).upgrade()
+    if as_json:
+        emit_json(change.as_dict())
+    elif not change.changed:
+        click.echo(f"{change.database}: already at schema revision {change.after}")
+    else:
+        steps = ["adopted the schema made before migrations as 0001"] if change.adopted else []
+        if change.applied:
+            steps.append("applied " + ", ".join(change.applied))
+        click.echo(f"{change.database}: schema revision {change.before or '(none)'} -> {change.after}: {'; '.join(steps)}")
+
+
+@db.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the database's schema revision and this tool's.
+
+    State is 'current', 'older' (run 'custody db upgrade'), 'newer' (upgrade custody) or
+    'empty' (run 'custody init'). Exits 0 whatever the state; 5 if the database cannot be
+    reached.
+
+    \b
+    Examples:
+      custody db status
+      custody db status --json
+    """
+    report = _ledger(ctx).schema_status()
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    click.echo(f"database:       {report.database}")
+    click.echo(f"revision:       {report.revision or '(no custody schema)'}")
+    click.echo(f"this tool's:    {report.head}")
+    advice = {"current": "", "older": " (run 'custody db upgrade')", "newer": " (upgrade custody)", "empty": " (run 'custody init')"}
+    click.echo(f"state:          {report.state}{advice[report.state]}")
+    if report.pending:
+        click.echo(f"pending:        {', '.join(report.pending)}")
+
+
+COMMANDS = [db]
+
+
+def _install_test_pause(setting: str) -> None:
+    """The ``CUSTODY_TEST_PAUSE`` hook (see the module docstring), on every engine."""
+    import json
+    import time
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    point, _, marker = setting.partition(":")
+    if point not in ("insert", "commit") or not marker:
+        click.echo(f"custody: warning: ignoring {PAUSE_VARIABLE}={setting!r} (insert:PATH or commit:PATH)", err=True)
+        return
+    limit = float(os.environ.get("CUSTODY_TEST_PAUSE_SECONDS", "60"))
+    state = {"done": False}
+
+    def pause(connection: Any) -> None:
+        state["done"] = True
+        dbapi = connection.connection.dbapi_connection
+        backend = getattr(getattr(dbapi, "info", None), "backend_pid", None)
+        path = Path(marker)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps({"pid": os.getpid(), "point": point, "backend_pid": backend}))
+        temporary.rename(path)
+        deadline = time.monotonic() + limit
+        while path.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not state["done"] and statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
+            if point == "insert":
+                pause(connection)
+            else:
+                connection.info["custody_test_event_inserted"] = True
+
+    @event.listens_for(Engine, "commit")
+    def _commit(connection: Any) -> None:
+        if connection.info.pop("custody_test_event_inserted", False) and not state["done"]:
+            pause(connection)
+
+
+if os.environ.get(PAUSE_VARIABLE):
+    _install_test_pause(os.environ[PAUSE_VARIABLE])
