@@ -539,7 +539,7 @@ class Ledger:
                 f"{', '.join(missing)}: it is not a ledger made by an earlier custody; nothing was changed"
             )
         for statement in triggers(self.engine.dialect.name):
-            conn.exec_driver_sql(statement)
+            conn.execute(text(statement))
         _run_alembic(conn, "stamp", migration_chain()[0])
 
     def schema_status(self) -> SchemaStatus:

@@ -14,6 +14,14 @@ fixtures otherwise), so the session's cluster is kept on the pytest config objec
 Credentials reach the code under test only through boto3's standard chain: ``rgw_credentials``
 sets ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` for one test and isolates it from the
 user's own AWS configuration.
+
+PostgreSQL:
+
+* ``postgres``: ONE throwaway PostgreSQL cluster for the session, started by
+  ``infra/dev/start-postgres.sh`` (Debian's postgresql, initdb in a temporary directory, a free
+  loopback port, ``fsync=off`` since its data is thrown away) and stopped with
+  ``stop-postgres.sh --purge``. Like the Ceph cluster, it skips or (with ``CI``) fails.
+* ``pg_url``: a fresh database in that cluster for one test (``CREATE DATABASE``), dropped after.
 """
 
 from __future__ import annotations
@@ -346,3 +354,115 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+PG_START_SCRIPT = REPO / "infra" / "dev" / "start-postgres.sh"
+PG_STOP_SCRIPT = REPO / "infra" / "dev" / "stop-postgres.sh"
+
+
+@dataclass
+class PostgresServer:
+    """One running cluster started by the project's script in ``directory``; superuser
+    ``postgres``, trust authentication on 127.0.0.1 only."""
+
+    directory: Path
+    env: dict[str, str]
+    start_seconds: float
+
+    @property
+    def port(self) -> int:
+        return int(self.env["PGPORT"])
+
+    @property
+    def bindir(self) -> Path:
+        return Path(self.env["PG_BINDIR"])
+
+    def url(self, database: str = "postgres", user: str = "postgres") -> str:
+        """A SQLAlchemy URL (psycopg 3) for ``database`` as ``user``."""
+        return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
+
+    def execute(self, sql: str, database: str = "postgres", user: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run one statement in autocommit as ``user``; the rows it returned, if any."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname=database, autocommit=True) as conn:
+            cursor = conn.execute(sql.encode())
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def psql(self, *args: str, database: str = "postgres", user: str = "postgres") -> subprocess.CompletedProcess[str]:
+        """Run psql (ON_ERROR_STOP) with ``args``; the completed process, not checked."""
+        return subprocess.run(
+            [str(self.bindir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+             "-p", str(self.port), "-U", user, "-d", database, *args],
+            capture_output=True, text=True, timeout=60,
+        )
+
+    def stop(self, remove: bool = False) -> None:
+        subprocess.run([str(PG_STOP_SCRIPT), str(self.directory), "--purge"], capture_output=True, timeout=60)
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_postgres(directory: Path) -> PostgresServer:
+    """Run the project's start script; raise ``ServiceUnavailable`` with its log on failure."""
+    env = {**os.environ, "PG_FSYNC": "off", "PG_START_TIMEOUT": "60"}
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            [str(PG_START_SCRIPT), str(directory)], env=env, capture_output=True, text=True, timeout=START_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        subprocess.run([str(PG_STOP_SCRIPT), str(directory), "--purge"], capture_output=True, timeout=60)
+        raise ServiceUnavailable(f"could not run {PG_START_SCRIPT}: {exc}") from exc
+    elapsed = time.monotonic() - began
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+        raise ServiceUnavailable(f"{PG_START_SCRIPT.name} failed (exit {done.returncode}):\n{tail}")
+    exported: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, value = words[1].split("=", 1)
+            exported[name] = value
+    if "PGPORT" not in exported or "PG_BINDIR" not in exported:
+        raise ServiceUnavailable(f"{PG_START_SCRIPT.name} printed no PGPORT/PG_BINDIR: {done.stdout!r}")
+    return PostgresServer(directory, exported, elapsed)
+
+
+def session_postgres(config: pytest.Config) -> PostgresServer:
+    """The session's one PostgreSQL cluster, started on first use and stopped when pytest
+    finishes. Its directory is made under the system's temporary directory, not pytest's (whose
+    0700 parent the unprivileged server user could not enter when the tests run as root)."""
+    services = _shared(config)
+    if "postgres" not in services:
+        directory = Path(tempfile.mkdtemp(prefix="custody-pg-"))
+        try:
+            services["postgres"] = start_postgres(directory)
+        except ServiceUnavailable as exc:
+            subprocess.run([str(PG_STOP_SCRIPT), str(directory), "--purge"], capture_output=True, timeout=60)
+            shutil.rmtree(directory, ignore_errors=True)
+            services["postgres"] = exc
+        else:
+            config.add_cleanup(lambda: services["postgres"].stop(remove=True))
+    found = services["postgres"]
+    if isinstance(found, Exception):
+        unavailable(f"PostgreSQL: {found}")
+    return cast(PostgresServer, found)
+
+
+@pytest.fixture(scope="session")
+def postgres(request: pytest.FixtureRequest) -> PostgresServer:
+    return session_postgres(request.config)
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A SQLAlchemy URL of a new, empty database (owner ``postgres``), dropped after the test."""
+    name = f"custody_{uuid.uuid4().hex[:12]}"
+    postgres.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
