@@ -383,10 +383,6 @@ def _database_url(url: str) -> URL:
     return parsed
 
 
-def _describe(url: str) -> str:
-    return _database_url(url).render_as_string(hide_password=True)
-
-
 def _query_value(url: URL, name: str) -> str | None:
     value = url.query.get(name)
     if isinstance(value, tuple):
@@ -521,6 +517,12 @@ class Ledger:
                         f"{HEAD_REVISION}; nothing was changed"
                     )
         except SQLAlchemyError as exc:
+            if str(getattr(getattr(exc, "orig", None), "sqlstate", "")) == "42501":
+                raise LedgerUnavailable(
+                    f"cannot migrate the ledger database {self.where}: {_one_line(str(getattr(exc, 'orig', exc)))}; "
+                    "run 'custody db upgrade' as the role that owns the ledger's schema (custody_admin in "
+                    "infra/sql/), not as the application's role; nothing was changed"
+                ) from exc
             raise self._unavailable(exc) from exc
         except CommandError as exc:
             raise LedgerUnavailable(f"cannot migrate the ledger database {self.where}: {exc}") from exc
@@ -806,8 +808,9 @@ class Ledger:
 
 
 class _Transaction:
-    """Serialized append transaction: ``BEGIN IMMEDIATE`` on SQLite, an advisory transaction
-    lock on PostgreSQL, so that concurrent writers never fork the chain."""
+    """Serialized append transaction: ``BEGIN IMMEDIATE`` on SQLite, the advisory transaction
+    lock ``APPEND_LOCK`` on PostgreSQL (both taken when the write connection begins, see
+    ``Ledger._engine``), so that concurrent writers never fork the chain."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -820,8 +823,6 @@ class _Transaction:
         try:
             self.conn = self.ledger.engine.connect().execution_options(custody_write=True)
             self.conn.begin()
-            if not self.ledger.is_sqlite:
-                self.conn.execute(text("SELECT pg_advisory_xact_lock(7428173)"))
         except (OperationalError, SQLAlchemyError) as exc:
             if self.conn is not None:
                 self.conn.close()

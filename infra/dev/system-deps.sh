@@ -3,6 +3,8 @@
 # Makes sure the Debian/Ubuntu packages behind each NEED are installed:
 #   venv    python3 with venv and pip          ffmpeg  ffmpeg and ffprobe
 #   b3sum   the BLAKE3 reference command       ceph    Ceph RGW (a real S3 server, for tests)
+#   postgresql  Debian's PostgreSQL server (initdb and pg_ctl in /usr/lib/postgresql/<ver>/bin,
+#               not on PATH) and psql, for the throwaway test server of start-postgres.sh
 # Running as root, missing packages are installed with apt-get. Otherwise the exact command to
 # run is printed and the script exits 1.
 set -euo pipefail
@@ -16,6 +18,10 @@ for need in "$@"; do
     ceph)   for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl uuidgen; do
               command -v "$c" >/dev/null 2>&1 || { packages+=(ceph-mon ceph-osd radosgw ceph-common ceph-base curl uuid-runtime); break; }
             done ;;
+    postgresql)
+            bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+            { [ -n "$bindir" ] && [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] && [ -x "$bindir/psql" ]; } ||
+              packages+=(postgresql) ;;
     *) echo "system-deps.sh: unknown need '$need'" >&2; exit 2 ;;
   esac
 done

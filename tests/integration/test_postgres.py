@@ -189,6 +189,12 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
     _psql_ok(postgres, "-v", "app_password=not-used-with-trust", "-f", str(SQL / "01-roles.sql"))
     _psql_ok(postgres, "-f", str(SQL / "01-roles.sql"))
     _psql_ok(postgres, "-f", str(SQL / "02-database.sql"), database=database)
+    app_url = postgres.url(database, "custody_app")
+    app = station(tmp_path / "station", app_url)
+    refused = app("db", "upgrade")
+    assert refused.exit_code == 5
+    assert "permission denied for schema custody" in refused.stderr
+    assert "run 'custody db upgrade' as the role that owns the ledger's schema" in refused.stderr
     admin = station(tmp_path / "admin", postgres.url(database, "custody_admin"))
     upgraded = admin.json("db", "upgrade")
     assert upgraded["from"] is None and upgraded["to"] == HEAD_REVISION
@@ -198,8 +204,6 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
     assert owners == [(name, "custody_owner") for name in
                       ("alembic_version", "checkpoints", "events", "evidence", "schema_info", "tree_nodes")]
 
-    app_url = postgres.url(database, "custody_app")
-    app = station(tmp_path / "station", app_url)
     ok(app("init"))
     clips = footage(tmp_path, 2)
     assert [r["status"] for r in app.json("ingest", *map(str, clips))] == ["recorded", "recorded"]
