@@ -1,0 +1,204 @@
+"""Prosecutor packages: ``export``, ``verify-package`` and ``receipt`` (keygen, import).
+
+``verify-package`` and ``receipt keygen`` open no database, no store and no configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+@click.command("export")
+@click.argument("refs", nargs=-1, metavar="[REF]...")
+@click.option("--incident", "incident_id", required=True, metavar="ID", help="The incident whose evidence to export.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The package directory to create (must not exist, or be empty).")
+@click.option("--recipient", help="Who receives it, e.g. \"Cook County State's Attorney, Felony Review\".")
+@click.option("--organization", help="Source-Organization in bag-info.txt (config: [commands.export] organization).")
+@click.option("--no-contact-sheets", is_flag=True, help="Do not make contact sheets (no ffmpeg needed).")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who exports (env CUSTODY_ACTOR; default the OS user).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written and recorded as JSON.")
+@click.pass_context
+def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Path, recipient: str | None,
+           organization: str | None, no_contact_sheets: bool, actor: str | None, as_json: bool) -> None:
+    """Write an incident's evidence as a package anyone can verify offline.
+
+    The package is a BagIt 1.0 bag (RFC 8493): the original files in data/ (byte for byte,
+    named by incident, camera and time), SHA-256 and SHA-512 manifests, a BLAKE3 list for
+    b3sum -c, the incident record, the custody events of the files and the incident with a
+    C2SP tlog-proof each, the signed checkpoint and the ledger's key, each video's packet list
+    and contact sheet, report.html, a hash certification draft and README.txt saying how to
+    check it all with stock tools. REF (a BLAKE3 prefix or a file) narrows it to some of the
+    incident's linked objects. The export is recorded as an ``exported`` event per file
+    (recipient, actor, the tag manifest's SHA-256).
+
+    Exits 2 for an unknown incident, an object not linked to it or an existing --out; 3 if a
+    stored object no longer has its recorded digests (nothing is written); 5 if ffmpeg is
+    missing for contact sheets.
+
+    \b
+    Examples:
+      custody export --incident 2026-1101-ICE-01 --out /media/usb/2026-1101-ICE-01 \\
+          --recipient "Cook County State's Attorney, Felony Review"
+      custody export --incident 2026-1101-ICE-01 --out pkg 1f0c3a9e 77ab0c12 --json
+    """
+    from cli.commands.media_cmd import media_tools
+    from custody.package import export_package
+
+    config = ctx.find_root().obj.get("config", {})
+    result = export_package(
+        workspace(ctx, actor), incident_id, out, refs=list(refs), recipient=recipient,
+        organization=organization or config.get("organization"), tools=media_tools(),
+        contact_sheets=not no_contact_sheets,
+    )
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo(f"package   {result.directory}")
+    click.echo(f"incident  {result.incident}  (package {result.package_id})")
+    for item in result.items:
+        click.echo(f"  {item.file}  {item.size} bytes  BLAKE3 {item.blake3[:16]}  SHA-256 {item.sha256[:16]}")
+    click.echo(f"events    {result.events}, proved against checkpoint {result.checkpoint['size']}")
+    click.echo(f"recorded  exported events {', '.join(map(str, result.exported_seqs))} "
+               f"(tag manifest SHA-256 {result.tagmanifest_sha256})")
+
+
+@click.command("verify-package")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--trust-key", "trust_key", metavar="VKEY",
+              help="The ledger's verifier key you expect (text name+keyid+base64, or a file holding it).")
+@click.option("--receipt", "receipt_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a receipt, signed with --signer-key, saying what was verified and when.")
+@click.option("--signer-key", "signer_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own signer key file (PRIVATE+KEY+...; see 'custody receipt keygen').")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_package_command(directory: Path, trust_key: str | None, receipt_out: Path | None,
+                           signer_key: Path | None, as_json: bool) -> None:
+    """Check a package offline: every file, every custody claim.
+
+    Needs no database, store or configuration. Checks bagit.txt, bag-info.txt and its
+    Payload-Oxum; every payload file against manifest-sha256.txt, manifest-sha512.txt and
+    blake3sums.txt (missing, added and altered files); every tag file against the tag
+    manifests; the checkpoint's signature (against --trust-key when given, which must also be
+    the package's key); each event's hash and its tlog-proof against the checkpoint; and that
+    each file's BLAKE3, SHA-256 and size are those its proved ingest event recorded, that a
+    proved event links it to the incident, and that each packet list is the one recorded.
+    Every finding is reported, naming its file. Exits 3 on any finding, 2 if DIRECTORY is not
+    a directory or a key is unusable.
+
+    \b
+    Examples:
+      custody verify-package /media/usb/2026-1101-ICE-01
+      custody verify-package pkg --trust-key 'host/custody/1a2b3c4d+0badc0de+AQ...' --json
+      custody verify-package pkg --trust-key vkey --receipt receipt.txt --signer-key sao.key
+    """
+    from custody.receipt import load_signer_key, make_receipt, write_receipt
+    from custody.verify_package import read_verifier_key, verify_package
+
+    if (receipt_out is None) != (signer_key is None):
+        raise click.UsageError("--receipt and --signer-key go together")
+    signer = load_signer_key(signer_key) if signer_key is not None else None
+    trusted = read_verifier_key(trust_key) if trust_key else None
+    report = verify_package(directory, trusted)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _render_report(report)
+    if receipt_out is not None and signer is not None:
+        receipt = make_receipt(report, signer)
+        write_receipt(receipt, signer, receipt_out)
+        click.echo(f"receipt written to {receipt_out} (signed by {receipt.recipient_key})", err=True)
+    if not report.ok:
+        raise click.exceptions.Exit(3)
+
+
+def _render_report(report: Any) -> None:
+    click.echo(f"package   {report.path}")
+    click.echo(f"incident  {report.incident or '-'}  (package {report.package_id or '-'})")
+    for check in report.checks:
+        state = "ok" if check.findings == 0 else f"FAILED ({check.findings})"
+        click.echo(f"  {state:<12} {check.name}: {check.detail}")
+    for finding in report.findings:
+        click.echo(f"custody: {finding.subject}: {finding.message}", err=True)
+    if report.ok:
+        click.echo("verified: every file and every custody claim in the package checks out")
+        if not report.key_trusted:
+            click.echo(
+                "note: checked against the package's own key; compare custody/verifier.key with the key the agency "
+                "publishes, or pass --trust-key", err=True,
+            )
+    else:
+        click.echo(f"NOT VERIFIED: {len(report.findings)} finding(s)")
+
+
+@click.group("receipt")
+def receipt() -> None:
+    """Recipients' signed receipts of verified packages.
+
+    \b
+    Examples:
+      custody receipt keygen sao-cook-county --out sao.key
+      custody receipt import receipt.txt --trust-key sao.key.pub
+    """
+
+
+@receipt.command("keygen")
+@click.argument("name")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The new signer key file (mode 0600); the verifier key goes to OUT.pub.")
+def keygen(name: str, out: Path) -> None:
+    """Make your own Ed25519 key for signing receipts; print its verifier key.
+
+    NAME identifies you in the signature (letters, digits, '.', '-', '/'; no spaces). Give the
+    printed verifier key to the sender so that they can check your receipts with --trust-key.
+    Needs no database or configuration.
+
+    \b
+    Examples:
+      custody receipt keygen sao-cook-county --out sao.key
+    """
+    from custody.receipt import generate_keypair
+
+    click.echo(generate_keypair(name, out))
+
+
+@receipt.command("import")
+@click.argument("receipt_path", metavar="RECEIPT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust-key", "trust_key", metavar="VKEY",
+              help="The recipient's verifier key (text or file); without it the key named in the receipt is used.")
+@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who records it (env CUSTODY_ACTOR).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON.")
+@click.pass_context
+def import_(ctx: click.Context, receipt_path: Path, trust_key: str | None, actor: str | None, as_json: bool) -> None:
+    """Record a recipient's receipt in the ledger as a ``received-verified`` event.
+
+    The signature is checked (against --trust-key, else against the key the receipt names,
+    which proves it is intact but not who signed it); the receipt must be for a package this
+    ledger exported and a checkpoint it signed. Importing the same receipt twice records it
+    once. Exits 2 if it is not a receipt or not for a package from this ledger, 3 if the
+    signature or the checkpoint does not match.
+
+    \b
+    Examples:
+      custody receipt import receipt.txt
+      custody receipt import receipt.txt --trust-key 'sao-cook-county+12345678+AQ...' --json
+    """
+    from custody.receipt import import_receipt
+    from custody.verify_package import read_verifier_key
+
+    trusted = read_verifier_key(trust_key) if trust_key else None
+    done = import_receipt(workspace(ctx, actor), receipt_path, trusted)
+    if as_json:
+        emit_json(done.as_dict())
+        return
+    r = done.receipt
+    verb = "already recorded as" if done.already else "recorded as"
+    click.echo(f"{verb} event {done.seq}: {r.recipient_key.split('+')[0]} verified package {r.package_id} of incident "
+               f"{r.incident} at {r.verified_at}: {r.result} ({r.findings} finding(s))")
+
+
+COMMANDS = [export, verify_package_command, receipt]
