@@ -35,9 +35,11 @@ What ``verify_package`` checks, collecting every finding (each naming the file i
 5. the checkpoint's signature (against the trusted key if given, else the bag's key);
 6. each event: its fields are its canonical bytes (``leaf``), its ``hash`` is
    SHA-256(0x00 || leaf), and its tlog-proof proves it at index ``seq`` in the checkpoint;
-7. each payload file is bound to a proved ``ingested`` event (BLAKE3, SHA-256, size), and to a
-   proved ``linked`` event to the incident; each packet list has the SHA-256 its ingest event
-   recorded; the incident record's history is the proved events.
+7. each payload file is bound to its ``ingested`` event (BLAKE3, SHA-256, size) and to a
+   ``linked`` event to the incident; each packet list has the SHA-256 its ingest event
+   recorded; the incident record's history is those events. (These events must each be proved
+   by step 6, or that is a finding; a failed proof is reported once, not again for every file
+   bound to the event.)
 """
 
 from __future__ import annotations
@@ -222,6 +224,8 @@ class _Event:
     line: int
     record: dict[str, Any]
     proved: bool = False
+    body_ok: bool = False
+    """Its ``leaf`` is canonical JSON of an event with its ``seq``."""
 
     @property
     def where(self) -> str:
@@ -527,6 +531,7 @@ def _event_line(state: _Verification, number: int, line: str) -> _Event | None:
     if not isinstance(body, dict) or body.get("seq") != record["seq"]:
         state.finding("mismatch", event.where, "its 'leaf' is not the event with this seq")
         return event
+    event.body_ok = True
     shown = {name: record.get(name) for name in EVENT_FIELDS}
     if shown != {name: body.get(name) for name in EVENT_FIELDS}:
         changed = sorted(name for name in EVENT_FIELDS if record.get(name) != body.get(name))
@@ -573,12 +578,13 @@ def _prove(state: _Verification, event: _Event) -> None:
     event.proved = True
 
 
-def _proved(state: _Verification) -> list[dict[str, Any]]:
-    """The canonical bodies of the events whose proofs verified, in sequence order."""
+def _claimed(state: _Verification) -> list[dict[str, Any]]:
+    """The canonical bodies of the events, in sequence order. Those whose proofs failed are
+    findings already; binding the payload to them too reports the root cause once."""
     bodies = []
     for seq in sorted(state.events):
         event = state.events[seq]
-        if event.proved:
+        if event.body_ok:
             body = json.loads(event.record["leaf"])
             if isinstance(body, dict):
                 bodies.append(body)
@@ -586,9 +592,9 @@ def _proved(state: _Verification) -> list[dict[str, Any]]:
 
 
 def _check_bindings(state: _Verification) -> None:
-    check = state.begin("payload bound to proved events")
-    proved = _proved(state)
-    by_seq = {body["seq"]: body for body in proved}
+    check = state.begin("payload bound to custody events")
+    claimed = _claimed(state)
+    by_seq = {body["seq"]: body for body in claimed}
     incident = state.report.incident
     items_text = state.read_text(ITEMS)
     items: list[Any] = []
@@ -604,16 +610,16 @@ def _check_bindings(state: _Verification) -> None:
                 state.finding("malformed", ITEMS, "is not a list of items")
     described: set[str] = set()
     for item in items:
-        _check_item(state, item, by_seq, proved, incident)
+        _check_item(state, item, by_seq, claimed, incident)
         described.add(str(item.get("file")))
     for name in sorted(set(state.payload) - described):
         state.finding("unrecorded", name, f"is not described in {ITEMS}, so no custody event vouches for it")
     _check_incident(state, by_seq, incident)
-    check.detail = f"{len(described)} item(s) against {len(proved)} proved event(s)"
+    check.detail = f"{len(described)} item(s) against {len(claimed)} event(s)"
 
 
 def _check_item(state: _Verification, item: Mapping[str, Any], by_seq: Mapping[int, dict[str, Any]],
-                proved: list[dict[str, Any]], incident: str | None) -> None:
+                claimed: list[dict[str, Any]], incident: str | None) -> None:
     name = str(item.get("file"))
     if name not in state.payload:
         if name not in state.unreadable and not any(f.subject == name for f in state.report.findings):
@@ -623,7 +629,7 @@ def _check_item(state: _Verification, item: Mapping[str, Any], by_seq: Mapping[i
     ingest = by_seq.get(item.get("ingest_seq"))  # type: ignore[arg-type]
     details: Mapping[str, Any] = ingest.get("details", {}) if ingest else {}
     if ingest is None or ingest.get("action") != "ingested":
-        state.finding("unrecorded", name, f"its ingest event {item.get('ingest_seq')} is not among the proved events")
+        state.finding("unrecorded", name, f"its ingest event {item.get('ingest_seq')} is not in {EVENTS}")
     else:
         for label, recorded, found in (
             ("blake3", ingest.get("subject", {}).get("evidence"), digests["blake3"]),
@@ -635,13 +641,13 @@ def _check_item(state: _Verification, item: Mapping[str, Any], by_seq: Mapping[i
                     "mismatch", name, f"its {label} differs from the one recorded at ingest (event {ingest['seq']})",
                     label, str(recorded), str(found),
                 )
-    blake3_hex = digests["blake3"]
+    blake3_hex = str(ingest.get("subject", {}).get("evidence")) if ingest else digests["blake3"]
     if incident and not any(
         b.get("action") == "linked" and b.get("subject", {}).get("evidence") == blake3_hex
         and b.get("subject", {}).get("incident") == incident
-        for b in proved
+        for b in claimed
     ):
-        state.finding("unrecorded", name, f"no proved 'linked' event ties it to incident {incident}")
+        state.finding("unrecorded", name, f"no 'linked' event in {EVENTS} ties it to incident {incident}")
     packets = item.get("packets")
     if packets:
         recorded = ((details.get("attachments") or {}).get("packets") or {}).get("sha256")
@@ -691,12 +697,12 @@ def _check_incident(state: _Verification, by_seq: Mapping[int, dict[str, Any]], 
             continue
         body = by_seq.get(entry.get("seq"))  # type: ignore[arg-type]
         if body is None:
-            state.finding("unrecorded", INCIDENT, f"its history names event {entry.get('seq')}, which is not a proved event")
+            state.finding("unrecorded", INCIDENT, f"its history names event {entry.get('seq')}, which is not in {EVENTS}")
             continue
         for name in ("time", "actor", "action", "details"):
             if entry.get(name) != body.get(name):
                 state.finding("mismatch", INCIDENT,
-                              f"its history entry for event {body['seq']} differs from the proved event ({name})")
+                              f"its history entry for event {body['seq']} differs from the event ({name})")
                 break
 
 

@@ -15,6 +15,7 @@ for need in "$@"; do
     venv)   python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv python3-pip) ;;
     ffmpeg) { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || packages+=(ffmpeg) ;;
     b3sum)  command -v b3sum >/dev/null 2>&1 || packages+=(b3sum) ;;
+    chromium) command -v chromium >/dev/null 2>&1 || packages+=(chromium) ;;   # headless, renders report.html in tests
     ceph)   for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl uuidgen; do
               command -v "$c" >/dev/null 2>&1 || { packages+=(ceph-mon ceph-osd radosgw ceph-common ceph-base curl uuid-runtime); break; }
             done ;;
