@@ -624,7 +624,7 @@ class AuditReport:
         }
 
     def as_dict(self) -> dict[str, Any]:
-        checked = [o for o in self.checked]
+        checked = self.checked
         never = [o.blake3 for o in checked if o.last_full_check is None]
         oldest = min((o.last_full_check["time"] for o in checked if o.last_full_check), default=None)
         return {
@@ -863,12 +863,15 @@ def _parallel(items: Iterable[_T], work: Callable[[_T], _R], workers: int) -> It
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _unrecorded(store: ObjectStore, state: LedgerState, shard: Shard, ledger: Ledger, report: AuditReport) -> None:
-    """List the whole store; report every key of this shard the ledger does not account for,
-    and every recorded evidence key whose current version is not the recorded one."""
+def unrecorded_findings(store: ObjectStore, state: LedgerState, shard: Shard, ledger: Ledger) -> tuple[list[Finding], int]:
+    """List the whole store; a finding for every key of this shard the ledger does not account
+    for, and for every recorded evidence key of this shard whose current version is not the
+    recorded one. Returns (findings, number of keys listed)."""
     recorded = state.recorded_keys
+    findings: list[Finding] = []
+    listed = 0
     for info in store.list(""):
-        report.listed += 1
+        listed += 1
         if info.key.startswith(OWN_PREFIXES):
             continue
         owner = recorded.get(info.key)
@@ -876,7 +879,7 @@ def _unrecorded(store: ObjectStore, state: LedgerState, shard: Shard, ledger: Le
             obj = state.objects[owner]
             if info.key == obj.key and info.version and obj.version and info.version != obj.version \
                     and shard.contains(owner) and not obj.disposed:
-                report.findings.append(Finding(
+                findings.append(Finding(
                     "unrecorded", info.key,
                     f"{info.key} has a newer version {info.version} that the ledger does not know; the recorded "
                     f"version is {obj.version} (a plain read of the key returns the unrecorded bytes)",
@@ -889,19 +892,40 @@ def _unrecorded(store: ObjectStore, state: LedgerState, shard: Shard, ledger: Le
             row = ledger.evidence_row(digest)
             if row is not None and int(row["first_seq"]) >= state.through_seq:
                 continue
-        report.findings.append(Finding(
+        findings.append(Finding(
             "unrecorded", info.key,
             f"{info.key} is in the store but not in the ledger (a crash before its ingest was recorded, or "
             "put there by something other than this tool); run 'custody ingest' on the original to record it",
             extra={"key": info.key, "version": info.version or None, "size": info.size}))
+    return findings, listed
+
+
+@dataclass
+class _StoreWide:
+    """The checks that are about the store and the ledger as a whole."""
+
+    ledger: LedgerReport
+    unrecorded: list[Finding]
+    listed: int
+    probes: list[LockProbe]
+
+
+def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
+    ledger: Ledger = workspace.ledger
+    store: ObjectStore = workspace.store
+    report = verify_ledger(ledger, store, workspace.verifier())
+    unrecorded, listed = unrecorded_findings(store, state, shard, ledger)
+    return _StoreWide(report, unrecorded, listed, store.lock_self_test())
 
 
 def run_audit(workspace: Any, request: AuditRequest, progress: ProgressSink | None = None) -> AuditReport:
     """Audit the store and the ledger as ``request`` asks, append an ``audited`` event with the
     result, then sign a checkpoint (``workspace`` is a ``custody.home.Workspace``).
 
-    Findings are returned in the report, never raised. ``StorageUnavailable`` and
-    ``LedgerUnavailable`` propagate, and then nothing is recorded."""
+    The store-wide checks (ledger verification, listing for unrecorded objects, canary) run on
+    a thread of their own while the objects are checked. Findings are returned in the report,
+    never raised. ``StorageUnavailable`` and ``LedgerUnavailable`` propagate, and then nothing
+    is recorded."""
     progress = progress or AuditProgress()
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store
@@ -914,23 +938,25 @@ def run_audit(workspace: Any, request: AuditRequest, progress: ProgressSink | No
         request.level, request.shard, request.rotation, slot, through_seq,
         store.describe(), store.capabilities.worm, _iso(started),
     )
-    report.ledger = verify_ledger(ledger, store, workspace.verifier())
-    report.findings.extend(report.ledger.findings)
-    report.findings.extend(state.findings)
-
     mine = [obj for obj in state.objects.values() if request.shard.contains(obj.blake3)]
     due = [o for o in mine if not o.disposed and report.due(o.blake3)]
     progress.start(len(mine), sum(o.size for o in due))
-    auditor = _ObjectAuditor(store, report, progress)
-    ordered = sorted(mine, key=lambda o: -o.size)
-    results = {result.blake3: result for result in _parallel(ordered, auditor, request.workers)}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-store") as side:
+        store_wide = side.submit(_store_wide, workspace, state, request.shard)
+        auditor = _ObjectAuditor(store, report, progress)
+        ordered = sorted(mine, key=lambda o: -o.size)
+        results = {result.blake3: result for result in _parallel(ordered, auditor, request.workers)}
+        whole = store_wide.result()
+    report.ledger = whole.ledger
+    report.listed = whole.listed
+    report.probes = whole.probes
     report.objects = [results[o.blake3] for o in sorted(mine, key=lambda o: o.blake3)]
     report.attachments_checked = sum(len(o.attachments) for o in mine if not o.disposed)
+    report.findings.extend(whole.ledger.findings)
+    report.findings.extend(state.findings)
     for result in report.objects:
         report.findings.extend(result.findings)
-
-    _unrecorded(store, state, request.shard, ledger, report)
-    report.probes = store.lock_self_test()
+    report.findings.extend(whole.unrecorded)
     if not report.canary_enforced:
         allowed = [p for p in report.probes if not p.refused]
         report.findings.append(Finding(
