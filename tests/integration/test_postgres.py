@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -339,24 +337,22 @@ def _hold_append_lock(url: str) -> Any:
     return holder
 
 
-def test_db_upgrade_waits_for_the_append_lock(ledger_url: str, tmp_path: Path) -> None:
+def test_db_upgrade_takes_the_append_lock(ledger_url: str, tmp_path: Path) -> None:
     custody = station(tmp_path, ledger_url)
     ok(custody("init"))
     sql_rows(ledger_url, "DROP TABLE alembic_version")
     holder = _hold_append_lock(ledger_url)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")},
-           "PYTHONPATH": str(REPO), "CUSTODY_HOME": str(custody.home), "CUSTODY_DB": ledger_url}
-    upgrade = subprocess.Popen([sys.executable, "-m", "cli.main", "db", "upgrade", "--json"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(3)
-        assert upgrade.poll() is None, "the upgrade did not wait for the append lock"
-        assert Ledger(ledger_url).schema_status().revision == "legacy-1"
+        began = time.monotonic()
+        refused = custody("db", "upgrade", env={"CUSTODY_DB_TIMEOUT": "1"})
+        waited = time.monotonic() - began
     finally:
         holder.close()
-    out, err = upgrade.communicate(timeout=60)
-    assert upgrade.returncode == 0, err
-    assert json.loads(out)["to"] == HEAD_REVISION
+    assert refused.exit_code == 5, refused.output
+    assert "is locked by another writer and stayed locked for 1 s" in refused.stderr
+    assert waited >= 1
+    assert Ledger(ledger_url).schema_status().revision == "legacy-1", "nothing was changed"
+    assert custody.json("db", "upgrade")["to"] == HEAD_REVISION
     assert Ledger(ledger_url).schema_status().state == "current"
 
 
