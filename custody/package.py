@@ -173,7 +173,7 @@ class _Bag:
         return self.write(name, text.encode("utf-8"))
 
     def files(self, top: str) -> list[str]:
-        return [name for name, _ in layout._walk(self.root, top)]
+        return [name for name, _ in layout.walk_files(self.root, top)]
 
     def sync_directories(self) -> None:
         for directory, _, _ in os.walk(self.root):
@@ -223,7 +223,7 @@ def export_package(
         raise ConfigError(f"the verifier key does not verify the ledger's checkpoint ({exc}); check verifier.key") from exc
     package_id = str(uuid.uuid4())
     recipient = _one_line(recipient or "") or "not stated"
-    organization = _one_line(organization or "") or f"custody ledger {verifier.name}"
+    organization = _one_line(organization or "")
     staging = out.parent / f".{out.name}.partial-{package_id[:8]}"
     if out.exists():
         out.rmdir()
@@ -233,7 +233,8 @@ def export_package(
         context = _Context(
             workspace=workspace, state=state.as_dict(history=True), items=items, events=events,
             checkpoint=parsed, checkpoint_note=checkpoint.note, verifier=verifier, package_id=package_id,
-            recipient=recipient, organization=organization, created=datetime.now(timezone.utc),
+            recipient=recipient, organization=organization or "not stated", organization_given=bool(organization),
+            created=datetime.now(timezone.utc),
             sheets_tool=tools.version("ffmpeg") if any(i.contact_sheet for i in items) else None,
             bag_root=staging,
         )
@@ -431,6 +432,7 @@ class _Context:
     package_id: str
     recipient: str
     organization: str
+    organization_given: bool
     created: datetime
     sheets_tool: str | None
     bag_root: Path
@@ -603,7 +605,7 @@ def _rows(pairs: Iterable[tuple[str, Any]], cls: str = "meta") -> str:
     return f'<table class="{cls}"><tbody>{body}</tbody></table>'
 
 
-def event_summary(event: Any, name_of: Any) -> str:
+def event_summary(event: Any) -> str:
     """One line saying what a custody event records, for people."""
     d = event.details
     action = event.action
@@ -641,7 +643,9 @@ def render_report(context: _Context) -> str:
     contact sheets; it prints on letter or A4 paper."""
     state = context.state
     fields = state.get("fields") or {}
-    incident_rows = [(_FIELD_LABELS.get(k, k), v) for k, v in sorted(fields.items(), key=lambda kv: list(_FIELD_LABELS).index(kv[0]) if kv[0] in _FIELD_LABELS else 99)]
+    order = list(_FIELD_LABELS)
+    ranked = sorted(fields.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
+    incident_rows = [(_FIELD_LABELS.get(name, name), value) for name, value in ranked]
     for referral in state.get("referrals") or []:
         incident_rows.append(("Referred", f"to {referral.get('to')} (reference {referral.get('reference')})"
                                           f"{', felony' if referral.get('felony') else ''} on {referral.get('time')}"))
@@ -661,7 +665,7 @@ def render_report(context: _Context) -> str:
         who = _e(context.name_of(subject).split("/", 1)[-1]) if subject else f"incident {_e(event.subject.get('incident'))}"
         timeline.append(
             f"<tr><td>{event.seq}</td><td>{_e(event.time)}</td><td>{_e(event.actor)} ({_e(event.role)})</td>"
-            f"<td>{_e(event.action)}</td><td>{who}</td><td>{_e(event_summary(event, context.name_of))}</td></tr>"
+            f"<td>{_e(event.action)}</td><td>{who}</td><td>{_e(event_summary(event))}</td></tr>"
         )
     sheets = []
     for item in context.items:
@@ -725,6 +729,10 @@ def render_certification(context: _Context) -> str:
     the copies were made."""
     settings = context.workspace.settings
     store = context.workspace.store.describe()
+    worm = getattr(getattr(context.workspace.store, "capabilities", None), "worm", None)
+    enforced = {"server": "retention enforced by the storage server",
+                "program": "retention enforced by the custody software, not by the storage itself"}.get(worm or "", "")
+    agency = context.organization if context.organization_given else "______________________________ [agency]"
     tools = "\n".join(f"     - {name}: {version}" for name, version in _tool_versions(context))
     files = []
     for number, item in enumerate(context.items, 1):
@@ -750,17 +758,18 @@ Evidence package: {context.package_id} (prepared {context.created_text} by {sett
 
 I, ______________________________ [name], declare:
 
-1. I am employed by {context.organization} as ______________________________ [title].
+1. I am employed by {agency} as ______________________________ [title].
    My duties include ______________________________ [e.g. the preservation of body-worn
    camera recordings and the operation of the agency's evidence preservation system]. I am
    qualified by ______________________________ [training and experience] to make this
    certification.
 
 2. When each file listed in paragraph 5 was first preserved, the system read it once and
-   computed its SHA-256 and BLAKE3-256 hash values from those bytes, stored the bytes in a
-   retention-locked object store ({store}), and recorded the values, the time, the person
-   and the source location as an event in an append-only, hash-chained custody ledger whose
-   state is signed (Ed25519) and kept in write-once storage.
+   computed its SHA-256 and BLAKE3-256 hash values from those bytes, stored the bytes in an
+   object store under a retention lock ({store}{"; " + enforced if enforced else ""}), and
+   recorded the values, the time, the person and the source location as an event in an
+   append-only, hash-chained custody ledger whose state is signed (Ed25519) and kept in
+   write-once storage.
 
 3. On {context.created_text} the copies in this package were made by reading each preserved
    object from that store and writing the same bytes, unchanged and in full, to the file named
@@ -834,8 +843,10 @@ def render_readme(context: _Context) -> str:
     script = "".join("    " + line + "\n" if line else "\n" for line in _VERIFY_PROOF.splitlines())
     return f"""EVIDENCE PACKAGE - INCIDENT {context.incident}
 
-Prepared {context.created_text} by {context.workspace.settings.actor} ({context.organization})
-for {context.recipient}, with {TOOL}. Package identifier: {context.package_id}.
+  Prepared:             {context.created_text} by {context.workspace.settings.actor}, with {TOOL}
+  Source organisation:  {context.organization}
+  Recipient:            {context.recipient}
+  Package identifier:   {context.package_id}
 
 This directory is a BagIt 1.0 bag (RFC 8493). Nothing in it needs access to police systems to
 be checked, and every check below uses stock tools. Open report.html in any browser for a
@@ -880,8 +891,8 @@ WHAT IS HERE
 
 2. THE KEY
 
-  Obtain the ledger's verifier key from {context.organization} by a channel you trust (not
-  from this package) and compare it with custody/verifier.key. Everything below is only as
+  Obtain the ledger's verifier key from {context.organization if context.organization_given else "the sending agency"}
+  by a channel you trust (not from this package) and compare it with custody/verifier.key. Everything below is only as
   trustworthy as that comparison.
 
 3. THE CUSTODY EVENTS

@@ -241,7 +241,6 @@ class _Verification:
         self.report = PackageReport(str(root))
         self.payload: dict[str, tuple[dict[str, str], int]] = {}
         self.unreadable: set[str] = set()
-        self.tag_changed: set[str] = set()
         self.key: notes.Verifier | None = None
         self.checkpoint: notes.Checkpoint | None = None
         self.checkpoint_text: str | None = None
@@ -296,8 +295,9 @@ def verify_package(root: Path, trusted: notes.Verifier | None = None) -> Package
     return state.report
 
 
-def _walk(root: Path, top: str) -> Iterable[tuple[str, os.stat_result]]:
-    """(bag-relative POSIX path, lstat) of every non-directory under ``root/top``, sorted."""
+def walk_files(root: Path, top: str) -> Iterable[tuple[str, os.stat_result]]:
+    """(path relative to ``root``, in POSIX form; lstat) of every non-directory under
+    ``root/top``, sorted. Symbolic links are listed, never followed."""
     base = root / top
     if not base.is_dir():
         return []
@@ -325,7 +325,7 @@ def _check_bag(state: _Verification) -> None:
     if not (state.root / PAYLOAD_DIR).is_dir():
         state.finding("missing", PAYLOAD_DIR, "the payload directory is missing")
     oxum = info.get("Payload-Oxum", [None])[0]
-    files = [(p, st) for p, st in _walk(state.root, PAYLOAD_DIR)]
+    files = list(walk_files(state.root, PAYLOAD_DIR))
     count, size = len(files), sum(st.st_size for _, st in files if stat.S_ISREG(st.st_mode))
     if info_text is not None:
         if oxum is None:
@@ -340,7 +340,7 @@ def _check_bag(state: _Verification) -> None:
 
 def _check_payload(state: _Verification) -> None:
     check = state.begin("payload manifests")
-    for name, st in _walk(state.root, PAYLOAD_DIR):
+    for name, st in walk_files(state.root, PAYLOAD_DIR):
         if not stat.S_ISREG(st.st_mode):
             state.finding("unexpected", name, "is not a regular file (a payload holds only regular files)")
             state.unreadable.add(name)
@@ -390,7 +390,7 @@ def _check_payload(state: _Verification) -> None:
 def _check_tags(state: _Verification) -> None:
     check = state.begin("tag manifests")
     tag_files = {
-        name for name, st in _walk(state.root, ".")
+        name for name, st in walk_files(state.root, ".")
         if not name.startswith(PAYLOAD_DIR + "/") and name not in TAG_MANIFESTS.values()
     }
     listed: set[str] = set()
@@ -416,18 +416,15 @@ def _check_tags(state: _Verification) -> None:
                 found = hashlib.new(algorithm, target.read_bytes()).hexdigest()
             except FileNotFoundError:
                 state.finding("missing", name, f"listed in {manifest} but not in the package (removed)")
-                state.tag_changed.add(name)
                 continue
             except OSError as exc:
                 state.finding("unreadable", name, f"cannot be read: {exc.strerror}")
-                state.tag_changed.add(name)
                 continue
             if found != expected:
                 state.finding(
                     "mismatch", name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
                     algorithm, expected, found, manifest=manifest,
                 )
-                state.tag_changed.add(name)
     for name in sorted(tag_files - listed):
         state.finding("unexpected", name, f"not listed in {TAG_MANIFESTS['sha256']} (added to the package)")
     state.report.tag_files = len(tag_files)
@@ -498,7 +495,7 @@ def _check_events(state: _Verification) -> None:
             state.events[seq] = event
             referenced.add(proof_path(seq))
             _prove(state, event)
-    for name, _ in _walk(state.root, PROOFS):
+    for name, _ in walk_files(state.root, PROOFS):
         if name not in referenced:
             state.finding("unexpected", name, f"a proof of no event in {EVENTS}")
     state.report.events = len(state.events)
@@ -591,6 +588,11 @@ def _claimed(state: _Verification) -> list[dict[str, Any]]:
     return bodies
 
 
+def _as_seq(value: Any) -> int:
+    """An event number from untrusted JSON (-1, which no event has, for anything else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
 def _check_bindings(state: _Verification) -> None:
     check = state.begin("payload bound to custody events")
     claimed = _claimed(state)
@@ -626,7 +628,7 @@ def _check_item(state: _Verification, item: Mapping[str, Any], by_seq: Mapping[i
             state.finding("missing", name, f"described in {ITEMS} but not in the package")
         return
     digests, size = state.payload[name]
-    ingest = by_seq.get(item.get("ingest_seq"))  # type: ignore[arg-type]
+    ingest = by_seq.get(_as_seq(item.get("ingest_seq")))
     details: Mapping[str, Any] = ingest.get("details", {}) if ingest else {}
     if ingest is None or ingest.get("action") != "ingested":
         state.finding("unrecorded", name, f"its ingest event {item.get('ingest_seq')} is not in {EVENTS}")
@@ -695,7 +697,7 @@ def _check_incident(state: _Verification, by_seq: Mapping[int, dict[str, Any]], 
         if not isinstance(entry, dict):
             state.finding("malformed", INCIDENT, "has a history entry that is not an object")
             continue
-        body = by_seq.get(entry.get("seq"))  # type: ignore[arg-type]
+        body = by_seq.get(_as_seq(entry.get("seq")))
         if body is None:
             state.finding("unrecorded", INCIDENT, f"its history names event {entry.get('seq')}, which is not in {EVENTS}")
             continue
