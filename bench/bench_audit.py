@@ -10,8 +10,10 @@ Three measurements, each on data made once per bench and stored by `custody inge
    start-up, opening the ledger, the audited event and its checkpoint; printed separately as
    the time of a quick audit of the same store); it needs that much free page cache. Target: throughput ours/b3sum >= 0.85 (ratio of median times).
 2. Ceph RGW, quick: `custody audit --level quick` over OBJECTS small objects (default 10,000 of
-   4 KiB, ingested by 8 parallel `custody ingest` processes), with --workers 1 and 8; reported
-   as objects per second (no stock tool does this; no target).
+   4 KiB), with --workers 1 and 8; reported as objects per second, with the CPU time per
+   object of the custody process and of the Ceph daemons (no stock tool does this; no target).
+   The objects are preserved in-process by custody's own ``Ingestor`` on 8 threads (the code
+   path of `custody ingest` without its per-file media inspection, which would take an hour).
 3. Ceph RGW, full vs `aws s3 cp --recursive`: `custody audit --level full --workers 8` of a store
    holding footage-sized objects (default 16 x 128 MiB = 2 GiB) against `aws s3 cp --recursive`
    downloading the same objects from the same server into a local directory (emptied and
@@ -23,8 +25,9 @@ Three measurements, each on data made once per bench and stored by `custody inge
 The Ceph cluster (bluestore, infra/dev/start-ceph-rgw.sh) is started in the work directory and
 purged at the end. Its radosgw is then restarted with ``tcp_nodelay=1`` on the beast frontend
 (see ``with_tcp_nodelay``): with the dev script's frontend line every response with a body
-waits ~40 ms for a delayed ACK, which would make a quick audit of 10,000 objects take ~17 min. Wall time of whole processes is measured: start-up, the ledger verification,
-the canary, the audited event and its checkpoint all count against custody. Rounds alternate
+waits ~40 ms for a delayed ACK, which would make a quick audit of 10,000 objects take ~17 min.
+Wall time of whole processes is measured: start-up, the ledger verification, the canary, the
+audited event and its checkpoint all count against custody. Rounds alternate
 which tool goes first; each round is printed; results are medians of at least 3 rounds.
 """
 
@@ -39,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -63,7 +67,7 @@ DEFAULTS = {
     "object_kib": 4,
     "s3_gib": 2.0,
     "s3_file_mib": 128,
-    "ingest_processes": 8,
+    "ingest_threads": 8,
     "skip_local": False,
     "skip_s3": False,
     "small_reference": False,
@@ -229,25 +233,72 @@ def with_tcp_nodelay(directory: Path, endpoint: str) -> None:
     print("  radosgw restarted with tcp_nodelay=1 on its beast frontend", flush=True)
 
 
-def ingest_parallel(custody: str, env: dict[str, str], source: Path, processes: int) -> float:
-    """Ingest every file under ``source`` with ``processes`` concurrent `custody ingest`
-    processes over disjoint subdirectories; returns the wall time."""
-    files = sorted(source.iterdir())
-    parts = []
-    for index in range(processes):
-        part = source / f"part-{index}"
-        part.mkdir()
-        for path in files[index::processes]:
-            path.rename(part / path.name)
-        parts.append(part)
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def populate(env: dict[str, str], source: Path, threads: int) -> float:
+    """Preserve every file under ``source`` with the project's own ``Ingestor`` (the code path
+    of `custody ingest`, without the command line's per-file media inspection), ``threads``
+    files at a time, then sign a checkpoint. Returns the wall time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from custody.home import open_workspace
+    from custody.ingest import Ingestor
+    from custody.settings import Settings
+
+    home = Path(env["CUSTODY_HOME"])
+    url = tomllib.loads((home / "config.toml").read_text())["store"]
+    files = sorted(str(p) for p in source.iterdir())
     began = time.perf_counter()
-    running = [subprocess.Popen([custody, "ingest", str(p)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for p in parts]
-    for process in running:
-        _, err = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"custody ingest exited {process.returncode}: {err.strip()[-1000:]}")
+    with environment(env):
+        workspace = open_workspace(Settings(home=home, db_url=Settings.default_db_url(home), store_url=url,
+                                            actor="bench"))
+
+        def ingest(chunk: list[str]) -> list[str]:
+            results = Ingestor(workspace.ledger, workspace.store, actor="bench").run(chunk)
+            return [f"{r.path}: {r.status} {r.reason}" for r in results if r.status != "recorded"]
+
+        chunks = [files[i::threads] for i in range(threads)]
+        with ThreadPoolExecutor(threads) as pool:
+            problems = [line for lines in pool.map(ingest, chunks) for line in lines]
+        if problems:
+            raise RuntimeError("ingest failed: " + "; ".join(problems[:5]))
+        workspace.seal()
     return time.perf_counter() - began
+
+
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds so far of these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(cmd: list[str], env: dict[str, str], server: list[int]) -> tuple[float, float, float]:
+    """(wall seconds, client CPU seconds, server CPU seconds) of one run of ``cmd``."""
+    before = cpu_of(server)
+    began = time.perf_counter()
+    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - began
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}: {stderr[-1000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, cpu_of(server) - before
 
 
 def aws_download(aws: str, endpoint: str, url: str, target: Path, env: dict[str, str]) -> Callable[[int], float]:
@@ -269,13 +320,14 @@ def bench_s3(args: argparse.Namespace, custody: str) -> list[Result]:
     object_size = int(option(args, "object_kib")) * 1024
     big_size = int(option(args, "s3_file_mib")) * MIB
     big_count = max(1, round(float(option(args, "s3_gib")) * GIB / big_size))
-    processes = int(option(args, "ingest_processes"))
+    threads = int(option(args, "ingest_threads"))
     store_gb = max(12, int(big_count * big_size * 1.5 / GIB) + 8)
     print(f"bench_audit s3: Ceph RGW, quick over {objects} x {object_size // 1024} KiB, "
           f"full vs aws s3 cp over {big_count} x {big_size // MIB} MiB, {args.runs} rounds")
     results: list[Result] = []
     with workdir(args.dir) as tmp, ceph_rgw(tmp, store_gb) as rgw:
         endpoint = rgw["S3_ENDPOINT_URL"]
+        server = [int(line.split()[1]) for line in (tmp / "ceph" / "pids").read_text().splitlines() if line.strip()]
         bucket = f"bench-audit-{uuid.uuid4().hex[:8]}"
         base = clean_env(
             AWS_ACCESS_KEY_ID=rgw["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY=rgw["AWS_SECRET_ACCESS_KEY"],
@@ -289,25 +341,28 @@ def bench_s3(args: argparse.Namespace, custody: str) -> list[Result]:
         run([custody, "init", "--store", f"s3://{bucket}/large?endpoint_url={endpoint}&region=us-east-1"], env=big_env)
 
         make_files(tmp / "small", objects, object_size)
-        seconds = ingest_parallel(custody, small_env, tmp / "small", processes)
+        seconds = populate(small_env, tmp / "small", threads)
         print(f"  ingested {objects} small objects in {seconds:.1f} s ({objects / seconds:.0f}/s, "
-              f"{processes} processes)", flush=True)
+              f"{threads} threads)", flush=True)
         remove(tmp / "small")
-        quick: dict[int, list[float]] = {1: [], 8: []}
+        quick: dict[int, list[tuple[float, float, float]]] = {1: [], 8: []}
         for index in range(args.runs):
             for workers in ((1, 8) if index % 2 == 0 else (8, 1)):
-                quick[workers].append(timed([custody, "audit", "--level", "quick", "--workers", str(workers)],
-                                            env=small_env))
-            print(f"  round {index + 1}/{args.runs}: quick --workers 1 {quick[1][-1]:.2f} s   "
-                  f"--workers 8 {quick[8][-1]:.2f} s", flush=True)
-        for workers, values in quick.items():
-            rate = objects / median(values)
-            print(f"  quick, {workers} worker(s): {fmt_runs(values)}  median {median(values):.2f} s = {rate:.0f} objects/s")
+                quick[workers].append(measured([custody, "audit", "--level", "quick", "--workers", str(workers)],
+                                               small_env, server))
+            print(f"  round {index + 1}/{args.runs}: quick --workers 1 {quick[1][-1][0]:.2f} s   "
+                  f"--workers 8 {quick[8][-1][0]:.2f} s", flush=True)
+        for workers, runs in quick.items():
+            wall = [r[0] for r in runs]
+            rate = objects / median(wall)
+            print(f"  quick, {workers} worker(s): {fmt_runs(wall)}  median {median(wall):.2f} s = {rate:.0f} objects/s; "
+                  f"CPU per object: client {median([r[1] for r in runs]) / objects * 1e3:.1f} ms, "
+                  f"Ceph {median([r[2] for r in runs]) / objects * 1e3:.1f} ms")
             results.append(Result("audit_s3_quick", f"objects/s, {workers} worker(s) ({objects} objects)",
                                   f"{rate:.0f}", "-", True))
 
         make_files(tmp / "large", big_count, big_size)
-        seconds = ingest_parallel(custody, big_env, tmp / "large", 2)
+        seconds = populate(big_env, tmp / "large", 2)
         print(f"  ingested {big_count} x {big_size // MIB} MiB in {seconds:.1f} s", flush=True)
         remove(tmp / "large")
         download = tmp / "download"
@@ -363,8 +418,8 @@ def main() -> None:
                    help=f"Ceph RGW: total size of the footage-sized objects (default {DEFAULTS['s3_gib']:g})")
     p.add_argument("--s3-file-mib", type=int, default=DEFAULTS["s3_file_mib"],
                    help=f"Ceph RGW: size of each footage-sized object in MiB (default {DEFAULTS['s3_file_mib']})")
-    p.add_argument("--ingest-processes", type=int, default=DEFAULTS["ingest_processes"],
-                   help="parallel custody ingest processes that fill the RGW store (default 8)")
+    p.add_argument("--ingest-threads", type=int, default=DEFAULTS["ingest_threads"],
+                   help="threads that fill the RGW store with custody's Ingestor (default 8)")
     p.add_argument("--skip-local", action="store_true", help="skip the local-store measurement")
     p.add_argument("--skip-s3", action="store_true", help="skip the Ceph RGW measurements")
     p.add_argument("--small-reference", action="store_true",
