@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import json.encoder
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -193,12 +194,8 @@ _EVENT_ROWS = (
     .limit(bindparam("limit"))
 )
 
-_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
-
-
-def _dumps(value: str) -> str:
-    encoded: str = _encoder.encode(value)
-    return encoded
+_quote: Any = json.encoder.encode_basestring
+"""JSON string encoding exactly as ``json.dumps(..., ensure_ascii=False)`` does it (C speed)."""
 
 
 def stored_leaf(row: Sequence[Any]) -> str:
@@ -206,22 +203,16 @@ def stored_leaf(row: Sequence[Any]) -> str:
     the canonical key order, with the stored (canonical) details text taken verbatim. For an
     intact event this equals ``CustodyEvent.canonical()``."""
     seq, time, actor, role, action, evidence_, incident, details, tool, prev_hash = row[:10]
-    subject = []
-    if evidence_ is not None:
-        subject.append('"evidence":' + _dumps(evidence_))
-    if incident is not None:
-        subject.append('"incident":' + _dumps(incident))
+    q = _quote
+    if incident is None:
+        subject = "" if evidence_ is None else f'"evidence":{q(evidence_)}'
+    elif evidence_ is None:
+        subject = f'"incident":{q(incident)}'
+    else:
+        subject = f'"evidence":{q(evidence_)},"incident":{q(incident)}'
     return (
-        '{"action":' + _dumps(action)
-        + ',"actor":' + _dumps(actor)
-        + ',"details":' + str(details)
-        + ',"prev_hash":' + _dumps(prev_hash)
-        + ',"role":' + _dumps(role)
-        + ',"seq":' + str(int(seq))
-        + ',"subject":{' + ",".join(subject) + "}"
-        + ',"time":' + _dumps(time)
-        + ',"tool":' + _dumps(tool)
-        + "}"
+        f'{{"action":{q(action)},"actor":{q(actor)},"details":{details},"prev_hash":{q(prev_hash)},'
+        f'"role":{q(role)},"seq":{int(seq)},"subject":{{{subject}}},"time":{q(time)},"tool":{q(tool)}}}'
     )
 
 
