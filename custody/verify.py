@@ -102,6 +102,18 @@ def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> Ver
     result.store_key = row["store_key"]
     if resolved.path is not None:
         result.file_matches = True
+    disposed = next(iter(ledger.events(evidence=row["blake3"], actions=("disposed",))), None)
+    if disposed is not None:
+        result.ok = False
+        result.findings.append(
+            Finding(
+                "disposed",
+                subject,
+                f"the object was destroyed under its retention rules on {disposed.time} (event {disposed.seq}); "
+                "its digests remain in the ledger",
+            )
+        )
+        return result
     try:
         found = stored_blake3(store, row["store_key"], row["version"])
     except ObjectNotFound:

@@ -216,6 +216,9 @@ def test_dispose_destroys_only_expired_unflagged_unheld_evidence(initialized: Cu
     assert event["details"]["size"] == records[0]["size"]
     assert initialized.json("dispose", "--expired")["objects"] == []
     assert initialized("ledger", "verify").exit_code == 0
+    verified = initialized("verify", plain[:12], "--json")
+    assert verified.exit_code == 3
+    assert json.loads(verified.stdout)[0]["findings"][0]["kind"] == "disposed"
 
 
 def test_show_and_verify_record_who_looked(initialized: Custody, tmp_path: Path) -> None:
