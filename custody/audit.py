@@ -56,25 +56,25 @@ import json
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import blake3 as blake3_mod
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import BadInput, ConfigError, Finding, LedgerUnavailable
-from custody.hashing import blake3_file, sha256_file
-from custody.ledger import Ledger
-from custody.ledger import events as event_table
-from custody.seal import CHECKPOINT_PREFIX, LedgerReport, verify_ledger
+from custody.hashing import sha256_file
 from storage.base import LockProbe, ObjectInfo, ObjectStore
 from storage.errors import ObjectNotFound, StorageError, StorageUnavailable
+
+if TYPE_CHECKING:
+    from custody.ledger import Ledger
+    from custody.seal import LedgerReport
 
 Level = Literal["quick", "full"]
 LEVELS: tuple[Level, ...] = ("quick", "full")
@@ -89,11 +89,14 @@ FINDING_KINDS = (
     "store-not-enforcing",
 )
 CANARY_PREFIX = "canary/"
-OWN_PREFIXES = (CHECKPOINT_PREFIX, CANARY_PREFIX)
-"""The tool's own objects: checkpoints (checked by the ledger verification) and canaries."""
+"""The canaries of the lock self-test; with ``custody.seal.CHECKPOINT_PREFIX``, the tool's own
+objects, which are not evidence (checkpoints are checked by the ledger verification)."""
 DEFAULT_WORKERS = 8
 READ_CHUNK = 8 << 20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LOCAL_HASHING = threading.Lock()
+"""Local objects are hashed on all cores each, so one at a time: concurrent memory-mapped
+hashes only compete for the same cores and page-fault paths."""
 _SCANNED = ("ingested", "retention-extended", "hold-placed", "hold-released", "disposed", "audited")
 
 
@@ -306,7 +309,11 @@ def _details(text: str) -> dict[str, Any]:
 def _events(ledger: Ledger, actions: Sequence[str], before: int, batch: int = 5000) -> Iterator[_Event]:
     """Events with one of ``actions`` and a sequence number below ``before``, in order (one
     indexed query per batch; the details of other events are never decoded)."""
-    t = event_table
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from custody.ledger import events as t
+
     position = 0
     query = (
         select(t.c.seq, t.c.time, t.c.action, t.c.subject_evidence, t.c.details)
@@ -659,17 +666,113 @@ _Hasher = Any
 """A ``blake3.blake3`` or ``hashlib`` hash object (they share update/hexdigest)."""
 
 
+def local_blake3(path: str | os.PathLike[str]) -> str:
+    """BLAKE3 of a local file, memory-mapped and hashed by the ``blake3`` library itself on all
+    cores (``update_mmap``: the way ``b3sum`` reads). Read errors propagate as ``OSError``."""
+    hasher = blake3_mod.blake3(max_threads=blake3_mod.blake3.AUTO)
+    hasher.update_mmap(path)
+    return str(hasher.hexdigest())
+
+
+class LocalPrehash:
+    """BLAKE3 of a local store's evidence objects, computed on a background thread from the
+    moment a full audit is asked for, so that reading the bytes overlaps the start-up of the
+    ledger (importing the database layer and connecting take a noticeable fraction of a second
+    on every run).
+
+    ``take(path)`` gives the result for exactly that file, waiting for it while it is still
+    queued, and only if the file is still the one that was read (same device, inode, size and
+    modification time); None for any other file, which the caller then reads itself. A read
+    error is kept and raised by ``take`` as the caller's own read would have raised it."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self._order = list(files)
+        self._done = {str(path): threading.Event() for path in self._order}
+        self._results: dict[str, tuple[tuple[int, int, int, int], str] | OSError] = {}
+        self._thread = threading.Thread(target=self._run, name="audit-prehash", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start(cls, store: ObjectStore, request: AuditRequest) -> LocalPrehash | None:
+        """Start hashing the evidence objects of ``request``'s shard when ``store`` is local and
+        the audit is full; None otherwise. Touches no database."""
+        local_path = getattr(store, "local_path", None)
+        if local_path is None or request.level != "full":
+            return None
+        files = []
+        for info in store.list("evidence/"):
+            name = info.key.rsplit("/", 1)[-1]
+            if _HEX64.match(name) and request.shard.contains(name):
+                try:
+                    files.append(Path(local_path(info.key)))
+                except StorageError:
+                    continue
+        files.sort(key=lambda path: _size(path), reverse=True)
+        return cls(files)
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, int, int, int]:
+        st = os.stat(path)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _run(self) -> None:
+        for path in self._order:
+            key = str(path)
+            try:
+                before = self._identity(path)
+                with _LOCAL_HASHING:
+                    digest = local_blake3(path)
+                self._results[key] = (before, digest)
+            except OSError as exc:
+                self._results[key] = exc
+            finally:
+                self._done[key].set()
+
+    def take(self, path: Path | str) -> str | None:
+        done = self._done.get(str(path))
+        if done is None:
+            return None
+        done.wait()
+        result = self._results.pop(str(path), None)
+        if isinstance(result, OSError):
+            raise result
+        if result is None:
+            return None
+        identity, digest = result
+        try:
+            return digest if self._identity(Path(path)) == identity else None
+        except OSError:
+            return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def content_digest(
-    store: ObjectStore, key: str, version: str | None, algorithm: str, progress: Callable[[int], None]
+    store: ObjectStore,
+    key: str,
+    version: str | None,
+    algorithm: str,
+    progress: Callable[[int], None],
+    prehash: LocalPrehash | None = None,
 ) -> tuple[str, int]:
     """(hex digest, bytes read) of a stored object's bytes, re-read from the store: memory-mapped
-    with all cores for the local store, streamed otherwise. Read errors propagate; they are
-    never turned into a digest."""
+    with all cores for the local store (one object at a time, like ``b3sum``), streamed
+    otherwise. Read errors propagate; they are never turned into a digest."""
     local_path = getattr(store, "local_path", None)
     if local_path is not None:
         path = local_path(key, version)
         size = os.stat(path).st_size
-        digest = blake3_file(path) if algorithm == "blake3" else sha256_file(path)
+        early = prehash.take(path) if prehash is not None and algorithm == "blake3" else None
+        if early is not None:
+            progress(size)
+            return early, size
+        with _LOCAL_HASHING:
+            digest = local_blake3(path) if algorithm == "blake3" else sha256_file(path)
         progress(size)
         return digest, size
     hasher: _Hasher = blake3_mod.blake3() if algorithm == "blake3" else hashlib.sha256()
@@ -696,10 +799,13 @@ def content_digest(
 class _ObjectAuditor:
     """Checks one object at a time (called from worker threads)."""
 
-    def __init__(self, store: ObjectStore, report: AuditReport, progress: ProgressSink) -> None:
+    def __init__(
+        self, store: ObjectStore, report: AuditReport, progress: ProgressSink, prehash: LocalPrehash | None
+    ) -> None:
         self.store = store
         self.report = report
         self.progress = progress
+        self.prehash = prehash
 
     def __call__(self, obj: RecordedObject) -> ObjectResult:
         result = ObjectResult(obj.blake3, obj.key, obj.version, obj.size, disposed=obj.disposed)
@@ -813,7 +919,9 @@ class _ObjectAuditor:
     def _read(self, obj: RecordedObject, key: str, version: str | None, algorithm: str, result: ObjectResult) -> str | None:
         for attempt in (1, 2):
             try:
-                digest, count = content_digest(self.store, key, version or None, algorithm, self.progress.hashed)
+                digest, count = content_digest(
+                    self.store, key, version or None, algorithm, self.progress.hashed, self.prehash
+                )
             except ObjectNotFound:
                 result.findings.append(self._finding(obj, "missing", f"{key} vanished while it was read", key, version))
                 return None
@@ -867,12 +975,15 @@ def unrecorded_findings(store: ObjectStore, state: LedgerState, shard: Shard, le
     """List the whole store; a finding for every key of this shard the ledger does not account
     for, and for every recorded evidence key of this shard whose current version is not the
     recorded one. Returns (findings, number of keys listed)."""
+    from custody.seal import CHECKPOINT_PREFIX
+
+    own = (CHECKPOINT_PREFIX, CANARY_PREFIX)
     recorded = state.recorded_keys
     findings: list[Finding] = []
     listed = 0
     for info in store.list(""):
         listed += 1
-        if info.key.startswith(OWN_PREFIXES):
+        if info.key.startswith(own):
             continue
         owner = recorded.get(info.key)
         if owner is not None:
@@ -911,6 +1022,8 @@ class _StoreWide:
 
 
 def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
+    from custody.seal import verify_ledger
+
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store
     report = verify_ledger(ledger, store, workspace.verifier())
@@ -918,9 +1031,15 @@ def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
     return _StoreWide(report, unrecorded, listed, store.lock_self_test())
 
 
-def run_audit(workspace: Any, request: AuditRequest, progress: ProgressSink | None = None) -> AuditReport:
+def run_audit(
+    workspace: Any,
+    request: AuditRequest,
+    progress: ProgressSink | None = None,
+    prehash: LocalPrehash | None = None,
+) -> AuditReport:
     """Audit the store and the ledger as ``request`` asks, append an ``audited`` event with the
-    result, then sign a checkpoint (``workspace`` is a ``custody.home.Workspace``).
+    result, then sign a checkpoint (``workspace`` is a ``custody.home.Workspace``; ``prehash``,
+    if given, was started on the same store for the same request).
 
     The store-wide checks (ledger verification, listing for unrecorded objects, canary) run on
     a thread of their own while the objects are checked. Findings are returned in the report,
@@ -943,7 +1062,7 @@ def run_audit(workspace: Any, request: AuditRequest, progress: ProgressSink | No
     progress.start(len(mine), sum(o.size for o in due))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-store") as side:
         store_wide = side.submit(_store_wide, workspace, state, request.shard)
-        auditor = _ObjectAuditor(store, report, progress)
+        auditor = _ObjectAuditor(store, report, progress, prehash)
         ordered = sorted(mine, key=lambda o: -o.size)
         results = {result.blake3: result for result in _parallel(ordered, auditor, request.workers)}
         whole = store_wide.result()

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.context import emit_json, workspace
+from cli.context import emit_json, settings_from
 
 
 class _Bar:
@@ -129,7 +129,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
       custody audit --rotation 30 --metrics /var/lib/node_exporter/textfile/custody_audit.prom
       custody audit --level quick --rotation 7 --shard 3/8
     """
-    from custody.audit import AuditRequest, failure_metrics, prometheus_metrics, run_audit, write_metrics
+    from custody.audit import AuditRequest, LocalPrehash, failure_metrics, prometheus_metrics, run_audit, write_metrics
     from custody.errors import BadInput, CustodyError
     from storage.errors import StorageError
 
@@ -139,7 +139,15 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
         raise click.UsageError(str(exc), ctx) from exc
     bar = _Bar()
     try:
-        report = run_audit(workspace(ctx, actor), request, progress=bar)
+        settings = settings_from(ctx, actor)
+        prehash = None
+        if request.level == "full" and settings.store_url.startswith("file://"):
+            from storage.url import open_store
+
+            prehash = LocalPrehash.start(open_store(settings.store_url), request)
+        from custody.home import open_workspace
+
+        report = run_audit(open_workspace(settings), request, progress=bar, prehash=prehash)
     except (CustodyError, StorageError) as exc:
         if metrics is not None and exc.exit_code == 5:
             previous = metrics.read_text(encoding="utf-8") if metrics.is_file() else None

@@ -341,14 +341,14 @@ def test_a_read_error_is_an_unreadable_finding_never_a_digest(
 ) -> None:
     made = _ingested(initialized, tmp_path, 3)
     victim = sorted(made)[2]
-    real = audit_module.blake3_file
+    real = audit_module.local_blake3
 
-    def failing_disk(path: Any, threads: int | None = None) -> str:
+    def failing_disk(path: Any) -> str:
         if Path(path).name == victim:
             raise OSError(errno.EIO, "Input/output error", str(path))
-        return real(path, threads)
+        return real(path)
 
-    monkeypatch.setattr(audit_module, "blake3_file", failing_disk)
+    monkeypatch.setattr(audit_module, "local_blake3", failing_disk)
     code, report = _audit(initialized, "--level", "full")
     assert code == 3
     [finding] = report["findings"]
@@ -454,3 +454,17 @@ def test_retained_attachments_are_checked_with_their_object(initialized: Custody
     code, report = _audit(initialized)
     assert code == 3
     assert [(f["kind"], f["subject"], f["key"]) for f in report["findings"]] == [("missing", digest, key)]
+
+
+def test_prehashed_digests_are_used_only_for_the_very_file_that_was_read(tmp_path: Path) -> None:
+    first, second, broken = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    first.write_bytes(b"first" * 1000)
+    second.write_bytes(b"second" * 1000)
+    prehash = audit_module.LocalPrehash([first, second, broken])
+    assert prehash.take(first) == blake3.blake3(first.read_bytes()).hexdigest()
+    assert prehash.take(tmp_path / "never-planned") is None
+    with pytest.raises(FileNotFoundError):
+        prehash.take(broken)
+    # A file that changed after it was hashed is not taken from the early result.
+    os.utime(second, ns=(1, 1))
+    assert prehash.take(second) is None
