@@ -1,6 +1,6 @@
 """Run every benchmark and print one summary table (exit 1 if any target is missed or a bench fails).
 
-    python bench/run.py                    # full size: 4 GiB / 2 GiB / 4 GiB, 3 rounds each
+    python bench/run.py                    # full size: 4 GiB / 2 GiB / 4 GiB / 1 GiB, 3 rounds each
     python bench/run.py --size-gib 0.25    # quick smoke run: every bench on a 0.25 GiB file
 """
 
@@ -15,12 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_hash  # noqa: E402
 import bench_ingest_local  # noqa: E402
 import bench_ingest_memory  # noqa: E402
+import bench_ingest_s3  # noqa: E402
 from _common import Result, check_args, finish  # noqa: E402
 
 BENCHES = (  # (module, default size in GiB)
     (bench_hash, 4.0),
     (bench_ingest_local, 2.0),
     (bench_ingest_memory, 4.0),
+    (bench_ingest_s3, 1.0),
 )
 
 
