@@ -54,10 +54,11 @@ The per-stream sequence of hashes is also what ``ffmpeg -i FILE -map 0 -c copy -
 -f framehash -hash sha256 -`` prints (its timestamps are shifted to start at zero).
 
 How it is computed: ffprobe lists every packet with its byte position and an Adler-32 of the
-demuxed data; the SHA-256 of the bytes at that position is taken here (OpenSSL, several times
-faster than ffmpeg's own SHA-256), and used only if the Adler-32 of those bytes equals
-ffprobe's for every packet, i.e. the file holds each packet's data as one contiguous run (true
-of MP4/MOV). Otherwise, or when a position is unknown, ffprobe hashes the packets itself
+demuxed data; the SHA-256 of the bytes at that position is taken here (OpenSSL, in a thread
+pool, while ffprobe is still running; several times faster than ffmpeg's own SHA-256), and used
+only if the Adler-32 of those bytes equals ffprobe's for every packet, i.e. the file holds each
+packet's data as one contiguous run (true of MP4/MOV). Otherwise (MPEG-TS, laced Matroska,
+parsed streams), or when a position is unknown, ffprobe hashes the packets itself
 (``-show_data_hash sha256``); both ways give the same lines.
 
 Contact sheets: one frame at or just after each of N evenly spaced times, scaled, labelled with
@@ -78,9 +79,11 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -519,6 +522,32 @@ class _ProbeRun:
     warnings: list[str] = field(default_factory=list)
 
 
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _follow(process: subprocess.Popen[bytes], output: BinaryIO) -> Iterator[bytes]:
+    """What ``process`` writes into the file ``output`` is open on, in large chunks, as it
+    grows, until the process has exited. Polling a file instead of reading a pipe lets the
+    process run at full speed and keeps this thread off the GIL while hashing threads run."""
+    while True:
+        chunk = output.read(1 << 20)
+        if chunk:
+            yield chunk
+        elif process.poll() is not None:
+            while chunk := output.read(1 << 20):
+                yield chunk
+            return
+        else:
+            time.sleep(0.005)
+
+
 @contextmanager
 def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_ProbeRun]:
     """Run ffprobe over every packet; its records arrive while it runs. On leaving, raises
@@ -531,44 +560,56 @@ def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_
         ":format=start_time",
         "-show_data_hash", data_hash, "-of", "compact", _input_url(path),
     ]
-    with tempfile.TemporaryFile() as errors:
-        try:
-            process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors)
-        except OSError as exc:
-            raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
-        assert process.stdout is not None
-        run = _ProbeRun(_records(process.stdout))
-        finished = False
-        try:
-            yield run
-            finished = True
-        finally:
-            if not finished:
-                process.kill()
-            process.stdout.close()
-            code = process.wait()
-        errors.seek(0)
-        message = errors.read()
-        if code != 0:
-            raise MediaUnreadable(path, _tail(message, path))
-        if message.strip():
-            run.warnings.append(_tail(message, path))
+    with tempfile.TemporaryDirectory(prefix="custody-ffprobe-") as scratch:
+        listing_path = os.path.join(scratch, "packets")
+        with open(listing_path, "wb") as sink, open(listing_path, "rb") as output, \
+                open(os.path.join(scratch, "stderr"), "w+b") as errors:
+            try:
+                process = subprocess.Popen(args, stdout=sink, stderr=errors, stdin=subprocess.DEVNULL)
+            except OSError as exc:
+                raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
+            run = _ProbeRun(_records(_lines(_follow(process, output))))
+            finished = False
+            try:
+                yield run
+                finished = True
+            finally:
+                if not finished:
+                    process.kill()
+                code = process.wait()
+            errors.seek(0)
+            message = errors.read()
+    if code != 0:
+        raise MediaUnreadable(path, _tail(message, path))
+    if message.strip():
+        run.warnings.append(_tail(message, path))
+
+
+_BATCH_BYTES = 8 << 20
+_BATCH_PACKETS = 512
 
 
 def _listing(path: str, tools: MediaTools, *, from_file: bool) -> PacketList:
+    """One ffprobe run over every packet. ``from_file``: ffprobe gives each packet's position
+    and Adler-32, and the SHA-256 of the file's bytes there is taken here, in a thread pool
+    (hashlib and zlib release the GIL); else ffprobe's own SHA-256 is used."""
     listing = PacketList({}, [], tool=tools.version(tools.ffprobe))
     with open(path, "rb") as handle, _ffprobe_packets(path, tools, "adler32" if from_file else "sha256") as run:
         size = os.fstat(handle.fileno()).st_size
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size and from_file else None
         try:
             with memoryview(mapped if mapped is not None else b"") as view:
-                for name, fields in run.records:
-                    if name == "packet":
-                        listing.packets.append(_packet_from(path, fields, view if from_file else None))
-                    elif name == "stream":
-                        listing.streams[int(fields["index"])] = _stream_info(fields)
-                    elif name == "format":
-                        listing.start_time_us = _us(fields.get("start_time")) or 0
+                if from_file:
+                    _hash_from_file(path, run, view, listing)
+                else:
+                    for name, fields in run.records:
+                        if name == "packet":
+                            header, _, digest = _packet_fields(path, fields)
+                            if not digest.upper().startswith("SHA256:") or len(digest) != 71:
+                                raise MediaUnreadable(path, f"ffprobe printed no SHA-256 for a packet ({digest!r})")
+                            listing.packets.append(Packet(*header, digest[7:].lower()))
+                        else:
+                            _other_record(name, fields, listing)
         finally:
             if mapped is not None:
                 mapped.close()
@@ -576,35 +617,76 @@ def _listing(path: str, tools: MediaTools, *, from_file: bool) -> PacketList:
     return listing
 
 
-def _stream_info(fields: dict[str, str]) -> StreamInfo:
-    tb = fields.get("time_base", "")
-    return StreamInfo(
-        int(fields["index"]),
-        fields.get("codec_type") or "unknown",
-        fields.get("codec_name") or "unknown",
-        Fraction(tb) if re.fullmatch(r"\d+/[1-9]\d*", tb) else Fraction(1),
-    )
+def _hash_from_file(path: str, run: _ProbeRun, view: memoryview, listing: PacketList) -> None:
+    headers: list[tuple[int, int | None, int | None, int | None, int, str]] = []
+    futures: list[Future[list[str]]] = []
+    batch: list[tuple[int, int, str]] = []
+    batch_bytes = 0
+    pool = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)))
+    try:
+        for name, fields in run.records:
+            if name != "packet":
+                _other_record(name, fields, listing)
+                continue
+            header, pos, digest = _packet_fields(path, fields)
+            algorithm, _, adler = digest.partition(":")
+            if pos is None or pos < 0 or pos + header[4] > len(view) or algorithm.lower() != "adler32":
+                raise _PositionsUnusable
+            headers.append(header)
+            batch.append((pos, header[4], adler.lower()))
+            batch_bytes += header[4]
+            if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PACKETS:
+                futures.append(pool.submit(_hash_ranges, view, batch))
+                batch, batch_bytes = [], 0
+                if futures[0].done():
+                    futures[0].result()
+        if batch:
+            futures.append(pool.submit(_hash_ranges, view, batch))
+        digests = [digest for future in futures for digest in future.result()]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    listing.packets.extend(Packet(*header, digest) for header, digest in zip(headers, digests))
 
 
-def _packet_from(path: str, fields: dict[str, str], view: memoryview | None) -> Packet:
-    def ts(name: str) -> int | None:
+def _hash_ranges(view: memoryview, ranges: list[tuple[int, int, str]]) -> list[str]:
+    """SHA-256 of each (position, size) range, after checking its Adler-32 against ffprobe's."""
+    digests = []
+    for pos, size, adler in ranges:
+        with view[pos:pos + size] as data:
+            if f"{zlib.adler32(data):08x}" != adler:
+                raise _PositionsUnusable
+            digests.append(hashlib.sha256(data).hexdigest())
+    return digests
+
+
+def _other_record(name: str, fields: dict[str, str], listing: PacketList) -> None:
+    if name == "stream":
+        tb = fields.get("time_base", "")
+        index = int(fields["index"])
+        listing.streams[index] = StreamInfo(
+            index,
+            fields.get("codec_type") or "unknown",
+            fields.get("codec_name") or "unknown",
+            Fraction(tb) if re.fullmatch(r"\d+/[1-9]\d*", tb) else Fraction(1),
+        )
+    elif name == "format":
+        listing.start_time_us = _us(fields.get("start_time")) or 0
+
+
+def _packet_fields(
+    path: str, fields: dict[str, str]
+) -> tuple[tuple[int, int | None, int | None, int | None, int, str], int | None, str]:
+    """((stream, dts, pts, duration, size, flags), position or None, ffprobe's data_hash)."""
+    def number(name: str) -> int | None:
         value = fields.get(name, "N/A")
         return None if value == "N/A" else int(value)
 
-    size = int(fields["size"])
-    algorithm, _, digest = fields.get("data_hash", "").partition(":")
-    if view is not None:
-        pos = fields.get("pos", "N/A")
-        if pos == "N/A" or int(pos) < 0 or int(pos) + size > len(view):
-            raise _PositionsUnusable
-        with view[int(pos):int(pos) + size] as data:
-            if algorithm.lower() != "adler32" or f"{zlib.adler32(data):08x}" != digest.lower():
-                raise _PositionsUnusable
-            digest = hashlib.sha256(data).hexdigest()
-    elif algorithm.upper() != "SHA256" or len(digest) != 64:
-        raise MediaUnreadable(path, f"ffprobe printed no SHA-256 for a packet ({fields.get('data_hash')!r})")
-    return Packet(int(fields["stream_index"]), ts("dts"), ts("pts"), ts("duration"), size,
-                  fields.get("flags", ""), digest.lower())
+    size = number("size")
+    stream = number("stream_index")
+    if size is None or stream is None:
+        raise MediaUnreadable(path, f"ffprobe printed a packet without stream or size: {fields!r}")
+    header = (stream, number("dts"), number("pts"), number("duration"), size, fields.get("flags", ""))
+    return header, number("pos"), fields.get("data_hash", "")
 
 
 def packet_list(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> PacketList:
