@@ -468,3 +468,21 @@ def test_prehashed_digests_are_used_only_for_the_very_file_that_was_read(tmp_pat
     # A file that changed after it was hashed is not taken from the early result.
     os.utime(second, ns=(1, 1))
     assert prehash.take(second) is None
+
+
+def test_a_disposed_object_is_accounted_for_not_missing(initialized: Custody, tmp_path: Path) -> None:
+    made = _ingested(initialized, tmp_path, 3)
+    gone = sorted(made)[0]
+    ledger = Ledger(f"sqlite:///{initialized.home / 'custody.db'}")
+    row = ledger.evidence_row(gone)
+    assert row is not None
+    ledger.append("disposed", actor="records-officer", subject={"evidence": gone},
+                  details={"blake3": gone, "store": {"key": row["store_key"], "version": row["version"]},
+                           "reason": "retention expired"})
+    _object_path(initialized, f"evidence/{gone}").unlink()
+
+    code, report = _audit(initialized, "--level", "full")
+    assert code == 0, report["findings"]
+    assert report["counts"]["objects"] == 2 and report["counts"]["disposed"] == 1
+    assert report["counts"]["rehashed"] == 2
+    assert {o["blake3"]: o["disposed"] for o in report["objects"]} == {d: d == gone for d in made}
