@@ -69,7 +69,13 @@ MIN_PART_SIZE = 5 * MiB
 """S3's smallest allowed part (all but the last); Ceph RGW enforces the same by default."""
 MAX_PARTS = 10_000
 DEFAULT_WORKERS = 4
-URL_PARAMETERS = ("endpoint_url", "region")
+URL_PARAMETERS = ("endpoint_url", "region", "multipart_threshold_mib", "part_size_mib", "workers", "flexible_checksums")
+_TUNING = {
+    "multipart_threshold_mib": ("multipart_threshold", 1, 5 * 1024, MiB),
+    "part_size_mib": ("part_size", 5, 5 * 1024, MiB),
+    "workers": ("max_workers", 1, 64, 1),
+}
+"""URL parameter -> (constructor option, smallest, largest, unit in bytes)."""
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _METADATA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -362,7 +368,19 @@ class S3Store:
                 raise StorageError(
                     "endpoint_url must be an http:// or https:// URL such as http://127.0.0.1:7480"
                 )
-        return cls(bucket, unquote(parts.path), endpoint_url=endpoint, region=region, **options)
+        tuning: dict[str, Any] = {}
+        for name, (option, low, high, unit) in _TUNING.items():
+            if name in query:
+                text = query[name][0]
+                if not text.isdigit() or not low <= int(text) <= high:
+                    raise StorageError(f"S3 store URL parameter {name} must be a whole number from {low} to {high}")
+                tuning[option] = int(text) * unit
+        if "flexible_checksums" in query:
+            flag = query["flexible_checksums"][0].lower()
+            if flag not in ("true", "false"):
+                raise StorageError("S3 store URL parameter flexible_checksums must be true or false")
+            tuning["flexible_checksums"] = flag == "true"
+        return cls(bucket, unquote(parts.path), endpoint_url=endpoint, region=region, **{**tuning, **options})
 
     # ---- naming and errors ------------------------------------------------------------------
 
