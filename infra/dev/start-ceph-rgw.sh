@@ -93,7 +93,7 @@ mkdir -p "$state_dir/mon.a" "$state_dir/osd.0" "$state_dir/run" "$state_dir/log"
 mon_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 fsid=$(uuidgen)
 
-frontends="beast endpoint=127.0.0.1:$s3_port"
+frontends="beast endpoint=127.0.0.1:$s3_port tcp_nodelay=1"
 if [[ -n "$tls_port" ]]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
     -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
