@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import blake3 as blake3_mod
 
+from custody.holds import active_hold_names
 from custody.errors import BadInput, ConfigError, Finding, LedgerUnavailable
 from custody.hashing import sha256_file
 from storage.base import LockProbe, ObjectInfo, ObjectStore
@@ -153,30 +154,15 @@ def key_digest(key: str) -> str:
 
 def ledger_hold_state(hold_events: Iterable[tuple[str, Mapping[str, Any]]]) -> bool:
     """Whether the ledger says an object is under legal hold, from its ``hold-placed`` and
-    ``hold-released`` events (action, details) in sequence order.
-
-    A hold is named by ``details["hold"]`` when it has a name: the object is held while some
-    hold placed on it has not been released since. With unnamed holds this is exactly "held iff
-    its latest hold event is ``hold-placed``"; no hold events means not held. To be replaced by
-    the shared named-hold state (``custody.holds``) once that is part of the project.
-    """
-    active: set[str] = set()
-    for action, details in hold_events:
-        name = str(details.get("hold", ""))
-        if action == "hold-placed":
-            active.add(name)
-        elif action == "hold-released":
-            if name:
-                active.discard(name)
-            else:
-                active.clear()
-    return bool(active)
+    ``hold-released`` events (action, details) in sequence order (``custody.holds``' rule)."""
+    return bool(active_hold_names(hold_events))
 
 
 def recorded_retention(ingest_details: Mapping[str, Any], extensions: Iterable[Mapping[str, Any]]) -> datetime | None:
     """The latest retain-until date the ledger records for an object: its ingest event's
     ``details.retention.until`` and every later ``retention-extended`` event's ``details.until``
-    (None when none is readable). To be replaced by the shared retention state later."""
+    (None when none is readable). The same dates ``custody.retention.object_retention`` folds,
+    taken from events the audit has already gathered in one pass over the ledger."""
     dates = []
     retention = ingest_details.get("retention")
     if isinstance(retention, Mapping):

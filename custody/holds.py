@@ -10,7 +10,7 @@ incident under hold gets the hold when it is linked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,15 +77,26 @@ def all_holds(ledger: Ledger) -> dict[str, LegalHold]:
     return holds
 
 
+def active_hold_names(hold_events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str]:
+    """The holds still covering one object, from its ``hold-placed`` / ``hold-released``
+    events as (action, details) in sequence order. An unnamed release lifts every hold."""
+    active: set[str] = set()
+    for action, details in hold_events:
+        name = str(details.get("hold", ""))
+        if action == "hold-placed":
+            active.add(name)
+        elif action == "hold-released":
+            if name:
+                active.discard(name)
+            else:
+                active.clear()
+    return active
+
+
 def holds_on(ledger: Ledger, blake3: str) -> list[str]:
     """Names of the active holds covering one object, from the ledger."""
-    active: set[str] = set()
-    for event in ledger.events(evidence=blake3, actions=HOLD_ACTIONS):
-        if event.action == "hold-placed":
-            active.add(event.details["hold"])
-        else:
-            active.discard(event.details["hold"])
-    return sorted(active)
+    events = ledger.events(evidence=blake3, actions=HOLD_ACTIONS)
+    return sorted(active_hold_names((event.action, event.details) for event in events))
 
 
 def _set_stored_hold(workspace: Any, blake3: str, on: bool) -> None:
