@@ -746,6 +746,23 @@ def sniff_container(path: str) -> str | None:
     return extension[1:] if extension in _MEDIA_EXTENSIONS else None
 
 
+def _text_file(path: str) -> bool:
+    """True for a non-empty file whose first 4 KiB are UTF-8 text (a JSON, XML or CSV
+    sidecar), whatever its name: no audio or video container starts like that, so ffprobe
+    need not run."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    if not head:
+        return False
+    text = head.decode("utf-8", "replace")
+    if len(head) == 4096:
+        text = text.rstrip("\ufffd")
+    return "\ufffd" not in text and all(c.isprintable() or c in "\t\n\r\f" for c in text)
+
+
 def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
     """The ingest ``Inspector``: never raises for a file, so probing never prevents preservation.
 
@@ -755,10 +772,14 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
     - ffprobe cannot read a file that looks like media (e.g. a truncated MP4):
       ``{"probed": true, "kind": "unreadable-media", "container_guess", "probe_error",
       "finding"}``;
-    - anything else (a JSON sidecar): ``{"probed": true, "kind": "not-media", "reason"}``;
+    - anything else: ``{"probed": true, "kind": "not-media", "reason"}``; a text file (a JSON
+      or XML sidecar) is recognised without running ffprobe: ``{"probed": false, "kind":
+      "not-media", "reason"}``;
     - no ffprobe: ``{"probed": false, "reason"}``.
     When listing packets fails after a good probe, ``packets_error`` and ``finding`` say so;
     ffprobe's complaints while listing them are in ``packets_warning``."""
+    if _text_file(path):
+        return Inspection({"probed": False, "kind": "not-media", "reason": "a text file (sidecar metadata?), not audio or video"})
     try:
         details = probe(path, tools)
     except MediaToolsMissing as exc:
@@ -793,6 +814,8 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
 
 def media_warning(details: dict[str, Any]) -> str | None:
     """One line for the ingest report when probing found something a person should know."""
+    if details.get("kind") == "not-media":
+        return None
     if details.get("probed") is False:
         return f"not probed: {details.get('reason')}"
     if "probe_error" in details:

@@ -22,6 +22,7 @@ from custody.media import (
     _listing,
     contact_sheet,
     inspect_media,
+    media_warning,
     packet_hashes,
     probe,
     verify_clip,
@@ -233,10 +234,29 @@ def test_a_truncated_video_is_a_probe_error_finding_without_packets(videos: dict
     assert inspection.attachments == {}
 
 
-def test_a_sidecar_is_not_media_and_has_no_media_fields(videos: dict[str, Path]) -> None:
-    inspection = inspect_media(str(videos["sidecar"]))
-    assert inspection.details["kind"] == "not-media"
-    assert not {"container", "streams", "probe_error", "finding"} & set(inspection.details)
+def test_a_sidecar_is_not_media_and_has_no_media_fields(videos: dict[str, Path], tmp_path: Path) -> None:
+    missing = MediaTools(ffprobe=str(tmp_path / "no-ffprobe"))
+    for tools in (MediaTools(), missing):
+        inspection = inspect_media(str(videos["sidecar"]), tools)
+        assert inspection.details["kind"] == "not-media"
+        assert not {"container", "streams", "probe_error", "finding"} & set(inspection.details)
+        assert inspection.attachments == {}
+        assert media_warning(inspection.details) is None
+
+
+def test_a_text_file_with_a_video_extension_is_not_a_damaged_video(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.ts"
+    notes.write_text("export const officer = '10231';\n")
+    inspection = inspect_media(str(notes))
+    assert inspection.details["kind"] == "not-media" and "finding" not in inspection.details
+
+
+def test_a_binary_file_that_is_not_media_is_probed_and_found_not_media(tmp_path: Path) -> None:
+    blob = tmp_path / "telemetry.bin"
+    blob.write_bytes(bytes(range(256)) * 64)
+    inspection = inspect_media(str(blob))
+    assert inspection.details["probed"] is True and inspection.details["kind"] == "not-media"
+    assert "Invalid data" in inspection.details["reason"]
     assert inspection.attachments == {}
 
 
