@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -10,49 +7,24 @@ from typing import Any
 import click
 
 from cli.context import emit_json, settings_from
+from cli.progress import TerminalProgress
 
 
-class _Bar:
-    """Progress on stderr (objects checked, bytes hashed), drawn only when stderr is a terminal."""
+class _Bar(TerminalProgress):
+    """Audit progress: objects checked, bytes hashed."""
 
     def __init__(self) -> None:
-        self._bar: Any = None
-        self._started = time.monotonic()
-        self._hashed = 0
-        self._lock = threading.Lock()
+        super().__init__("MB/s hashed")
 
     def start(self, objects: int, bytes_to_hash: int) -> None:
-        if not sys.stderr.isatty() or objects < 2:
-            return
-        self._bar = click.progressbar(
-            length=max(objects, 1),
-            label=f"auditing {objects} object(s)",
-            file=sys.stderr,
-            show_eta=True,
-            show_percent=True,
-            item_show_func=lambda _: self._rate(),
-        )
-        self._bar.__enter__()
-
-    def _rate(self) -> str:
-        if not self._hashed:
-            return ""
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        return f"{self._hashed / elapsed / 1e6:.0f} MB/s hashed"
+        if objects >= 2:
+            self.open(objects, f"auditing {objects} object(s)")
 
     def hashed(self, nbytes: int) -> None:
-        with self._lock:
-            self._hashed += nbytes
+        self.count_bytes(nbytes)
 
     def checked(self, blake3: str) -> None:
-        with self._lock:
-            if self._bar is not None:
-                self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
+        self.step()
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:

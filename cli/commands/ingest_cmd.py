@@ -1,52 +1,26 @@
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 import click
 
 from cli.context import emit_json, workspace
+from cli.progress import TerminalProgress
 
 
-class _Bar:
-    """Progress on stderr (bytes, rate, ETA), drawn only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self._bar: Any = None
-        self._started = time.monotonic()
-        self._done = 0
-        self._current = ""
+class _Bar(TerminalProgress):
+    """Ingest progress: bytes read, rate and ETA, for multi-file or large work."""
 
     def start(self, files: int, total_bytes: int) -> None:
-        if not sys.stderr.isatty() or (files < 2 and total_bytes < (256 << 20)):
-            return
-        self._bar = click.progressbar(
-            length=max(total_bytes, 1),
-            label=f"ingesting {files} file(s)",
-            file=sys.stderr,
-            show_eta=True,
-            show_percent=True,
-            item_show_func=lambda _: self._rate(),
-        )
-        self._bar.__enter__()
-
-    def _rate(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        return f"{self._done / elapsed / 1e6:.0f} MB/s"
+        if files >= 2 or total_bytes >= (256 << 20):
+            self.open(total_bytes, f"ingesting {files} file(s)")
 
     def advance(self, nbytes: int) -> None:
-        self._done += nbytes
-        if self._bar is not None:
-            self._bar.update(nbytes)
+        self.count_bytes(nbytes)
+        self.step(nbytes)
 
     def finished(self, result: Any) -> None:
         pass
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-            self._bar = None
 
 
 @click.command("ingest")
