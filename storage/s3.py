@@ -853,41 +853,34 @@ class S3Store:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    def _retention_of(self, key: str, full: str, version: str | None) -> Retention | None:
+    def _lock_query(self, call: str, what: str, key: str, full: str, version: str | None) -> dict[str, Any] | None:
+        """One GetObjectRetention / GetObjectLegalHold; None when the object carries no lock."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
         if version:
             params["VersionId"] = version
         try:
-            response = self._client.get_object_retention(**params)
+            response: dict[str, Any] = getattr(self._client, call)(**params)
         except ClientError as exc:
             if _code(exc) in _NO_LOCK_CODES or (
                 _code(exc) == "InvalidRequest" and "lock" in _server_message(exc).lower()
             ):
                 return None
-            raise self._translate(exc, "reading the retention of", key, version) from exc
+            raise self._translate(exc, f"reading the {what} of", key, version) from exc
         except BotoCoreError as exc:
-            raise self._translate(exc, "reading the retention of", key, version) from exc
-        found = response.get("Retention") or {}
+            raise self._translate(exc, f"reading the {what} of", key, version) from exc
+        return response
+
+    def _retention_of(self, key: str, full: str, version: str | None) -> Retention | None:
+        response = self._lock_query("get_object_retention", "retention", key, full, version)
+        found = (response or {}).get("Retention") or {}
         mode, until = found.get("Mode"), found.get("RetainUntilDate")
         if mode not in ("COMPLIANCE", "GOVERNANCE") or not isinstance(until, datetime):
             return None
         return Retention(cast(Literal["COMPLIANCE", "GOVERNANCE"], mode), _utc(until))
 
     def _hold_of(self, key: str, full: str, version: str | None) -> bool:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
-        if version:
-            params["VersionId"] = version
-        try:
-            response = self._client.get_object_legal_hold(**params)
-        except ClientError as exc:
-            if _code(exc) in _NO_LOCK_CODES or (
-                _code(exc) == "InvalidRequest" and "lock" in _server_message(exc).lower()
-            ):
-                return False
-            raise self._translate(exc, "reading the legal hold of", key, version) from exc
-        except BotoCoreError as exc:
-            raise self._translate(exc, "reading the legal hold of", key, version) from exc
-        return bool((response.get("LegalHold") or {}).get("Status") == "ON")
+        response = self._lock_query("get_object_legal_hold", "legal hold", key, full, version)
+        return bool(((response or {}).get("LegalHold") or {}).get("Status") == "ON")
 
     def stat(self, key: str, version: str | None = None) -> ObjectInfo:
         """See ``ObjectStore.stat``: HeadObject, GetObjectRetention and GetObjectLegalHold.
