@@ -179,3 +179,43 @@ def finish(results: Sequence[Result]) -> None:
     print()
     print(summary(results))
     sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+REPO = Path(__file__).resolve().parents[1]
+RGW_START = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
+RGW_STOP = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def ceph_rgw(parent: Path, store_gb: int) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A bluestore Ceph cluster with radosgw (infra/dev/start-ceph-rgw.sh) in ``parent``/ceph:
+    its directory and exported settings; stopped and purged on the way out."""
+    import shlex
+
+    directory = parent / "ceph"
+    directory.mkdir()
+    env = {**os.environ, "CEPH_OBJECTSTORE": "bluestore", "CEPH_STORE_GB": str(store_gb)}
+    print(f"  starting Ceph RGW (bluestore, {store_gb} GB) in {directory} ...", flush=True)
+    try:
+        done = subprocess.run([str(RGW_START), str(directory), str(free_port())], env=env,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"{RGW_START.name} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        exported: dict[str, str] = {}
+        for line in done.stdout.splitlines():
+            words = shlex.split(line)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                name, value = words[1].split("=", 1)
+                exported[name] = value
+        yield directory, exported
+    finally:
+        subprocess.run([str(RGW_STOP), str(directory), "--purge"], capture_output=True, timeout=300)
+        remove(directory)

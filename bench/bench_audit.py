@@ -25,9 +25,9 @@ Three measurements, each on data made once per bench and stored by `custody inge
    where the audit's 3 metadata requests per object (HEAD, retention, legal hold) dominate.
 
 The Ceph cluster (bluestore, infra/dev/start-ceph-rgw.sh) is started in the work directory and
-purged at the end. Its radosgw is then restarted with ``tcp_nodelay=1`` on the beast frontend
-(see ``with_tcp_nodelay``): with the dev script's frontend line every response with a body
-waits ~40 ms for a delayed ACK, which would make a quick audit of 10,000 objects take ~17 min.
+purged at the end. The dev script starts radosgw with ``tcp_nodelay=1`` on the beast frontend:
+without it every response with a body waits ~40 ms for a delayed ACK, which would make a quick
+audit of 10,000 objects take ~17 min.
 Wall time of whole processes is measured: start-up, the ledger verification, the canary, the
 audited event and its checkpoint all count against custody. Rounds alternate
 which tool goes first; each round is printed; results are medians of at least 3 rounds.
@@ -37,16 +37,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
 import tomllib
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,12 +48,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (GIB, MIB, Result, check_args, custody_bin, finish, fmt_runs, interleaved,  # noqa: E402
+from _common import (GIB, MIB, Result, ceph_rgw, check_args, custody_bin, finish, fmt_runs, interleaved,  # noqa: E402
                      median, random_file, remove, require, run, sync, timed, warm, workdir)
 
 REPO = Path(__file__).resolve().parents[1]
-START = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
-STOP = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
 LOCAL_TARGET = 0.85
 S3_TARGET = 0.9
 DEFAULTS = {
@@ -161,78 +153,10 @@ def bench_local(args: argparse.Namespace, custody: str) -> list[Result]:
 # ---- 2 and 3. Ceph RGW ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
-def ceph_rgw(parent: Path, store_gb: int) -> Iterator[dict[str, str]]:
-    """A bluestore Ceph cluster with radosgw under ``parent``/ceph; its exported settings."""
-    directory = parent / "ceph"
-    directory.mkdir()
-    env = {**os.environ, "CEPH_OBJECTSTORE": "bluestore", "CEPH_STORE_GB": str(store_gb)}
-    print(f"  starting Ceph RGW (bluestore, {store_gb} GB) in {directory} ...", flush=True)
-    try:
-        done = subprocess.run([str(START), str(directory), str(free_port())], env=env,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{START.name} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
-        exported: dict[str, str] = {}
-        for line in done.stdout.splitlines():
-            words = shlex.split(line)
-            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-                name, value = words[1].split("=", 1)
-                exported[name] = value
-        with_tcp_nodelay(directory, exported["S3_ENDPOINT_URL"])
+def rgw_cluster(parent: Path, store_gb: int) -> Iterator[dict[str, str]]:
+    with ceph_rgw(parent, store_gb) as (_directory, exported):
         yield exported
-    finally:
-        subprocess.run([str(STOP), str(directory), "--purge"], capture_output=True, timeout=300)
-        remove(directory)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
-
-
-def with_tcp_nodelay(directory: Path, endpoint: str) -> None:
-    """Restart the cluster's radosgw with ``tcp_nodelay=1`` on its beast frontend.
-
-    Without it, every response that carries a body (GetObjectRetention, GetObjectLegalHold,
-    ListObjectVersions, small GETs, errors) waits ~40 ms for the client's delayed ACK (Nagle),
-    while HEAD answers in ~3 ms: the dev script's setting, not the server's speed."""
-    conf = directory / "ceph.conf"
-    text = conf.read_text()
-    if "tcp_nodelay" not in text:
-        conf.write_text(re.sub(r"^(rgw frontends = beast .*)$", r"\1 tcp_nodelay=1", text, flags=re.M))
-    pids = directory / "pids"
-    lines = pids.read_text().splitlines()
-    [old] = [int(line.split()[1]) for line in lines if line.startswith("client.rgw ")]
-    if Path(f"/proc/{old}/comm").read_text().strip() != "radosgw":
-        raise RuntimeError(f"pid {old} in {pids} is not radosgw")
-    os.kill(old, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{old}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    pid_file = directory / "run" / "client.rgw.pid"
-    pid_file.unlink(missing_ok=True)
-    subprocess.run(["radosgw", "-c", str(conf), "-n", "client.rgw", "--rgw-init-timeout", "60"],
-                   check=True, capture_output=True, timeout=90)
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and answers(endpoint)):
-        if time.monotonic() > deadline:
-            raise RuntimeError("radosgw did not come back with tcp_nodelay=1 within 60 s")
-        time.sleep(0.1)
-    new = pid_file.read_text().strip()
-    pids.write_text("\n".join([*(line for line in lines if not line.startswith("client.rgw ")), f"client.rgw {new}"]) + "\n")
-    print("  radosgw restarted with tcp_nodelay=1 on its beast frontend", flush=True)
 
 
 @contextmanager
@@ -327,7 +251,7 @@ def bench_s3(args: argparse.Namespace, custody: str) -> list[Result]:
     print(f"bench_audit s3: Ceph RGW, quick over {objects} x {object_size // 1024} KiB, "
           f"full vs aws s3 cp over {big_count} x {big_size // MIB} MiB, {args.runs} rounds")
     results: list[Result] = []
-    with workdir(args.dir) as tmp, ceph_rgw(tmp, store_gb) as rgw:
+    with workdir(args.dir) as tmp, rgw_cluster(tmp, store_gb) as rgw:
         endpoint = rgw["S3_ENDPOINT_URL"]
         server = [int(line.split()[1]) for line in (tmp / "ceph" / "pids").read_text().splitlines() if line.strip()]
         bucket = f"bench-audit-{uuid.uuid4().hex[:8]}"

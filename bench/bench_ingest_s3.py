@@ -32,8 +32,6 @@ import hashlib
 import json
 import math
 import os
-import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,12 +45,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (GIB, MIB, Result, check_args, custody_bin, finish, fmt_runs, median,  # noqa: E402
+from _common import (GIB, MIB, Result, ceph_rgw, check_args, custody_bin, finish, fmt_runs, median,  # noqa: E402
                      parser, random_file, remove, require, run, sync, warm, workdir)
 
 REPO = Path(__file__).resolve().parents[1]
-START = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
-STOP = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
 THROUGHPUT_TARGET = 1.0
 RSS_TARGET_MB = 200.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,34 +86,10 @@ class Rgw:
         return total / CLOCK_TICKS
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
-def ceph_rgw(parent: Path, store_gb: int) -> Iterator[Rgw]:
-    """A bluestore Ceph cluster with radosgw in ``parent``/ceph, purged on the way out."""
-    directory = parent / "ceph"
-    directory.mkdir()
-    env = {**os.environ, "CEPH_OBJECTSTORE": "bluestore", "CEPH_STORE_GB": str(store_gb)}
-    print(f"  starting Ceph RGW (bluestore, {store_gb} GB) in {directory} ...", flush=True)
-    try:
-        done = subprocess.run([str(START), str(directory), str(free_port())], env=env,
-                              capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(f"{START.name} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
-        exported: dict[str, str] = {}
-        for line in done.stdout.splitlines():
-            words = shlex.split(line)
-            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-                name, value = words[1].split("=", 1)
-                exported[name] = value
+def rgw_cluster(parent: Path, store_gb: int) -> Iterator[Rgw]:
+    with ceph_rgw(parent, store_gb) as (directory, exported):
         yield Rgw(directory, exported)
-    finally:
-        subprocess.run([str(STOP), str(directory), "--purge"], capture_output=True, timeout=300)
-        remove(directory)
 
 
 def client_env(rgw: Rgw) -> dict[str, str]:
@@ -258,7 +230,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
     store_gb = max(12, math.ceil(3.5 * (args.runs + 1) * args.size_gib) + 4)
     print(f"bench_ingest_s3: custody ingest vs aws s3 cp into Ceph RGW, {args.size_gib:g} GiB, {args.runs} rounds")
     print(f"  custody: {custody}\n  aws:     {aws}")
-    with workdir(args.dir) as tmp, ceph_rgw(tmp, store_gb) as rgw:
+    with workdir(args.dir) as tmp, rgw_cluster(tmp, store_gb) as rgw:
         env = client_env(rgw)
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         url = f"s3://{bucket}?endpoint_url={rgw.endpoint}&region=us-east-1"
