@@ -198,7 +198,7 @@ def export_package(
     """Write the package of ``incident_id`` to the new directory ``out`` and record the export.
 
     ``refs`` (BLAKE3 prefixes or files) narrow it to some of the incident's linked objects;
-    without them every linked object is exported. Raises ``BadInput`` (unknown incident, no
+    without them every linked object that has not been disposed of is exported. Raises ``BadInput`` (unknown incident, no
     linked evidence, a reference not linked to it, ``out`` exists and is not an empty
     directory), ``IntegrityFailure`` (a stored object or packet list no longer matches the
     ledger), ``ConfigError`` (ffmpeg missing for contact sheets; ``contact_sheets=False``
@@ -278,13 +278,27 @@ def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
             f"incident {state.incident} has no linked evidence; link it first with "
             f"'custody link REF --incident {state.incident}'"
         )
+    disposed = {
+        event.subject.get("evidence", ""): event
+        for event in workspace.ledger.events(actions=("disposed",))
+        if event.subject.get("evidence") in state.evidence
+    }
     if not refs:
-        return sorted(state.evidence)
+        kept = sorted(b3 for b3 in state.evidence if b3 not in disposed)
+        if not kept:
+            raise BadInput(f"every object linked to incident {state.incident} was disposed of; there is nothing to export")
+        return kept
     chosen: list[str] = []
     for ref in refs:
         resolved = resolve(workspace.ledger, ref)
         if resolved.blake3 is None or workspace.ledger.evidence_row(resolved.blake3) is None:
             raise BadInput(f"{ref}: not a preserved object")
+        if resolved.blake3 in disposed:
+            gone = disposed[resolved.blake3]
+            raise BadInput(
+                f"{ref}: was disposed of under its retention rules on {gone.time} (event {gone.seq}); "
+                "only its digests remain, in the ledger"
+            )
         if resolved.blake3 not in state.evidence:
             raise BadInput(
                 f"{ref}: preserved ({resolved.blake3[:16]}) but not linked to incident {state.incident}; "

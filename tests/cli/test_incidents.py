@@ -228,3 +228,21 @@ def test_show_and_verify_record_who_looked(initialized: Custody, tmp_path: Path)
     events = initialized.json("log")
     assert [(e["action"], e["actor"]) for e in events[1:]] == [("viewed", "prosecutor-7"), ("verified", "auditor-2")]
     assert events[2]["details"]["ok"] is True
+
+
+def test_export_leaves_out_disposed_objects_and_refuses_to_name_one(initialized: Custody, tmp_path: Path) -> None:
+    (initialized.home / "config.toml").write_text('[retention.categories.unflagged]\ndays = 0\nseconds = 2\n')
+    initialized("incident", "create", "INC-D", "--location", "Pilsen")
+    gone, kept = _ingest(initialized, *_files(tmp_path, 2, "exp"), extra=("--incident", "INC-D"))
+    assert initialized("hold", "place", "KEEP", "--authority", "court", "--reason", "r", kept["blake3"][:12]).exit_code == 0
+    time.sleep(3)
+    assert [o["blake3"] for o in initialized.json("dispose", "--expired", "--confirm")["objects"]] == [gone["blake3"]]
+    named = initialized("export", "--incident", "INC-D", "--out", str(tmp_path / "bag1"), gone["blake3"][:12])
+    assert named.exit_code == 2 and "disposed of" in named.stderr
+    assert not (tmp_path / "bag1").exists()
+    result = initialized("export", "--incident", "INC-D", "--out", str(tmp_path / "bag2"), "--recipient", "SAO")
+    assert result.exit_code == 0, result.output
+    payload = sorted(p.read_bytes() for p in (tmp_path / "bag2" / "data").iterdir())
+    assert payload == [Path(kept["path"]).read_bytes()]
+    check = initialized("verify-package", str(tmp_path / "bag2"))
+    assert check.exit_code == 0, check.output
