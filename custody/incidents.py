@@ -256,7 +256,9 @@ def _reflag(workspace: Any, incident_id: str) -> None:
 
     state = incident_state(workspace.ledger, incident_id)
     if state is not None and state.flags_evidence and state.evidence:
-        flag_objects(workspace, sorted(state.evidence), reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence))
+        flag_objects(
+            workspace, sorted(state.evidence), reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence), seal=False
+        )
 
 
 def link_evidence(
@@ -289,7 +291,7 @@ def link_evidence(
         details=details,
     )
     if state.flags_evidence:
-        flag_objects(workspace, [blake3], reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence))
+        flag_objects(workspace, [blake3], reason=f"incident {incident_id}: " + ", ".join(state.flags_evidence), seal=False)
     apply_incident_holds(workspace, incident_id, [blake3])
     if seal:
         workspace.seal()

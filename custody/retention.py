@@ -169,9 +169,11 @@ def _extend(workspace: Any, blake3: str, category: str, until: datetime, reason:
     return {"blake3": blake3, **details}
 
 
-def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str) -> list[dict[str, Any]]:
+def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str, seal: bool = True) -> list[dict[str, Any]]:
     """Flag objects: retained at least the ``flagged`` duration from their first flagging.
-    Objects already flagged keep their flagging date (nothing is recorded for them)."""
+    Objects already flagged keep their flagging date (nothing is recorded for them). With
+    ``seal``, a checkpoint is signed if anything was recorded (callers that go on appending
+    pass False and seal at their end)."""
     flagged = load_categories(workspace.settings.config)[FLAGGED_CATEGORY]
     assert flagged.duration is not None
     now = workspace.store.now()
@@ -182,6 +184,8 @@ def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str) -> list
             continue
         until = max(current.until, now + flagged.duration)
         changes.append(_extend(workspace, blake3, FLAGGED_CATEGORY, until, reason, flagged_at=now))
+    if seal and changes:
+        workspace.seal()
     return changes
 
 
@@ -214,4 +218,6 @@ def set_category(workspace: Any, blake3s: Sequence[str], category_name: str, rea
                 f"to {iso(until)}; retention is only ever lengthened, nothing was changed"
             )
         plan.append((blake3, until, flagged_at if current.flagged_at is None else None))
-    return [_extend(workspace, b3, category_name, until, reason, flagged) for b3, until, flagged in plan]
+    changes = [_extend(workspace, b3, category_name, until, reason, flagged) for b3, until, flagged in plan]
+    workspace.seal()
+    return changes

@@ -117,7 +117,6 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
             raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
         seq = int(row["first_seq"])
     click.echo(prove_event(ws.ledger, ws.store, ws.signer(), seq), nl=False)
-    ws.seal()
 
 
 COMMANDS = [ledger]

@@ -75,7 +75,6 @@ def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, rea
     ws = workspace(ctx, actor)
     targets = _targets(ws, refs, incident_id)
     changes = flag_objects(ws, targets, reason=reason)
-    ws.seal()
     _render(changes, as_json)
 
 
@@ -98,7 +97,6 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
 
     ws = workspace(ctx, actor)
     changes = set_category(ws, _targets(ws, refs, None), category, reason)
-    ws.seal()
     _render(changes, as_json)
 
 

@@ -164,6 +164,8 @@ def test_retention_only_lengthens(initialized: Custody, tmp_path: Path) -> None:
     assert flagged[0]["category"] == "flagged"
     after = _store(initialized).stat(key).retention
     assert after is not None and before is not None and after.until > before.until + timedelta(days=600)
+    report = initialized.json("ledger", "verify")
+    assert report["latest_checkpoint"] == report["events"], "the flag is sealed in a WORM checkpoint"
     assert initialized.json("retention", "flag", record["blake3"][:10], "--reason", "again") == []
     back = initialized("retention", "set", record["blake3"][:10], "--category", "unflagged")
     assert back.exit_code == 4
