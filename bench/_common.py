@@ -219,3 +219,16 @@ def ceph_rgw(parent: Path, store_gb: int) -> Iterator[tuple[Path, dict[str, str]
     finally:
         subprocess.run([str(RGW_STOP), str(directory), "--purge"], capture_output=True, timeout=300)
         remove(directory)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Replace the whole process environment for the block (boto3 reads it), then restore it."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

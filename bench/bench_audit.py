@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (GIB, MIB, Result, ceph_rgw, check_args, custody_bin, finish, fmt_runs, interleaved,  # noqa: E402
+from _common import (GIB, MIB, Result, ceph_rgw, environment, check_args, custody_bin, finish, fmt_runs, interleaved,  # noqa: E402
                      median, random_file, remove, require, run, sync, timed, warm, workdir)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,18 +157,6 @@ def bench_local(args: argparse.Namespace, custody: str) -> list[Result]:
 def rgw_cluster(parent: Path, store_gb: int) -> Iterator[dict[str, str]]:
     with ceph_rgw(parent, store_gb) as (_directory, exported):
         yield exported
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def populate(env: dict[str, str], source: Path, threads: int) -> float:

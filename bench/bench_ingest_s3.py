@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (GIB, MIB, Result, ceph_rgw, check_args, custody_bin, finish, fmt_runs, median,  # noqa: E402
+from _common import (GIB, MIB, Result, ceph_rgw, environment, check_args, custody_bin, finish, fmt_runs, median,  # noqa: E402
                      parser, random_file, remove, require, run, sync, warm, workdir)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,18 +142,6 @@ def admin_client(rgw: Rgw) -> Any:
         config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
                       response_checksum_validation="when_required"),
     )
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def cpu_per_pass(data: Path) -> dict[str, float]:

@@ -163,33 +163,42 @@ class CephRgw:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_ceph_rgw(directory: Path) -> CephRgw:
-    """Run the project's start script; raise ``ServiceUnavailable`` with its log on failure."""
-    port = free_port()
-    env = {**os.environ, "CEPH_OBJECTSTORE": "memstore", "CEPH_STORE_GB": "4",
-           "CEPH_START_TIMEOUT": "60"}
+def run_start_script(
+    start: Path, stop: Path, args: list[str], env: dict[str, str], required: tuple[str, ...]
+) -> tuple[dict[str, str], float, str]:
+    """Run one of the project's service start scripts: (its ``export`` settings, seconds it took,
+    its stderr). On failure the service is purged and ``ServiceUnavailable`` carries the log."""
     began = time.monotonic()
     try:
-        done = subprocess.run(
-            [str(START_SCRIPT), str(directory), str(port)],
-            env=env, capture_output=True, text=True, timeout=START_TIMEOUT,
-        )
+        done = subprocess.run([str(start), *args], env=env, capture_output=True, text=True, timeout=START_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        subprocess.run([str(STOP_SCRIPT), str(directory), "--purge"], capture_output=True, timeout=120)
-        raise ServiceUnavailable(f"could not run {START_SCRIPT}: {exc}") from exc
+        subprocess.run([str(stop), args[0], "--purge"], capture_output=True, timeout=120)
+        raise ServiceUnavailable(f"could not run {start}: {exc}") from exc
     elapsed = time.monotonic() - began
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-8:])
-        raise ServiceUnavailable(f"{START_SCRIPT.name} failed (exit {done.returncode}):\n{tail}")
+        raise ServiceUnavailable(f"{start.name} failed (exit {done.returncode}):\n{tail}")
     exported: dict[str, str] = {}
     for line in done.stdout.splitlines():
         words = shlex.split(line)
         if len(words) == 2 and words[0] == "export" and "=" in words[1]:
             name, value = words[1].split("=", 1)
             exported[name] = value
-    if "S3_ENDPOINT_URL" not in exported:
-        raise ServiceUnavailable(f"{START_SCRIPT.name} printed no S3_ENDPOINT_URL: {done.stdout!r}")
-    return CephRgw(directory, port, exported, elapsed, done.stderr)
+    missing = [name for name in required if name not in exported]
+    if missing:
+        raise ServiceUnavailable(f"{start.name} printed no {'/'.join(missing)}: {done.stdout!r}")
+    return exported, elapsed, done.stderr
+
+
+def start_ceph_rgw(directory: Path) -> CephRgw:
+    """Run the project's start script; raise ``ServiceUnavailable`` with its log on failure."""
+    port = free_port()
+    env = {**os.environ, "CEPH_OBJECTSTORE": "memstore", "CEPH_STORE_GB": "4",
+           "CEPH_START_TIMEOUT": "60"}
+    exported, elapsed, log = run_start_script(
+        START_SCRIPT, STOP_SCRIPT, [str(directory), str(port)], env, ("S3_ENDPOINT_URL",)
+    )
+    return CephRgw(directory, port, exported, elapsed, log)
 
 
 _SHARED_ATTRIBUTE = "_custody_test_services"
@@ -408,26 +417,9 @@ class PostgresServer:
 def start_postgres(directory: Path) -> PostgresServer:
     """Run the project's start script; raise ``ServiceUnavailable`` with its log on failure."""
     env = {**os.environ, "PG_FSYNC": "off", "PG_START_TIMEOUT": "60"}
-    began = time.monotonic()
-    try:
-        done = subprocess.run(
-            [str(PG_START_SCRIPT), str(directory)], env=env, capture_output=True, text=True, timeout=START_TIMEOUT,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        subprocess.run([str(PG_STOP_SCRIPT), str(directory), "--purge"], capture_output=True, timeout=60)
-        raise ServiceUnavailable(f"could not run {PG_START_SCRIPT}: {exc}") from exc
-    elapsed = time.monotonic() - began
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
-        raise ServiceUnavailable(f"{PG_START_SCRIPT.name} failed (exit {done.returncode}):\n{tail}")
-    exported: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, value = words[1].split("=", 1)
-            exported[name] = value
-    if "PGPORT" not in exported or "PG_BINDIR" not in exported:
-        raise ServiceUnavailable(f"{PG_START_SCRIPT.name} printed no PGPORT/PG_BINDIR: {done.stdout!r}")
+    exported, elapsed, _ = run_start_script(
+        PG_START_SCRIPT, PG_STOP_SCRIPT, [str(directory)], env, ("PGPORT", "PG_BINDIR")
+    )
     return PostgresServer(directory, exported, elapsed)
 
 
