@@ -235,6 +235,7 @@ class Ingestor:
         self.retention = retention
         self.progress = progress or IngestProgress()
         self._after_read = after_read
+        self._early: Any = None  # the inspection started while the current file is read
         self.inspector = inspector
         self.derivation = derivation
         self.host = socket.gethostname()
@@ -260,13 +261,26 @@ class Ingestor:
             if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
                 return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
             os.set_blocking(fd, True)
-            staging = self._start_copy(fd, before.st_size)
+            staging = self._open_staging(before.st_size)
+            self._early = self._start_inspection(candidate.path) if staging is not None else None
             try:
-                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance)
+                digests = hash_stream(
+                    cast(BinaryIO, handle), self.progress.advance, sink=staging.write if staging is not None else None
+                )
             except OSError as exc:
-                self._discard(staging)
+                if staging is not None:
+                    staging.abort()
                 return IngestResult(shown, "failed", reason=f"unreadable: read error: {exc.strerror}")
-            staged = self._finish_copy(staging)
+            except BaseException:
+                if staging is not None:
+                    staging.abort()
+                raise
+            staged = None
+            if staging is not None:
+                if digests.size == staging.size:
+                    staged = staging.finish()
+                else:
+                    staging.abort()
             if self._after_read is not None:
                 self._after_read(candidate.path)
             changed = self._changed(fd, candidate.path, before, digests.size)
@@ -278,33 +292,30 @@ class Ingestor:
             result.warning = result.warning or warning
             return result
 
-    def _start_copy(self, fd: int, size: int) -> Any:
-        """On a store that can copy inside the kernel, start copying the file into its staging
-        area now, so the one read that hashes the file overlaps the copy. Not done when bytes
-        of that size are already preserved (likely a repeat acquisition: hash first)."""
-        stage_copy = getattr(self.store, "stage_copy", None)
-        if stage_copy is None or self.ledger.size_known(size):
+    def _start_inspection(self, path: str) -> Any:
+        """Start the inspector (ffprobe, in other processes) now, so that it runs while the file
+        is hashed rather than after. Only for a file that will likely be stored: its result
+        is used only if the file proves unchanged by the end of the read."""
+        if self.inspector is None:
             return None
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stage-copy")
-        future = pool.submit(stage_copy, fd, size)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspect")
+        future = pool.submit(self.inspector, path)
         pool.shutdown(wait=False)
         return future
 
-    def _finish_copy(self, staging: Any) -> Any:
-        if staging is None:
+    def _open_staging(self, size: int) -> Any:
+        """On a store with a staging area, a staging file that receives the very chunks the one
+        read hashes, so the file is read once and the bytes stored are the bytes hashed. Not
+        done when bytes of that size are already preserved (likely a repeat acquisition: hash
+        first, store nothing)."""
+        open_staging = getattr(self.store, "open_staging", None)
+        if open_staging is None or self.ledger.size_known(size):
             return None
-        try:
-            return staging.result()
-        except StorageError:
-            return None
+        return open_staging(size)
 
     def _discard(self, staged: Any) -> None:
-        if staged is None:
-            return
-        if hasattr(staged, "result"):
-            staged = self._finish_copy(staged)
         if staged is not None:
             self.store.discard_staged(staged)  # type: ignore[attr-defined]
 
@@ -462,7 +473,8 @@ class Ingestor:
         """Run the inspector and store its attachments; never prevents preservation."""
         if self.inspector is None:
             return None
-        inspection = self.inspector(path)
+        early, self._early = self._early, None
+        inspection = early.result() if early is not None else self.inspector(path)
         stored: dict[str, Any] = {}
         for kind, data in sorted(inspection.attachments.items()):
             key = f"{kind}/{digests.blake3}"

@@ -42,6 +42,7 @@ from storage.errors import (
 )
 
 CHUNK = 1 << 20
+DIRECT_ALIGN = 4096  # O_DIRECT wants block-aligned lengths and offsets; 4 KiB covers common disks
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,89 @@ class StagedCopy:
     size: int
 
 
-class StagingUnsupported(StorageError):
-    """The filesystem cannot copy inside the kernel; use ``put`` instead."""
+class StagingFile:
+    """A staging file written chunk by chunk, in order (see ``LocalStore.open_staging``).
+
+    Page-aligned chunks go to the disk with ``O_DIRECT`` where the filesystem allows it: the
+    bytes are not copied into the page cache, and the disk writes them while the caller is still
+    hashing the next chunks, so the final fsync has little left to do. A chunk that is not a whole
+    number of blocks (the last one), or a filesystem that refuses direct I/O (tmpfs), uses
+    ordinary buffered writes. After a failed write, every later one fails too."""
+
+    def __init__(self, path: Path, fd: int, size: int, direct: bool, root: Path) -> None:
+        self.path = path
+        self.size = size
+        self._fd = fd
+        self._direct = direct
+        self._root = root
+        self._written = 0
+        self._error: StorageUnavailable | None = None
+
+    @classmethod
+    def open(cls, tmp_dir: Path, size: int, root: Path) -> StagingFile:
+        path = tmp_dir / f"{uuid.uuid4().hex}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        direct = getattr(os, "O_DIRECT", 0)
+        try:
+            try:
+                fd = os.open(path, flags | direct, 0o600) if direct else os.open(path, flags, 0o600)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                direct = 0
+                fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot write to the local store {root}: {exc.strerror}") from exc
+        return cls(path, fd, size, bool(direct), root)
+
+    def write(self, chunk: memoryview) -> None:
+        if self._error is not None:
+            raise self._error
+        try:
+            if self._direct and len(chunk) % DIRECT_ALIGN:
+                self._buffered()
+            try:
+                _pwrite_all(self._fd, chunk, self._written)
+            except OSError as exc:
+                if not (self._direct and exc.errno == errno.EINVAL):
+                    raise
+                self._buffered()
+                _pwrite_all(self._fd, chunk, self._written)
+            self._written += len(chunk)
+        except OSError as exc:
+            self._error = StorageUnavailable(f"writing to the local store {self._root} failed: {exc}")
+            raise self._error from exc
+
+    def _buffered(self) -> None:
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~getattr(os, "O_DIRECT", 0))
+        self._direct = False
+
+    def finish(self) -> StagedCopy:
+        """fsync and close; the staged copy, to commit or discard. ``IntegrityRejected`` if the
+        bytes written are not ``size`` (the source shrank or grew while it was read)."""
+        try:
+            if self._error is not None:
+                raise self._error
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise StorageUnavailable(f"writing to the local store {self._root} failed: {exc}") from exc
+        except BaseException:
+            self.abort()
+            raise
+        os.close(self._fd)
+        self._fd = -1
+        if self._written != self.size:
+            self.path.unlink(missing_ok=True)
+            raise IntegrityRejected(f"{self._written} bytes were staged where {self.size} were expected: the source changed")
+        return StagedCopy(self.path, self.size)
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self.path.unlink(missing_ok=True)
 
 
 def _utc(text: str) -> datetime:
@@ -235,36 +317,12 @@ class LocalStore:
             )
         return StagedCopy(tmp, size)
 
-    def stage_copy(self, source_fd: int, size: int) -> StagedCopy:
-        """Copy the first ``size`` bytes of an open regular file into staging, inside the kernel
-        (``copy_file_range``), and fsync it. Nothing is readable under any key yet.
-
-        The bytes are not hashed here: the caller reads the same file to hash it while this
-        runs, and may commit the copy only if the file provably did not change meanwhile (same
-        size, modification and change times, inode). ``IntegrityRejected`` if fewer than
-        ``size`` bytes could be copied (the file shrank)."""
+    def open_staging(self, size: int) -> StagingFile:
+        """A new file in the staging area for the caller to write, in order, with exactly the
+        chunks it hashes (``hash_stream``'s sink). Nothing is readable under any key until
+        ``commit_staged``."""
         self._check()
-        tmp, fd = self._new_staging_file()
-        copied = 0
-        try:
-            try:
-                while copied < size:
-                    count = os.copy_file_range(source_fd, fd, min(size - copied, 1 << 30), copied)
-                    if count == 0:
-                        break
-                    copied += count
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
-                raise StagingUnsupported(str(exc)) from exc
-            raise StorageUnavailable(f"copying into the local store {self.root} failed: {exc}") from exc
-        if copied != size:
-            tmp.unlink(missing_ok=True)
-            raise IntegrityRejected(f"only {copied} of {size} bytes could be copied: the source shrank")
-        return StagedCopy(tmp, size)
+        return StagingFile.open(self._tmp, size, self.root)
 
     def discard_staged(self, staged: StagedCopy) -> None:
         staged.path.unlink(missing_ok=True)
@@ -453,6 +511,15 @@ class LocalStore:
 
     def _refuse_mode_change(self, key: str) -> None:
         raise RetentionViolation(f"{key}: the local store keeps every object in COMPLIANCE mode")
+
+
+def _pwrite_all(fd: int, chunk: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(chunk):
+        try:
+            done += os.pwrite(fd, chunk[done:], offset + done)
+        except InterruptedError:
+            continue
 
 
 def _write_all(fd: int, chunk: bytes | memoryview) -> None:

@@ -60,3 +60,49 @@ def test_files_agree_with_b3sum_and_sha256sum(tmp_path: Path) -> None:
         assert (digests.blake3, digests.sha256, digests.size) == (stock_b3, stock_sha, size)
         assert blake3_file(path) == stock_b3
         assert sha256_file(path) == stock_sha
+
+
+class _Trickle(io.RawIOBase):
+    """A source that returns at most 1000 bytes per read, like a pipe or a network filesystem."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        count = min(len(buffer), 1000, len(self._data))
+        buffer[:count] = self._data[:count]
+        self._data = self._data[count:]
+        return count
+
+
+def test_the_sink_receives_exactly_the_hashed_bytes_in_whole_chunks() -> None:
+    from custody.hashing import CHUNK
+
+    data = hashlib.shake_256(b"sink").digest(2 * CHUNK + 12_345)
+    received: list[bytes] = []
+    digests = hash_stream(_Trickle(data), sink=lambda chunk: received.append(bytes(chunk)))
+    assert b"".join(received) == data
+    assert [len(c) for c in received] == [CHUNK, CHUNK, 12_345], "short reads must not cut chunks short"
+    assert digests.blake3 == blake3.blake3(data).hexdigest()
+    assert digests.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_an_error_in_the_sink_stops_the_read() -> None:
+    import pytest
+
+    from custody.hashing import CHUNK
+
+    data = b"q" * (5 * CHUNK)
+    calls: list[int] = []
+
+    def sink(chunk: memoryview) -> None:
+        calls.append(len(chunk))
+        raise RuntimeError("disk gone")
+
+    source = io.BytesIO(data)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        hash_stream(source, sink=sink)
+    assert source.tell() < len(data), "the read must stop once the sink has failed"

@@ -52,24 +52,84 @@ def test_file_rewritten_in_place_between_hash_and_store_is_not_recorded(tmp_path
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
 
 
-def test_the_copy_made_while_hashing_is_what_gets_stored(tmp_path: Path) -> None:
+def test_the_bytes_staged_while_hashing_are_what_gets_stored(tmp_path: Path) -> None:
     import blake3
 
     ledger, store = _setup(tmp_path)
     path = tmp_path / "clip.mp4"
-    data = bytes(range(256)) * 40_000
+    # more than one pipeline chunk, and a tail that is not a whole number of blocks
+    data = bytes(range(256)) * 300_001
     path.write_bytes(data)
     staged = []
-    original = store.stage_copy
+    original = store.open_staging
 
-    def spy(fd: int, size: int):  # type: ignore[no-untyped-def]
-        copy = original(fd, size)
-        staged.append(copy)
-        return copy
+    def spy(size: int):  # type: ignore[no-untyped-def]
+        staging = original(size)
+        staged.append(staging)
+        return staging
 
-    store.stage_copy = spy  # type: ignore[method-assign]
+    store.open_staging = spy  # type: ignore[method-assign]
     [result] = Ingestor(ledger, store, actor="t").run([str(path)])
     assert result.status == "recorded" and len(staged) == 1
     stored = tmp_path / "store" / "objects" / "evidence" / blake3.blake3(data).hexdigest()
     assert stored.read_bytes() == data
     assert not staged[0].path.exists()
+
+
+def test_a_failing_store_write_leaves_nothing_staged_or_recorded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    import storage.local
+    from storage.errors import StorageUnavailable
+
+    ledger, store = _setup(tmp_path)
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"z" * (40 << 20))
+    original = storage.local._pwrite_all
+    calls = {"n": 0}
+
+    def write_then_fail(fd: int, chunk: memoryview, offset: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        original(fd, chunk, offset)
+
+    monkeypatch.setattr(storage.local, "_pwrite_all", write_then_fail)
+    with pytest.raises(StorageUnavailable, match="No space left on device") as raised:
+        Ingestor(ledger, store, actor="t").run([str(path)])
+    assert str(tmp_path / "store") in str(raised.value)
+    assert ledger.head()[0] == 0
+    assert list(store.list()) == []
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_staging_writes_the_same_bytes_with_and_without_direct_io(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    from storage.local import StagingFile
+
+    import mmap
+
+    data = os.urandom(3 * 4096 * 256 + 777)
+    aligned = mmap.mmap(-1, len(data))  # page-aligned, as hash_stream's buffers are
+    aligned[:] = data
+    places = [tmp_path]
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        places.append(Path("/dev/shm"))  # tmpfs refuses O_DIRECT: buffered writes instead
+    for place in places:
+        staging = StagingFile.open(place, len(data), place)
+        view = memoryview(aligned)
+        for start in range(0, len(data), 4096 * 256):
+            staging.write(view[start : start + 4096 * 256])
+        staged = staging.finish()
+        try:
+            assert staged.path.read_bytes() == data, place
+        finally:
+            staged.path.unlink()
+    short = StagingFile.open(tmp_path, 10, tmp_path)
+    short.write(memoryview(b"12345"))
+    with pytest.raises(Exception, match="5 bytes were staged where 10"):
+        short.finish()
+    assert list(tmp_path.glob("*.part")) == []
