@@ -36,10 +36,10 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
 
 
 
-def workspace(ctx: click.Context, actor: str | None = None) -> Any:
+def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_background: bool = False) -> Any:
     from custody.home import open_workspace
 
-    return open_workspace(settings_from(ctx, actor))
+    return open_workspace(settings_from(ctx, actor), ledger_in_background=ledger_in_background)
 
 
 def emit_json(value: Any) -> None:

@@ -121,9 +121,32 @@ def main() -> None:
     """Console-script entry point."""
     try:
         cli.main(prog_name="custody")
+        code: Any = 0
+    except SystemExit as exit_:
+        code = exit_.code
     except KeyboardInterrupt:
         click.echo("custody: interrupted", err=True)
-        sys.exit(130)
+        code = 130
+    _leave(code)
+
+
+def _leave(code: Any) -> None:
+    """End the process without the interpreter's module-by-module teardown, which costs a tenth
+    of a second or more once SQLAlchemy is loaded. Nothing is lost by it: every command has
+    closed its files and committed its database transactions before it returns, and the two
+    output streams are flushed here."""
+    if isinstance(code, str):
+        click.echo(code, err=True)
+        code = 1
+    elif code is None:
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            if stream is sys.stdout and code == 0:
+                code = 1
+    os._exit(int(code) if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":

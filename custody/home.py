@@ -7,14 +7,16 @@ import re
 import secrets
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from pathlib import Path
 
 from custody.errors import ConfigError
-from custody.ledger import Ledger
 from custody.settings import Settings
 from storage.base import ObjectStore
 from storage.url import open_store
+
+if TYPE_CHECKING:
+    from custody.ledger import Ledger
 
 
 @dataclass
@@ -86,6 +88,8 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, verifier + "\n", 0o644)
+    from custody.ledger import Ledger
+
     ledger = Ledger(settings.db_url, settings.db_timeout)
     existed = _database_exists(ledger)
     ledger.create()
@@ -139,13 +143,70 @@ def _database_exists(ledger: Ledger) -> bool:
         return False
 
 
-@dataclass
+class LedgerOpening:
+    """The ledger, being opened on a background thread: importing SQLAlchemy and checking the
+    schema take a few tenths of a second that a command can spend reading files meanwhile.
+    ``get()`` waits for it, and re-raises whatever opening it raised."""
+
+    def __init__(self, settings: Settings) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ledger")
+        self._future = pool.submit(_open_ledger_in_background, settings)
+        pool.shutdown(wait=False)
+
+    def ready(self) -> bool:
+        return self._future.done()
+
+    def get(self) -> Ledger:
+        return self._future.result()
+
+
+def _open_ledger_in_background(settings: Settings) -> Ledger:
+    background_priority()
+    return _open_ledger(settings)
+
+
+def background_priority() -> None:
+    """Lower the calling thread's scheduling priority (Linux: nice is per thread; processes it
+    starts inherit it), so that work meant to fill idle time, such as opening the ledger while
+    files are hashed, does not slow down the hashing. Best effort."""
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+def _open_ledger(settings: Settings) -> Ledger:
+    from custody.ledger import Ledger
+
+    ledger = Ledger(settings.db_url, settings.db_timeout)
+    ledger.check_ready()
+    return ledger
+
+
 class Workspace:
     """What a command works with: the settings, the ledger and the store."""
 
-    settings: Settings
-    ledger: Ledger
-    store: ObjectStore
+    def __init__(self, settings: Settings, ledger: Ledger | LedgerOpening, store: ObjectStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._ledger = ledger
+
+    @property
+    def ledger(self) -> Ledger:
+        if isinstance(self._ledger, LedgerOpening):
+            self._ledger = self._ledger.get()
+        return self._ledger
+
+    def ledger_or_opening(self) -> Ledger | LedgerOpening:
+        """The ledger, or, while it is still being opened, the ``LedgerOpening`` (for work that
+        can start before it is ready: see ``custody.ingest.Ingestor``)."""
+        if isinstance(self._ledger, LedgerOpening) and self._ledger.ready():
+            return self.ledger
+        return self._ledger
 
     def signer(self) -> Any:
         from custody.seal import load_signer
@@ -164,13 +225,14 @@ class Workspace:
         return seal(self.ledger, self.store, self.signer(), force=force)
 
 
-def open_workspace(settings: Settings, *, need_store: bool = True) -> Workspace:
-    """Open the ledger (checking its schema) and the store; clear errors when not initialized."""
+def open_workspace(settings: Settings, *, need_store: bool = True, ledger_in_background: bool = False) -> Workspace:
+    """Open the ledger (checking its schema) and the store; clear errors when not initialized.
+    With ``ledger_in_background``, the ledger is opened on a thread (``LedgerOpening``): its
+    errors surface when it is first used."""
     if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
         raise ConfigError(
             f"no custody ledger at {settings.db_url[len('sqlite:///'):]}; run 'custody init' "
             f"(data directory {settings.home})"
         )
-    ledger = Ledger(settings.db_url, settings.db_timeout)
-    ledger.check_ready()
+    ledger = LedgerOpening(settings) if ledger_in_background else _open_ledger(settings)
     return Workspace(settings, ledger, open_store(settings.store_url))

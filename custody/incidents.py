@@ -10,10 +10,12 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from custody.errors import BadInput
-from custody.ledger import CustodyEvent, Ledger
+
+if TYPE_CHECKING:
+    from custody.ledger import CustodyEvent, Ledger
 
 CREDENTIALS = ("verified", "refused", "not-attempted", "not-applicable")
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")

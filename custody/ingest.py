@@ -22,13 +22,16 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
 
 from custody.canonical import printable_path
 from custody.hashing import Digests, hash_stream
-from custody.ledger import Ledger
+from custody.home import LedgerOpening, background_priority
 from storage.base import ObjectInfo, ObjectStore, Retention
 from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError, StoreMisconfigured
+
+if TYPE_CHECKING:
+    from custody.ledger import Ledger
 
 Status = Literal["recorded", "already-stored", "skipped", "failed"]
 
@@ -215,7 +218,7 @@ class Ingestor:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Ledger | LedgerOpening,
         store: ObjectStore,
         *,
         actor: str,
@@ -227,7 +230,7 @@ class Ingestor:
         inspector: Inspector | None = None,
         derivation: dict[str, Any] | None = None,
     ) -> None:
-        self.ledger = ledger
+        self._ledger = ledger
         self.store = store
         self.actor = actor
         self.role = role
@@ -239,6 +242,14 @@ class Ingestor:
         self.inspector = inspector
         self.derivation = derivation
         self.host = socket.gethostname()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger; when it was given while still being opened, waits for it the first time
+        it is needed (the first file is read meanwhile)."""
+        if isinstance(self._ledger, LedgerOpening):
+            self._ledger = self._ledger.get()
+        return self._ledger
 
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
         plan = collect(paths)
@@ -263,10 +274,11 @@ class Ingestor:
             os.set_blocking(fd, True)
             staging = self._open_staging(before.st_size)
             self._early = self._start_inspection(candidate.path) if staging is not None else None
+            plan_upload = getattr(self.store, "plan_upload", None) if staging is None else None
+            self._upload_plan = plan_upload(before.st_size) if plan_upload is not None else None
+            sink = staging.write if staging is not None else getattr(self._upload_plan, "write", None)
             try:
-                digests = hash_stream(
-                    cast(BinaryIO, handle), self.progress.advance, sink=staging.write if staging is not None else None
-                )
+                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink)
             except OSError as exc:
                 if staging is not None:
                     staging.abort()
@@ -301,7 +313,7 @@ class Ingestor:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspect")
-        future = pool.submit(self.inspector, path)
+        future = pool.submit(_in_background, self.inspector, path)
         pool.shutdown(wait=False)
         return future
 
@@ -311,7 +323,11 @@ class Ingestor:
         done when bytes of that size are already preserved (likely a repeat acquisition: hash
         first, store nothing)."""
         open_staging = getattr(self.store, "open_staging", None)
-        if open_staging is None or self.ledger.size_known(size):
+        if open_staging is None:
+            return None
+        if isinstance(self._ledger, LedgerOpening) and not self._ledger.ready():
+            return open_staging(size)  # do not wait for the ledger: stage, discard if a repeat
+        if self.ledger.size_known(size):
             return None
         return open_staging(size)
 
@@ -397,6 +413,7 @@ class Ingestor:
                         staged, key, sha256=digests.sha256, retention=retention, metadata={"blake3": digests.blake3}
                     )
                 else:
+                    plan = getattr(self, "_upload_plan", None)  # the per-part digests of the hash pass
                     info = self.store.put(
                         key,
                         handle,
@@ -404,6 +421,7 @@ class Ingestor:
                         sha256=digests.sha256,
                         retention=retention,
                         metadata={"blake3": digests.blake3},
+                        **({"plan": plan} if plan is not None else {}),
                     )
             except IntegrityRejected as exc:
                 result.status = "failed"
@@ -511,6 +529,11 @@ class Ingestor:
         return result
 
 
+def _in_background(inspector: Inspector, path: str) -> Any:
+    background_priority()
+    return inspector(path)
+
+
 def ingest_paths(
     workspace: Any,
     paths: Sequence[str],
@@ -530,8 +553,9 @@ def ingest_paths(
     duration = load_categories(workspace.settings.config)[DEFAULT_CATEGORY].duration
     assert duration is not None
     settings = workspace.settings
+    opening = getattr(workspace, "ledger_or_opening", None)
     ingestor = Ingestor(
-        workspace.ledger,
+        opening() if opening is not None else workspace.ledger,
         workspace.store,
         actor=settings.actor,
         role=settings.role,

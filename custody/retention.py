@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import resources
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from custody.errors import BadInput, ConfigError, PolicyRefused
-from custody.ledger import Ledger
+
+if TYPE_CHECKING:
+    from custody.ledger import Ledger
 
 DEFAULT_CATEGORY = "unflagged"
 FLAGGED_CATEGORY = "flagged"

@@ -65,7 +65,7 @@ def ingest(
     inspector = ingest_inspector()
     try:
         results = ingest_paths(
-            workspace(ctx, actor),
+            workspace(ctx, actor, ledger_in_background=True),
             list(paths),
             incident=incident_id,
             camera=camera,

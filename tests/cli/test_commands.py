@@ -81,9 +81,9 @@ def test_hash_starts_without_boto3_or_sqlalchemy(tmp_path: Path) -> None:
     target.write_bytes(b"abc")
     code = (
         "import sys\n"
-        "from cli.main import main\n"
+        "from cli.main import cli\n"
         f"sys.argv = ['custody', 'hash', {str(target)!r}]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "try:\n    cli.main(prog_name='custody')\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('boto3', 'botocore', 'sqlalchemy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
@@ -229,3 +229,23 @@ def test_ledger_verify_names_the_event_changed_behind_the_triggers(initialized: 
     assert "checkpoint 1" not in subjects and "checkpoint 3" in subjects
     human = initialized("ledger", "verify")
     assert human.exit_code == 3 and "event 1" in human.stderr
+
+
+def test_the_console_script_flushes_its_output_and_keeps_exit_codes(tmp_path: Path) -> None:
+    """main() ends the process with os._exit: output must still be complete, codes unchanged."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root, "PYTHONUNBUFFERED": ""}
+    files = []
+    for i in range(300):
+        path = tmp_path / f"f{i:03d}"
+        path.write_bytes(str(i).encode())
+        files.append(str(path))
+    run = [sys.executable, "-c", "from cli.main import main; main()"]
+    ok = subprocess.run([*run, "hash", *files], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0
+    lines = ok.stdout.splitlines()
+    assert len(lines) == 300 and lines[-1].startswith(blake3.blake3(b"299").hexdigest())
+    missing = subprocess.run([*run, "hash", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+    usage = subprocess.run([*run, "no-such-command"], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "No such command" in usage.stderr

@@ -228,9 +228,9 @@ def test_verify_package_needs_no_database_store_or_configuration(exported: dict[
     home.mkdir()
     code = (
         "import sys\n"
-        "from cli.main import main\n"
+        "from cli.main import cli\n"
         f"sys.argv = ['custody', 'verify-package', {str(exported['bag'])!r}, '--json']\n"
-        "try:\n    main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+        "try:\n    cli.main(prog_name='custody')\nexcept SystemExit as exit:\n    code = exit.code\n"
         "heavy = [m for m in ('boto3', 'botocore', 'sqlalchemy', 'custody.ledger', 'storage.local') if m in sys.modules]\n"
         "print('HEAVY', heavy, 'EXIT', code, file=sys.stderr)\n"
     )

@@ -133,3 +133,71 @@ def test_staging_writes_the_same_bytes_with_and_without_direct_io(tmp_path: Path
     with pytest.raises(Exception, match="5 bytes were staged where 10"):
         short.finish()
     assert list(tmp_path.glob("*.part")) == []
+
+
+def _slow_opening(tmp_path: Path, monkeypatch, gate):  # type: ignore[no-untyped-def]
+    """A LedgerOpening that is not ready until ``gate`` is set."""
+    import custody.home
+    from custody.settings import Settings
+
+    real = custody.home._open_ledger
+
+    def slow(settings):  # type: ignore[no-untyped-def]
+        gate.wait(30)
+        return real(settings)
+
+    monkeypatch.setattr(custody.home, "_open_ledger", slow)
+    settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'l.db'}", store_url="", actor="t")
+    return custody.home.LedgerOpening(settings)
+
+
+def test_the_first_file_is_read_while_the_ledger_opens_and_a_repeat_is_not_stored_twice(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    ledger, store = _setup(tmp_path)
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"r" * (20 << 20))
+    [first] = Ingestor(ledger, store, actor="t").run([str(path)])
+    assert first.status == "recorded"
+
+    gate = threading.Event()
+    opening = _slow_opening(tmp_path, monkeypatch, gate)
+    staged_while_opening: list[bool] = []
+    original = store.open_staging
+
+    def spy(size: int):  # type: ignore[no-untyped-def]
+        staged_while_opening.append(not opening.ready())
+        return original(size)
+
+    store.open_staging = spy  # type: ignore[method-assign]
+    read = {"done": False}
+
+    def after_read(_: str) -> None:
+        read["done"] = True
+        gate.set()  # the ledger becomes ready only once the whole file has been read
+
+    [again] = Ingestor(opening, store, actor="t", after_read=after_read).run([str(path)])
+    assert read["done"] and staged_while_opening == [True], "the file must be read before the ledger is ready"
+    assert again.status == "already-stored" and again.blake3 == first.blake3
+    assert [o.key for o in store.list() if o.key.startswith("evidence/")] == [f"evidence/{first.blake3}"]
+    assert list((tmp_path / "store" / "tmp").iterdir()) == [], "the speculative staged copy must be discarded"
+    assert ledger.head()[0] == 2
+
+
+def test_a_ledger_that_fails_to_open_in_the_background_fails_the_command_and_keeps_nothing(tmp_path: Path) -> None:
+    import pytest
+
+    from custody.errors import ConfigError
+    from custody.home import LedgerOpening
+    from custody.errors import LedgerUnavailable
+    from custody.settings import Settings
+
+    store = LocalStore.create(tmp_path / "store")
+    (tmp_path / "empty.db").write_bytes(b"")  # a database file with no schema: 'run custody init'
+    settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'empty.db'}", store_url="", actor="t")
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"s" * (3 << 20))
+    with pytest.raises((LedgerUnavailable, ConfigError), match="custody init"):
+        Ingestor(LedgerOpening(settings), store, actor="t").run([str(path)])
+    assert list(store.list()) == []
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
