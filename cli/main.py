@@ -47,6 +47,13 @@ class CustodyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("custody: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # the reader went away (custody log | head): stop quietly, as a writer killed by
+            # SIGPIPE would, and keep the final flush from failing again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            ctx.exit(141)
         except (CustodyError, StorageError) as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 import traceback

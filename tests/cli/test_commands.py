@@ -249,3 +249,22 @@ def test_the_console_script_flushes_its_output_and_keeps_exit_codes(tmp_path: Pa
     assert missing.returncode == 2 and "nope" in missing.stderr
     usage = subprocess.run([*run, "no-such-command"], capture_output=True, text=True, env=env)
     assert usage.returncode == 2 and "No such command" in usage.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root}
+    files = []
+    for i in range(3000):
+        path = tmp_path / f"clip-{i:04d}.mp4"
+        path.write_bytes(str(i).encode())
+        files.append(str(path))
+    writer = subprocess.Popen([sys.executable, "-c", "from cli.main import main; main()", "hash", *files],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert writer.stdout is not None and writer.stderr is not None
+    first = writer.stdout.readline()
+    writer.stdout.close()  # like `| head -1`
+    err = writer.stderr.read().decode()
+    assert writer.wait(timeout=60) == 141
+    assert first.decode().endswith("clip-0000.mp4\n")
+    assert "internal error" not in err and "Traceback" not in err
