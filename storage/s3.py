@@ -5,26 +5,44 @@ Retention and legal holds are enforced by the server (``capabilities.worm == "se
 
 What is validated on ``put``, and by whom:
 
-* Small objects (``size <= multipart_threshold``) are read into memory first; the client compares
-  their size and SHA-256 with the declared ones before anything is sent, because a version that
-  landed under COMPLIANCE retention could never be removed again. One PutObject carries the
-  retention and hold headers, ``Content-MD5`` (validated by every S3 server) and
-  ``x-amz-checksum-sha256`` (validated by AWS S3; Ceph RGW 16 accepts and ignores it).
-* Large objects go up as a multipart upload: parts are read from the source once, in order, and
-  sent by a small thread pool; at most ``max_workers + 2`` part buffers are in memory at any time,
-  whatever the object's size. Every part carries ``Content-MD5`` (the server refuses a part whose
-  bytes differ: ``BadDigest``) and ``x-amz-checksum-sha256`` (again validated by AWS S3 only).
-  The client hashes the whole stream while reading it and compares size and SHA-256 with the
-  declared ones before CompleteMultipartUpload; on a mismatch, on any error and on
-  KeyboardInterrupt the upload is aborted, so no object is ever completed. Retention and legal
+* Upload requests are signed together with the SHA-256 of their body (SigV4's
+  ``x-amz-content-sha256``), and the server refuses a body whose SHA-256 differs
+  (``XAmzContentSHA256Mismatch``): AWS S3, MinIO and Ceph RGW do, and ``validates_payload_sha256``
+  checks once per store that this server does. When this module already has that SHA-256 (the
+  declared digest of a whole object, a part's digest from an upload plan or computed for
+  ``x-amz-checksum-sha256``), the request is signed with it (the ``custody-s3v4`` signer)
+  instead of botocore reading and hashing the body once more. With ``flexible_checksums`` the
+  same digest also goes into ``x-amz-checksum-sha256`` (validated and kept by AWS S3; Ceph RGW
+  16 accepts and ignores it).
+* Objects up to ``multipart_threshold`` (default 5 GiB, the most one PutObject may carry) go up
+  in one PutObject carrying the retention and hold headers and signed with the declared SHA-256:
+  the server stores the object only if the bytes it received have that SHA-256, and a PutObject
+  is stored whole or not at all. Up to ``in_memory_limit`` (64 MiB) the object is read into
+  memory first, and the client compares its size and SHA-256 with the declared ones before
+  anything is sent (a version that landed under COMPLIANCE retention could never be removed
+  again); it also carries ``Content-MD5``, which every S3 server validates. Above that it is
+  streamed from the source, and only to a server that validates payload hashes; with any
+  other server such an object goes multipart.
+* Larger objects go up as a multipart upload, ``max_workers`` parts at a time, with at most
+  ``max_workers + 2`` part buffers in memory whatever the object's size. Retention and legal
   hold are requested on CreateMultipartUpload and, because some servers (Ceph RGW) silently
-  ignore them there, applied again with PutObjectRetention / PutObjectLegalHold after completion.
+  ignore them there, applied again with PutObjectRetention / PutObjectLegalHold after
+  completion. On any error and on KeyboardInterrupt the upload is aborted, so no object is
+  completed.
+
+  - With an upload plan (``plan_upload``, fed by the caller's hash pass with the very bytes
+    whose SHA-256 is declared): the plan holds every part's SHA-256, and also its MD5 when the
+    server does not validate payload hashes. Each part is sent with those digests and nothing
+    is hashed during the upload: the server refuses any part whose bytes are not the ones the
+    hash pass saw (a file changed between the two reads, a part corrupted on the way), so the
+    completed object is exactly the hashed bytes, whose SHA-256 is the declared one.
+  - Without a plan: parts are read once, in order; each carries ``Content-MD5`` (the server
+    refuses a part whose bytes differ: ``BadDigest``) and, with ``flexible_checksums``, its
+    SHA-256 (also signed as its payload hash). The client hashes the whole stream while reading
+    it and compares size and SHA-256 with the declared ones before CompleteMultipartUpload.
 * Finally a fresh ``stat`` must show the size, the SHA-256 recorded in ``x-amz-meta-sha256``, a
   version id, a retention of the requested mode lasting at least until the requested date, and
   the legal hold; anything weaker raises ``StoreMisconfigured`` (see ``confirm_stored``).
-
-The full-object SHA-256 itself is therefore checked by this client over the exact bytes it sent,
-and the server checks each request's MD5 (and, on AWS S3, each part's SHA-256).
 
 Every botocore exception is turned into a ``storage.errors`` class at this module's boundary;
 no message carries credentials. Credentials come only from boto3's standard chain (environment,
@@ -37,18 +55,18 @@ import base64
 import hashlib
 import io
 import math
+import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention
@@ -63,7 +81,12 @@ from storage.errors import (
 )
 
 MiB = 1 << 20
-DEFAULT_MULTIPART_THRESHOLD = 64 * MiB
+DEFAULT_MULTIPART_THRESHOLD = 5 * 1024 * MiB
+"""Objects up to this size go up in one PutObject (the most S3 allows), the server checking the
+whole object's SHA-256; larger ones as a multipart upload of parallel parts."""
+IN_MEMORY_LIMIT = 64 * MiB
+"""Objects up to this size (and ``multipart_threshold``) are read into memory and checked
+before they are sent; larger single PutObjects are streamed from the source."""
 DEFAULT_PART_SIZE = 16 * MiB
 MIN_PART_SIZE = 5 * MiB
 """S3's smallest allowed part (all but the last); Ceph RGW enforces the same by default."""
@@ -106,6 +129,138 @@ S3Client = Any
 _CompletedParts = list[dict[str, Any]]
 _Probes = list[LockProbe]
 
+_KNOWN_PAYLOAD_PARAMETER = "CustodyPayloadSHA256"
+"""A request parameter of this module's own, taken out before botocore builds the request: the
+hex SHA-256 of the body, signed as ``x-amz-content-sha256`` instead of hashing the body again."""
+_KNOWN_PAYLOAD_CONTEXT = "custody_payload_sha256"
+_KNOWN_PAYLOAD_SIGNER = "custody-s3v4"
+_PAYLOAD_MISMATCH_CODES = frozenset({"XAmzContentSHA256Mismatch"})
+_signer_registration = threading.Lock()
+_T = TypeVar("_T")
+
+
+def _register_known_payload_signer() -> None:
+    """Register ``custody-s3v4`` with botocore: S3's SigV4 signer, except that a body whose
+    SHA-256 is already known is signed with that digest rather than read and hashed once more.
+    The server hashes what it receives and refuses a mismatch, so a wrong digest given to it can
+    only make a request fail, never pass. (botocore is imported here, not with this module, so
+    that a store can be made on a background thread.)"""
+    import botocore.auth
+
+    with _signer_registration:
+        if _KNOWN_PAYLOAD_SIGNER in botocore.auth.AUTH_TYPE_MAPS:
+            return
+
+        class KnownPayloadAuth(botocore.auth.S3SigV4Auth):
+            def payload(self, request: Any) -> str:
+                known = request.context.get(_KNOWN_PAYLOAD_CONTEXT)
+                trailer = getattr(self, "_is_streaming_checksum_payload", None)
+                if known and not (trailer is not None and trailer(request)):
+                    return str(known)
+                return super().payload(request)
+
+        botocore.auth.AUTH_TYPE_MAPS[_KNOWN_PAYLOAD_SIGNER] = KnownPayloadAuth
+
+
+def _take_known_payload(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    known = params.pop(_KNOWN_PAYLOAD_PARAMETER, None)
+    if known is not None:
+        context[_KNOWN_PAYLOAD_CONTEXT] = known
+
+
+def _choose_known_payload_signer(context: dict[str, Any], signature_version: Any, **kwargs: Any) -> Any:
+    """For a request whose payload SHA-256 is known: the signer botocore's own handlers would
+    choose, with S3's SigV4 replaced by ``custody-s3v4``. Other requests: no opinion."""
+    if not context.get(_KNOWN_PAYLOAD_CONTEXT):
+        return None
+    import botocore.handlers
+
+    chosen = None
+    for name in ("set_operation_specific_signer", "_set_auth_scheme_preference_signer"):
+        choice = getattr(botocore.handlers, name, None)
+        chosen = choice(context=context, signature_version=signature_version, **kwargs) if choice else None
+        if chosen is not None:
+            break
+    chosen = signature_version if chosen is None else chosen
+    return _KNOWN_PAYLOAD_SIGNER if chosen == "s3v4" else chosen
+
+
+def _sign_known_payloads(client: S3Client) -> None:
+    """Let ``client`` sign bodies whose SHA-256 is given as ``_KNOWN_PAYLOAD_PARAMETER``."""
+    _register_known_payload_signer()
+    events = client.meta.events
+    events.register("before-parameter-build.s3", _take_known_payload, unique_id="custody-known-payload")
+    events.register("choose-signer.s3", _choose_known_payload_signer, unique_id="custody-known-payload-signer")
+
+
+def _in_background(name: str, work: Callable[[], _T]) -> Future[_T]:
+    """Run ``work`` on a daemon thread at a lower priority (Linux: nice is per thread), so that
+    it fills time the caller leaves idle (e.g. while a file is hashed) instead of slowing it."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to whoever waits for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+class UploadPlan:
+    """The per-part digests of one multipart upload, computed from the bytes of the caller's hash
+    pass: ``write`` is given every chunk of the object, in order (``hash_stream``'s sink, on its
+    own thread), and splits them at part boundaries. Made by ``S3Store.plan_upload``; used by
+    ``S3Store.put(..., plan=...)``, which then sends each part with these digests and hashes
+    nothing itself."""
+
+    def __init__(self, size: int, part_size: int, md5: bool) -> None:
+        self.size = size
+        self.part_size = part_size
+        self.count = max(1, math.ceil(size / part_size))
+        self.received = 0
+        self.sha256: list[bytes] = []
+        self.md5: list[bytes] | None = [] if md5 else None
+        self._sha = hashlib.sha256()
+        self._md5 = hashlib.md5() if md5 else None
+        self._filled = 0
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        view = memoryview(chunk)
+        while len(view):
+            piece = view[: self.part_size - self._filled]
+            self._sha.update(piece)
+            if self._md5 is not None:
+                self._md5.update(piece)
+            self._filled += len(piece)
+            self.received += len(piece)
+            if self._filled == self.part_size:
+                self._close_part()
+            view = view[len(piece) :]
+
+    def _close_part(self) -> None:
+        self.sha256.append(self._sha.digest())
+        self._sha = hashlib.sha256()
+        if self.md5 is not None and self._md5 is not None:
+            self.md5.append(self._md5.digest())
+            self._md5 = hashlib.md5()
+        self._filled = 0
+
+    def finish(self) -> None:
+        """Close the last part; raise unless exactly ``size`` bytes made ``count`` parts."""
+        if self._filled or not self.sha256:
+            self._close_part()
+        if self.received != self.size or len(self.sha256) != self.count:
+            raise IntegrityRejected(
+                f"the upload plan covers {self.received} bytes in {len(self.sha256)} parts, not "
+                f"the {self.size} bytes declared; nothing was sent"
+            )
+
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
@@ -142,6 +297,32 @@ def _server_message(exc: ClientError) -> str:
     status = _status(exc)
     text = code if code and code != str(status) else f"HTTP {status}"
     return f"{text}: {message}" if message else text
+
+
+def _descriptor(source: BinaryIO) -> int | None:
+    """The file descriptor of a seekable source (a regular file), else None."""
+    try:
+        descriptor = source.fileno()
+        source.tell()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return descriptor if source.seekable() else None
+
+
+def _pread_exactly(descriptor: int, count: int, offset: int) -> bytes:
+    """``count`` bytes at ``offset``, fewer only at end of file (short reads are retried)."""
+    first = os.pread(descriptor, count, offset)
+    if len(first) == count or not first:
+        return first
+    pieces = [first]
+    got = len(first)
+    while got < count:
+        piece = os.pread(descriptor, count - got, offset + got)
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)
 
 
 def _read_up_to(source: BinaryIO, count: int) -> bytes:
@@ -222,11 +403,15 @@ def make_client(
     retry_mode: Literal["standard", "adaptive"] = "standard",
     max_pool_connections: int = 10,
 ) -> S3Client:
-    """The boto3 S3 client ``S3Store`` uses: credentials from boto3's standard chain only,
-    path-style addressing when ``endpoint_url`` is given, bounded connect/read timeouts,
+    """The S3 client ``S3Store`` uses, made with botocore directly (boto3 adds nothing a client
+    needs, only import time): credentials from the standard chain only (botocore's, which boto3
+    and the AWS CLI use), path-style addressing when ``endpoint_url`` is given, bounded connect/read timeouts,
     botocore's ``retry_mode`` retries (throttling, 5xx, connection errors) up to
     ``max_attempts`` attempts in all, and checksums only where an operation requires one
     (boto3's default aws-chunked trailers break on servers such as Ceph RGW over HTTPS)."""
+    import botocore.session
+    from botocore.config import Config
+
     config = Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -236,7 +421,7 @@ def make_client(
         response_checksum_validation="when_required",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
     )
-    return boto3.session.Session().client(
+    return botocore.session.get_session().create_client(
         "s3", endpoint_url=endpoint_url, region_name=region, config=config
     )
 
@@ -270,6 +455,7 @@ class S3Store:
         max_attempts: int = 5,
         retry_mode: Literal["standard", "adaptive"] = "standard",
         flexible_checksums: bool = True,
+        in_memory_limit: int = IN_MEMORY_LIMIT,
         canary_seconds: int = 60,
         clock: Callable[[], datetime] | None = None,
         client: S3Client | None = None,
@@ -279,12 +465,16 @@ class S3Store:
         ``endpoint_url`` selects an S3-compatible server and path-style addressing; ``region``
         defaults to boto3's configuration. Objects larger than ``multipart_threshold`` bytes are
         sent as multipart uploads in parts of ``part_size`` bytes (at least 5 MiB; grown when an
-        object would need more than 10,000 parts) by ``max_workers`` threads. Each HTTP attempt
-        is bounded by ``connect_timeout``/``read_timeout`` seconds; throttling, 5xx answers and
-        connection errors are retried with backoff by botocore's ``retry_mode`` up to
-        ``max_attempts`` attempts in all. ``flexible_checksums`` adds ``x-amz-checksum-sha256``
-        to uploads. ``clock`` is only used when the server sends no Date header. ``client``
-        replaces the boto3 client built from the other arguments (for tests).
+        object would need more than 10,000 parts) by ``max_workers`` threads; smaller ones in
+        one PutObject, read into memory up to ``in_memory_limit`` bytes and streamed above it
+        (streamed only to a server that validates payload hashes; otherwise such an object goes
+        multipart too). Each HTTP attempt is bounded by ``connect_timeout``/``read_timeout``
+        seconds; throttling, 5xx answers and connection errors are retried with backoff by
+        botocore's ``retry_mode`` up to ``max_attempts`` attempts in all.
+        ``flexible_checksums`` adds ``x-amz-checksum-sha256`` to uploads. ``clock`` is only used
+        when the server sends no Date header. ``client`` replaces the client built from the
+        other arguments (for tests); without it the client is built on a background thread,
+        and the first request waits for it.
         """
         if not bucket or "/" in bucket:
             raise StorageError(f"invalid bucket name {bucket!r}")
@@ -304,12 +494,19 @@ class S3Store:
         self.max_workers = max_workers
         self.max_attempts = max_attempts
         self.flexible_checksums = flexible_checksums
+        self.in_memory_limit = in_memory_limit
         self.canary_seconds = canary_seconds
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lock_checked = False
+        self._payload_checked: bool | None = None
+        self._payload_probe = threading.Lock()
+        self._payload_soon: Future[bool] | None = None
+        self._made: S3Client | None = None
+        self._making: Future[S3Client] | None = None
         if client is None:
-            try:
-                client = make_client(
+
+            def build() -> S3Client:
+                made = make_client(
                     endpoint_url,
                     region,
                     connect_timeout=connect_timeout,
@@ -318,11 +515,28 @@ class S3Store:
                     retry_mode=retry_mode,
                     max_pool_connections=max(10, max_workers + 4),
                 )
+                _sign_known_payloads(made)
+                return made
+
+            self._making = _in_background("s3-client", build)
+        else:
+            _sign_known_payloads(client)
+            self._made = client
+
+    @property
+    def _client(self) -> S3Client:
+        """The boto3-compatible client. Importing botocore and building the client take a few
+        tenths of a second, spent on a background thread from the constructor on; the first
+        request waits for it. A client that could not be built raises ``StorageUnavailable``."""
+        if self._made is None:
+            assert self._making is not None
+            try:
+                self._made = self._making.result()
             except (BotoCoreError, ValueError) as exc:
                 raise StorageUnavailable(
                     f"cannot set up an S3 client for {self._location()}: {type(exc).__name__}: {exc}"
                 ) from exc
-        self._client: S3Client = client
+        return self._made
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3Store:
@@ -387,7 +601,7 @@ class S3Store:
     def _endpoint(self) -> str:
         if self.endpoint_url:
             return self.endpoint_url
-        client = getattr(self, "_client", None)
+        client = getattr(self, "_made", None)  # never waits: this names places in error messages
         endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
         return str(endpoint) if endpoint else "the default AWS S3 endpoint"
 
@@ -557,6 +771,70 @@ class S3Store:
 
     # ---- put --------------------------------------------------------------------------------
 
+    def validates_payload_sha256(self) -> bool:
+        """Whether the server refuses an upload whose body does not have the SHA-256 it was
+        signed with (``x-amz-content-sha256``). Found out once per store by a probe that stores
+        nothing: a multipart upload under ``canary/`` is sent one small part signed with the
+        SHA-256 of other bytes, then aborted. True only when the server refused that part with
+        ``XAmzContentSHA256Mismatch``; anything else (the part accepted, another error, no
+        answer) counts as no, and upload plans then hold each part's MD5 as well."""
+        with self._payload_probe:
+            if self._payload_checked is None:
+                self._payload_checked = self._probe_payload_validation()
+            return self._payload_checked
+
+    def _payload_validated_soon(self) -> None:
+        """Start ``validates_payload_sha256`` on a background thread, if not done or started."""
+        with self._payload_probe:
+            if self._payload_checked is None and self._payload_soon is None:
+                self._payload_soon = _in_background("s3-payload-probe", self.validates_payload_sha256)
+
+    def _probe_payload_validation(self) -> bool:
+        full = self._full_key(f"canary/payload-sha256-{uuid.uuid4().hex[:12]}")
+        data = b"custody: a part signed with the SHA-256 of other bytes, to be refused\n"
+        try:
+            upload_id = str(self._client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"])
+        except (ClientError, BotoCoreError):
+            return False
+        try:
+            self._client.upload_part(
+                Bucket=self.bucket,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=1,
+                Body=data,
+                ContentLength=len(data),
+                **{_KNOWN_PAYLOAD_PARAMETER: hashlib.sha256(data + b"?").hexdigest()},
+            )
+        except ClientError as exc:
+            return _code(exc) in _PAYLOAD_MISMATCH_CODES
+        except BotoCoreError:
+            return False
+        finally:
+            self._abort_upload(full, upload_id)
+        return False
+
+    def plan_upload(self, size: int) -> UploadPlan | None:
+        """An ``UploadPlan`` for an object of ``size`` bytes that ``put`` will send as a
+        multipart upload; None for one it will send whole, whose declared SHA-256 is all the
+        server needs to check it. The caller gives the plan every byte whose SHA-256 it will
+        declare, in order (``hash_stream``'s sink), then passes it to ``put``. The plan
+        computes each part's SHA-256, and its MD5 too when the server does not validate payload
+        hashes (``validates_payload_sha256``, probed the first time it matters)."""
+        if size <= self.multipart_threshold:
+            if size > self.in_memory_limit:
+                self._payload_validated_soon()  # put needs to know; find out while the caller hashes
+            return None
+        return UploadPlan(size, self._part_size_for(size), md5=not self.validates_payload_sha256())
+
+    def _multipart(self, size: int) -> bool:
+        """Whether ``put`` sends ``size`` bytes as a multipart upload: above
+        ``multipart_threshold``, and above ``in_memory_limit`` when the server does not validate
+        payload hashes (a streamed PutObject could not be checked before it is stored)."""
+        if size <= min(self.multipart_threshold, self.in_memory_limit):
+            return False
+        return size > self.multipart_threshold or not self.validates_payload_sha256()
+
     def put(
         self,
         key: str,
@@ -568,6 +846,7 @@ class S3Store:
         legal_hold: bool = False,
         metadata: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        plan: UploadPlan | None = None,
     ) -> ObjectInfo:
         """See ``ObjectStore.put`` and the module docstring.
 
@@ -575,6 +854,14 @@ class S3Store:
         a multipart upload, as the server acknowledges the bytes. Before a multipart upload,
         unfinished multipart uploads of the same key (left by an interrupted put whose abort did
         not reach the server) are aborted.
+
+        ``plan`` (from ``plan_upload(size)``, given exactly the ``size`` bytes whose SHA-256 is
+        ``sha256``) makes a multipart upload send every part with the digests computed in the
+        caller's hash pass, so that the server refuses any part that is not those bytes, and
+        nothing is hashed here; ``source`` must yield the same bytes again. A source with a file
+        descriptor is then read with ``os.pread`` from its current position, by the threads that
+        send the parts. A plan that does not cover ``size`` bytes is refused before anything is
+        sent (``IntegrityRejected``); a small object ignores its plan.
         """
         full = self._full_key(key)
         expected = sha256.lower()
@@ -584,14 +871,27 @@ class S3Store:
             raise StorageError(f"negative size {size} for {key}")
         user_metadata = _object_metadata(expected, metadata)
         wanted = Retention(retention.mode, whole_second_ceiling(retention.until))
+        multipart = self._multipart(size)
+        if not multipart:
+            plan = None
+        elif plan is not None:
+            plan.finish()
+            if plan.size != size:
+                raise IntegrityRejected(
+                    f"the upload plan of {key} is for {plan.size} bytes, not {size}; nothing was sent"
+                )
         self._require_lock()
         self._refuse_existing(key, full)
-        if size <= self.multipart_threshold:
+        if multipart:
+            version = self._put_multipart(
+                key, full, source, size, expected, wanted, legal_hold, user_metadata, progress, plan
+            )
+        elif size <= self.in_memory_limit:
             version = self._put_single(key, full, source, size, expected, wanted, legal_hold, user_metadata)
             if progress is not None:
                 progress(size)
         else:
-            version = self._put_multipart(
+            version = self._put_stream(
                 key, full, source, size, expected, wanted, legal_hold, user_metadata, progress
             )
         info = self.stat(key, version)
@@ -645,6 +945,7 @@ class S3Store:
             "ContentMD5": _b64(hashlib.md5(data).digest()),
             "Metadata": metadata,
             "IfNoneMatch": "*",
+            _KNOWN_PAYLOAD_PARAMETER: sha256,
             **self._lock_parameters(retention, legal_hold),
         }
         if self.flexible_checksums:
@@ -652,6 +953,58 @@ class S3Store:
         with self._boundary("storing", key):
             response = self._client.put_object(**params)
         return self._version_of(key, response)
+
+    def _put_stream(
+        self,
+        key: str,
+        full: str,
+        source: BinaryIO,
+        size: int,
+        sha256: str,
+        retention: Retention,
+        legal_hold: bool,
+        metadata: dict[str, str],
+        progress: ProgressCallback | None,
+    ) -> str:
+        """One PutObject streamed from ``source`` and signed with the declared SHA-256 as its
+        payload hash: the server (which validates payload hashes, see ``_multipart``) stores
+        the object only if the bytes it received have that SHA-256, and a PutObject is stored
+        whole or not at all. The lock headers go with it when ``x-amz-checksum-sha256`` does
+        (AWS S3 requires a checksum on a locked PutObject), and are checked, or applied,
+        afterwards in any case."""
+        body = _SourceSpan(source, size, key, progress, step=self.part_size)
+        available = body.available()
+        if available != size:
+            raise IntegrityRejected(
+                f"the source of {key} has {'more than' if available > size else 'only'} "
+                f"{min(available, size)} of the {size} bytes declared; nothing was sent"
+            )
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": full,
+            "Body": body,
+            "ContentLength": size,
+            "Metadata": metadata,
+            "IfNoneMatch": "*",
+            _KNOWN_PAYLOAD_PARAMETER: sha256,
+        }
+        if self.flexible_checksums:
+            params["ChecksumSHA256"] = _b64(bytes.fromhex(sha256))
+            params.update(self._lock_parameters(retention, legal_hold))
+        try:
+            with self._boundary("storing", key):
+                response = self._client.put_object(**params)
+        except StorageError as exc:
+            # the source ended early while botocore sent it: botocore reports that (after its
+            # retries) as an HTTP client error carrying the body's own exception
+            ended = getattr(exc.__cause__, "kwargs", {}).get("error")
+            if isinstance(ended, IntegrityRejected):
+                raise ended from exc
+            raise
+        version = self._version_of(key, response)
+        body.report()
+        self._lock_completed(key, full, version, retention, legal_hold)
+        return version
 
     def _version_of(self, key: str, response: Mapping[str, Any]) -> str:
         version = response.get("VersionId")
@@ -678,6 +1031,7 @@ class S3Store:
         legal_hold: bool,
         metadata: dict[str, str],
         progress: ProgressCallback | None,
+        plan: UploadPlan | None,
     ) -> str:
         self._abort_leftover_uploads(key, full)
         params: dict[str, Any] = {
@@ -691,7 +1045,7 @@ class S3Store:
         with self._boundary("starting the multipart upload of", key):
             upload_id = str(self._client.create_multipart_upload(**params)["UploadId"])
         try:
-            parts = self._send_parts(key, full, upload_id, source, size, sha256, progress)
+            parts = self._send_parts(key, full, upload_id, source, size, sha256, progress, plan)
             with self._boundary("completing the multipart upload of", key):
                 response = self._client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -718,14 +1072,40 @@ class S3Store:
         size: int,
         sha256: str,
         progress: ProgressCallback | None,
+        plan: UploadPlan | None,
     ) -> _CompletedParts:
-        part_size = self._part_size_for(size)
+        """Send every part, ``max_workers`` at a time; return them for completion.
+
+        Without a plan the parts are read here, in order, and the whole stream is hashed and
+        compared with ``sha256``. With a plan nothing is hashed; a source with a file descriptor
+        is read by the sending threads (``os.pread``), so only parts being sent are in memory."""
+        part_size = plan.part_size if plan is not None else self._part_size_for(size)
         count = max(1, math.ceil(size / part_size))
-        whole = hashlib.sha256()
-        sent = 0
+        descriptor = _descriptor(source) if plan is not None else None
+        start = source.tell() if descriptor is not None else 0
+        whole = hashlib.sha256() if plan is None else None
         done_parts: dict[int, dict[str, Any]] = {}
         window = self.max_workers + 1
         pending: set[Future[tuple[dict[str, Any], int]]] = set()
+
+        def ended_early(read: int) -> IntegrityRejected:
+            return IntegrityRejected(
+                f"the source of {key} ended after {read} bytes but {size} were declared; "
+                "the multipart upload was aborted and nothing was stored"
+            )
+
+        def send(number: int, data: bytes | None) -> tuple[dict[str, Any], int]:
+            offset = (number - 1) * part_size
+            length = min(part_size, size - offset)
+            if data is None:
+                assert descriptor is not None
+                data = _pread_exactly(descriptor, length, start + offset)
+                if len(data) != length:
+                    raise ended_early(offset + len(data))
+            digests = None
+            if plan is not None:
+                digests = (plan.sha256[number - 1], plan.md5[number - 1] if plan.md5 is not None else None)
+            return self._upload_part(key, full, upload_id, number, data, digests)
 
         def collect(finished: set[Future[tuple[dict[str, Any], int]]]) -> None:
             for future in finished:
@@ -736,22 +1116,24 @@ class S3Store:
 
         pool = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="s3-part")
         try:
+            sent = 0
             for number in range(1, count + 1):
-                length = min(part_size, size - (number - 1) * part_size)
-                data = _read_up_to(source, length)
-                whole.update(data)
-                sent += len(data)
-                if len(data) != length:
-                    raise IntegrityRejected(
-                        f"the source of {key} ended after {sent} bytes but {size} were declared; "
-                        "the multipart upload was aborted and nothing was stored"
-                    )
+                data: bytes | None = None
+                if descriptor is None:
+                    length = min(part_size, size - (number - 1) * part_size)
+                    data = _read_up_to(source, length)
+                    if whole is not None:
+                        whole.update(data)
+                    sent += len(data)
+                    if len(data) != length:
+                        raise ended_early(sent)
                 while len(pending) >= window:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                     collect(finished)
-                pending.add(pool.submit(self._upload_part, key, full, upload_id, number, data))
+                pending.add(pool.submit(send, number, data))
                 del data
-            if source.read(1):
+            more = os.pread(descriptor, 1, start + size) if descriptor is not None else source.read(1)
+            if more:
                 raise IntegrityRejected(
                     f"the source of {key} has more than the {size} bytes declared; the multipart "
                     "upload was aborted and nothing was stored"
@@ -761,18 +1143,34 @@ class S3Store:
                 collect(finished)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        found = whole.hexdigest()
-        if found != sha256:
+        if whole is not None and whole.hexdigest() != sha256:
             raise IntegrityRejected(
-                f"the {size} bytes read from the source of {key} have SHA-256 {found}, not the "
-                f"declared {sha256}; the multipart upload was aborted and nothing was stored "
-                "(was the file changed while it was read?)"
+                f"the {size} bytes read from the source of {key} have SHA-256 {whole.hexdigest()}, "
+                f"not the declared {sha256}; the multipart upload was aborted and nothing was "
+                "stored (was the file changed while it was read?)"
             )
         return [done_parts[number] for number in sorted(done_parts)]
 
     def _upload_part(
-        self, key: str, full: str, upload_id: str, number: int, data: bytes
+        self,
+        key: str,
+        full: str,
+        upload_id: str,
+        number: int,
+        data: bytes,
+        digests: tuple[bytes, bytes | None] | None,
     ) -> tuple[dict[str, Any], int]:
+        """One UploadPart. ``digests`` (SHA-256, MD5 or None) come from an upload plan; without
+        them the part's MD5 is computed here, and its SHA-256 when ``flexible_checksums`` is on.
+        A known SHA-256 is both signed as the payload hash and, with ``flexible_checksums``,
+        sent as ``x-amz-checksum-sha256``; a known MD5 is sent as ``Content-MD5``."""
+        sha: bytes | None
+        md5: bytes | None
+        if digests is not None:
+            sha, md5 = digests
+        else:
+            md5 = hashlib.md5(data).digest()
+            sha = hashlib.sha256(data).digest() if self.flexible_checksums else None
         params: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": full,
@@ -780,11 +1178,14 @@ class S3Store:
             "PartNumber": number,
             "Body": data,
             "ContentLength": len(data),
-            "ContentMD5": _b64(hashlib.md5(data).digest()),
         }
         part: dict[str, Any] = {"PartNumber": number}
-        if self.flexible_checksums:
-            params["ChecksumSHA256"] = part["ChecksumSHA256"] = _b64(hashlib.sha256(data).digest())
+        if md5 is not None:
+            params["ContentMD5"] = _b64(md5)
+        if sha is not None:
+            params[_KNOWN_PAYLOAD_PARAMETER] = sha.hex()
+            if self.flexible_checksums:
+                params["ChecksumSHA256"] = part["ChecksumSHA256"] = _b64(sha)
         with self._boundary(f"uploading part {number} of", key):
             response = self._client.upload_part(**params)
         part["ETag"] = response["ETag"]
@@ -1106,6 +1507,84 @@ class S3Store:
             change = f"the lock of {where} changed from {before} to {after}"
             return LockProbe(action, False, f"the server answered {refusal} but {change}")
         return LockProbe(action, True, f"refused by the server ({refusal}) on {where}")
+
+
+class _SourceSpan(io.RawIOBase):
+    """Exactly ``size`` bytes of ``source`` from its position when made, as the seekable body
+    of one request (botocore rewinds it to retry). A source with a file descriptor is read with
+    ``os.pread``, so its own position does not matter; any other is seeked. A source that ends
+    early raises ``IntegrityRejected`` in the middle of the request, which is then cut short
+    (nothing is stored). ``progress`` hears of bytes read for the first time, in steps of
+    ``step`` bytes, on the thread that sends the request."""
+
+    def __init__(
+        self, source: BinaryIO, size: int, key: str, progress: ProgressCallback | None, step: int
+    ) -> None:
+        super().__init__()
+        self._source = source
+        self._descriptor = _descriptor(source)
+        self._start = source.tell()
+        self._size = size
+        self._key = key
+        self._progress = progress
+        self._step = step
+        self._pos = 0
+        self._reported = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def available(self) -> int:
+        """How many bytes the source has from the starting position on, now."""
+        if self._descriptor is not None:
+            return os.fstat(self._descriptor).st_size - self._start
+        end = self._source.seek(0, io.SEEK_END)
+        self._source.seek(self._start)
+        return end - self._start
+
+    def read(self, count: int | None = -1) -> bytes:
+        wanted = self._size - self._pos if count is None or count < 0 else count
+        wanted = min(wanted, self._size - self._pos)
+        if wanted <= 0:
+            return b""
+        if self._descriptor is not None:
+            data = os.pread(self._descriptor, wanted, self._start + self._pos)
+        else:
+            self._source.seek(self._start + self._pos)
+            data = self._source.read(wanted)
+        if not data:
+            raise IntegrityRejected(
+                f"the source of {self._key} ended after {self._pos} bytes but {self._size} were "
+                "declared; the upload was cut short and nothing was stored"
+            )
+        self._pos += len(data)
+        if self._progress is not None and self._pos - self._reported >= self._step:
+            self.report()
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def report(self) -> None:
+        """Tell ``progress`` of the bytes read and not yet reported."""
+        if self._progress is not None and self._pos > self._reported:
+            done, self._reported = self._pos - self._reported, self._pos
+            self._progress(done)
 
 
 class _ObjectReader(io.RawIOBase):

@@ -37,8 +37,9 @@ CephRgw = Any
 MotoServer = Any
 DAY = timedelta(days=1)
 BIG_FILE = 80 * MiB
-"""Larger than S3Store's default 64 MiB multipart threshold: the store URL accepts only
-endpoint_url and region, so the threshold cannot be lowered from the command line."""
+"""Sent as a multipart upload with ``MULTIPART`` in the store URL (by default a file this size
+goes up in one PutObject)."""
+MULTIPART = "&multipart_threshold_mib=64"
 
 
 def store_url(bucket: str, endpoint: str, prefix: str = "") -> str:
@@ -272,7 +273,7 @@ def _wait_for_upload(admin: Any, bucket: str, process: subprocess.Popen[str], ti
     """Poll ListMultipartUploads until the ingest has started its upload; return the key."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        uploads = admin.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        uploads = admin.list_multipart_uploads(Bucket=bucket, Prefix="evidence/").get("Uploads", [])
         if uploads:
             return str(uploads[0]["Key"])
         if process.poll() is not None:
@@ -289,7 +290,7 @@ def test_gateway_killed_during_a_multipart_ingest_records_nothing_and_a_rerun_su
     endpoint = private_rgw.endpoint
     admin = admin_client(private_rgw)
     bucket = f"custody-crash-{uuid.uuid4().hex[:8]}"
-    init = custody("init", "--store", store_url(bucket, endpoint), "--create-bucket")
+    init = custody("init", "--store", store_url(bucket, endpoint) + MULTIPART, "--create-bucket")
     assert init.exit_code == 0, init.output
     footage = tmp_path / "BWC-long.mp4"
     footage.write_bytes(os.urandom(BIG_FILE))

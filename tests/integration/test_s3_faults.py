@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,8 @@ from botocore.exceptions import ClientError
 
 from storage.base import ObjectInfo, Retention
 from storage.errors import IntegrityRejected, StorageUnavailable, StoreMisconfigured
-from storage.s3 import S3Store, confirm_stored, make_client
+from custody.hashing import hash_stream
+from storage.s3 import S3Store, UploadPlan, confirm_stored, make_client
 
 pytestmark = pytest.mark.integration
 
@@ -59,29 +61,110 @@ def _retention(store: S3Store, seconds: float = 600) -> Retention:
     return Retention("COMPLIANCE", store.now() + timedelta(seconds=seconds))
 
 
+def _planned(data: bytes, store: S3Store) -> UploadPlan:
+    """The upload plan of ``data`` as an ingest makes it: fed by the hash pass's sink."""
+    plan = store.plan_upload(len(data))
+    assert plan is not None
+    hash_stream(io.BytesIO(data), sink=plan.write)
+    return plan
+
+
+@pytest.mark.parametrize("planned", [False, True], ids=["parts-hashed-while-sent", "upload-plan"])
 def test_a_part_corrupted_in_transit_is_refused_by_the_server_and_nothing_is_completed(
-    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, planned: bool
 ) -> None:
     client = make_client(rgw_credentials.endpoint, "us-east-1")
     flipped: list[str] = []
 
     def flip_a_byte_of_part_2(request: Any, **_: Any) -> None:
+        """After signing, on the way to the server."""
         if "partNumber=2" in request.url and not flipped:
-            body = bytearray(request.data.read())
+            body = bytearray(request.body if isinstance(request.body, bytes) else request.body.read())
             body[1000] ^= 0xFF
-            request.data = io.BytesIO(bytes(body))
+            request.body = bytes(body)
             flipped.append(request.url)
 
-    client.meta.events.register_first("before-sign.s3.UploadPart", flip_a_byte_of_part_2)
+    client.meta.events.register_first("before-send.s3.UploadPart", flip_a_byte_of_part_2)
     store = _store(rgw_url, client=client)
     data = os.urandom(3 * PART + 1)
+    plan = _planned(data, store) if planned else None
     with pytest.raises(IntegrityRejected) as rejected:
-        store.put("corrupt", io.BytesIO(data), len(data), sha256=_sha(data), retention=_retention(store))
+        store.put("corrupt", io.BytesIO(data), len(data), sha256=_sha(data), retention=_retention(store), plan=plan)
     assert flipped, "the fault was never injected"
     cause = rejected.value.__cause__
-    assert isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "BadDigest"
+    assert isinstance(cause, ClientError)
+    # the signed payload SHA-256 catches it; without a plan Content-MD5 would too
+    assert cause.response["Error"]["Code"] in (
+        {"XAmzContentSHA256Mismatch"} if planned else {"XAmzContentSHA256Mismatch", "BadDigest"}
+    )
     assert "corrupt" in str(rejected.value) and "nothing was stored" in str(rejected.value)
     _nothing_left(s3_admin, store, "corrupt")
+
+
+def test_a_file_changed_after_its_hash_pass_is_refused_part_by_part_by_the_server(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    """The plan's digests tie the upload to the hash pass: bytes that differ from the ones
+    hashed are refused by the server, though the client hashes nothing during the upload."""
+    store = _store(rgw_url, max_workers=1)
+    original = os.urandom(4 * PART + 3)
+    plan = _planned(original, store)
+    footage = tmp_path / "clip.mp4"
+    footage.write_bytes(original)
+    with footage.open("r+b") as handle:  # same size, one byte of part 3 differs
+        handle.seek(2 * PART + 17)
+        handle.write(bytes([original[2 * PART + 17] ^ 1]))
+    hashed: list[int] = []
+    with open(footage, "rb", buffering=0) as source, pytest.raises(IntegrityRejected) as rejected:
+        store.put("changed", source, len(original), sha256=_sha(original), retention=_retention(store),
+                  plan=plan, progress=hashed.append)
+    cause = rejected.value.__cause__
+    assert isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "XAmzContentSHA256Mismatch"
+    assert sum(hashed) <= 2 * PART, "no part after the refused part 3 was acknowledged"
+    _nothing_left(s3_admin, store, "changed")
+
+
+def test_a_plan_for_other_bytes_than_declared_is_refused_before_anything_is_sent(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    data = os.urandom(2 * PART)
+    plan = _planned(data[:-1], store)
+    with pytest.raises(IntegrityRejected, match="upload plan"):
+        store.put("unplanned", io.BytesIO(data), len(data), sha256=_sha(data), retention=_retention(store), plan=plan)
+    _nothing_left(s3_admin, store, "unplanned")
+
+
+def _streaming_store(url: str, **options: Any) -> S3Store:
+    """Objects above 1 MiB and up to 64 MiB go up in one streamed PutObject."""
+    return _store(url, multipart_threshold=64 * MiB, in_memory_limit=MiB, **options)
+
+
+def test_a_streamed_object_that_does_not_have_the_declared_sha256_is_refused_by_the_server(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _streaming_store(rgw_url)
+    original = os.urandom(3 * MiB)
+    changed = bytearray(original)
+    changed[2 * MiB] ^= 1
+    with pytest.raises(IntegrityRejected) as rejected:
+        store.put("streamed", io.BytesIO(bytes(changed)), len(original), sha256=_sha(original),
+                  retention=_retention(store))
+    cause = rejected.value.__cause__
+    assert isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "XAmzContentSHA256Mismatch"
+    _nothing_left(s3_admin, store, "streamed")
+
+
+@pytest.mark.parametrize("change", ["shorter", "longer"])
+def test_a_streamed_source_of_another_size_stores_nothing(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, change: str
+) -> None:
+    store = _streaming_store(rgw_url)
+    data = os.urandom(3 * MiB)
+    source = data[:-5] if change == "shorter" else data + b"more"
+    with pytest.raises(IntegrityRejected, match="has only" if change == "shorter" else "has more than"):
+        store.put("sized", io.BytesIO(source), len(data), sha256=_sha(data), retention=_retention(store))
+    _nothing_left(s3_admin, store, "sized")
 
 
 def test_a_source_that_changes_during_a_multipart_upload_is_aborted_before_completion(
@@ -114,10 +197,11 @@ def test_a_small_object_that_does_not_match_its_digest_is_never_sent(
     _nothing_left(s3_admin, store, "tiny")
 
 
-def test_keyboard_interrupt_during_a_multipart_upload_aborts_it(
-    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+@pytest.mark.parametrize("streamed", [False, True], ids=["multipart", "one-put-object"])
+def test_keyboard_interrupt_during_an_upload_stores_nothing(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, streamed: bool
 ) -> None:
-    store = _store(rgw_url, max_workers=2)
+    store = _streaming_store(rgw_url) if streamed else _store(rgw_url, max_workers=2)
     data = os.urandom(4 * PART)
 
     def interrupt(_: int) -> None:
@@ -295,6 +379,56 @@ def test_a_gateway_that_dies_mid_upload_leaves_no_object_and_the_same_put_then_s
                      retention=retention, legal_hold=True)
     assert info.size == len(data) and info.legal_hold
     assert admin.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    kept = admin.get_object_retention(Bucket=store.bucket, Key="footage.mp4", VersionId=info.version)
+    assert kept["Retention"]["Mode"] == "COMPLIANCE"
+    body = admin.get_object(Bucket=store.bucket, Key="footage.mp4", VersionId=info.version)["Body"].read()
+    assert _sha(body) == _sha(data)
+
+
+def test_a_file_that_shrinks_while_it_is_streamed_stores_nothing(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    store = _streaming_store(rgw_url, max_attempts=2)
+    data = os.urandom(3 * PART)
+    footage = tmp_path / "clip.mp4"
+    footage.write_bytes(data)
+
+    def truncate(_: int) -> None:
+        os.truncate(footage, PART + 10)
+
+    with open(footage, "rb", buffering=0) as source, pytest.raises(IntegrityRejected, match="ended after"):
+        store.put("shrunk", source, len(data), sha256=_sha(data), retention=_retention(store), progress=truncate)
+    _nothing_left(s3_admin, store, "shrunk")
+
+
+def test_a_gateway_that_dies_during_a_streamed_put_object_leaves_no_object_and_the_put_then_succeeds(
+    private_rgw: CephRgw,
+) -> None:
+    admin = _private_admin(private_rgw)
+    url = f"s3://crash-{uuid.uuid4().hex[:8]}?endpoint_url={private_rgw.endpoint}&region=us-east-1"
+    store = _streaming_store(url, max_attempts=2, connect_timeout=1, read_timeout=5)
+    store.ensure_bucket(create=True, default_retention_days=1)
+    data = os.urandom(8 * PART)
+    retention = _retention(store, 3600)
+    killed: list[bool] = []
+
+    def kill_after_the_first_bytes(_: int) -> None:
+        if not killed:
+            private_rgw.kill_gateway()
+            killed.append(True)
+
+    with pytest.raises(StorageUnavailable) as down:
+        store.put("footage.mp4", io.BytesIO(data), len(data), sha256=_sha(data),
+                  retention=retention, legal_hold=True, progress=kill_after_the_first_bytes)
+    assert killed
+    assert f"cannot reach the S3 endpoint {private_rgw.endpoint}" in str(down.value)
+
+    private_rgw.start_gateway()
+    assert admin.list_object_versions(Bucket=store.bucket).get("Versions", []) == []
+    assert admin.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+    info = store.put("footage.mp4", io.BytesIO(data), len(data), sha256=_sha(data),
+                     retention=retention, legal_hold=True)
+    assert info.size == len(data) and info.legal_hold
     kept = admin.get_object_retention(Bucket=store.bucket, Key="footage.mp4", VersionId=info.version)
     assert kept["Retention"]["Mode"] == "COMPLIANCE"
     body = admin.get_object(Bucket=store.bucket, Key="footage.mp4", VersionId=info.version)["Body"].read()

@@ -3,6 +3,7 @@ independent plain boto3 client (``s3_admin``), never only through the project's 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -162,6 +163,7 @@ def test_multipart_memory_stays_bounded_whatever_the_object_size(
     size = 60 * MiB
     sha = _generated_sha(size, 7)
     store = _store(rgw_url, max_workers=2)
+    store.now()  # the client (botocore's service model) is built before memory is traced
     tracemalloc.start()
     try:
         info = store.put(
@@ -246,3 +248,109 @@ def test_ensure_bucket_creates_an_object_lock_bucket_with_default_compliance_ret
     assert lock["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": 7}
     assert s3_admin.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     store.ensure_bucket()
+
+
+# ---- how the bytes reach the server ----------------------------------------------------------
+
+
+def _requests_seen(client: Any) -> list[tuple[str, str, dict[str, str]]]:
+    """(operation, URL, headers) of every request ``client`` sends, as it leaves."""
+    seen: list[tuple[str, str, dict[str, str]]] = []
+
+    def record(request: Any, event_name: str, **_: Any) -> None:
+        headers = {k.lower(): (v.decode() if isinstance(v, bytes) else str(v)) for k, v in request.headers.items()}
+        seen.append((event_name.rsplit(".", 1)[-1], request.url, headers))
+
+    client.meta.events.register("before-send.s3", record)
+    return seen
+
+
+def test_the_server_validates_payload_hashes_and_finding_out_leaves_nothing(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    assert store.validates_payload_sha256() is True
+    canaries = store.prefix + "canary/"
+    assert s3_admin.list_multipart_uploads(Bucket=store.bucket, Prefix=canaries).get("Uploads", []) == []
+    assert s3_admin.list_object_versions(Bucket=store.bucket, Prefix=canaries).get("Versions", []) == []
+
+
+def test_an_object_up_to_the_threshold_goes_up_in_one_put_object_signed_with_its_sha256(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Any
+) -> None:
+    client = make_client(rgw_credentials.endpoint, "us-east-1")
+    seen = _requests_seen(client)
+    store = _store(rgw_url, client=client, multipart_threshold=64 * MiB, in_memory_limit=MiB)
+    data = os.urandom(3 * TEST_PART_SIZE + 5)
+    footage = tmp_path / "clip.mp4"
+    footage.write_bytes(data)
+    until = store.now() + timedelta(hours=2)
+    sent: list[int] = []
+    with open(footage, "rb", buffering=0) as source:
+        assert store.plan_upload(len(data)) is None
+        info = store.put("whole", source, len(data), sha256=_sha(data), retention=Retention("COMPLIANCE", until),
+                         legal_hold=True, metadata={"blake3": "b3" * 32}, progress=sent.append)
+    assert sum(sent) == len(data) and len(sent) >= 2
+    uploads = [(op, headers) for op, url, headers in seen if "/whole" in url and op != "HeadObject"]
+    assert [op for op, _ in uploads] == ["PutObject"] + ["GetObjectRetention", "GetObjectLegalHold"] * 2
+    headers = uploads[0][1]
+    assert headers["x-amz-content-sha256"] == _sha(data)  # the server checks the whole object
+    assert headers["x-amz-object-lock-mode"] == "COMPLIANCE" and headers["x-amz-object-lock-legal-hold"] == "ON"
+    _assert_locked_as_asked(s3_admin, store, "whole", info.version, until, hold=True)
+    head = s3_admin.head_object(Bucket=store.bucket, Key=store.prefix + "whole", VersionId=info.version)
+    assert head["Metadata"] == {"sha256": _sha(data), "blake3": "b3" * 32}
+    assert head["ETag"].strip('"') == hashlib.md5(data).hexdigest()
+    body = s3_admin.get_object(Bucket=store.bucket, Key=store.prefix + "whole")["Body"].read()
+    assert body == data
+
+
+def test_with_an_upload_plan_every_part_is_signed_with_the_digest_of_the_hash_pass(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Any
+) -> None:
+    from custody.hashing import hash_stream
+
+    client = make_client(rgw_credentials.endpoint, "us-east-1")
+    seen = _requests_seen(client)
+    store = _store(rgw_url, client=client)
+    data = os.urandom(3 * TEST_PART_SIZE + 12345)
+    footage = tmp_path / "clip.mp4"
+    footage.write_bytes(data)
+    plan = store.plan_upload(len(data))
+    assert plan is not None and plan.md5 is None  # the server validates payload hashes
+    with open(footage, "rb", buffering=0) as source:
+        digests = hash_stream(source, sink=plan.write)
+        source.seek(0)
+        info = store.put("planned", source, len(data), sha256=digests.sha256,
+                         retention=Retention("COMPLIANCE", store.now() + timedelta(hours=1)), plan=plan)
+    parts = [data[i : i + TEST_PART_SIZE] for i in range(0, len(data), TEST_PART_SIZE)]
+    sent = [headers for op, url, headers in seen if op == "UploadPart" and "/planned" in url]
+    assert sorted(h["x-amz-content-sha256"] for h in sent) == sorted(_sha(p) for p in parts)
+    assert all("content-md5" not in h for h in sent)
+    assert sorted(h["x-amz-checksum-sha256"] for h in sent) == sorted(
+        base64.b64encode(hashlib.sha256(p).digest()).decode() for p in parts
+    )
+    head = s3_admin.head_object(Bucket=store.bucket, Key=store.prefix + "planned", VersionId=info.version)
+    assert head["ETag"].strip('"').endswith(f"-{len(parts)}")
+    assert head["Metadata"]["sha256"] == _sha(data) == info.sha256
+    body = s3_admin.get_object(Bucket=store.bucket, Key=store.prefix + "planned")["Body"].read()
+    assert body == data
+
+
+def test_a_server_that_does_not_validate_payload_hashes_is_sent_content_md5_and_multipart(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto stands in for such a server here (it accepts a part whose payload hash is wrong);
+    nothing about locks is concluded from it."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "moto")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "moto-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    store = S3Store.from_url(
+        f"s3://moto-md5-{int(time.time() * 1000)}?endpoint_url={moto_server.endpoint}&region=us-east-1",
+        multipart_threshold=64 * MiB, in_memory_limit=MiB,
+    )
+    store.ensure_bucket(create=True, default_retention_days=1)
+    assert store.validates_payload_sha256() is False
+    assert store._multipart(3 * MiB), "not streamed in one PutObject to a server that cannot check it"
+    plan = store.plan_upload(65 * MiB)
+    assert plan is not None and plan.md5 == []
