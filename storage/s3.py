@@ -970,8 +970,9 @@ class S3Store:
         payload hash: the server (which validates payload hashes, see ``_multipart``) stores
         the object only if the bytes it received have that SHA-256, and a PutObject is stored
         whole or not at all. The lock headers go with it when ``x-amz-checksum-sha256`` does
-        (AWS S3 requires a checksum on a locked PutObject), and are checked, or applied,
-        afterwards in any case."""
+        (AWS S3 requires a checksum on a locked PutObject, and Ceph RGW honours lock headers on
+        PutObject); otherwise the lock is applied afterwards. ``put``'s final ``stat`` confirms
+        it either way."""
         body = _SourceSpan(source, size, key, progress, step=self.part_size)
         available = body.available()
         if available != size:
@@ -1003,7 +1004,8 @@ class S3Store:
             raise
         version = self._version_of(key, response)
         body.report()
-        self._lock_completed(key, full, version, retention, legal_hold)
+        if not self.flexible_checksums:
+            self._lock_completed(key, full, version, retention, legal_hold)
         return version
 
     def _version_of(self, key: str, response: Mapping[str, Any]) -> str:

@@ -275,12 +275,14 @@ def test_the_server_validates_payload_hashes_and_finding_out_leaves_nothing(
     assert s3_admin.list_object_versions(Bucket=store.bucket, Prefix=canaries).get("Versions", []) == []
 
 
+@pytest.mark.parametrize("flexible", [True, False], ids=["flexible-checksums", "no-flexible-checksums"])
 def test_an_object_up_to_the_threshold_goes_up_in_one_put_object_signed_with_its_sha256(
-    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Any
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Any, flexible: bool
 ) -> None:
     client = make_client(rgw_credentials.endpoint, "us-east-1")
     seen = _requests_seen(client)
-    store = _store(rgw_url, client=client, multipart_threshold=64 * MiB, in_memory_limit=MiB)
+    store = _store(rgw_url, client=client, multipart_threshold=64 * MiB, in_memory_limit=MiB,
+                   flexible_checksums=flexible)
     data = os.urandom(3 * TEST_PART_SIZE + 5)
     footage = tmp_path / "clip.mp4"
     footage.write_bytes(data)
@@ -292,10 +294,16 @@ def test_an_object_up_to_the_threshold_goes_up_in_one_put_object_signed_with_its
                          legal_hold=True, metadata={"blake3": "b3" * 32}, progress=sent.append)
     assert sum(sent) == len(data) and len(sent) >= 2
     uploads = [(op, headers) for op, url, headers in seen if "/whole" in url and op != "HeadObject"]
-    assert [op for op, _ in uploads] == ["PutObject"] + ["GetObjectRetention", "GetObjectLegalHold"] * 2
     headers = uploads[0][1]
     assert headers["x-amz-content-sha256"] == _sha(data)  # the server checks the whole object
-    assert headers["x-amz-object-lock-mode"] == "COMPLIANCE" and headers["x-amz-object-lock-legal-hold"] == "ON"
+    if flexible:  # lock headers and checksum go with the PutObject; the final stat confirms them
+        assert [op for op, _ in uploads] == ["PutObject", "GetObjectRetention", "GetObjectLegalHold"]
+        assert headers["x-amz-object-lock-mode"] == "COMPLIANCE" and headers["x-amz-object-lock-legal-hold"] == "ON"
+        assert headers["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    else:  # no checksum header, so no lock headers: the lock is applied after the PutObject
+        assert "x-amz-object-lock-mode" not in headers and "x-amz-checksum-sha256" not in headers
+        assert [op for op, _ in uploads][:1] == ["PutObject"]
+        assert "PutObjectLegalHold" in {op for op, _ in uploads}  # the bucket default covers the date
     _assert_locked_as_asked(s3_admin, store, "whole", info.version, until, hold=True)
     head = s3_admin.head_object(Bucket=store.bucket, Key=store.prefix + "whole", VersionId=info.version)
     assert head["Metadata"] == {"sha256": _sha(data), "blake3": "b3" * 32}
