@@ -239,6 +239,7 @@ class Ingestor:
         self.progress = progress or IngestProgress()
         self._after_read = after_read
         self._early: Any = None  # the inspection started while the current file is read
+        self._upload_plan: Any = None  # the store's upload plan, fed by the current file's read
         self.inspector = inspector
         self.derivation = derivation
         self.host = socket.gethostname()
@@ -272,9 +273,10 @@ class Ingestor:
             if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
                 return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
             os.set_blocking(fd, True)
-            staging = self._open_staging(before.st_size)
-            self._early = self._start_inspection(candidate.path) if staging is not None else None
-            plan_upload = getattr(self.store, "plan_upload", None) if staging is None else None
+            likely_new = self._likely_new(before.st_size)
+            staging = self._open_staging(before.st_size) if likely_new else None
+            self._early = self._start_inspection(candidate.path) if likely_new else None
+            plan_upload = getattr(self.store, "plan_upload", None) if likely_new and staging is None else None
             self._upload_plan = plan_upload(before.st_size) if plan_upload is not None else None
             sink = staging.write if staging is not None else getattr(self._upload_plan, "write", None)
             try:
@@ -317,19 +319,21 @@ class Ingestor:
         pool.shutdown(wait=False)
         return future
 
+    def _likely_new(self, size: int) -> bool:
+        """Whether the file is probably not preserved yet, so that its bytes are worth sending to
+        the store (staging, an upload plan) and probing during the one read. False when bytes of
+        that size are already preserved (likely a repeat acquisition: hash first, store nothing).
+        While the ledger is still being opened, True rather than wait: what turns out to be a
+        repeat is discarded."""
+        if isinstance(self._ledger, LedgerOpening) and not self._ledger.ready():
+            return True
+        return not self.ledger.size_known(size)
+
     def _open_staging(self, size: int) -> Any:
         """On a store with a staging area, a staging file that receives the very chunks the one
-        read hashes, so the file is read once and the bytes stored are the bytes hashed. Not
-        done when bytes of that size are already preserved (likely a repeat acquisition: hash
-        first, store nothing)."""
+        read hashes, so the file is read once and the bytes stored are the bytes hashed."""
         open_staging = getattr(self.store, "open_staging", None)
-        if open_staging is None:
-            return None
-        if isinstance(self._ledger, LedgerOpening) and not self._ledger.ready():
-            return open_staging(size)  # do not wait for the ledger: stage, discard if a repeat
-        if self.ledger.size_known(size):
-            return None
-        return open_staging(size)
+        return open_staging(size) if open_staging is not None else None
 
     def _discard(self, staged: Any) -> None:
         if staged is not None:
@@ -413,7 +417,7 @@ class Ingestor:
                         staged, key, sha256=digests.sha256, retention=retention, metadata={"blake3": digests.blake3}
                     )
                 else:
-                    plan = getattr(self, "_upload_plan", None)  # the per-part digests of the hash pass
+                    plan = self._upload_plan  # the per-part digests of the hash pass
                     info = self.store.put(
                         key,
                         handle,
