@@ -145,8 +145,34 @@ class MediaTools:
 DEFAULT_TOOLS = MediaTools()
 
 
+_REPORTED_VERSIONS: dict[str, str] = {}
+
+
+def _json_or_none(data: bytes | None) -> Any:
+    import json
+
+    try:
+        return json.loads(data or b"")
+    except ValueError:
+        return None
+
+
+def _version_in(raw: Any, program: str) -> str | None:
+    """The version ffprobe reported with ``-show_program_version`` (remembered for
+    ``_version``), in ``_version``'s form; None when absent."""
+    info = raw.get("program_version") if isinstance(raw, dict) else None
+    number = info.get("version") if isinstance(info, dict) else None
+    if not isinstance(number, str) or not number.strip():
+        return None
+    version = f"ffprobe {number.split()[0]}"
+    _REPORTED_VERSIONS.setdefault(program, version)
+    return version
+
+
 @functools.lru_cache(maxsize=8)
 def _version(program: str) -> str:
+    if program in _REPORTED_VERSIONS:
+        return _REPORTED_VERSIONS[program]
     done = _run([program, "-version"], program)
     words = done.stdout.decode("utf-8", "replace").split()
     name = os.path.basename(program)
@@ -317,15 +343,18 @@ def probe(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> di
 
     Raises ``MediaToolsMissing`` (no ffprobe) or ``MediaUnreadable`` (ffprobe's error)."""
     program = tools.ffprobe
-    version = tools.version(program)
     try:
-        raw = ffmpeg.probe(_input_url(path), cmd=program, v="error")
+        # the version comes in the same run (-show_program_version): one ffprobe start, not two
+        raw = ffmpeg.probe(_input_url(path), cmd=program, v="error", show_program_version=None)
     except ffmpeg.Error as exc:
+        if _version_in(_json_or_none(exc.stdout), program) is None:
+            tools.version(program)  # says MediaToolsMissing if the program cannot be run at all
         raise MediaUnreadable(os.fspath(path), _tail(exc.stderr or b"", path)) from exc
     except OSError as exc:
         raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise MediaUnreadable(os.fspath(path), f"ffprobe printed unreadable output: {exc}") from exc
+    version = _version_in(raw, program) or tools.version(program)
     fmt = raw.get("format") if isinstance(raw, dict) else None
     if not isinstance(fmt, dict):
         raise MediaUnreadable(os.fspath(path), "ffprobe found no container")
