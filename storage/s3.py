@@ -139,6 +139,21 @@ _signer_registration = threading.Lock()
 _T = TypeVar("_T")
 
 
+def _head_retention(head: Mapping[str, Any]) -> Retention | None:
+    """The retention HeadObject reported (``x-amz-object-lock-mode`` and ``-retain-until-date``),
+    or None when it reported none."""
+    mode, until = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+    if mode not in ("COMPLIANCE", "GOVERNANCE") or not isinstance(until, datetime):
+        return None
+    return Retention(cast(Literal["COMPLIANCE", "GOVERNANCE"], mode), _utc(until))
+
+
+def _head_hold(head: Mapping[str, Any]) -> bool | None:
+    """The legal hold HeadObject reported (``x-amz-object-lock-legal-hold``), or None."""
+    status = head.get("ObjectLockLegalHoldStatus")
+    return None if status not in ("ON", "OFF") else status == "ON"
+
+
 def _register_known_payload_signer() -> None:
     """Register ``custody-s3v4`` with botocore: S3's SigV4 signer, except that a body whose
     SHA-256 is already known is signed with that digest rather than read and hashed once more.
@@ -1286,9 +1301,12 @@ class S3Store:
         return bool(((response or {}).get("LegalHold") or {}).get("Status") == "ON")
 
     def stat(self, key: str, version: str | None = None) -> ObjectInfo:
-        """See ``ObjectStore.stat``: HeadObject, GetObjectRetention and GetObjectLegalHold.
-        An object without retention has ``retention=None``; the SHA-256 is the one recorded in
-        ``x-amz-meta-sha256`` at upload (None for objects this program did not store)."""
+        """See ``ObjectStore.stat``: HeadObject, which carries the object's retention and legal
+        hold when the server reports them there (Ceph RGW, and AWS S3 for a caller allowed to
+        read them); GetObjectRetention or GetObjectLegalHold only for what it left out (absent
+        can mean "none" or "not shown to this caller"). An object without retention has
+        ``retention=None``; the SHA-256 is the one recorded in ``x-amz-meta-sha256`` at upload
+        (None for objects this program did not store)."""
         full = self._full_key(key)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
         if version:
@@ -1299,13 +1317,14 @@ class S3Store:
         lookup = found_version if found_version and found_version != "null" else None
         metadata = {str(k).lower(): str(v) for k, v in (head.get("Metadata") or {}).items()}
         sha256 = metadata.pop("sha256", None)
+        hold = _head_hold(head)
         return ObjectInfo(
             key=key,
             version=found_version if found_version != "null" else "",
             size=int(head.get("ContentLength", 0)),
             sha256=sha256,
-            retention=self._retention_of(key, full, lookup),
-            legal_hold=self._hold_of(key, full, lookup),
+            retention=_head_retention(head) or self._retention_of(key, full, lookup),
+            legal_hold=hold if hold is not None else self._hold_of(key, full, lookup),
             metadata=metadata,
         )
 

@@ -296,8 +296,9 @@ def test_an_object_up_to_the_threshold_goes_up_in_one_put_object_signed_with_its
     uploads = [(op, headers) for op, url, headers in seen if "/whole" in url and op != "HeadObject"]
     headers = uploads[0][1]
     assert headers["x-amz-content-sha256"] == _sha(data)  # the server checks the whole object
-    if flexible:  # lock headers and checksum go with the PutObject; the final stat confirms them
-        assert [op for op, _ in uploads] == ["PutObject", "GetObjectRetention", "GetObjectLegalHold"]
+    if flexible:  # lock headers and checksum go with the PutObject; the final stat (HeadObject) confirms them
+        assert [op for op, _ in uploads] == ["PutObject"]
+        assert [op for op, url, _ in seen if "/whole" in url][-1] == "HeadObject"
         assert headers["x-amz-object-lock-mode"] == "COMPLIANCE" and headers["x-amz-object-lock-legal-hold"] == "ON"
         assert headers["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     else:  # no checksum header, so no lock headers: the lock is applied after the PutObject
@@ -362,3 +363,28 @@ def test_a_server_that_does_not_validate_payload_hashes_is_sent_content_md5_and_
     assert store._multipart(3 * MiB), "not streamed in one PutObject to a server that cannot check it"
     plan = store.plan_upload(65 * MiB)
     assert plan is not None and plan.md5 == []
+
+
+def test_stat_reads_the_lock_from_head_object_and_asks_only_for_what_it_left_out(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url)
+    data = os.urandom(10_000)
+    until = store.now() + timedelta(hours=3)
+    info = store.put("stat-held", io.BytesIO(data), len(data), sha256=_sha(data),
+                     retention=Retention("COMPLIANCE", until), legal_hold=True)
+    calls: list[str] = []
+    store._client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    held = store.stat("stat-held", info.version)
+    full = store.prefix + "stat-held"
+    independent = s3_admin.get_object_retention(Bucket=store.bucket, Key=full, VersionId=info.version)["Retention"]
+    assert held.retention is not None and held.retention.mode == "COMPLIANCE"
+    assert held.retention.until == independent["RetainUntilDate"].astimezone(timezone.utc)
+    assert held.legal_hold is True
+    assert calls == ["HeadObject"], "the server's HeadObject carries both retention and hold"
+    store.set_legal_hold("stat-held", info.version, False)
+    calls.clear()
+    released = store.stat("stat-held", info.version)
+    assert released.legal_hold is False
+    assert s3_admin.get_object_legal_hold(Bucket=store.bucket, Key=full, VersionId=info.version)["LegalHold"]["Status"] == "OFF"
+    assert calls[0] == "HeadObject" and len(calls) <= 2
