@@ -95,6 +95,9 @@ class ExportResult:
     checkpoint: dict[str, Any]
     tagmanifest_sha256: str
     exported_seqs: list[int] = field(default_factory=list)
+    disposed: list[dict[str, Any]] = field(default_factory=list)
+    """Objects linked to the incident that were disposed of (not in the package): ``blake3``,
+    ``sha256``, ``size``, ``disposed_at``, ``seq`` (the disposal event), ``actor``."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,7 @@ class ExportResult:
             "checkpoint": self.checkpoint,
             "tagmanifest_sha256": self.tagmanifest_sha256,
             "exported_seqs": self.exported_seqs,
+            "disposed": self.disposed,
         }
 
 
@@ -216,6 +220,7 @@ def export_package(
     state = require_incident(ledger, incident_id)
     blake3s = _selected(workspace, state, refs)
     checkpoint, state, events = _sealed_events(workspace, incident_id, blake3s)
+    disposed = _disposed_objects(ledger, state, checkpoint.size)
     verifier: notes.Verifier = workspace.verifier()
     try:
         parsed, _ = notes.open_checkpoint(checkpoint.note, [verifier], origin=verifier.name)
@@ -236,7 +241,7 @@ def export_package(
             recipient=recipient, organization=organization or "not stated", organization_given=bool(organization),
             created=datetime.now(timezone.utc),
             sheets_tool=tools.version("ffmpeg") if any(i.contact_sheet for i in items) else None,
-            bag_root=staging,
+            bag_root=staging, disposed=disposed,
         )
         _write_custody(bag, context, ledger)
         bag.text(layout.REPORT, render_report(context))
@@ -252,7 +257,7 @@ def export_package(
     result = ExportResult(
         directory=str(out), incident=incident_id, package_id=package_id, recipient=recipient, items=items,
         events=len(events), checkpoint={"origin": parsed.origin, "size": parsed.size, "root": parsed.root.hex()},
-        tagmanifest_sha256=tagmanifest,
+        tagmanifest_sha256=tagmanifest, disposed=disposed,
     )
     try:
         result.exported_seqs = _record(workspace, result)
@@ -268,6 +273,23 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _disposed_objects(ledger: Any, state: Any, size: int) -> list[dict[str, Any]]:
+    """The incident's linked objects whose disposal event lies within the package's checkpoint
+    (the first ``size`` events), oldest disposal first: what the report lists as no longer
+    preserved."""
+    found: list[dict[str, Any]] = []
+    for event in ledger.events(actions=("disposed",)):
+        blake3 = event.subject.get("evidence")
+        if blake3 not in state.evidence or event.seq >= size:
+            continue
+        row = ledger.evidence_row(blake3) or {}
+        found.append({
+            "blake3": blake3, "sha256": row.get("sha256"), "size": row.get("size"),
+            "disposed_at": event.time, "seq": event.seq, "actor": event.actor,
+        })
+    return sorted(found, key=lambda d: d["seq"])
 
 
 def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
@@ -450,6 +472,7 @@ class _Context:
     created: datetime
     sheets_tool: str | None
     bag_root: Path
+    disposed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def incident(self) -> str:
@@ -651,6 +674,29 @@ def event_summary(event: Any) -> str:
     return scalars[:200]
 
 
+def _disposed_section(disposed: Sequence[Mapping[str, Any]]) -> str:
+    """The report's list of linked recordings that are no longer preserved (none: nothing)."""
+    if not disposed:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(d['disposed_at'])}</td><td>{d['seq']}</td><td>{_e(d['actor'])}</td>"
+        f"<td>{d['size']:,}</td><td class=\"hash\">SHA-256 {_e(d['sha256'])}<br>BLAKE3 {_e(d['blake3'])}</td></tr>"
+        if isinstance(d.get("size"), int) else
+        f"<tr><td>{_e(d['disposed_at'])}</td><td>{d['seq']}</td><td>{_e(d['actor'])}</td><td></td>"
+        f"<td class=\"hash\">BLAKE3 {_e(d['blake3'])}</td></tr>"
+        for d in disposed
+    )
+    return (
+        "<h2>Linked recordings no longer preserved</h2>\n"
+        f"<p class=note>{len(disposed)} recording(s) once linked to this incident were disposed of under the "
+        "agency's retention rules before this package was made, so they are not in it. Only their digests "
+        "remain, in the custody ledger; each disposal is the ledger event named here, within the checkpoint "
+        "this package carries.</p>\n"
+        "<table><thead><tr><th>Disposed (UTC)</th><th>Event</th><th>Who</th><th>Bytes</th><th>Hashes</th></tr>"
+        f"</thead><tbody>\n{rows}\n</tbody></table>"
+    )
+
+
 def render_report(context: _Context) -> str:
     """``report.html``: one self-contained page (inline CSS, images as ``data:`` URIs, no
     script, nothing fetched) with the incident, the files, the custody timeline and the
@@ -722,6 +768,7 @@ follow README.txt in this package (stock tools) or run <code>custody verify-pack
 <th>Bytes</th><th>Hashes</th></tr></thead><tbody>
 {"".join(files)}
 </tbody></table>
+{_disposed_section(context.disposed)}
 <h2>Custody timeline</h2>
 <table><thead><tr><th>Event</th><th>Time (UTC)</th><th>Who</th><th>Action</th><th>About</th><th>What</th></tr></thead><tbody>
 {"".join(timeline)}

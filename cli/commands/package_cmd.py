@@ -65,6 +65,9 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
     click.echo(f"events    {result.events}, proved against checkpoint {result.checkpoint['size']}")
     click.echo(f"recorded  exported events {', '.join(map(str, result.exported_seqs))} "
                f"(tag manifest SHA-256 {result.tagmanifest_sha256})")
+    for gone in result.disposed:
+        click.echo(f"disposed  BLAKE3 {gone['blake3'][:16]}: disposed of on {gone['disposed_at']} (event {gone['seq']}); "
+                   "not in the package, listed in report.html")
 
 
 @click.command("verify-package")

@@ -248,3 +248,14 @@ def test_export_leaves_out_disposed_objects_and_refuses_to_name_one(initialized:
     assert payload == [Path(kept["path"]).read_bytes()]
     check = initialized("verify-package", str(tmp_path / "bag2"))
     assert check.exit_code == 0, check.output
+    disposal = [e for e in initialized.json("log", "--json") if e["action"] == "disposed"]
+    assert len(disposal) == 1
+    assert f"event {disposal[0]['seq']}" in result.output and gone["blake3"][:16] in result.output
+    report = (tmp_path / "bag2" / "report.html").read_text()
+    section = report.split("Linked recordings no longer preserved", 1)[1].split("<h2>", 1)[0]
+    assert gone["blake3"] in section and gone["sha256"] in section and kept["blake3"] not in section
+    assert f"<td>{disposal[0]['seq']}</td>" in section
+    again = initialized.json("export", "--incident", "INC-D", "--out", str(tmp_path / "bag3"), "--json")
+    assert [(d["blake3"], d["seq"], d["sha256"]) for d in again["disposed"]] == [
+        (gone["blake3"], disposal[0]["seq"], gone["sha256"])
+    ]
