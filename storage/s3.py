@@ -1455,6 +1455,7 @@ class S3Store:
         the server's time. Then the raw request is sent, bypassing this class's refusals. A
         probe counts as refused only when the server answered with an error and HeadObject
         still shows the canary version with its original lock."""
+        self.sweep_canaries()
         probes: _Probes = []
         for action in ("delete-version", "shorten-retention", "switch-to-governance"):
             key = f"canary/{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
@@ -1481,6 +1482,42 @@ class S3Store:
                 ) from exc
             probes.append(self._probe(action, key, full, version, until))
         return probes
+
+    def sweep_canaries(self, limit: int = 200) -> int:
+        """Delete versions of earlier self-tests' canaries (under ``canary/``, metadata
+        ``purpose: lock-self-test``) whose retention the server reports as passed and that have
+        no legal hold, at most ``limit``; the number deleted. Anything else is left alone, and a
+        deletion the server refuses is skipped: canaries must not pile up, but nothing here may
+        fail a self-test."""
+        prefix = self.prefix + "canary/"
+        now = self.now()
+        removed = 0
+        try:
+            pages = self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for found in page.get("Versions") or ():
+                    if removed >= limit:
+                        return removed
+                    full, version = str(found["Key"]), str(found.get("VersionId") or "")
+                    if not version or version == "null":
+                        continue
+                    removed += self._sweep_one(full, version, now)
+        except (ClientError, BotoCoreError):
+            pass
+        return removed
+
+    def _sweep_one(self, full: str, version: str, now: datetime) -> int:
+        try:
+            head = self._client.head_object(Bucket=self.bucket, Key=full, VersionId=version)
+            if (head.get("Metadata") or {}).get("purpose") != "lock-self-test":
+                return 0
+            retention = _head_retention(head)
+            if retention is None or retention.until > now or _head_hold(head):
+                return 0
+            self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
+        except ClientError:
+            return 0
+        return 1
 
     def _lock_headers(self, full: str, version: str) -> tuple[str, str] | None:
         """(mode, retain-until) from HeadObject's lock headers; None when the version is gone."""

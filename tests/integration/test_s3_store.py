@@ -388,3 +388,29 @@ def test_stat_reads_the_lock_from_head_object_and_asks_only_for_what_it_left_out
     assert released.legal_hold is False
     assert s3_admin.get_object_legal_hold(Bucket=store.bucket, Key=full, VersionId=info.version)["LegalHold"]["Status"] == "OFF"
     assert calls[0] == "HeadObject" and len(calls) <= 2
+
+
+def test_a_self_test_deletes_the_expired_canaries_of_earlier_ones_and_nothing_else(
+    rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any
+) -> None:
+    store = _store(rgw_url, canary_seconds=10)
+    data = os.urandom(1000)
+    kept = store.put("canary/not-a-canary", io.BytesIO(data), len(data), sha256=_sha(data),
+                     retention=Retention("COMPLIANCE", store.now() + timedelta(seconds=1)))
+    first = store.lock_self_test()
+    assert all(p.refused for p in first)
+    prefix = store.prefix + "canary/"
+
+    def canaries() -> set[str]:
+        listing = s3_admin.list_object_versions(Bucket=store.bucket, Prefix=prefix)
+        return {v["Key"] for v in listing.get("Versions", []) if not v["Key"].endswith("not-a-canary")}
+
+    earlier = canaries()
+    assert len(earlier) == 3
+    time.sleep(12)  # the first canaries' retention (10 s) has passed
+    second = store.lock_self_test()
+    assert all(p.refused for p in second), "a sweep must not weaken the self-test"
+    now = canaries()
+    assert len(now) == 3 and not (now & earlier), "the expired canaries are gone, the new ones stay"
+    versions = s3_admin.list_object_versions(Bucket=store.bucket, Prefix=store.prefix + "canary/not-a-canary")
+    assert [v["VersionId"] for v in versions.get("Versions", [])] == [kept.version], "not ours: left alone"
