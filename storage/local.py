@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat as stat_mod
 import uuid
 from collections.abc import Iterator, Mapping
@@ -483,6 +484,7 @@ class LocalStore:
     def lock_self_test(self) -> builtins.list[LockProbe]:
         """The local store's locks are this program's own, so the probes exercise its verbs;
         ``capabilities.worm == "program"`` says that no server stands behind them."""
+        self.sweep_canaries()
         data = uuid.uuid4().bytes
         key = f"canary/{uuid.uuid4().hex}"
         info = self.put(
@@ -491,6 +493,7 @@ class LocalStore:
             len(data),
             sha256=hashlib.sha256(data).hexdigest(),
             retention=Retention("COMPLIANCE", self.now() + timedelta(seconds=60)),
+            metadata={"purpose": "lock-self-test"},
         )
         assert info.retention is not None
         earlier = info.retention.until - timedelta(seconds=30)
@@ -508,6 +511,23 @@ class LocalStore:
             else:
                 probes.append(LockProbe(action, False, "the local store allowed it"))
         return probes
+
+    def sweep_canaries(self, limit: int = 200) -> int:
+        """Delete earlier self-tests' canaries (``canary/<32 hex>``) whose retention has passed
+        and that have no hold, at most ``limit``; the number deleted. Nothing else is touched."""
+        removed = 0
+        for info in self.list("canary/"):
+            if removed >= limit:
+                break
+            ours = re.fullmatch(r"canary/[0-9a-f]{32}", info.key) is not None
+            if not ours or info.legal_hold or info.retention is None or info.retention.until > self.now():
+                continue
+            try:
+                self.delete(info.key, info.version)
+            except StorageError:
+                continue
+            removed += 1
+        return removed
 
     def _refuse_mode_change(self, key: str) -> None:
         raise RetentionViolation(f"{key}: the local store keeps every object in COMPLIANCE mode")
