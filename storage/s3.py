@@ -1567,7 +1567,29 @@ class S3Store:
         return LockProbe(action, True, f"refused by the server ({refusal}) on {where}")
 
 
-class _SourceSpan(io.RawIOBase):
+class _SizedReader(io.RawIOBase):
+    """A read-only, seekable stream of ``_size`` bytes whose position is ``_pos``."""
+
+    _size: int
+    _pos: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def _seek_target(self, offset: int, whence: int) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        return base + offset
+
+
+class _SourceSpan(_SizedReader):
     """Exactly ``size`` bytes of ``source`` from its position when made, as the seekable body
     of one request (botocore rewinds it to retry). A source with a file descriptor is read with
     ``os.pread``, so its own position does not matter; any other is seeked. A source that ends
@@ -1589,20 +1611,8 @@ class _SourceSpan(io.RawIOBase):
         self._pos = 0
         self._reported = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError(f"negative seek position {base + offset}")
-        self._pos = base + offset
+        self._pos = self._seek_target(offset, whence)
         return self._pos
 
     def available(self) -> int:
@@ -1645,7 +1655,7 @@ class _SourceSpan(io.RawIOBase):
             self._progress(done)
 
 
-class _ObjectReader(io.RawIOBase):
+class _ObjectReader(_SizedReader):
     """Raw, seekable reader over one stored version; errors are ``storage.errors`` classes."""
 
     def __init__(
@@ -1660,20 +1670,8 @@ class _ObjectReader(io.RawIOBase):
         self._body: Any = body
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        target = base + offset
-        if target < 0:
-            raise ValueError(f"negative seek position {target}")
+        target = self._seek_target(offset, whence)
         if target != self._pos:
             self._drop_body()
             self._pos = target
