@@ -100,3 +100,16 @@ def clip_dir(tmp_path: Path, clips: list[Path]) -> Path:
 
 
 RunTool = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def use_credentials(monkeypatch: pytest.MonkeyPatch, access_key: str, secret_key: str) -> None:
+    """Put credentials where boto3's standard chain finds them, and nowhere else."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

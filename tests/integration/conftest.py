@@ -45,6 +45,8 @@ from typing import Any, NoReturn, cast
 
 import pytest
 
+from tests.conftest import use_credentials  # noqa: F401  (imported by the integration tests from here)
+
 REPO = Path(__file__).resolve().parents[2]
 START_SCRIPT = REPO / "infra" / "dev" / "start-ceph-rgw.sh"
 STOP_SCRIPT = REPO / "infra" / "dev" / "stop-ceph-rgw.sh"
@@ -272,17 +274,20 @@ def lock_bucket(config: pytest.Config, rgw: CephRgw, name: str = "shared") -> st
     return rgw.buckets[name]
 
 
-def use_credentials(monkeypatch: pytest.MonkeyPatch, access_key: str, secret_key: str) -> None:
-    """Put credentials where boto3's standard chain finds them, and nowhere else."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def moto_lock_bucket(monkeypatch: pytest.MonkeyPatch, moto: MotoServer, name: str) -> tuple[str, Any]:
+    """Credentials for moto and a new bucket there created with Object Lock, named ``name``
+    plus a random suffix, with a plain boto3 client to it: for showing what a server that does
+    not enforce locks looks like."""
+    import boto3
+    from botocore.config import Config
+
+    use_credentials(monkeypatch, "testing", "testing")
+    client = boto3.session.Session().client(
+        "s3", endpoint_url=moto.endpoint, region_name="us-east-1", config=Config(s3={"addressing_style": "path"})
+    )
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    return bucket, client
 
 
 @pytest.fixture(scope="session")

@@ -13,19 +13,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
 import blake3
-import boto3
 import pytest
-from botocore.config import Config
 
 from custody.ledger import Ledger
 from storage.s3 import S3Store
 from tests.conftest import Custody, require_tool
-from tests.integration.conftest import use_credentials
+from tests.integration.conftest import moto_lock_bucket
 
 pytestmark = pytest.mark.integration
 
@@ -192,13 +189,7 @@ def test_shards_and_rotation_on_ceph_rgw_cover_every_object(
 def test_the_canary_against_moto_is_reported_as_store_not_enforcing(
     custody: Custody, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_credentials(monkeypatch, "testing", "testing")
-    moto = boto3.session.Session().client(
-        "s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-    bucket = f"custody-audit-moto-{uuid.uuid4().hex[:8]}"
-    moto.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    bucket, _ = moto_lock_bucket(monkeypatch, moto_server, "custody-audit-moto")
     url = f"s3://{bucket}?endpoint_url={moto_server.endpoint}&region=us-east-1"
     assert custody("init", "--store", url).exit_code == 0
 

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import Custody
-from tests.integration.conftest import REPO, admin_client, use_credentials
+from tests.integration.conftest import REPO, admin_client, moto_lock_bucket
 
 pytestmark = pytest.mark.integration
 
@@ -218,13 +216,7 @@ def test_store_check_on_ceph_rgw_is_enforced_and_recorded(
 def test_store_check_on_moto_reports_not_enforced_and_records_it(
     custody: Custody, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    use_credentials(monkeypatch, "testing", "testing")
-    moto = boto3.session.Session().client(
-        "s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
-    bucket = f"custody-moto-{uuid.uuid4().hex[:8]}"
-    moto.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    bucket, moto = moto_lock_bucket(monkeypatch, moto_server, "custody-moto")
     init = custody("init", "--store", store_url(bucket, moto_server.endpoint))
     assert init.exit_code == 0, init.output
 

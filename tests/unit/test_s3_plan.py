@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.conftest import use_credentials
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
@@ -25,14 +27,7 @@ MiB = 1 << 20
 
 @pytest.fixture(autouse=True)
 def isolated_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDUNITTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit-test-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    use_credentials(monkeypatch, "AKIDUNITTEST", "unit-test-secret")
 
 
 def _parts(data: bytes, part_size: int) -> list[bytes]:
