@@ -28,29 +28,6 @@ class Digests:
     size: int
 
 
-class StreamHasher:
-    """BLAKE3 and SHA-256 of the same bytes, fed chunk by chunk. The two run side by side:
-    SHA-256 on a worker thread, BLAKE3 on the caller's (both release the GIL)."""
-
-    def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._b3 = blake3.blake3()
-        self._sha = hashlib.sha256()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-        self.size = 0
-
-    def update(self, chunk: bytes | memoryview) -> None:
-        pending = self._pool.submit(self._sha.update, chunk)
-        self._b3.update(chunk)
-        pending.result()
-        self.size += len(chunk)
-
-    def digests(self) -> Digests:
-        self._pool.shutdown(wait=True)
-        return Digests(self._b3.hexdigest(), self._sha.hexdigest(), self.size)
-
-
 def hash_stream(source: BinaryIO, progress: Progress | None = None, sink: Sink | None = None) -> Digests:
     """BLAKE3 and SHA-256 of everything ``source`` yields, in one read.
 

@@ -10,20 +10,40 @@ import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.hashing import StreamHasher, blake3_file, hash_file, hash_stream, sha256_file
+from custody.hashing import blake3_file, hash_file, hash_stream, sha256_file
 from tests.conftest import require_tool
 
 DATA = Path(__file__).parent.parent / "data"
 
 
+class _Pieces(io.RawIOBase):
+    """A source whose reads end at the given cut points, or every ``step`` bytes: short reads,
+    like a pipe or a network filesystem gives."""
+
+    def __init__(self, data: bytes, cuts: list[int] | None = None, step: int | None = None) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._cuts = sorted({c for c in (cuts or []) if 0 < c < len(data)})
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        end = len(self._data)
+        if self._step is not None:
+            end = min(end, self._pos + self._step)
+        end = min([end, *[c for c in self._cuts if c > self._pos]])
+        count = min(len(buffer), end - self._pos)
+        buffer[:count] = self._data[self._pos : self._pos + count]
+        self._pos += count
+        return count
+
+
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=20_000), cuts=st.lists(st.integers(min_value=0, max_value=20_000), max_size=12))
 def test_any_chunking_equals_one_shot(data: bytes, cuts: list[int]) -> None:
-    hasher = StreamHasher()
-    points = sorted({0, len(data), *[c for c in cuts if c <= len(data)]})
-    for start, end in zip(points, points[1:]):
-        hasher.update(data[start:end])
-    digests = hasher.digests()
+    digests = hash_stream(_Pieces(data, cuts))
     assert digests.blake3 == blake3.blake3(data).hexdigest()
     assert digests.sha256 == hashlib.sha256(data).hexdigest()
     assert digests.size == len(data)
@@ -42,10 +62,7 @@ def test_official_blake3_vectors() -> None:
     assert len(cases) >= 8
     for case in cases:
         data = bytes(i % 251 for i in range(case["input_len"]))
-        hasher = StreamHasher()
-        for start in range(0, len(data), 1000):
-            hasher.update(data[start : start + 1000])
-        assert hasher.digests().blake3 == case["hash_32B_hex"], case["input_len"]
+        assert hash_stream(_Pieces(data, step=1000)).blake3 == case["hash_32B_hex"], case["input_len"]
 
 
 def test_files_agree_with_b3sum_and_sha256sum(tmp_path: Path) -> None:
@@ -62,28 +79,12 @@ def test_files_agree_with_b3sum_and_sha256sum(tmp_path: Path) -> None:
         assert sha256_file(path) == stock_sha
 
 
-class _Trickle(io.RawIOBase):
-    """A source that returns at most 1000 bytes per read, like a pipe or a network filesystem."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
-        count = min(len(buffer), 1000, len(self._data))
-        buffer[:count] = self._data[:count]
-        self._data = self._data[count:]
-        return count
-
-
 def test_the_sink_receives_exactly_the_hashed_bytes_in_whole_chunks() -> None:
     from custody.hashing import CHUNK
 
     data = hashlib.shake_256(b"sink").digest(2 * CHUNK + 12_345)
     received: list[bytes] = []
-    digests = hash_stream(_Trickle(data), sink=lambda chunk: received.append(bytes(chunk)))
+    digests = hash_stream(_Pieces(data, step=1000), sink=lambda chunk: received.append(bytes(chunk)))
     assert b"".join(received) == data
     assert [len(c) for c in received] == [CHUNK, CHUNK, 12_345], "short reads must not cut chunks short"
     assert digests.blake3 == blake3.blake3(data).hexdigest()
