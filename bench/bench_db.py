@@ -53,7 +53,7 @@ def _details(writer: int, index: int) -> dict[str, Any]:
 
 def _writer(url: str, writer: int, count: int, ready: Any, go: Any) -> None:
     """One writer process: connect, wait for the start, append ``count`` events one per transaction."""
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
     ledger = Ledger(url, busy_timeout=300)
     ledger.head()
@@ -68,7 +68,7 @@ def _writer(url: str, writer: int, count: int, ready: Any, go: Any) -> None:
 
 def _round(url: str, writers: int, appends: int) -> float:
     """Appends per second of ``writers`` processes sharing ``appends`` events, on a fresh ledger."""
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
     ledger = Ledger(url)
     ledger.create()

@@ -22,7 +22,7 @@ send the file as a multipart upload instead of one PutObject); the summary names
 
 When the throughput target is missed, the bench measures where custody's time goes, in this
 process with the project's own functions and the same path as `custody ingest`: the hash pass
-(custody.hashing.hash_stream: BLAKE3 and SHA-256 in one read, feeding S3Store.plan_upload's
+(custody.evidence.hashing.hash_stream: BLAKE3 and SHA-256 in one read, feeding S3Store.plan_upload's
 per-part digests when the store sends the file multipart) and the upload pass (S3Store.put of
 the same file with that plan: the upload, locking and the final stat), each as wall time and
 process CPU; then the single-thread CPU price of one pass of MD5, SHA-256, BLAKE3 and CRC32
@@ -174,7 +174,7 @@ def breakdown(data: Path, size: int, url: str, env: dict[str, str], runs: int) -
     """Where custody's time goes: its two passes over the file as `custody ingest` makes them,
     timed separately in-process (wall and process CPU, all threads), and the CPU price of each
     digest it computes."""
-    from custody.hashing import hash_stream
+    from custody.evidence.hashing import hash_stream
     from storage.base import Retention
     from storage.s3 import S3Store
 

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import Result, check_args, custody_bin, finish, median, workdir  # noqa: E402
 
 from custody.home import open_workspace  # noqa: E402
-from custody.seal import prove_event  # noqa: E402
+from custody.ledger.seal import prove_event  # noqa: E402
 from custody.settings import Settings  # noqa: E402
-from custody.tree import inclusion_proof, root, verify_inclusion  # noqa: E402
+from custody.ledger.tree import inclusion_proof, root, verify_inclusion  # noqa: E402
 
 
 def _details(index: int) -> dict[str, object]:

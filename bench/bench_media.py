@@ -1,7 +1,7 @@
 """Packet hashing of a ~1 GiB H.264 video vs `ffmpeg -i X -map 0 -c copy -f null -` (time ratio),
 and probe time per file (the big video, and the 20 s segment it repeats).
 
-Ours is `custody.media.packet_hashes(X)` called in this process (what `custody ingest` runs for
+Ours is `custody.media.media.packet_hashes(X)` called in this process (what `custody ingest` runs for
 every video): one ffprobe run listing the packets, SHA-256 of each packet's bytes taken here.
 The ffprobe version it records is looked up once per process (by the probe that precedes it at
 ingest), so it is looked up before timing.
@@ -12,7 +12,7 @@ round. The stock ways to hash packets, `ffmpeg ... -c copy -f framehash -hash sh
 
 Targets: time ours/null <= 5.0 (the null copy only demuxes, at ~2.5 GB/s; SHA-256 of every byte
 alone costs ~0.8 s per GiB and core here, and the Adler-32 cross-check ~0.4 s, so on 2 cores the
-floor is about 3x); ours no more than half the time of stock framehash; `custody.media.probe`
+floor is about 3x); ours no more than half the time of stock framehash; `custody.media.media.probe`
 <= 0.15 s per file (median of 10).
 
 The video: 20 s of lossless 1280x720 30 fps H.264 (testsrc2, about 16 Mbit/s) with AAC audio,
@@ -57,7 +57,7 @@ def make_video(directory: Path, size: int, ffmpeg: str) -> tuple[Path, Path]:
 
 
 def bench(args: argparse.Namespace) -> list[Result]:
-    from custody import media
+    from custody.media import media
 
     ffmpeg, ffprobe = require("ffmpeg"), require("ffprobe")
     size = int(args.size_gib * GIB)

@@ -1,7 +1,7 @@
 """Where the time of `custody ingest` goes, next to `cp FILE DEST && sync` (not a pass/fail bench).
 
 Per round, interleaved, each step after deleting earlier output and `sync`:
-  custody ingest (whole process) | hash pass: custody.hashing.hash_file |
+  custody ingest (whole process) | hash pass: custody.evidence.hashing.hash_file |
   store pass: storage.local.LocalStore.put, split into its copy loop and its fsync |
   cp FILE DEST, then sync | custody --version (interpreter + CLI start-up).
 Needs the project importable: run it with the project's venv Python.
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (GIB, check_args, custody_bin, fmt_runs, median, parser, random_file,  # noqa: E402
                      remove, run, sync, table, timed, warm, workdir)
 
-from custody.hashing import hash_file  # noqa: E402
+from custody.evidence.hashing import hash_file  # noqa: E402
 from storage.base import Retention  # noqa: E402
 from storage.local import LocalStore  # noqa: E402
 

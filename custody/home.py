@@ -16,7 +16,7 @@ from storage.base import ObjectStore
 from storage.url import open_store
 
 if TYPE_CHECKING:
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
 
 @dataclass
@@ -55,7 +55,7 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
 
     An S3 store's bucket must have Object Lock (``create_bucket`` creates one that has); with
     ``remember_store`` the store URL is written to the config file if it names none yet."""
-    from custody.checkpoint import generate_signer
+    from custody.ledger.checkpoint import generate_signer
 
     home = settings.home
     try:
@@ -88,7 +88,7 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, verifier + "\n", 0o644)
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
     existed = _database_exists(ledger)
@@ -105,7 +105,7 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
 
 def _unflagged_days(settings: Settings) -> int:
     """Whole days of the ``unflagged`` category: the bucket's default retention."""
-    from custody.retention import DEFAULT_CATEGORY, load_categories
+    from custody.cases.retention import DEFAULT_CATEGORY, load_categories
 
     duration = load_categories(settings.config)[DEFAULT_CATEGORY].duration
     assert duration is not None
@@ -180,7 +180,7 @@ def background_priority() -> None:
 
 
 def _open_ledger(settings: Settings) -> Ledger:
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
     ledger.check_ready()
@@ -203,24 +203,24 @@ class Workspace:
 
     def ledger_or_opening(self) -> Ledger | LedgerOpening:
         """The ledger, or, while it is still being opened, the ``LedgerOpening`` (for work that
-        can start before it is ready: see ``custody.ingest.Ingestor``)."""
+        can start before it is ready: see ``custody.evidence.ingest.Ingestor``)."""
         if isinstance(self._ledger, LedgerOpening) and self._ledger.ready():
             return self.ledger
         return self._ledger
 
     def signer(self) -> Any:
-        from custody.seal import load_signer
+        from custody.ledger.seal import load_signer
 
         return load_signer(self.settings.key_path)
 
     def verifier(self) -> Any:
-        from custody.seal import load_verifier
+        from custody.ledger.seal import load_verifier
 
         return load_verifier(self.settings.verifier_key_path, self.settings.key_path)
 
     def seal(self, *, force: bool = False) -> Any:
-        """Sign a checkpoint of every event so far and put it in WORM storage (see custody.seal)."""
-        from custody.seal import seal
+        """Sign a checkpoint of every event so far and put it in WORM storage (see custody.ledger.seal)."""
+        from custody.ledger.seal import seal
 
         return seal(self.ledger, self.store, self.signer(), force=force)
 

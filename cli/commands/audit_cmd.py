@@ -28,7 +28,7 @@ class _Bar(TerminalProgress):
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from custody.audit import Shard
+    from custody.audit.audit import Shard
     from custody.errors import BadInput
 
     if value is None:
@@ -101,7 +101,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
       custody audit --rotation 30 --metrics /var/lib/node_exporter/textfile/custody_audit.prom
       custody audit --level quick --rotation 7 --shard 3/8
     """
-    from custody.audit import AuditRequest, LocalPrehash, failure_metrics, prometheus_metrics, run_audit, write_metrics
+    from custody.audit.audit import AuditRequest, LocalPrehash, failure_metrics, prometheus_metrics, run_audit, write_metrics
     from custody.errors import BadInput, CustodyError
     from storage.errors import StorageError
 

@@ -25,7 +25,7 @@ PAUSE_VARIABLE = "CUSTODY_TEST_PAUSE"
 
 def _ledger(ctx: click.Context) -> Any:
     from custody.errors import ConfigError
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
     settings = settings_from(ctx)
     if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():

@@ -24,7 +24,7 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
       custody dispose --expired
       custody dispose --expired --confirm --json
     """
-    from custody.disposition import dispose_expired
+    from custody.cases.disposition import dispose_expired
 
     items = dispose_expired(workspace(ctx, actor), confirm=confirm)
     if as_json:

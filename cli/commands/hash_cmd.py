@@ -19,7 +19,7 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool) -> None
       custody hash clip.mp4
       custody hash --sha256 *.mp4 > SHA256SUMS && sha256sum -c SHA256SUMS
     """
-    from custody.hashing import blake3_file, sha256_file
+    from custody.evidence.hashing import blake3_file, sha256_file
 
     failed = 0
     for name in files:

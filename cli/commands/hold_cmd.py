@@ -44,8 +44,8 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
       custody hold place SAO-26-00812 --authority "Cook County SAO" --reason "felony review" --incident 2026-1101-ICE-01
       custody hold place LIT-7 --authority "N.D. Ill. 1:26-cv-0411 preservation order" --reason litigation 1f0c3a9e 77aa01b2
     """
-    from custody.holds import place_hold
-    from custody.verify import resolve
+    from custody.cases.holds import place_hold
+    from custody.evidence.verify import resolve
 
     ws = workspace(ctx, actor)
     objects = []
@@ -71,7 +71,7 @@ def release(ctx: click.Context, name: str, authority: str, reason: str, actor: s
     Examples:
       custody hold release SAO-26-00812 --authority "final disposition, order of 2027-03-02" --reason "case closed"
     """
-    from custody.holds import release_hold
+    from custody.cases.holds import release_hold
 
     _render(release_hold(workspace(ctx, actor), name, authority=authority, reason=reason), as_json)
 
@@ -86,7 +86,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     Examples:
       custody hold list --json
     """
-    from custody.holds import all_holds
+    from custody.cases.holds import all_holds
 
     holds = all_holds(workspace(ctx).ledger)
     if as_json:

@@ -82,7 +82,7 @@ def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: boo
         --injuries "abrasions to the face" --ems-summoned --aid-rendered \\
         --violation "720 ILCS 5/12-3" --report-number RD-JH123456
     """
-    from custody.incidents import create_incident
+    from custody.cases.incidents import create_incident
 
     _render(create_incident(workspace(ctx, actor), incident_id, fields), as_json)
 
@@ -101,7 +101,7 @@ def amend(ctx: click.Context, incident_id: str, reason: str, actor: str | None, 
     Examples:
       custody incident amend 2026-1101-ICE-01 --supervisor-badge 4417 --reason "badge misread; see bodycam 00:03:12"
     """
-    from custody.incidents import amend_incident
+    from custody.cases.incidents import amend_incident
 
     _render(amend_incident(workspace(ctx, actor), incident_id, fields, reason), as_json)
 
@@ -121,7 +121,7 @@ def refer(ctx: click.Context, incident_id: str, to: str, reference: str, felony:
     Examples:
       custody incident refer 2026-1101-ICE-01 --to "Cook County State's Attorney" --reference SAO-26-00812 --felony
     """
-    from custody.incidents import refer_incident
+    from custody.cases.incidents import refer_incident
 
     _render(refer_incident(workspace(ctx, actor), incident_id, to, reference, felony), as_json)
 
@@ -137,7 +137,7 @@ def show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     Examples:
       custody incident show 2026-1101-ICE-01
     """
-    from custody.incidents import require_incident
+    from custody.cases.incidents import require_incident
 
     ws = workspace(ctx)
     _render(require_incident(ws.ledger, incident_id), as_json)
@@ -153,7 +153,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     Examples:
       custody incident list --json
     """
-    from custody.incidents import list_incidents
+    from custody.cases.incidents import list_incidents
 
     states = list_incidents(workspace(ctx).ledger)
     if as_json:
@@ -183,8 +183,8 @@ def link(ctx: click.Context, ref: str, incident_id: str, camera: str | None, off
     Examples:
       custody link 1f0c3a9e --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
     """
-    from custody.incidents import link_evidence
-    from custody.verify import resolve
+    from custody.cases.incidents import link_evidence
+    from custody.evidence.verify import resolve
 
     ws = workspace(ctx, actor)
     resolved = resolve(ws.ledger, ref)

@@ -57,7 +57,7 @@ def ingest(
       custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
     """
     from cli.commands.media_cmd import ingest_inspector
-    from custody.ingest import ingest_paths
+    from custody.evidence.ingest import ingest_paths
 
     if (camera or officer) and not incident_id:
         raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")

@@ -32,7 +32,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
       custody ledger verify
       custody ledger verify --json
     """
-    from custody.seal import verify_ledger as verify
+    from custody.ledger.seal import verify_ledger as verify
 
     ws = workspace(ctx)
     report = verify(ws.ledger, ws.store, ws.verifier())
@@ -85,7 +85,7 @@ def key(ctx: click.Context) -> None:
       custody ledger key > ledger.vkey
     """
     from cli.context import settings_from
-    from custody.seal import load_verifier
+    from custody.ledger.seal import load_verifier
 
     settings = settings_from(ctx)
     click.echo(load_verifier(settings.verifier_key_path, settings.key_path).to_text())
@@ -106,8 +106,8 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
       custody ledger prove 1f0c3a9e > ingest.proof
       custody ledger prove 1f0c3a9e --event 17
     """
-    from custody.seal import prove_event
-    from custody.verify import resolve
+    from custody.ledger.seal import prove_event
+    from custody.evidence.verify import resolve
 
     ws = workspace(ctx)
     if seq is None:

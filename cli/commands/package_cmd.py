@@ -47,7 +47,7 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
       custody export --incident 2026-1101-ICE-01 --out pkg 1f0c3a9e 77ab0c12 --json
     """
     from cli.commands.media_cmd import media_tools
-    from custody.package import export_package
+    from custody.package.export import export_package
 
     config = ctx.find_root().obj.get("config", {})
     result = export_package(
@@ -99,8 +99,8 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
       custody verify-package pkg --trust-key 'host/custody/1a2b3c4d+0badc0de+AQ...' --json
       custody verify-package pkg --trust-key vkey --receipt receipt.txt --signer-key sao.key
     """
-    from custody.receipt import load_signer_key, make_receipt, write_receipt
-    from custody.verify_package import read_verifier_key, verify_package
+    from custody.package.receipt import load_signer_key, make_receipt, write_receipt
+    from custody.package.verify import read_verifier_key, verify_package
 
     if (receipt_out is None) != (signer_key is None):
         raise click.UsageError("--receipt and --signer-key go together")
@@ -164,7 +164,7 @@ def keygen(name: str, out: Path) -> None:
     Examples:
       custody receipt keygen sao-cook-county --out sao.key
     """
-    from custody.receipt import generate_keypair
+    from custody.package.receipt import generate_keypair
 
     click.echo(generate_keypair(name, out))
 
@@ -190,8 +190,8 @@ def import_(ctx: click.Context, receipt_path: Path, trust_key: str | None, actor
       custody receipt import receipt.txt
       custody receipt import receipt.txt --trust-key 'sao-cook-county+12345678+AQ...' --json
     """
-    from custody.receipt import import_receipt
-    from custody.verify_package import read_verifier_key
+    from custody.package.receipt import import_receipt
+    from custody.package.verify import read_verifier_key
 
     trusted = read_verifier_key(trust_key) if trust_key else None
     done = import_receipt(workspace(ctx, actor), receipt_path, trusted)

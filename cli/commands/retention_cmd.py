@@ -27,7 +27,7 @@ def categories(ctx: click.Context, as_json: bool) -> None:
     Examples:
       custody retention categories --json
     """
-    from custody.retention import load_categories
+    from custody.cases.retention import load_categories
 
     found = load_categories(settings_from(ctx).config)
     if as_json:
@@ -70,7 +70,7 @@ def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, rea
       custody retention flag 1f0c3a9e --reason "complaint filed"
       custody retention flag --incident 2026-1101-ICE-01 --reason "detention"
     """
-    from custody.retention import flag_objects
+    from custody.cases.retention import flag_objects
 
     ws = workspace(ctx, actor)
     targets = _targets(ws, refs, incident_id)
@@ -93,7 +93,7 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
     Examples:
       custody retention set 1f0c3a9e --category flagged --reason "officer request"
     """
-    from custody.retention import set_category
+    from custody.cases.retention import set_category
 
     ws = workspace(ctx, actor)
     changes = set_category(ws, _targets(ws, refs, None), category, reason)
@@ -101,8 +101,8 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
 
 
 def _targets(ws, refs: tuple[str, ...], incident_id: str | None) -> list[str]:  # type: ignore[no-untyped-def]
-    from custody.incidents import require_incident
-    from custody.verify import resolve
+    from custody.cases.incidents import require_incident
+    from custody.evidence.verify import resolve
 
     if bool(refs) == bool(incident_id):
         raise click.UsageError("give either REF... or --incident ID")

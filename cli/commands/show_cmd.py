@@ -23,7 +23,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
       custody show 1f0c3a9e
       custody show ./clip.mp4 --json
     """
-    from custody.inspect import show_object
+    from custody.evidence.inspect import show_object
 
     record = show_object(workspace(ctx), ref)
     if as_json:

@@ -32,7 +32,7 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
       custody store check
       custody store check --json
     """
-    from custody.storecheck import check_store
+    from custody.evidence.storecheck import check_store
 
     result = check_store(workspace(ctx, actor))
     if as_json:

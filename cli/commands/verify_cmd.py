@@ -21,7 +21,7 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
       custody verify 1f0c3a9e
       custody verify ./copy-from-usb/clip.mp4 --json
     """
-    from custody.verify import verify_and_record
+    from custody.evidence.verify import verify_and_record
 
     results = verify_and_record(workspace(ctx), list(refs))
     if as_json:

@@ -22,8 +22,8 @@ from typing import Any
 import blake3
 import pytest
 
-import custody.audit as audit_module
-from custody.ledger import Ledger
+import custody.audit.audit as audit_module
+from custody.ledger.database import Ledger
 from storage.base import Retention
 from storage.local import LocalStore
 from tests.conftest import Custody
@@ -423,7 +423,7 @@ def test_bad_options_are_usage_errors(initialized: Custody, args: tuple[str, ...
 
 
 def test_retained_attachments_are_checked_with_their_object(initialized: Custody, tmp_path: Path) -> None:
-    from custody.ingest import Ingestor, Inspection
+    from custody.evidence.ingest import Ingestor, Inspection
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(os.urandom(6000))

@@ -96,11 +96,11 @@ def test_hash_starts_without_boto3_or_sqlalchemy(tmp_path: Path) -> None:
 
 def test_packages_import(tmp_path: Path) -> None:
     import cli.main
-    import custody.ledger
+    import custody.ledger.database
     import storage.local
 
     assert cli.main.cli.name == "cli"
-    assert custody.ledger.GENESIS == "0" * 64
+    assert custody.ledger.database.GENESIS == "0" * 64
     assert storage.local.LocalStore.capabilities.worm == "program"
 
 

@@ -10,10 +10,10 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from custody import checkpoint as notes
-from custody import tree
-from custody.canonical import canonical_bytes
-from custody.ledger import GENESIS, CustodyEvent, Ledger, event_hash
+from custody.ledger import checkpoint as notes
+from custody.ledger import tree
+from custody.ledger.canonical import canonical_bytes
+from custody.ledger.database import GENESIS, CustodyEvent, Ledger, event_hash
 from storage.base import Retention
 from storage.local import LocalStore
 from tests.conftest import Custody

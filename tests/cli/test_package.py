@@ -19,8 +19,8 @@ from typing import Any
 import bagit
 import pytest
 
-from custody import checkpoint as notes
-from custody.canonical import canonical_bytes
+from custody.ledger import checkpoint as notes
+from custody.ledger.canonical import canonical_bytes
 from tests.conftest import Custody, require_tool
 
 INCIDENT = "2026-1101-ICE-01"
@@ -231,7 +231,7 @@ def test_verify_package_needs_no_database_store_or_configuration(exported: dict[
         "from cli.main import cli\n"
         f"sys.argv = ['custody', 'verify-package', {str(exported['bag'])!r}, '--json']\n"
         "try:\n    cli.main(prog_name='custody')\nexcept SystemExit as exit:\n    code = exit.code\n"
-        "heavy = [m for m in ('boto3', 'botocore', 'sqlalchemy', 'custody.ledger', 'storage.local') if m in sys.modules]\n"
+        "heavy = [m for m in ('boto3', 'botocore', 'sqlalchemy', 'custody.ledger.database', 'storage.local') if m in sys.modules]\n"
         "print('HEAVY', heavy, 'EXIT', code, file=sys.stderr)\n"
     )
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": str(ROOT)}

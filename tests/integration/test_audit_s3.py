@@ -19,7 +19,7 @@ from typing import Any
 import blake3
 import pytest
 
-from custody.ledger import Ledger
+from custody.ledger.database import Ledger
 from storage.s3 import S3Store
 from tests.conftest import Custody, require_tool
 from tests.integration.conftest import moto_lock_bucket

@@ -36,7 +36,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from custody.ledger import APPEND_LOCK
+from custody.ledger.database import APPEND_LOCK
 from tests.integration.conftest import REPO, PostgresServer
 
 pytestmark = pytest.mark.integration

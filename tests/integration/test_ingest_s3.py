@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import blake3
 import pytest
 
-from custody.ingest import Ingestor
-from custody.ledger import Ledger
+from custody.evidence.ingest import Ingestor
+from custody.ledger.database import Ledger
 from storage.s3 import S3Store, make_client
 
 pytestmark = pytest.mark.integration

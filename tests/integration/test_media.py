@@ -1,4 +1,4 @@
-"""custody.media against real videos made with ffmpeg: probe fields, packet lists (and their
+"""custody.media.media against real videos made with ffmpeg: probe fields, packet lists (and their
 stock re-creation), ingest inspection of good, truncated and non-video files, clip verification
 of stream-copied, re-encoded, spliced and altered clips, and contact sheets."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from custody.errors import ConfigError
-from custody.media import (
+from custody.media.media import (
     MediaTools,
     MediaToolsMissing,
     PacketList,
@@ -138,7 +138,7 @@ def test_probe_reports_container_streams_and_tags_exactly(videos: dict[str, Path
 
 
 def test_probe_results_are_valid_canonical_event_values(videos: dict[str, Path]) -> None:
-    from custody.canonical import canonical_bytes
+    from custody.ledger.canonical import canonical_bytes
 
     for kind in KINDS:
         media = probe(videos[kind.name])
@@ -149,7 +149,7 @@ def test_probe_results_are_valid_canonical_event_values(videos: dict[str, Path])
 
 
 def stock_recipe(path: Path, tmp_path: Path) -> list[str]:
-    """The re-creation recipe of custody.media's docstring, run as written there."""
+    """The re-creation recipe of custody.media.media's docstring, run as written there."""
     probe_json = tmp_path / "packets.json"
     with probe_json.open("wb") as out:
         subprocess.run(
@@ -382,7 +382,7 @@ def test_contact_sheet_is_a_png_grid_with_the_tile_times(videos: dict[str, Path]
 
 
 def test_a_contact_sheet_of_a_non_video_is_bad_input(videos: dict[str, Path], tmp_path: Path) -> None:
-    from custody.media import MediaUnreadable
+    from custody.media.media import MediaUnreadable
 
     with pytest.raises(MediaUnreadable) as raised:
         contact_sheet(videos["sidecar"], tmp_path / "sheet.png")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from custody import media
-from custody.media import MediaTools, MediaUnreadable, probe
+from custody.media import media
+from custody.media.media import MediaTools, MediaUnreadable, probe
 from tests.conftest import require_tool
 
 

@@ -30,8 +30,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from custody.ledger import APPEND_LOCK, HEAD_REVISION, Ledger, metadata, migration_chain
-from custody.migrations.append_only import TABLES
+from custody.ledger.database import APPEND_LOCK, HEAD_REVISION, Ledger, metadata, migration_chain
+from custody.ledger.migrations.append_only import TABLES
 from tests.conftest import Custody
 from tests.integration.conftest import REPO, PostgresServer, free_port
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from storage.base import ObjectInfo, Retention
 from storage.errors import IntegrityRejected, StorageUnavailable, StoreMisconfigured
-from custody.hashing import hash_stream
+from custody.evidence.hashing import hash_stream
 from storage.s3 import S3Store, UploadPlan, confirm_stored, make_client
 
 pytestmark = pytest.mark.integration

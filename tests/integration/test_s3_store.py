@@ -316,7 +316,7 @@ def test_an_object_up_to_the_threshold_goes_up_in_one_put_object_signed_with_its
 def test_with_an_upload_plan_every_part_is_signed_with_the_digest_of_the_hash_pass(
     rgw_credentials: CephRgw, rgw_url: str, s3_admin: Any, tmp_path: Any
 ) -> None:
-    from custody.hashing import hash_stream
+    from custody.evidence.hashing import hash_stream
 
     client = make_client(rgw_credentials.endpoint, "us-east-1")
     seen = _requests_seen(client)

@@ -1,4 +1,4 @@
-"""Tests for custody.checkpoint: C2SP signed notes, checkpoints and tlog proofs."""
+"""Tests for custody.ledger.checkpoint: C2SP signed notes, checkpoints and tlog proofs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.checkpoint import (
+from custody.ledger.checkpoint import (
     MAX_SIGNATURES,
     TLOG_PROOF_HEADER,
     Checkpoint,
@@ -39,7 +39,7 @@ from custody.checkpoint import (
     sign_note,
     verify_tlog_proof,
 )
-from custody.tree import (
+from custody.ledger.tree import (
     EMPTY_ROOT,
     MemoryNodeStore,
     append_leaf,

@@ -10,7 +10,7 @@ import blake3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.hashing import blake3_file, hash_file, hash_stream, sha256_file
+from custody.evidence.hashing import blake3_file, hash_file, hash_stream, sha256_file
 from tests.conftest import require_tool
 
 DATA = Path(__file__).parent.parent / "data"
@@ -80,7 +80,7 @@ def test_files_agree_with_b3sum_and_sha256sum(tmp_path: Path) -> None:
 
 
 def test_the_sink_receives_exactly_the_hashed_bytes_in_whole_chunks() -> None:
-    from custody.hashing import CHUNK
+    from custody.evidence.hashing import CHUNK
 
     data = hashlib.shake_256(b"sink").digest(2 * CHUNK + 12_345)
     received: list[bytes] = []
@@ -94,7 +94,7 @@ def test_the_sink_receives_exactly_the_hashed_bytes_in_whole_chunks() -> None:
 def test_an_error_in_the_sink_stops_the_read() -> None:
     import pytest
 
-    from custody.hashing import CHUNK
+    from custody.evidence.hashing import CHUNK
 
     data = b"q" * (5 * CHUNK)
     calls: list[int] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from custody.ingest import Ingestor
-from custody.ledger import Ledger
+from custody.evidence.ingest import Ingestor
+from custody.ledger.database import Ledger
 from storage.local import LocalStore
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custody.canonical import canonical_bytes
-from custody.ledger import GENESIS, Ledger, event_hash
+from custody.ledger.canonical import canonical_bytes
+from custody.ledger.database import GENESIS, Ledger, event_hash
 
 
 def test_canonical_form_is_sorted_compact_utf8() -> None:

@@ -18,7 +18,7 @@ from tests.conftest import use_credentials
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from custody.hashing import hash_stream
+from custody.evidence.hashing import hash_stream
 from storage.errors import IntegrityRejected, StorageUnavailable
 from storage.s3 import S3Store, UploadPlan, make_client
 

@@ -1,4 +1,4 @@
-"""Tests for custody.tree: RFC 6962 / RFC 9162 vectors and Merkle properties."""
+"""Tests for custody.ledger.tree: RFC 6962 / RFC 9162 vectors and Merkle properties."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.tree import (
+from custody.ledger.tree import (
     EMPTY_ROOT,
     MAX_TREE_SIZE,
     MemoryNodeStore,

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from custody.errors import BadInput
-from custody.ledger import Ledger
-from custody.verify import resolve
+from custody.ledger.database import Ledger
+from custody.evidence.verify import resolve
 from storage.base import ObjectStore
 from storage.errors import StorageError
 
@@ -84,8 +84,8 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
 
 def show_object(workspace: Any, ref: str) -> dict[str, Any]:
     """Describe an object and record that it was viewed (``viewed`` event)."""
-    from custody.holds import holds_on
-    from custody.retention import object_retention
+    from custody.cases.holds import holds_on
+    from custody.cases.retention import object_retention
 
     record = describe_object(workspace.ledger, workspace.store, ref)
     retention = object_retention(workspace.ledger, record["blake3"])

@@ -93,9 +93,9 @@ from typing import Any, BinaryIO
 
 import ffmpeg  # type: ignore[import-untyped]
 
-from custody.canonical import printable_path
+from custody.ledger.canonical import printable_path
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
-from custody.ingest import Inspection, IngestResult
+from custody.evidence.ingest import Inspection, IngestResult
 from storage.base import ObjectStore
 from storage.errors import ObjectNotFound, StorageError
 
@@ -1292,7 +1292,7 @@ def stored_file(store: ObjectStore, key: str, version: str | None = None) -> Ite
 
 
 def _preserved(workspace: Any, ref: str) -> tuple[str, Any]:
-    from custody.verify import resolve
+    from custody.evidence.verify import resolve
 
     resolved = resolve(workspace.ledger, ref)
     row = workspace.ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
@@ -1337,7 +1337,7 @@ def recorded_packet_list(workspace: Any, ref: str, tools: MediaTools = DEFAULT_T
 def verify_clip_against(workspace: Any, clip: str, ref: str, tools: MediaTools = DEFAULT_TOOLS) -> ClipReport:
     """``verify_clip`` of a file against a preserved object's packet list, recorded as a
     ``verified`` event about the original (with the clip's digests, the outcome and the range)."""
-    from custody.hashing import hash_file
+    from custody.evidence.hashing import hash_file
 
     if not os.path.isfile(clip):
         raise BadInput(f"{printable_path(clip)}: no such file")
@@ -1403,7 +1403,7 @@ def derive(workspace: Any, path: str, ref: str, *, tool: str, params: str, note:
     ``ref``: its ingest event's ``derived_from`` names the parent's BLAKE3 and SHA-256, the tool
     and its parameters. Bytes that are already preserved are recorded as another acquisition,
     without a derivation: that is ``BadInput``, after the acquisition is recorded."""
-    from custody.ingest import ingest_paths
+    from custody.evidence.ingest import ingest_paths
 
     if not os.path.isfile(path):
         raise BadInput(f"{printable_path(path)}: not a regular file")

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
 
-from custody.canonical import printable_path
-from custody.hashing import Digests, hash_stream
+from custody.ledger.canonical import printable_path
+from custody.evidence.hashing import Digests, hash_stream
 from custody.home import LedgerOpening, background_priority
 from storage.base import ObjectInfo, ObjectStore, Retention
 from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError, StoreMisconfigured
 
 if TYPE_CHECKING:
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
 Status = Literal["recorded", "already-stored", "skipped", "failed"]
 
@@ -549,8 +549,8 @@ def ingest_paths(
 ) -> list[IngestResult]:
     """Ingest ``paths`` (custody.home.Workspace), link what was preserved to ``incident`` (which
     must exist before anything is read), and sign a checkpoint if anything was appended."""
-    from custody.incidents import link_evidence, require_incident
-    from custody.retention import DEFAULT_CATEGORY, load_categories
+    from custody.cases.incidents import link_evidence, require_incident
+    from custody.cases.retention import DEFAULT_CATEGORY, load_categories
 
     if incident is not None:
         require_incident(workspace.ledger, incident)

@@ -4,7 +4,7 @@ ledger as an ``audited`` event.
 
 Levels
     ``quick``: the ledger verifies (hash chain, Merkle tree, checkpoint signatures, every WORM
-    checkpoint; ``custody.seal.verify_ledger``) and its derived evidence table agrees with the
+    checkpoint; ``custody.ledger.seal.verify_ledger``) and its derived evidence table agrees with the
     ingest events; every recorded object (and every retained attachment recorded with it) exists
     at its recorded version, with its recorded size and, in the store's metadata, its recorded
     SHA-256 (and BLAKE3); its retention is COMPLIANCE and lasts at least until the latest date
@@ -67,15 +67,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import blake3 as blake3_mod
 
-from custody.holds import active_hold_names
+from custody.cases.holds import active_hold_names
 from custody.errors import BadInput, ConfigError, Finding, LedgerUnavailable
-from custody.hashing import sha256_file
+from custody.evidence.hashing import sha256_file
 from storage.base import LockProbe, ObjectInfo, ObjectStore
 from storage.errors import ObjectNotFound, StorageError, StorageUnavailable
 
 if TYPE_CHECKING:
-    from custody.ledger import Ledger
-    from custody.seal import LedgerReport
+    from custody.ledger.database import Ledger
+    from custody.ledger.seal import LedgerReport
 
 Level = Literal["quick", "full"]
 LEVELS: tuple[Level, ...] = ("quick", "full")
@@ -90,7 +90,7 @@ FINDING_KINDS = (
     "store-not-enforcing",
 )
 CANARY_PREFIX = "canary/"
-"""The canaries of the lock self-test; with ``custody.seal.CHECKPOINT_PREFIX``, the tool's own
+"""The canaries of the lock self-test; with ``custody.ledger.seal.CHECKPOINT_PREFIX``, the tool's own
 objects, which are not evidence (checkpoints are checked by the ledger verification)."""
 DEFAULT_WORKERS = 8
 READ_CHUNK = 8 << 20
@@ -154,14 +154,14 @@ def key_digest(key: str) -> str:
 
 def ledger_hold_state(hold_events: Iterable[tuple[str, Mapping[str, Any]]]) -> bool:
     """Whether the ledger says an object is under legal hold, from its ``hold-placed`` and
-    ``hold-released`` events (action, details) in sequence order (``custody.holds``' rule)."""
+    ``hold-released`` events (action, details) in sequence order (``custody.cases.holds``' rule)."""
     return bool(active_hold_names(hold_events))
 
 
 def recorded_retention(ingest_details: Mapping[str, Any], extensions: Iterable[Mapping[str, Any]]) -> datetime | None:
     """The latest retain-until date the ledger records for an object: its ingest event's
     ``details.retention.until`` and every later ``retention-extended`` event's ``details.until``
-    (None when none is readable). The same dates ``custody.retention.object_retention`` folds,
+    (None when none is readable). The same dates ``custody.cases.retention.object_retention`` folds,
     taken from events the audit has already gathered in one pass over the ledger."""
     dates = []
     retention = ingest_details.get("retention")
@@ -298,7 +298,7 @@ def _events(ledger: Ledger, actions: Sequence[str], before: int, batch: int = 50
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from custody.ledger import events as t
+    from custody.ledger.database import events as t
 
     position = 0
     query = (
@@ -961,7 +961,7 @@ def unrecorded_findings(store: ObjectStore, state: LedgerState, shard: Shard, le
     """List the whole store; a finding for every key of this shard the ledger does not account
     for, and for every recorded evidence key of this shard whose current version is not the
     recorded one. Returns (findings, number of keys listed)."""
-    from custody.seal import CHECKPOINT_PREFIX
+    from custody.ledger.seal import CHECKPOINT_PREFIX
 
     own = (CHECKPOINT_PREFIX, CANARY_PREFIX)
     recorded = state.recorded_keys
@@ -1008,7 +1008,7 @@ class _StoreWide:
 
 
 def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
-    from custody.seal import verify_ledger
+    from custody.ledger.seal import verify_ledger
 
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store

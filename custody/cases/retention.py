@@ -18,7 +18,7 @@ from typing import Any, TYPE_CHECKING
 from custody.errors import BadInput, ConfigError, PolicyRefused
 
 if TYPE_CHECKING:
-    from custody.ledger import Ledger
+    from custody.ledger.database import Ledger
 
 DEFAULT_CATEGORY = "unflagged"
 FLAGGED_CATEGORY = "flagged"
@@ -65,7 +65,7 @@ def _category(name: str, spec: Mapping[str, Any]) -> RetentionCategory:
 
 def load_categories(config: Mapping[str, Any]) -> dict[str, RetentionCategory]:
     """The shipped defaults, overridden and extended by ``config['retention']['categories']``."""
-    shipped = tomllib.loads(resources.files("custody").joinpath("retention.toml").read_text(encoding="utf-8"))
+    shipped = tomllib.loads(resources.files("custody.cases").joinpath("retention.toml").read_text(encoding="utf-8"))
     specs: dict[str, dict[str, Any]] = {name: dict(spec) for name, spec in shipped["categories"].items()}
     agency = config.get("retention", {}).get("categories", {})
     for name, spec in agency.items():

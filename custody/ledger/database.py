@@ -1,12 +1,12 @@
 """The custody ledger: an append-only sequence of hash-chained events in a SQL database.
 
-Each event's canonical bytes (``custody.canonical``) include the previous event's hash; the
+Each event's canonical bytes (``custody.ledger.canonical``) include the previous event's hash; the
 event's hash is SHA-256(0x00 || canonical bytes), which is also its Merkle leaf hash (RFC 6962).
 Nothing is ever updated or deleted: triggers refuse it, and the chain (and the signed
 checkpoints) make any change detectable. Current state, such as which objects are stored, is
 kept in derived tables written in the same transaction as the event that implies it.
 
-The schema is created and changed only by the Alembic migrations in ``custody.migrations``
+The schema is created and changed only by the Alembic migrations in ``custody.ledger.migrations``
 (``Ledger.create``/``Ledger.upgrade``); the tables below are what the code reads and writes, and
 a test checks that the migrated schema matches them. Every command first checks, with
 ``Ledger.check_ready``, that the database is at this tool's ``HEAD_REVISION``.
@@ -49,16 +49,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from custody import TOOL
-from custody.canonical import canonical_bytes
+from custody.ledger.canonical import canonical_bytes
 from custody.errors import ConfigError, Finding, LedgerCorrupt, LedgerUnavailable
-from custody.tree import StoredNode, append_leaf
+from custody.ledger.tree import StoredNode, append_leaf
 
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 """The version in ``schema_info``: what tools from before migrations check. A migration that
 such tools must not work with raises it."""
 HEAD_REVISION = "0001"
-"""The newest migration in ``custody.migrations`` (a test checks it): the revision this tool needs."""
+"""The newest migration in ``custody.ledger.migrations`` (a test checks it): the revision this tool needs."""
 LEGACY_REVISION = "legacy-1"
 """How a database made before migrations (``schema_info`` version 1, no ``alembic_version``) is named."""
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -217,7 +217,7 @@ def stored_leaf(row: Sequence[Any]) -> str:
 
 
 class SqlNodeStore:
-    """The Merkle tree's perfect-subtree hashes, in the ``tree_nodes`` table (custody.tree.NodeStore).
+    """The Merkle tree's perfect-subtree hashes, in the ``tree_nodes`` table (custody.ledger.tree.NodeStore).
 
     With ``cache``, nodes read or written through this object are remembered, so a transaction
     that appends many events reads the tree's right edge from the database only once."""
@@ -314,7 +314,7 @@ class SchemaUpgrade:
 
 @functools.lru_cache(maxsize=1)
 def migration_chain() -> tuple[str, ...]:
-    """Every revision in ``custody.migrations``, oldest first (loads Alembic: only called when a
+    """Every revision in ``custody.ledger.migrations``, oldest first (loads Alembic: only called when a
     database is not at ``HEAD_REVISION``, or to migrate it)."""
     from alembic.script import ScriptDirectory
 
@@ -478,7 +478,7 @@ class Ledger:
         self.upgrade()
 
     def upgrade(self) -> SchemaUpgrade:
-        """Bring the database to ``HEAD_REVISION`` with the migrations in ``custody.migrations``.
+        """Bring the database to ``HEAD_REVISION`` with the migrations in ``custody.ledger.migrations``.
 
         An empty database gets the whole schema. A database made before migrations is adopted
         first: its tables must all be there, its append-only triggers are made again
@@ -522,7 +522,7 @@ class Ledger:
 
     def _adopt(self, conn: Connection) -> None:
         """Record a database made before migrations as revision 0001, which is what it is."""
-        from custody.migrations.append_only import TABLES, triggers
+        from custody.ledger.migrations.append_only import TABLES, triggers
 
         present = set(inspect(conn).get_table_names())
         missing = [name for name in (*TABLES, "schema_info") if name not in present]

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from custody import tree
+from custody.ledger import tree
 
 __all__ = [
     "ALG_ED25519",

@@ -16,10 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from custody import checkpoint as notes
-from custody import tree
+from custody.ledger import checkpoint as notes
+from custody.ledger import tree
 from custody.errors import BadInput, ConfigError, Finding
-from custody.ledger import Ledger
+from custody.ledger.database import Ledger
 from storage.base import ObjectStore, Retention
 from storage.errors import ObjectExists, ObjectNotFound
 

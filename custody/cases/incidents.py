@@ -15,7 +15,7 @@ from typing import Any, TYPE_CHECKING
 from custody.errors import BadInput
 
 if TYPE_CHECKING:
-    from custody.ledger import CustodyEvent, Ledger
+    from custody.ledger.database import CustodyEvent, Ledger
 
 CREDENTIALS = ("verified", "refused", "not-attempted", "not-applicable")
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
@@ -254,7 +254,7 @@ def refer_incident(workspace: Any, incident_id: str, to: str, reference: str, fe
 def _reflag(workspace: Any, incident_id: str) -> None:
     """Evidence already linked to an incident that has just become a flagged encounter is
     flagged now."""
-    from custody.retention import flag_objects
+    from custody.cases.retention import flag_objects
 
     state = incident_state(workspace.ledger, incident_id)
     if state is not None and state.flags_evidence and state.evidence:
@@ -274,8 +274,8 @@ def link_evidence(
 ) -> CustodyEvent:
     """Link a preserved object to an incident; flag it if the incident is a flagged encounter,
     and place the incident's active legal holds on it."""
-    from custody.holds import apply_incident_holds
-    from custody.retention import flag_objects
+    from custody.cases.holds import apply_incident_holds
+    from custody.cases.retention import flag_objects
 
     state = require_incident(workspace.ledger, incident_id)
     if workspace.ledger.evidence_row(blake3) is None:

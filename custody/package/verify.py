@@ -1,10 +1,10 @@
-"""Offline verification of a prosecutor package (a BagIt bag written by ``custody.package``).
+"""Offline verification of a prosecutor package (a BagIt bag written by ``custody.package.export``).
 
 Needs no database, no object store and no configuration: it imports only the standard library,
 ``cryptography``, ``blake3`` and the pure parts of custody (``checkpoint``, ``tree``,
 ``canonical``, ``errors``), never SQLAlchemy or boto3. A test checks that.
 
-The package layout is defined here (``custody.package`` writes what this module reads)::
+The package layout is defined here (``custody.package.export`` writes what this module reads)::
 
     bagit.txt  bag-info.txt                    BagIt 1.0 (RFC 8493) declaration and metadata
     manifest-sha256.txt  manifest-sha512.txt   payload manifests (sha256sum -c accepts the first)
@@ -56,9 +56,10 @@ from typing import Any, Final
 
 import blake3
 
-from custody import TOOL, tree
-from custody import checkpoint as notes
-from custody.canonical import canonical_bytes
+from custody import TOOL
+from custody.ledger import tree
+from custody.ledger import checkpoint as notes
+from custody.ledger.canonical import canonical_bytes
 from custody.errors import BadInput, Finding
 
 BAGIT: Final = "bagit.txt"

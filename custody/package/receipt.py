@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from custody import TOOL
-from custody import checkpoint as notes
+from custody.ledger import checkpoint as notes
 from custody.errors import BadInput, Finding, IntegrityFailure
-from custody.verify_package import PackageReport
+from custody.package.verify import PackageReport
 
 RECEIPT_HEADER: Final = "custody-package-receipt v1"
 

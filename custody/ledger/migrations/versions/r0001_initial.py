@@ -1,8 +1,8 @@
 """The ledger as it was before migrations: the tables events, evidence, tree_nodes, checkpoints
 and schema_info (holding version 1, which tools from before migrations check), their indexes,
-and the append-only triggers (``custody.migrations.append_only``).
+and the append-only triggers (``custody.ledger.migrations.append_only``).
 
-A database created before migrations already has all of this; ``custody.ledger`` adopts it by
+A database created before migrations already has all of this; ``custody.ledger.database`` adopts it by
 checking it and recording this revision, without running this migration.
 
 Revision ID: 0001
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from custody.migrations.append_only import triggers
+from custody.ledger.migrations.append_only import triggers
 
 revision = "0001"
 down_revision: str | None = None

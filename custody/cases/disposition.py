@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody.holds import holds_on
-from custody.retention import iso, load_categories, object_retention
+from custody.cases.holds import holds_on
+from custody.cases.retention import iso, load_categories, object_retention
 from storage.errors import ObjectNotFound
 
 

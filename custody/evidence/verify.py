@@ -9,10 +9,10 @@ from typing import Any
 
 import blake3 as blake3_mod
 
-from custody.canonical import printable_path
+from custody.ledger.canonical import printable_path
 from custody.errors import BadInput, Finding
-from custody.hashing import blake3_file
-from custody.ledger import Ledger
+from custody.evidence.hashing import blake3_file
+from custody.ledger.database import Ledger
 from storage.base import ObjectStore
 from storage.errors import ObjectNotFound, StorageError
 

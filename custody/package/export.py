@@ -1,7 +1,7 @@
 """Export an incident's evidence as a prosecutor package: a BagIt 1.0 bag (RFC 8493) that anyone
 can verify offline, with stock tools or with ``custody verify-package``.
 
-The layout is defined in ``custody.verify_package`` (the offline verifier reads exactly what
+The layout is defined in ``custody.package.verify`` (the offline verifier reads exactly what
 this module writes). In order, ``export_package``:
 
 1. signs a checkpoint of the whole ledger (``seal(force=True)``), so that one checkpoint covers
@@ -21,7 +21,7 @@ this module writes). In order, ``export_package``:
 
 The ``exported`` events come after the checkpoint the package is proved against, so they are
 not in the package; a recipient's signed receipt names the tag manifest's SHA-256, which ties
-it to them (``custody.receipt``).
+it to them (``custody.package.receipt``).
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from custody import TOOL
-from custody import checkpoint as notes
-from custody import tree
-from custody import verify_package as layout
+from custody.ledger import checkpoint as notes
+from custody.ledger import tree
+from custody.package import verify as layout
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
-from custody.verify_package import PayloadDigests
+from custody.package.verify import PayloadDigests
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -207,8 +207,8 @@ def export_package(
     directory), ``IntegrityFailure`` (a stored object or packet list no longer matches the
     ledger), ``ConfigError`` (ffmpeg missing for contact sheets; ``contact_sheets=False``
     skips them) and store or ledger errors. Nothing is left behind on failure."""
-    from custody.incidents import require_incident
-    from custody.media import DEFAULT_TOOLS
+    from custody.cases.incidents import require_incident
+    from custody.media.media import DEFAULT_TOOLS
 
     tools = tools or DEFAULT_TOOLS
     ledger = workspace.ledger
@@ -293,7 +293,7 @@ def _disposed_objects(ledger: Any, state: Any, size: int) -> list[dict[str, Any]
 
 
 def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
-    from custody.verify import resolve
+    from custody.evidence.verify import resolve
 
     if not state.evidence:
         raise BadInput(
@@ -334,7 +334,7 @@ def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
 def _sealed_events(workspace: Any, incident_id: str, blake3s: Sequence[str]) -> tuple[Any, Any, list[Any]]:
     """A checkpoint of the whole ledger, the incident's state and the events of the objects and
     the incident, all within it (re-sealed if another writer appended in between)."""
-    from custody.incidents import require_incident
+    from custody.cases.incidents import require_incident
 
     ledger = workspace.ledger
     for _ in range(5):
@@ -352,7 +352,7 @@ def _sealed_events(workspace: Any, incident_id: str, blake3s: Sequence[str]) -> 
 
 def _write_payload(workspace: Any, bag: _Bag, state: Any, blake3s: Sequence[str], tools: Any,
                    contact_sheets: bool) -> list[ExportItem]:
-    from custody.media import ingest_event
+    from custody.media.media import ingest_event
 
     ledger = workspace.ledger
     planned = []
@@ -431,7 +431,7 @@ def _copy_object(store: Any, row: Mapping[str, Any], bag: _Bag, file: str,
 def _media_extras(workspace: Any, bag: _Bag, item: ExportItem, ledger: Any, tools: Any, contact_sheets: bool) -> None:
     """The recorded packet list (checked against its ingest event) and, for a video, a
     contact sheet made from the copied bytes."""
-    from custody.media import MediaToolsMissing, MediaUnreadable, contact_sheet, recorded_packet_list
+    from custody.media.media import MediaToolsMissing, MediaUnreadable, contact_sheet, recorded_packet_list
 
     ingest = next(ledger.events(evidence=item.blake3, start=item.ingest_seq))
     base = item.file.split("/", 1)[1]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.errors import BadInput, PolicyRefused
-from custody.ledger import Ledger
+from custody.ledger.database import Ledger
 
 HOLD_ACTIONS = ("hold-placed", "hold-released")
 
@@ -129,7 +129,7 @@ def place_hold(
     objects: Sequence[str] = (),
 ) -> LegalHold:
     """Place hold ``name`` on every object in scope (the incident's evidence, or ``objects``)."""
-    from custody.incidents import require_incident
+    from custody.cases.incidents import require_incident
 
     for label, value in (("NAME", name), ("--authority", authority), ("--reason", reason)):
         if not value or not value.strip():

@@ -1,0 +1,2 @@
+"""Audits: audit runs, the rotating schedule and shards, findings and metrics.
+"""

@@ -1,0 +1,2 @@
+"""Cases: incidents, retention categories, legal holds and disposition.
+"""

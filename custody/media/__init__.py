@@ -1,0 +1,2 @@
+"""Media: probing recordings, packet lists, clip verification and contact sheets.
+"""
