@@ -195,7 +195,7 @@ def test_the_probe_of_a_streamed_size_runs_while_the_caller_hashes(stubbed: tupl
 def test_the_client_is_built_in_the_background_and_a_failure_surfaces_at_first_use(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import storage.s3 as s3
+    import storage.s3.store
 
     release = threading.Event()
 
@@ -203,7 +203,7 @@ def test_the_client_is_built_in_the_background_and_a_failure_surfaces_at_first_u
         release.wait(10)
         raise ValueError("no such region")
 
-    monkeypatch.setattr(s3, "make_client", slow_failure)
+    monkeypatch.setattr(storage.s3.store, "make_client", slow_failure)
     store = S3Store("evidence", endpoint_url="http://127.0.0.1:9")  # returns without waiting
     release.set()
     with pytest.raises(StorageUnavailable, match="cannot set up an S3 client .*no such region"):
