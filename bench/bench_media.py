@@ -1,7 +1,7 @@
 """Packet hashing of a ~1 GiB H.264 video vs `ffmpeg -i X -map 0 -c copy -f null -` (time ratio),
 and probe time per file (the big video, and the 20 s segment it repeats).
 
-Ours is `custody.media.media.packet_hashes(X)` called in this process (what `custody ingest` runs for
+Ours is `custody.media.listing.packet_hashes(X)` called in this process (what `custody ingest` runs for
 every video): one ffprobe run listing the packets, SHA-256 of each packet's bytes taken here.
 The ffprobe version it records is looked up once per process (by the probe that precedes it at
 ingest), so it is looked up before timing.
@@ -12,7 +12,7 @@ round. The stock ways to hash packets, `ffmpeg ... -c copy -f framehash -hash sh
 
 Targets: time ours/null <= 5.0 (the null copy only demuxes, at ~2.5 GB/s; SHA-256 of every byte
 alone costs ~0.8 s per GiB and core here, and the Adler-32 cross-check ~0.4 s, so on 2 cores the
-floor is about 3x); ours no more than half the time of stock framehash; `custody.media.media.probe`
+floor is about 3x); ours no more than half the time of stock framehash; `custody.media.probe.probe`
 <= 0.15 s per file (median of 10).
 
 The video: 20 s of lossless 1280x720 30 fps H.264 (testsrc2, about 16 Mbit/s) with AAC audio,
@@ -57,7 +57,7 @@ def make_video(directory: Path, size: int, ffmpeg: str) -> tuple[Path, Path]:
 
 
 def bench(args: argparse.Namespace) -> list[Result]:
-    from custody.media import media
+    from custody.media import listing, probe, tools
 
     ffmpeg, ffprobe = require("ffmpeg"), require("ffprobe")
     size = int(args.size_gib * GIB)
@@ -67,14 +67,14 @@ def bench(args: argparse.Namespace) -> list[Result]:
         actual, segment_size = video.stat().st_size, segment.stat().st_size
         print(f"  video: {actual / GIB:.3f} GiB", flush=True)
         warm(video)
-        listing = media.packet_list(video)
+        listing = listing.packet_list(video)
         print(f"  packets: {len(listing.packets)} in {len(listing.streams)} streams "
               f"(video {len(listing.of_stream(0))}, audio {len(listing.of_stream(1))})", flush=True)
         null = [ffmpeg, "-v", "error", "-i", str(video), "-map", "0", "-c", "copy", "-f", "null", "-"]
 
         def ours(_: int) -> float:
             start = time.perf_counter()
-            media.packet_hashes(video)
+            listing.packet_hashes(video)
             return time.perf_counter() - start
 
         mine, stock = interleaved(args.runs, ours, lambda _: timed(null))
@@ -82,17 +82,17 @@ def bench(args: argparse.Namespace) -> list[Result]:
                            "-f", "framehash", "-hash", "sha256", "-"])
         ffprobe_hash = timed([ffprobe, "-v", "error", "-show_entries", "packet=stream_index,size,data_hash",
                               "-show_data_hash", "sha256", "-of", "compact", str(video)])
-        media._version.cache_clear()
+        tools._version.cache_clear()
         start = time.perf_counter()
-        media.probe(video)
+        probe.probe(video)
         first_probe = time.perf_counter() - start
         probes, small = [], []
         for _ in range(PROBES):
             start = time.perf_counter()
-            media.probe(video)
+            probe.probe(video)
             probes.append(time.perf_counter() - start)
             start = time.perf_counter()
-            media.probe(segment)
+            probe.probe(segment)
             small.append(time.perf_counter() - start)
     mb = actual / 1e6
     ratio = median(mine) / median(stock)

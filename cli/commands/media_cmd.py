@@ -15,7 +15,7 @@ from cli.context import emit_json, workspace
 
 def media_tools() -> Any:
     """The ffmpeg/ffprobe programs: ``CUSTODY_FFMPEG`` / ``CUSTODY_FFPROBE``, else PATH."""
-    from custody.media.media import MediaTools
+    from custody.media.tools import MediaTools
 
     return MediaTools(
         ffmpeg=os.environ.get("CUSTODY_FFMPEG") or "ffmpeg",
@@ -24,8 +24,8 @@ def media_tools() -> Any:
 
 
 def ingest_inspector() -> Any:
-    """The inspector ``custody ingest`` runs on every file (custody.media.media.MediaInspector)."""
-    from custody.media.media import MediaInspector
+    """The inspector ``custody ingest`` runs on every file (custody.media.inspection.MediaInspector)."""
+    from custody.media.inspection import MediaInspector
 
     return MediaInspector(media_tools())
 
@@ -65,7 +65,7 @@ def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None,
       custody clip verify excerpt.mp4 --against 1f0c3a9e
       custody clip verify court/exhibit-12.mov --against ./BWC-0042.mp4 --json
     """
-    from custody.media.media import verify_clip_against
+    from custody.media.preserved import verify_clip_against
 
     report = verify_clip_against(workspace(ctx, actor), clip_path, ref, media_tools())
     if as_json:
@@ -77,7 +77,7 @@ def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None,
 
 
 def _render_clip(report: Any) -> None:
-    from custody.media.media import format_time
+    from custody.media.tools import format_time
 
     original = (report.original or "")[:16]
     if report.derived:
@@ -142,7 +142,7 @@ def sheet(ctx: click.Context, ref: str, out_png: str, tiles: int, columns: int, 
       custody media sheet 1f0c3a9e --out BWC-0042-sheet.png
       custody media sheet ./BWC-0042.mp4 --out sheet.png --tiles 24 --columns 6 --width 240
     """
-    from custody.media.media import sheet_of
+    from custody.media.preserved import sheet_of
 
     made = sheet_of(workspace(ctx, actor), ref, out_png, tiles=tiles, columns=columns, width=width,
                     tools=media_tools())
@@ -178,7 +178,7 @@ def derive(ctx: click.Context, file: str, ref: str, tool: str, params: str, note
       custody derive BWC-0042-redacted.mp4 --from 1f0c3a9e --tool "ffmpeg 5.1.9" --params "-vf boxblur=10 -c:a copy"
       custody derive exhibit.mp4 --from BWC-0042.mp4 --tool "Axon Redaction Studio 4.2" --params "faces, plates" --json
     """
-    from custody.media.media import derive as derive_object
+    from custody.media.derivation import derive as derive_object
 
     ws = workspace(ctx, actor)
     derived = derive_object(ws, file, ref, tool=tool, params=params, note=note, inspector=ingest_inspector())

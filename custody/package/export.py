@@ -208,7 +208,7 @@ def export_package(
     ledger), ``ConfigError`` (ffmpeg missing for contact sheets; ``contact_sheets=False``
     skips them) and store or ledger errors. Nothing is left behind on failure."""
     from custody.cases.incidents import require_incident
-    from custody.media.media import DEFAULT_TOOLS
+    from custody.media.tools import DEFAULT_TOOLS
 
     tools = tools or DEFAULT_TOOLS
     ledger = workspace.ledger
@@ -352,7 +352,7 @@ def _sealed_events(workspace: Any, incident_id: str, blake3s: Sequence[str]) -> 
 
 def _write_payload(workspace: Any, bag: _Bag, state: Any, blake3s: Sequence[str], tools: Any,
                    contact_sheets: bool) -> list[ExportItem]:
-    from custody.media.media import ingest_event
+    from custody.media.preserved import ingest_event
 
     ledger = workspace.ledger
     planned = []
@@ -431,7 +431,9 @@ def _copy_object(store: Any, row: Mapping[str, Any], bag: _Bag, file: str,
 def _media_extras(workspace: Any, bag: _Bag, item: ExportItem, ledger: Any, tools: Any, contact_sheets: bool) -> None:
     """The recorded packet list (checked against its ingest event) and, for a video, a
     contact sheet made from the copied bytes."""
-    from custody.media.media import MediaToolsMissing, MediaUnreadable, contact_sheet, recorded_packet_list
+    from custody.media.preserved import recorded_packet_list
+    from custody.media.sheets import contact_sheet
+    from custody.media.tools import MediaToolsMissing, MediaUnreadable
 
     ingest = next(ledger.events(evidence=item.blake3, start=item.ingest_seq))
     base = item.file.split("/", 1)[1]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from custody.media.media import packet_hashes
+from custody.media.listing import packet_hashes
 from tests.conftest import Custody
 from tests.integration.test_media import KINDS, ffmpeg, make_video
 

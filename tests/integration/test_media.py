@@ -1,4 +1,4 @@
-"""custody.media.media against real videos made with ffmpeg: probe fields, packet lists (and their
+"""custody.media against real videos made with ffmpeg: probe fields, packet lists (and their
 stock re-creation), ingest inspection of good, truncated and non-video files, clip verification
 of stream-copied, re-encoded, spliced and altered clips, and contact sheets."""
 
@@ -15,18 +15,13 @@ from pathlib import Path
 import pytest
 
 from custody.errors import ConfigError
-from custody.media.media import (
-    MediaTools,
-    MediaToolsMissing,
-    PacketList,
-    _listing,
-    contact_sheet,
-    inspect_media,
-    media_warning,
-    packet_hashes,
-    probe,
-    verify_clip,
-)
+from custody.media.clips import verify_clip
+from custody.media.inspection import inspect_media, media_warning
+from custody.media.listing import _listing, packet_hashes
+from custody.media.packets import PacketList
+from custody.media.probe import probe
+from custody.media.sheets import contact_sheet
+from custody.media.tools import MediaTools, MediaToolsMissing
 from tests.conftest import require_tool
 
 TAGS = {
@@ -149,7 +144,7 @@ def test_probe_results_are_valid_canonical_event_values(videos: dict[str, Path])
 
 
 def stock_recipe(path: Path, tmp_path: Path) -> list[str]:
-    """The re-creation recipe of custody.media.media's docstring, run as written there."""
+    """The re-creation recipe of custody.media.packets' docstring, run as written there."""
     probe_json = tmp_path / "packets.json"
     with probe_json.open("wb") as out:
         subprocess.run(
@@ -382,7 +377,7 @@ def test_contact_sheet_is_a_png_grid_with_the_tile_times(videos: dict[str, Path]
 
 
 def test_a_contact_sheet_of_a_non_video_is_bad_input(videos: dict[str, Path], tmp_path: Path) -> None:
-    from custody.media.media import MediaUnreadable
+    from custody.media.tools import MediaUnreadable
 
     with pytest.raises(MediaUnreadable) as raised:
         contact_sheet(videos["sidecar"], tmp_path / "sheet.png")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from custody.media import media
-from custody.media.media import MediaTools, MediaUnreadable, probe
+from custody.media import tools as media_tools
+from custody.media.probe import probe
+from custody.media.tools import MediaTools, MediaUnreadable
 from tests.conftest import require_tool
 
 
@@ -26,8 +27,8 @@ def test_one_ffprobe_run_per_probe_with_its_version(tmp_path: Path, kind: str) -
     real = require_tool("ffprobe")
     ffmpeg = require_tool("ffmpeg")
     wrapper, log = _counting_ffprobe(tmp_path, real)
-    media._version.cache_clear()
-    media._REPORTED_VERSIONS.clear()
+    media_tools._version.cache_clear()
+    media_tools._REPORTED_VERSIONS.clear()
     target = tmp_path / ("clip.mp4" if kind == "video" else "notes.bin")
     if kind == "video":
         subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x48:rate=10",
