@@ -10,7 +10,7 @@ Three measurements, each on data made once per bench and stored by `custody inge
    start-up, opening the ledger, the audited event and its checkpoint, SQLite's WAL checkpoint
    and the interpreter's teardown at exit; printed separately as the time of a quick audit of
    the same store). A full audit of a local store starts hashing while the ledger opens
-   (``custody.audit.audit.LocalPrehash``), which hides part of it. Needs 16 GiB of free page cache. Target: throughput ours/b3sum >= 0.85 (ratio of median times).
+   (``custody.audit.rehash.LocalPrehash``), which hides part of it. Needs 16 GiB of free page cache. Target: throughput ours/b3sum >= 0.85 (ratio of median times).
 2. Ceph RGW, quick: `custody audit --level quick` over OBJECTS small objects (default 10,000 of
    4 KiB), with --workers 1 and 8; reported as objects per second, with the CPU time per
    object of the custody process and of the Ceph daemons (no stock tool does this; no target).

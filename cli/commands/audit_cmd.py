@@ -28,7 +28,7 @@ class _Bar(TerminalProgress):
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    from custody.audit.audit import Shard
+    from custody.audit.shards import Shard
     from custody.errors import BadInput
 
     if value is None:
@@ -101,7 +101,8 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
       custody audit --rotation 30 --metrics /var/lib/node_exporter/textfile/custody_audit.prom
       custody audit --level quick --rotation 7 --shard 3/8
     """
-    from custody.audit.audit import AuditRequest, LocalPrehash, failure_metrics, prometheus_metrics, run_audit, write_metrics
+    from custody.audit.rehash import LocalPrehash
+    from custody.audit.report import AuditRequest
     from custody.errors import BadInput, CustodyError
     from storage.errors import StorageError
 
@@ -117,11 +118,14 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
             from storage.url import open_store
 
             prehash = LocalPrehash.start(open_store(settings.store_url), request)
+        from custody.audit.run import run_audit  # after the prehash started: it imports the ledger layer
         from custody.home import open_workspace
 
         report = run_audit(open_workspace(settings), request, progress=bar, prehash=prehash)
     except (CustodyError, StorageError) as exc:
         if metrics is not None and exc.exit_code == 5:
+            from custody.audit.metrics import failure_metrics, write_metrics
+
             previous = metrics.read_text(encoding="utf-8") if metrics.is_file() else None
             write_metrics(metrics, failure_metrics(previous, shard, level, datetime.now(timezone.utc)))
         raise
@@ -142,6 +146,8 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
     if report.seal_error:
         click.echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
     if metrics is not None:
+        from custody.audit.metrics import prometheus_metrics, write_metrics
+
         try:
             write_metrics(metrics, prometheus_metrics(report))
         except CustodyError as exc:

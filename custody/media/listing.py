@@ -233,7 +233,7 @@ def _packet_fields(
 
 
 def packet_list(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> PacketList:
-    """Every packet of ``path`` with its SHA-256 (see the module docstring).
+    """Every packet of ``path`` with its SHA-256 (format: ``custody.media.packets``; how: this module's docstring).
 
     Raises ``MediaToolsMissing`` or ``MediaUnreadable`` (ffprobe failed); what ffprobe
     reported without failing is in ``warnings``."""

@@ -22,7 +22,7 @@ from typing import Any
 import blake3
 import pytest
 
-import custody.audit.audit as audit_module
+import custody.audit.rehash as rehash_module
 from custody.ledger.database import Ledger
 from storage.base import Retention
 from storage.local import LocalStore
@@ -341,14 +341,14 @@ def test_a_read_error_is_an_unreadable_finding_never_a_digest(
 ) -> None:
     made = _ingested(initialized, tmp_path, 3)
     victim = sorted(made)[2]
-    real = audit_module.local_blake3
+    real = rehash_module.local_blake3
 
     def failing_disk(path: Any) -> str:
         if Path(path).name == victim:
             raise OSError(errno.EIO, "Input/output error", str(path))
         return real(path)
 
-    monkeypatch.setattr(audit_module, "local_blake3", failing_disk)
+    monkeypatch.setattr(rehash_module, "local_blake3", failing_disk)
     code, report = _audit(initialized, "--level", "full")
     assert code == 3
     [finding] = report["findings"]
@@ -460,7 +460,7 @@ def test_prehashed_digests_are_used_only_for_the_very_file_that_was_read(tmp_pat
     first, second, broken = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     first.write_bytes(b"first" * 1000)
     second.write_bytes(b"second" * 1000)
-    prehash = audit_module.LocalPrehash([first, second, broken])
+    prehash = rehash_module.LocalPrehash([first, second, broken])
     assert prehash.take(first) == blake3.blake3(first.read_bytes()).hexdigest()
     assert prehash.take(tmp_path / "never-planned") is None
     with pytest.raises(FileNotFoundError):

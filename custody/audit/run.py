@@ -1,0 +1,155 @@
+"""``run_audit``: one audit run, from the ledger's state to its recorded ``audited`` event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from custody.audit.objects import ObjectAuditor
+from custody.audit.recorded import LedgerState, load_ledger_state, rfc3339
+from custody.audit.rehash import LocalPrehash
+from custody.audit.report import AuditProgress, AuditReport, AuditRequest, ProgressSink
+from custody.audit.schedule import last_full_checks, next_slot
+from custody.audit.shards import Shard
+from custody.audit.unrecorded import unrecorded_findings
+from custody.errors import Finding
+from storage.base import LockProbe, ObjectStore
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
+    from custody.ledger.seal import LedgerReport
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _parallel(items: Iterable[_T], work: Callable[[_T], _R], workers: int) -> Iterator[_R]:
+    """``work(item)`` for every item on ``workers`` threads, results as they finish; at most
+    ``4 * workers`` items are in flight. The first exception cancels what has not started."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit")
+    pending: set[Future[_R]] = set()
+    try:
+        for item in items:
+            pending.add(pool.submit(work, item))
+            if len(pending) >= 4 * workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _StoreWide:
+    """The checks that are about the store and the ledger as a whole."""
+
+    ledger: LedgerReport
+    unrecorded: list[Finding]
+    listed: int
+    probes: list[LockProbe]
+
+
+def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
+    from custody.ledger.seal import verify_ledger
+
+    ledger: Ledger = workspace.ledger
+    store: ObjectStore = workspace.store
+    report = verify_ledger(ledger, store, workspace.verifier())
+    unrecorded, listed = unrecorded_findings(store, state, shard, ledger)
+    return _StoreWide(report, unrecorded, listed, store.lock_self_test())
+
+
+def run_audit(
+    workspace: Any,
+    request: AuditRequest,
+    progress: ProgressSink | None = None,
+    prehash: LocalPrehash | None = None,
+) -> AuditReport:
+    """Audit the store and the ledger as ``request`` asks, append an ``audited`` event with the
+    result, then sign a checkpoint (``workspace`` is a ``custody.home.Workspace``; ``prehash``,
+    if given, was started on the same store for the same request).
+
+    The store-wide checks (ledger verification, listing for unrecorded objects, canary) run on
+    a thread of their own while the objects are checked. Findings are returned in the report,
+    never raised. ``StorageUnavailable`` and ``LedgerUnavailable`` propagate, and then nothing
+    is recorded."""
+    progress = progress or AuditProgress()
+    ledger: Ledger = workspace.ledger
+    store: ObjectStore = workspace.store
+    clock = time.monotonic()
+    started = datetime.now(timezone.utc)
+    through_seq, _ = ledger.head()
+    state = load_ledger_state(ledger, through_seq)
+    slot = next_slot(state.audits, request.shard, request.rotation) if request.rotation else None
+    report = AuditReport(
+        request.level, request.shard, request.rotation, slot, through_seq,
+        store.describe(), store.capabilities.worm, rfc3339(started),
+    )
+    mine = [obj for obj in state.objects.values() if request.shard.contains(obj.blake3)]
+    due = [o for o in mine if not o.disposed and report.due(o.blake3)]
+    progress.start(len(mine), sum(o.size for o in due))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-store") as side:
+        store_wide = side.submit(_store_wide, workspace, state, request.shard)
+        auditor = ObjectAuditor(store, report, progress, prehash)
+        ordered = sorted(mine, key=lambda o: -o.size)
+        results = {result.blake3: result for result in _parallel(ordered, auditor, request.workers)}
+        whole = store_wide.result()
+    report.ledger = whole.ledger
+    report.listed = whole.listed
+    report.probes = whole.probes
+    report.objects = [results[o.blake3] for o in sorted(mine, key=lambda o: o.blake3)]
+    report.attachments_checked = sum(len(o.attachments) for o in mine if not o.disposed)
+    report.findings.extend(whole.ledger.findings)
+    report.findings.extend(state.findings)
+    for result in report.objects:
+        report.findings.extend(result.findings)
+    report.findings.extend(whole.unrecorded)
+    if not report.canary_enforced:
+        allowed = [p for p in report.probes if not p.refused]
+        report.findings.append(Finding(
+            "store-not-enforcing", report.store,
+            "the store let a locked canary be weakened: "
+            + "; ".join(f"{p.action}: {p.detail}" for p in allowed)
+            + ". Retention locks on this store cannot be relied on",
+            extra={"probes": [p.action for p in allowed]}))
+
+    previous = last_full_checks(state.audits, mine)
+    report.duration = time.monotonic() - clock
+    event = ledger.append(
+        "audited",
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        details=report.event_details(),
+    )
+    report.seq = event.seq
+    report.finished = event.time
+    this_run = {"seq": event.seq, "time": event.time, "level": request.level}
+    for result in report.objects:
+        if result.hashed:
+            result.last_full_check = this_run
+        elif result.blake3 in previous:
+            record = previous[result.blake3]
+            result.last_full_check = {"seq": record.seq, "time": record.time, "level": record.level}
+    successes = [r.time for r in state.audits if r.shard == request.shard and r.level == request.level and r.findings == 0]
+    if report.ok:
+        successes.append(event.time)
+    report.last_success = max(successes) if successes else None
+    try:
+        sealed = workspace.seal()
+    except StorageError as exc:
+        if report.ok:
+            raise
+        report.seal_error = str(exc)
+    else:
+        report.checkpoint = sealed.size if sealed is not None else None
+    return report
