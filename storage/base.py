@@ -41,6 +41,10 @@ class ObjectInfo:
     retention: Retention | None
     legal_hold: bool
     metadata: Mapping[str, str] = field(default_factory=dict)
+    stored_at: datetime | None = None
+    """About when the store received this version, by the store's clock (``now``): the local
+    store's lock record, S3's LastModified (for a multipart upload, when the upload began);
+    None when the backend does not say."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,8 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every current object version whose key starts with ``prefix``, each exactly once,
         in key order. Retention and hold fields may be None/False when the backend cannot
-        list them cheaply; ``stat`` is authoritative."""
+        list them cheaply; ``stat`` is authoritative. ``stored_at`` is given wherever the
+        backend knows it."""
         ...
 
     def now(self) -> datetime:

@@ -239,6 +239,7 @@ class LocalStore:
             retention=Retention(mode=mode, until=until),
             legal_hold=hold,
             metadata=dict(put.get("metadata", {})),
+            stored_at=_utc(put["time"]) if isinstance(put.get("time"), str) else None,
         )
 
     def _current(self, key: str, version: str | None) -> tuple[ObjectInfo, Path, Path]:
@@ -413,6 +414,7 @@ class LocalStore:
                 retention=info.retention,
                 legal_hold=info.legal_hold,
                 metadata=info.metadata,
+                stored_at=info.stored_at,
             )
         return info
 
@@ -473,8 +475,9 @@ class LocalStore:
         for key in sorted(found):
             records = self._records(self._meta / (key + ".jsonl"))
             if not records:
-                size = (self._objects / key).stat().st_size
-                yield ObjectInfo(key, "", size, None, None, False, {})
+                st = (self._objects / key).stat()
+                yield ObjectInfo(key, "", st.st_size, None, None, False, {},
+                                 datetime.fromtimestamp(st.st_mtime, timezone.utc))
                 continue
             yield self._info(key, records)
 

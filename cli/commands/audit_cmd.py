@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any
         raise click.BadParameter(str(exc), ctx, param) from exc
 
 
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _grace(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhd]?)\s*", value)
+    if match is None:
+        raise click.BadParameter(f"{value!r}: write a duration such as 90s, 30m, 2h or 1d", ctx, param)
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
 def _summary(report: Any) -> list[str]:
     counts = report.counts()
     scope = f"shard {report.shard.label}"
@@ -52,7 +63,8 @@ def _summary(report: Any) -> list[str]:
         f"  objects: {counts['objects']} checked (size, digests in metadata, retention, legal hold), "
         f"{counts['attachments']} attachment(s), {counts['disposed']} disposed",
         f"  re-hashed: {counts['rehashed']} object(s), {counts['bytes_hashed']:,} bytes",
-        f"  store: {counts['listed']} key(s) listed, {counts['unrecorded']} unrecorded",
+        f"  store: {counts['listed']} key(s) listed, {counts['unrecorded']} unrecorded"
+        + (f", {counts['in_flight']} in flight (being ingested; not judged)" if counts["in_flight"] else ""),
         "  canary: " + ("locks enforced" + (" (by this program only)" if report.worm == "program" else " by the server")
                         if report.canary_enforced else "NOT ENFORCED"),
     ]
@@ -73,12 +85,15 @@ def _summary(report: Any) -> list[str]:
               help="Check only shard K of N (by digest); shards 1..N together cover every object once.")
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Objects checked in parallel.")
+@click.option("--in-flight-grace", "grace", default="1h", show_default=True, metavar="DURATION", callback=_grace,
+              help="An unrecorded object stored more recently than this (e.g. 90s, 30m, 2h) is taken to be "
+                   "in the middle of an ingest: listed as in flight, not a finding.")
 @click.option("--actor", envvar="CUSTODY_ACTOR", help="Who runs the audit (env CUSTODY_ACTOR).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
               help="Write Prometheus text-format metrics to FILE (node exporter textfile collector).")
 @click.pass_context
-def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, workers: int,
+def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, workers: int, grace: timedelta,
           actor: str | None, as_json: bool, metrics: Path | None) -> None:
     """Check that every preserved object is there, unaltered, locked and accounted for.
 
@@ -87,6 +102,9 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
     store's metadata, under COMPLIANCE retention no earlier than recorded, with the legal hold
     the ledger says; no object in the store is unrecorded; the canary lock self-test passes.
     quick does not read the bytes: a changed byte is found only by full or --rotation.
+    An unrecorded object stored less than --in-flight-grace ago is one an ingest running
+    now has stored and not yet recorded: it is listed as in flight, not as a finding, and
+    the next audit judges it again.
 
     full: quick, plus every object's bytes re-read and hashed (BLAKE3) in parallel.
 
@@ -107,7 +125,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
     from storage.errors import StorageError
 
     try:
-        request = AuditRequest(level, shard, rotation, workers)  # type: ignore[arg-type]
+        request = AuditRequest(level, shard, rotation, workers, grace)  # type: ignore[arg-type]
     except BadInput as exc:
         raise click.UsageError(str(exc), ctx) from exc
     bar = _Bar()
@@ -138,6 +156,9 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
             click.echo(line)
         for finding in report.findings:
             click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+        for item in report.in_flight:
+            when = "recorded while the audit ran" if item.recorded_during_audit else f"stored {item.as_dict()['stored_at']}"
+            click.echo(f"in flight: {item.key} ({when})")
             if finding.expected is not None or finding.found is not None:
                 algorithm = f"{finding.algorithm}: " if finding.algorithm else ""
                 click.echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")

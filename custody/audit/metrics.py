@@ -20,6 +20,7 @@ _METRICS = (
     ("custody_audit_objects_rehashed", "Objects whose bytes the last audit re-read and hashed."),
     ("custody_audit_bytes_hashed", "Bytes the last audit re-read and hashed."),
     ("custody_audit_findings", "Findings of the last audit, by kind."),
+    ("custody_audit_objects_in_flight", "Unrecorded objects the last audit took to be in the middle of an ingest."),
     ("custody_audit_objects_never_fully_checked", "Objects never re-hashed by any recorded audit of this shard."),
     ("custody_audit_duration_seconds", "Wall time of the last audit."),
     ("custody_audit_last_run_timestamp_seconds", "When the last audit finished (Unix time)."),
@@ -67,6 +68,7 @@ def prometheus_metrics(report: AuditReport) -> str:
         "custody_audit_objects_rehashed": [(plain, float(len(report.rehashed)))],
         "custody_audit_bytes_hashed": [(plain, float(report.bytes_hashed))],
         "custody_audit_findings": [(_labels(shard, level, kind=k), float(n)) for k, n in report.by_kind().items()],
+        "custody_audit_objects_in_flight": [(plain, float(len(report.in_flight)))],
         "custody_audit_objects_never_fully_checked": [
             (plain, float(sum(1 for o in report.checked if o.last_full_check is None)))
         ],

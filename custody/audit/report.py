@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from custody.audit.shards import Shard, slot_of
@@ -13,6 +14,7 @@ from custody.errors import BadInput, Finding
 from storage.base import LockProbe
 
 if TYPE_CHECKING:
+    from custody.audit.unrecorded import InFlight
     from custody.ledger.seal import LedgerReport
 
 Level = Literal["quick", "full"]
@@ -28,6 +30,7 @@ FINDING_KINDS = (
     "store-not-enforcing",
 )
 DEFAULT_WORKERS = 8
+DEFAULT_IN_FLIGHT_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class AuditRequest:
     shard: Shard = Shard()
     rotation: int | None = None
     workers: int = DEFAULT_WORKERS
+    in_flight_grace: timedelta = DEFAULT_IN_FLIGHT_GRACE
+    """Unrecorded objects stored more recently than this are in flight, not findings
+    (``custody.audit.unrecorded``)."""
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -46,6 +52,8 @@ class AuditRequest:
             raise BadInput("--rotation re-hashes a part of the objects in each run, --level full all of them: choose one")
         if self.workers < 1:
             raise BadInput("--workers needs at least 1")
+        if self.in_flight_grace < timedelta(0):
+            raise BadInput("--in-flight-grace cannot be negative")
 
 
 class ProgressSink(Protocol):
@@ -117,6 +125,9 @@ class AuditReport:
     attachments_checked: int = 0
     listed: int = 0
     findings: list[Finding] = field(default_factory=list)
+    in_flight: list[InFlight] = field(default_factory=list)
+    """Unrecorded objects too recent to judge, or recorded while the audit ran: no findings."""
+    in_flight_grace: timedelta = DEFAULT_IN_FLIGHT_GRACE
     seq: int | None = None
     finished: str | None = None
     checkpoint: int | None = None
@@ -171,6 +182,7 @@ class AuditReport:
             "disposed": sum(1 for o in self.objects if o.disposed),
             "listed": self.listed,
             "unrecorded": sum(1 for f in self.findings if f.kind == "unrecorded"),
+            "in_flight": len(self.in_flight),
             "findings": len(self.findings),
         }
 
@@ -178,6 +190,12 @@ class AuditReport:
         if self.rotation is None or self.slot is None:
             return None
         return {"n": self.rotation, "slot": self.slot}
+
+    def in_flight_dict(self) -> dict[str, Any]:
+        return {
+            "grace_seconds": int(self.in_flight_grace.total_seconds()),
+            "objects": [o.as_dict() for o in sorted(self.in_flight, key=lambda o: o.key)],
+        }
 
     def event_details(self) -> dict[str, Any]:
         """The ``audited`` event's details (integers only: canonical JSON)."""
@@ -209,6 +227,7 @@ class AuditReport:
             },
             "not_rehashed": self.not_rehashed,
             "findings": [f.as_dict() for f in self.findings],
+            "in_flight": self.in_flight_dict(),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -234,6 +253,7 @@ class AuditReport:
             "counts": self.counts(),
             "findings_by_kind": self.by_kind(),
             "findings": [f.as_dict() for f in self.findings],
+            "in_flight": self.in_flight_dict(),
             "full_checks": {"never": len(never), "oldest": oldest},
             "objects": [o.as_dict() for o in self.objects],
             "seq": self.seq,

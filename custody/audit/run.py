@@ -14,8 +14,7 @@ from custody.audit.recorded import LedgerState, load_ledger_state, rfc3339
 from custody.audit.rehash import LocalPrehash
 from custody.audit.report import AuditProgress, AuditReport, AuditRequest, ProgressSink
 from custody.audit.schedule import last_full_checks, next_slot
-from custody.audit.shards import Shard
-from custody.audit.unrecorded import unrecorded_findings
+from custody.audit.unrecorded import StoreListing, list_unrecorded
 from custody.errors import Finding
 from storage.base import LockProbe, ObjectStore
 from storage.errors import StorageError
@@ -54,19 +53,18 @@ class _StoreWide:
     """The checks that are about the store and the ledger as a whole."""
 
     ledger: LedgerReport
-    unrecorded: list[Finding]
-    listed: int
+    listing: StoreListing
     probes: list[LockProbe]
 
 
-def _store_wide(workspace: Any, state: LedgerState, shard: Shard) -> _StoreWide:
+def _store_wide(workspace: Any, state: LedgerState, request: AuditRequest) -> _StoreWide:
     from custody.ledger.seal import verify_ledger
 
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store
     report = verify_ledger(ledger, store, workspace.verifier())
-    unrecorded, listed = unrecorded_findings(store, state, shard, ledger)
-    return _StoreWide(report, unrecorded, listed, store.lock_self_test())
+    listing = list_unrecorded(store, state, request.shard, ledger, request.in_flight_grace)
+    return _StoreWide(report, listing, store.lock_self_test())
 
 
 def run_audit(
@@ -80,7 +78,8 @@ def run_audit(
     if given, was started on the same store for the same request).
 
     The store-wide checks (ledger verification, listing for unrecorded objects, canary) run on
-    a thread of their own while the objects are checked. Findings are returned in the report,
+    a thread of their own while the objects are checked. Objects an ingest is storing meanwhile
+    are not findings (``custody.audit.unrecorded``). Findings are returned in the report,
     never raised. ``StorageUnavailable`` and ``LedgerUnavailable`` propagate, and then nothing
     is recorded."""
     progress = progress or AuditProgress()
@@ -93,19 +92,21 @@ def run_audit(
     slot = next_slot(state.audits, request.shard, request.rotation) if request.rotation else None
     report = AuditReport(
         request.level, request.shard, request.rotation, slot, through_seq,
-        store.describe(), store.capabilities.worm, rfc3339(started),
+        store.describe(), store.capabilities.worm, rfc3339(started), in_flight_grace=request.in_flight_grace,
     )
     mine = [obj for obj in state.objects.values() if request.shard.contains(obj.blake3)]
     due = [o for o in mine if not o.disposed and report.due(o.blake3)]
     progress.start(len(mine), sum(o.size for o in due))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-store") as side:
-        store_wide = side.submit(_store_wide, workspace, state, request.shard)
+        store_wide = side.submit(_store_wide, workspace, state, request)
         auditor = ObjectAuditor(store, report, progress, prehash)
         ordered = sorted(mine, key=lambda o: -o.size)
         results = {result.blake3: result for result in _parallel(ordered, auditor, request.workers)}
         whole = store_wide.result()
+    whole.listing.recheck(ledger, through_seq)
     report.ledger = whole.ledger
-    report.listed = whole.listed
+    report.listed = whole.listing.listed
+    report.in_flight = whole.listing.in_flight
     report.probes = whole.probes
     report.objects = [results[o.blake3] for o in sorted(mine, key=lambda o: o.blake3)]
     report.attachments_checked = sum(len(o.attachments) for o in mine if not o.disposed)
@@ -113,7 +114,7 @@ def run_audit(
     report.findings.extend(state.findings)
     for result in report.objects:
         report.findings.extend(result.findings)
-    report.findings.extend(whole.unrecorded)
+    report.findings.extend(whole.listing.findings)
     if not report.canary_enforced:
         allowed = [p for p in report.probes if not p.refused]
         report.findings.append(Finding(

@@ -300,6 +300,7 @@ class S3Store(S3Uploads):
             retention=head_retention(head) or self._retention_of(key, full, lookup),
             legal_hold=hold if hold is not None else self._hold_of(key, full, lookup),
             metadata=metadata,
+            stored_at=utc(head["LastModified"]) if isinstance(head.get("LastModified"), datetime) else None,
         )
 
     def open(self, key: str, version: str | None = None) -> BinaryIO:
@@ -350,6 +351,7 @@ class S3Store(S3Uploads):
                         sha256=None,
                         retention=None,
                         legal_hold=False,
+                        stored_at=utc(entry["LastModified"]) if isinstance(entry.get("LastModified"), datetime) else None,
                     )
 
     # ---- locks ------------------------------------------------------------------------------

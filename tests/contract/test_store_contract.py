@@ -123,6 +123,15 @@ def test_list_yields_every_object_once_in_key_order(store: ObjectStore, prefix: 
     assert {o.size for o in store.list(prefix + "x/")} == {len(keys[0])}
 
 
+def test_list_and_stat_say_when_the_store_received_the_object(store: ObjectStore, prefix: str) -> None:
+    before = store.now() - timedelta(seconds=2)
+    _put(store, prefix + "when/1", b"received")
+    after = store.now() + timedelta(seconds=2)
+    [listed] = store.list(prefix + "when/")
+    for stored_at in (listed.stored_at, store.stat(prefix + "when/1").stored_at):
+        assert stored_at is not None and before <= stored_at <= after
+
+
 def test_missing_object(store: ObjectStore, prefix: str) -> None:
     with pytest.raises(ObjectNotFound):
         store.stat(prefix + "nope")

@@ -143,7 +143,12 @@ def test_removed_unrecorded_and_unheld_objects_on_ceph_rgw_are_found_by_quick(
     assert s3_admin.get_object_legal_hold(Bucket=rgw_bucket, Key=prefix + f"evidence/{held}",
                                           VersionId=_version(custody, held))["LegalHold"]["Status"] == "OFF"
 
+    # The stray was stored a moment ago (RGW's LastModified): in flight, as an ingest's would be.
     code, report = _audit(custody)
+    assert code == 3 and report["counts"]["unrecorded"] == 0
+    [in_flight] = report["in_flight"]["objects"]
+    assert in_flight["key"] == stray_key and in_flight["size"] == 3000 and in_flight["stored_at"]
+    code, report = _audit(custody, "--in-flight-grace", "0")
     assert code == 3
     found = sorted((f["kind"], f["subject"]) for f in report["findings"])
     assert found == sorted([("missing", removed), ("hold-mismatch", held), ("unrecorded", stray_key)])
