@@ -24,7 +24,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO
 
 from custody.media.packets import Packet, PacketList, StreamInfo
 from custody.media.tools import DEFAULT_TOOLS, MediaTools, MediaToolsMissing, MediaUnreadable, _input_url, _tail, _us
@@ -75,26 +74,39 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield rest
 
 
-def _follow(process: subprocess.Popen[bytes], output: BinaryIO) -> Iterator[bytes]:
-    """What ``process`` writes into the file ``output`` is open on, in large chunks, as it
-    grows, until the process has exited. Polling a file instead of reading a pipe lets the
-    process run at full speed and keeps this thread off the GIL while hashing threads run."""
+def _follow(process: subprocess.Popen[bytes], output: int) -> Iterator[bytes]:
+    """What ``process`` writes into the file open on descriptor ``output``, in large chunks,
+    as it grows, until the process has exited. Read with ``pread`` at an offset of its own, so
+    the file offset the process writes at (shared with ``output``) is never moved. Polling a
+    file instead of reading a pipe lets the process run at full speed and keeps this thread off
+    the GIL while hashing threads run."""
+    offset = 0
     while True:
-        chunk = output.read(1 << 20)
+        chunk = os.pread(output, 1 << 20, offset)
         if chunk:
+            offset += len(chunk)
             yield chunk
         elif process.poll() is not None:
-            while chunk := output.read(1 << 20):
+            while chunk := os.pread(output, 1 << 20, offset):
+                offset += len(chunk)
                 yield chunk
             return
         else:
             time.sleep(0.005)
 
 
+_STDERR_READ = 64 << 10
+
+
 @contextmanager
 def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_ProbeRun]:
     """Run ffprobe over every packet; its records arrive while it runs. On leaving, raises
-    ``MediaUnreadable`` if ffprobe failed, else puts what it printed on stderr in ``warnings``."""
+    ``MediaUnreadable`` if ffprobe failed, else puts what it printed on stderr in ``warnings``.
+
+    ffprobe writes into unnamed temporary files (``tempfile.TemporaryFile``: made with
+    ``O_TMPFILE``, or unlinked the moment they are made where the filesystem lacks it; they
+    vanish with their last descriptor), so nothing is left behind however this process ends: a
+    probe abandoned in a background thread when the process exits, a kill, a crash."""
     program = tools.ffprobe
     args = [
         program, "-v", "error",
@@ -103,25 +115,23 @@ def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_
         ":format=start_time",
         "-show_data_hash", data_hash, "-of", "compact", _input_url(path),
     ]
-    with tempfile.TemporaryDirectory(prefix="custody-ffprobe-") as scratch:
-        listing_path = os.path.join(scratch, "packets")
-        with open(listing_path, "wb") as sink, open(listing_path, "rb") as output, \
-                open(os.path.join(scratch, "stderr"), "w+b") as errors:
-            try:
-                process = subprocess.Popen(args, stdout=sink, stderr=errors, stdin=subprocess.DEVNULL)
-            except OSError as exc:
-                raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
-            run = _ProbeRun(_records(_lines(_follow(process, output))))
-            finished = False
-            try:
-                yield run
-                finished = True
-            finally:
-                if not finished:
-                    process.kill()
-                code = process.wait()
-            errors.seek(0)
-            message = errors.read()
+    with tempfile.TemporaryFile(prefix="custody-ffprobe-") as sink, \
+            tempfile.TemporaryFile(prefix="custody-ffprobe-") as errors:
+        try:
+            process = subprocess.Popen(args, stdout=sink, stderr=errors, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
+        run = _ProbeRun(_records(_lines(_follow(process, sink.fileno()))))
+        finished = False
+        try:
+            yield run
+            finished = True
+        finally:
+            if not finished:
+                process.kill()
+            code = process.wait()
+        size = os.fstat(errors.fileno()).st_size
+        message = os.pread(errors.fileno(), _STDERR_READ, max(0, size - _STDERR_READ))
     if code != 0:
         raise MediaUnreadable(path, _tail(message, path))
     if message.strip():

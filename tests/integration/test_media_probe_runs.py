@@ -1,17 +1,27 @@
-"""Probing starts ffprobe once per file: the version comes from the same run."""
+"""Probing starts ffprobe once per file: the version comes from the same run; and ffprobe runs leave
+no temporary files behind, even when the process ends while one is still running."""
 
 from __future__ import annotations
 
+import json
+import os
 import stat
 import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from custody.media import tools as media_tools
+from custody.media.listing import packet_list
 from custody.media.probe import probe
 from custody.media.tools import MediaTools, MediaUnreadable
-from tests.conftest import require_tool
+from tests.conftest import Custody, require_tool
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _counting_ffprobe(tmp_path: Path, real: str) -> tuple[str, Path]:
@@ -48,3 +58,67 @@ def test_one_ffprobe_run_per_probe_with_its_version(tmp_path: Path, kind: str) -
     runs = log.read_text().splitlines()
     assert len(runs) == 1, runs
     assert "-show_program_version" in runs[0] and "-version" not in runs[0].split()
+
+
+def _wait(condition: Callable[[], bool], what: str, process: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"ingest ended before {what}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {timeout} s")
+        time.sleep(0.02)
+
+
+def test_a_repeat_whose_background_probe_is_abandoned_leaves_no_temporary_files(
+    initialized: Custody, clips: list[Path], tmp_path: Path
+) -> None:
+    """The first file of an ingest is probed in the background while the ledger opens; a repeat
+    is then recorded as another acquisition and the process exits with its packet listing still
+    running. Deterministic: the acquisition's append is held (``CUSTODY_TEST_PAUSE``) until
+    the listing's ffprobe has started, and that ffprobe is held until after the process ended."""
+    real = require_tool("ffprobe")
+    assert initialized("ingest", *map(str, clips)).exit_code == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    log, go, marker = tmp_path / "runs.log", tmp_path / "go", tmp_path / "paused"
+    wrapper = tmp_path / "ffprobe"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{log}"\n'
+        f'case "$*" in *-show_data_hash*) while [ ! -e "{go}" ]; do sleep 0.05; done;; esac\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    env.update(initialized.env, PYTHONPATH=str(REPO), TMPDIR=str(scratch), CUSTODY_FFPROBE=str(wrapper),
+               CUSTODY_TEST_PAUSE=f"insert:{marker}")
+    repeats = []
+    try:
+        for clip in clips:
+            log.write_text("")
+            process = subprocess.Popen([sys.executable, "-m", "cli.main", "ingest", "--json", str(clip)],
+                                       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            _wait(marker.exists, "the acquisition's append", process)
+            _wait(lambda: "-show_data_hash" in log.read_text(), "packet listing", process)
+            marker.unlink()
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err
+            [result] = json.loads(out)
+            repeats.append(result["status"])
+            assert sorted(os.listdir(scratch)) == [], f"left behind by the repeat of {clip.name}"
+    finally:
+        go.touch()
+    assert repeats == ["already-stored"] * len(clips)
+
+
+def test_a_failed_packet_listing_leaves_no_temporary_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    with pytest.raises(MediaUnreadable):
+        packet_list(broken, MediaTools(ffprobe=require_tool("ffprobe")))
+    assert os.listdir(scratch) == []
