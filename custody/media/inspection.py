@@ -10,7 +10,8 @@ from typing import Any
 
 from custody.evidence.ingest import IngestResult, Inspection
 from custody.ledger.canonical import printable_path
-from custody.media.listing import packet_list
+from custody.media.listing import ProbeRunFailed, packet_list, probe_and_list
+from custody.media.packets import PacketList
 from custody.media.probe import probe
 from custody.media.tools import _STDERR_LIMIT, DEFAULT_TOOLS, MediaTools, MediaToolsMissing, MediaUnreadable, _clean
 
@@ -81,20 +82,41 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
     if _text_file(path):
         return Inspection({"probed": False, "kind": "not-media", "reason": "a text file (sidecar metadata?), not audio or video"})
     try:
+        details, listing = probe_and_list(path, tools)
+    except MediaToolsMissing as exc:
+        return Inspection({"probed": False, "reason": _clean(str(exc))})
+    except ProbeRunFailed as exc:
+        return _unreadable(path, exc)
+    except MediaUnreadable:
+        return _inspect_in_two_runs(path, tools)
+    if details["kind"] not in ("video", "audio"):
+        return Inspection(details)
+    return _with_packets(details, listing)
+
+
+def _unreadable(path: str, exc: MediaUnreadable) -> Inspection:
+    guess = sniff_container(path)
+    if guess is None:
+        return Inspection({"probed": True, "kind": "not-media", "reason": _clean(f"not audio or video: {exc.detail}")})
+    return Inspection({
+        "probed": True,
+        "kind": "unreadable-media",
+        "container_guess": guess,
+        "probe_error": _clean(exc.detail),
+        "finding": f"ffprobe cannot read it as {guess} (truncated or corrupt?); the bytes are preserved as they are",
+    })
+
+
+def _inspect_in_two_runs(path: str, tools: MediaTools) -> Inspection:
+    """``probe``, then ``packet_list``: where the one run of ``probe_and_list`` read the file
+    but printed what could not be used, this tells a good probe with a failed packet list
+    (``packets_error``) from a file ffprobe cannot read at all."""
+    try:
         details = probe(path, tools)
     except MediaToolsMissing as exc:
         return Inspection({"probed": False, "reason": _clean(str(exc))})
     except MediaUnreadable as exc:
-        guess = sniff_container(path)
-        if guess is None:
-            return Inspection({"probed": True, "kind": "not-media", "reason": _clean(f"not audio or video: {exc.detail}")})
-        return Inspection({
-            "probed": True,
-            "kind": "unreadable-media",
-            "container_guess": guess,
-            "probe_error": _clean(exc.detail),
-            "finding": f"ffprobe cannot read it as {guess} (truncated or corrupt?); the bytes are preserved as they are",
-        })
+        return _unreadable(path, exc)
     if details["kind"] not in ("video", "audio"):
         return Inspection(details)
     try:
@@ -103,6 +125,10 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
         details["packets_error"] = _clean(exc.detail if isinstance(exc, MediaUnreadable) else str(exc))
         details["finding"] = "the packet list could not be made; the bytes are preserved as they are"
         return Inspection(details)
+    return _with_packets(details, listing)
+
+
+def _with_packets(details: dict[str, Any], listing: PacketList) -> Inspection:
     counts = Counter(p.stream for p in listing.packets)
     for stream in details["streams"]:
         stream["packets"] = counts.get(stream["index"], 0)

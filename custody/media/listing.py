@@ -7,11 +7,17 @@ only if the Adler-32 of those bytes equals ffprobe's for every packet, i.e. the 
 packet's data as one contiguous run (true of MP4/MOV). Otherwise (MPEG-TS, laced Matroska,
 parsed streams), or when a position is unknown, ffprobe hashes the packets itself
 (``-show_data_hash sha256``); both ways give the same lines.
+
+ffprobe prints JSON (``-of json``), read while it runs: every key and value is escaped, so tags a
+file carries cannot pass for packets or fields. At ingest, the same run also prints the program
+version, the format and the streams (``probe_and_list``), so a file costs one ffprobe start.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import json
 import mmap
 import os
 import re
@@ -24,54 +30,123 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from custody.media.packets import Packet, PacketList, StreamInfo
-from custody.media.tools import DEFAULT_TOOLS, MediaTools, MediaToolsMissing, MediaUnreadable, _input_url, _tail, _us
+from custody.media.probe import describe
+from custody.media.tools import (
+    DEFAULT_TOOLS,
+    MediaTools,
+    MediaToolsMissing,
+    MediaUnreadable,
+    _input_url,
+    _tail,
+    _us,
+    _version_in,
+)
+
+class ProbeRunFailed(MediaUnreadable):
+    """ffprobe itself exited with an error: it cannot open or read the file at all."""
+
 
 class _PositionsUnusable(Exception):
     """The file does not hold some packet's data contiguously at its reported position."""
 
 
-_SECTIONS = ("packet|", "stream|", "format|")
+_SECTION_OF = {"packets": "packet", "streams": "stream"}
+_VALUE_LIMIT = 16 << 20
 
 
-def _records(lines: Iterable[bytes]) -> Iterator[tuple[str, dict[str, str]]]:
-    """ffprobe ``-of compact`` sections as (name, fields); a section that ffprobe broke over
-    several lines (it prints side data as a nested section) is joined again."""
-    current: tuple[str, dict[str, str]] | None = None
-    for raw in lines:
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if line.startswith(_SECTIONS):
-            if current is not None:
-                yield current
-            name, _, rest = line.partition("|")
-            current = (name, {})
-        elif current is None:
-            continue
+class _JsonReader:
+    """ffprobe's ``-of json`` output, decoded as it arrives: the text of the one top-level
+    object, consumed from the front. ``value()`` decodes the next JSON value whole (waiting for
+    more text while it is incomplete); a value over 16 MiB, or output that ends early or is not
+    JSON, is a ``ValueError``."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._text = ""
+        self._at = 0
+        self._ended = False
+        self._decode = json.JSONDecoder().raw_decode
+
+    def _more(self) -> bool:
+        if self._ended:
+            return False
+        if self._at > (1 << 20):
+            self._text, self._at = self._text[self._at:], 0
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._ended = True
+            self._text += self._decoder.decode(b"", final=True)
         else:
-            rest = line
-        for part in rest.split("|"):
-            key, eq, value = part.partition("=")
-            if eq:
-                current[1].setdefault(key, value)
-    if current is not None:
-        yield current
+            self._text += self._decoder.decode(chunk)
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not white space or a comma ("" at the end)."""
+        while True:
+            while self._at < len(self._text) and self._text[self._at] in " \t\r\n,":
+                self._at += 1
+            if self._at < len(self._text):
+                return self._text[self._at]
+            if not self._more():
+                return ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueError(f"expected {char!r} in ffprobe's JSON at {self._text[self._at:self._at + 40]!r}")
+        self._at += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                found, end = self._decode(self._text, self._at)
+            except json.JSONDecodeError:
+                pending = len(self._text) - self._at
+                if pending > _VALUE_LIMIT:
+                    raise ValueError("ffprobe printed a value over 16 MiB") from None
+                # decode again once the pending text has doubled (or at the end): linear overall
+                grew = False
+                while len(self._text) - self._at < 2 * pending + 1 and self._more():
+                    grew = True
+                if not grew:
+                    raise
+                continue
+            self._at = end
+            return found
+
+
+def _records(chunks: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """ffprobe's ``-of json`` output as (section, fields) while it arrives: ``packet`` and
+    ``stream`` for each element of ``packets`` and ``streams``, and ``format`` and
+    ``program_version``. JSON escapes every key and value, so nothing a file's tags hold can
+    pass for another field or section."""
+    reader = _JsonReader(chunks)
+    reader.expect("{")
+    while reader.peek() not in ("}", ""):
+        key = reader.value()
+        reader.expect(":")
+        if key in _SECTION_OF and reader.peek() == "[":
+            reader.expect("[")
+            while reader.peek() not in ("]", ""):
+                item = reader.value()
+                if isinstance(item, dict):
+                    yield _SECTION_OF[key], item
+            reader.expect("]")
+        else:
+            item = reader.value()
+            if isinstance(item, dict):
+                yield str(key), item
+    reader.expect("}")
 
 
 @dataclass
 class _ProbeRun:
-    records: Iterator[tuple[str, dict[str, str]]]
+    records: Iterator[tuple[str, dict[str, Any]]]
     warnings: list[str] = field(default_factory=list)
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    rest = b""
-    for chunk in chunks:
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
 
 
 def _follow(process: subprocess.Popen[bytes], output: int) -> Iterator[bytes]:
@@ -96,11 +171,13 @@ def _follow(process: subprocess.Popen[bytes], output: int) -> Iterator[bytes]:
 
 
 _STDERR_READ = 64 << 10
+_PACKET_ENTRIES = "packet=stream_index,pts,dts,duration,size,pos,flags,data_hash"
 
 
 @contextmanager
-def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_ProbeRun]:
-    """Run ffprobe over every packet; its records arrive while it runs. On leaving, raises
+def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str, describe: bool) -> Iterator[_ProbeRun]:
+    """Run ffprobe over every packet; its records arrive while it runs (``describe``: with its
+    version, the whole format and every stream, as ``probe`` asks for them). On leaving, raises
     ``MediaUnreadable`` if ffprobe failed, else puts what it printed on stderr in ``warnings``.
 
     ffprobe writes into unnamed temporary files (``tempfile.TemporaryFile``: made with
@@ -108,20 +185,18 @@ def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_
     vanish with their last descriptor), so nothing is left behind however this process ends: a
     probe abandoned in a background thread when the process exits, a kill, a crash."""
     program = tools.ffprobe
-    args = [
-        program, "-v", "error",
-        "-show_entries",
-        "packet=stream_index,pts,dts,duration,size,pos,flags,data_hash:stream=index,codec_type,codec_name,time_base"
-        ":format=start_time",
-        "-show_data_hash", data_hash, "-of", "compact", _input_url(path),
-    ]
+    entries = _PACKET_ENTRIES if describe else _PACKET_ENTRIES + ":stream=index,codec_type,codec_name,time_base" \
+        ":format=start_time"
+    shown = ["-show_program_version", "-show_format", "-show_streams"] if describe else []
+    args = [program, "-v", "error", *shown, "-show_entries", entries, "-show_data_hash", data_hash, "-of", "json",
+            _input_url(path)]
     with tempfile.TemporaryFile(prefix="custody-ffprobe-") as sink, \
             tempfile.TemporaryFile(prefix="custody-ffprobe-") as errors:
         try:
             process = subprocess.Popen(args, stdout=sink, stderr=errors, stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
-        run = _ProbeRun(_records(_lines(_follow(process, sink.fileno()))))
+        run = _ProbeRun(_records(_follow(process, sink.fileno())))
         finished = False
         try:
             yield run
@@ -133,7 +208,7 @@ def _ffprobe_packets(path: str, tools: MediaTools, data_hash: str) -> Iterator[_
         size = os.fstat(errors.fileno()).st_size
         message = os.pread(errors.fileno(), _STDERR_READ, max(0, size - _STDERR_READ))
     if code != 0:
-        raise MediaUnreadable(path, _tail(message, path))
+        raise ProbeRunFailed(path, _tail(message, path))
     if message.strip():
         run.warnings.append(_tail(message, path))
 
@@ -142,18 +217,21 @@ _BATCH_BYTES = 8 << 20
 _BATCH_PACKETS = 512
 
 
-def _listing(path: str, tools: MediaTools, *, from_file: bool) -> PacketList:
+def _listing(path: str, tools: MediaTools, *, from_file: bool, describe: bool = False) -> tuple[PacketList, dict[str, Any]]:
     """One ffprobe run over every packet. ``from_file``: ffprobe gives each packet's position
     and Adler-32, and the SHA-256 of the file's bytes there is taken here, in a thread pool
-    (hashlib and zlib release the GIL); else ffprobe's own SHA-256 is used."""
-    listing = PacketList({}, [], tool=tools.version(tools.ffprobe))
-    with open(path, "rb") as handle, _ffprobe_packets(path, tools, "adler32" if from_file else "sha256") as run:
+    (hashlib and zlib release the GIL); else ffprobe's own SHA-256 is used. Returns the list
+    and, with ``describe``, what ``probe.describe`` reads (program version, format, streams)."""
+    listing = PacketList({}, [])
+    raw: dict[str, Any] = {"streams": []}
+    with open(path, "rb") as handle, \
+            _ffprobe_packets(path, tools, "adler32" if from_file else "sha256", describe) as run:
         size = os.fstat(handle.fileno()).st_size
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size and from_file else None
         try:
             with memoryview(mapped if mapped is not None else b"") as view:
                 if from_file:
-                    _hash_from_file(path, run, view, listing)
+                    _hash_from_file(path, run, view, listing, raw)
                 else:
                     for name, fields in run.records:
                         if name == "packet":
@@ -162,15 +240,16 @@ def _listing(path: str, tools: MediaTools, *, from_file: bool) -> PacketList:
                                 raise MediaUnreadable(path, f"ffprobe printed no SHA-256 for a packet ({digest!r})")
                             listing.packets.append(Packet(*header, digest[7:].lower()))
                         else:
-                            _other_record(name, fields, listing)
+                            _other_record(name, fields, listing, raw)
         finally:
             if mapped is not None:
                 mapped.close()
     listing.warnings = run.warnings
-    return listing
+    listing.tool = (_version_in(raw, tools.ffprobe) if describe else None) or tools.version(tools.ffprobe)
+    return listing, raw
 
 
-def _hash_from_file(path: str, run: _ProbeRun, view: memoryview, listing: PacketList) -> None:
+def _hash_from_file(path: str, run: _ProbeRun, view: memoryview, listing: PacketList, raw: dict[str, Any]) -> None:
     headers: list[tuple[int, int | None, int | None, int | None, int, str]] = []
     futures: list[Future[list[str]]] = []
     batch: list[tuple[int, int, str]] = []
@@ -179,7 +258,7 @@ def _hash_from_file(path: str, run: _ProbeRun, view: memoryview, listing: Packet
     try:
         for name, fields in run.records:
             if name != "packet":
-                _other_record(name, fields, listing)
+                _other_record(name, fields, listing, raw)
                 continue
             header, pos, digest = _packet_fields(path, fields)
             algorithm, _, adler = digest.partition(":")
@@ -212,34 +291,38 @@ def _hash_ranges(view: memoryview, ranges: list[tuple[int, int, str]]) -> list[s
     return digests
 
 
-def _other_record(name: str, fields: dict[str, str], listing: PacketList) -> None:
+def _other_record(name: str, fields: dict[str, Any], listing: PacketList, raw: dict[str, Any]) -> None:
     if name == "stream":
-        tb = fields.get("time_base", "")
+        tb = str(fields.get("time_base", ""))
         index = int(fields["index"])
         listing.streams[index] = StreamInfo(
             index,
-            fields.get("codec_type") or "unknown",
-            fields.get("codec_name") or "unknown",
+            str(fields.get("codec_type") or "unknown"),
+            str(fields.get("codec_name") or "unknown"),
             Fraction(tb) if re.fullmatch(r"\d+/[1-9]\d*", tb) else Fraction(1),
         )
+        raw["streams"].append(fields)
     elif name == "format":
         listing.start_time_us = _us(fields.get("start_time")) or 0
+        raw["format"] = fields
+    elif name == "program_version":
+        raw["program_version"] = fields
 
 
 def _packet_fields(
-    path: str, fields: dict[str, str]
+    path: str, fields: dict[str, Any]
 ) -> tuple[tuple[int, int | None, int | None, int | None, int, str], int | None, str]:
     """((stream, dts, pts, duration, size, flags), position or None, ffprobe's data_hash)."""
     def number(name: str) -> int | None:
         value = fields.get(name, "N/A")
-        return None if value == "N/A" else int(value)
+        return None if value == "N/A" else int(value)  # JSON: a number or a decimal string
 
     size = number("size")
     stream = number("stream_index")
     if size is None or stream is None:
         raise MediaUnreadable(path, f"ffprobe printed a packet without stream or size: {fields!r}")
-    header = (stream, number("dts"), number("pts"), number("duration"), size, fields.get("flags", ""))
-    return header, number("pos"), fields.get("data_hash", "")
+    header = (stream, number("dts"), number("pts"), number("duration"), size, str(fields.get("flags", "")))
+    return header, number("pos"), str(fields.get("data_hash", ""))
 
 
 def packet_list(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> PacketList:
@@ -250,13 +333,32 @@ def packet_list(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS)
     name = os.fspath(path)
     try:
         try:
-            return _listing(name, tools, from_file=True)
+            return _listing(name, tools, from_file=True)[0]
         except _PositionsUnusable:
-            return _listing(name, tools, from_file=False)
+            return _listing(name, tools, from_file=False)[0]
     except OSError as exc:
         raise MediaUnreadable(name, f"cannot read: {exc.strerror or exc}") from exc
     except (ValueError, KeyError) as exc:
         raise MediaUnreadable(name, f"ffprobe printed unexpected output: {exc!r}") from exc
+
+
+def probe_and_list(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> tuple[dict[str, Any], PacketList]:
+    """``probe`` and ``packet_list`` of ``path`` from one ffprobe run (two where the packets'
+    positions cannot be used, as in ``packet_list``): the same results as calling both.
+
+    Raises ``MediaToolsMissing`` or ``MediaUnreadable`` (ffprobe failed, or printed what cannot
+    be read)."""
+    name = os.fspath(path)
+    try:
+        try:
+            listing, raw = _listing(name, tools, from_file=True, describe=True)
+        except _PositionsUnusable:
+            listing, raw = _listing(name, tools, from_file=False, describe=True)
+    except OSError as exc:
+        raise MediaUnreadable(name, f"cannot read: {exc.strerror or exc}") from exc
+    except (ValueError, KeyError) as exc:
+        raise MediaUnreadable(name, f"ffprobe printed unexpected output: {exc!r}") from exc
+    return describe(raw, name, tools), listing
 
 
 def packet_hashes(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> bytes:

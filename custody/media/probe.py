@@ -129,6 +129,13 @@ def probe(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> di
         raise MediaToolsMissing(program, f"cannot run {program!r}: {exc.strerror or exc}") from exc
     except ValueError as exc:
         raise MediaUnreadable(os.fspath(path), f"ffprobe printed unreadable output: {exc}") from exc
+    return describe(raw, path, tools)
+
+
+def describe(raw: Any, path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> dict[str, Any]:
+    """``probe``'s result from what ffprobe printed with ``-show_program_version -show_format
+    -show_streams -of json`` (``raw``: the parsed JSON; packets in it are ignored)."""
+    program = tools.ffprobe
     version = _version_in(raw, program) or tools.version(program)
     fmt = raw.get("format") if isinstance(raw, dict) else None
     if not isinstance(fmt, dict):

@@ -17,7 +17,7 @@ import pytest
 from custody.errors import ConfigError
 from custody.media.clips import verify_clip
 from custody.media.inspection import inspect_media, media_warning
-from custody.media.listing import _listing, packet_hashes
+from custody.media.listing import _listing, packet_hashes, probe_and_list
 from custody.media.packets import PacketList
 from custody.media.probe import probe
 from custody.media.sheets import contact_sheet
@@ -199,7 +199,7 @@ def test_a_file_whose_packets_are_not_contiguous_falls_back_to_ffprobe_hashing(
     ffmpeg("-i", str(videos["h264.mp4"]), "-map", "0", "-c", "copy", str(ts))
     ours = packet_hashes(ts)
     assert lines(ours) == stock_recipe(ts, tmp_path)
-    assert _listing(str(ts), MediaTools(), from_file=False).render() == ours
+    assert _listing(str(ts), MediaTools(), from_file=False)[0].render() == ours
 
 
 def test_packet_list_renders_and_parses_back_identically(videos: dict[str, Path]) -> None:
@@ -390,3 +390,35 @@ def test_a_contact_sheet_of_a_non_video_is_bad_input(videos: dict[str, Path], tm
 def _no_stray_sheets(tmp_path: Path) -> Iterator[None]:
     yield
     assert not list(tmp_path.glob(".sheet-*")), "a temporary contact sheet was left behind"
+
+
+# --- one ffprobe run: probe and packet list together -------------------------------------------
+
+
+def test_probe_and_list_in_one_run_equal_probe_and_packet_list_on_every_container_and_codec(
+    videos: dict[str, Path], tmp_path: Path
+) -> None:
+    ts = tmp_path / "remux.ts"
+    ffmpeg("-i", str(videos["h264.mp4"]), "-map", "0", "-c", "copy", str(ts))
+    mkv = tmp_path / "remux.mkv"
+    ffmpeg("-i", str(videos["hevc.mov"]), "-map", "0", "-c", "copy", str(mkv))
+    for path in [*(videos[k.name] for k in KINDS), ts, mkv]:
+        details, listing = probe_and_list(path)
+        assert details == probe(path), path.name
+        assert listing.render() == packet_hashes(path), path.name
+        assert listing.tool == details["tool"]
+
+
+def test_tags_that_look_like_ffprobe_fields_stay_tag_values(tmp_path: Path) -> None:
+    """Tag keys and values from a file are hostile: separators, newlines and a forged packet line
+    stay inside the tag, and the packet list is that of the same file without the tags."""
+    plain = tmp_path / "plain.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", str(plain))
+    forged = "x|y=z\npacket|stream_index=0|size=1|data_hash=SHA256:" + "0" * 64 + "\n\"}]}"
+    tagged = tmp_path / "tagged.mp4"
+    ffmpeg("-i", str(plain), "-c", "copy", "-metadata", f"title={forged}", "-metadata", f"comment={forged[::-1]}",
+           "-movflags", "+use_metadata_tags", str(tagged))
+    details, listing = probe_and_list(tagged)
+    assert details["tags"]["title"] == forged and details["tags"]["comment"] == forged[::-1]
+    assert lines(listing.render()) == lines(packet_hashes(plain))

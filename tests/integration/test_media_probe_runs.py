@@ -122,3 +122,22 @@ def test_a_failed_packet_listing_leaves_no_temporary_files(tmp_path: Path, monke
     with pytest.raises(MediaUnreadable):
         packet_list(broken, MediaTools(ffprobe=require_tool("ffprobe")))
     assert os.listdir(scratch) == []
+
+
+def test_ingest_starts_ffprobe_once_per_new_media_file(initialized: Custody, clips: list[Path], tmp_path: Path) -> None:
+    """The probe and the packet list of a file come from one ffprobe run (issue: two starts per
+    file were most of the cost of a bulk ingest); a repeat needs none."""
+    wrapper, log = _counting_ffprobe(tmp_path, require_tool("ffprobe"))
+    result = initialized("ingest", "--json", *map(str, clips), env={"CUSTODY_FFPROBE": wrapper})
+    assert result.exit_code == 0, result.output
+    recorded = json.loads(result.stdout)
+    assert [r["status"] for r in recorded] == ["recorded"] * len(clips)
+    runs = log.read_text().splitlines()
+    assert len(runs) == len(clips), runs
+    assert all("-show_program_version" in run and "-show_data_hash" in run for run in runs)
+    events = json.loads(initialized("log", "--json").stdout)
+    for event in events:
+        media = event["details"]["media"]
+        assert media["kind"] == "video" and media["tool"].startswith("ffprobe ")
+        assert [s["packets"] > 0 for s in media["streams"]] == [True, True]
+        assert set(event["details"]["attachments"]) == {"packets"}
