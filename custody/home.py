@@ -12,7 +12,7 @@ from pathlib import Path
 
 from custody.errors import ConfigError
 from custody.settings import Settings
-from storage.base import ObjectStore
+from storage.base import BucketSetup, ObjectStore
 from storage.url import open_store
 
 if TYPE_CHECKING:
@@ -70,17 +70,11 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
             "--home or CUSTODY_HOME, or fix its permissions"
         ) from exc
     store = open_store(settings.store_url)
-    if settings.store_url.startswith("file://"):
-        from storage.local import LocalStore
-
-        assert isinstance(store, LocalStore)
-        LocalStore.create(store.root)
-    else:
-        ensure = getattr(store, "ensure_bucket", None)
-        if ensure is not None:
-            ensure(create=create_bucket, default_retention_days=_unflagged_days(settings))
-        if remember_store:
-            _remember_store(settings)
+    embedded = settings.store_url.startswith("file://")  # the data directory's own store: init makes it
+    if isinstance(store, BucketSetup):
+        store.ensure_bucket(create=create_bucket or embedded, default_retention_days=_unflagged_days(settings))
+    if remember_store and not embedded:
+        _remember_store(settings)
     key_created = False
     if not settings.key_path.exists():
         signer, verifier = generate_signer(key_name())

@@ -10,6 +10,7 @@ code that the command line maps it to.
     ├── ObjectNotFound           3  no such key or version
     ├── ObjectExists             4  a put would overwrite a stored object
     ├── IntegrityRejected        3  the bytes received do not match the declared digest or size
+    ├── StoredObjectMismatch     3  a stored version is not the bytes that were sent
     └── RetentionViolation       4  delete/shorten/unhold refused by retention or legal hold
 """
 
@@ -60,6 +61,16 @@ class IntegrityRejected(StorageError):
     """The store refused the bytes it received: their digest or size is not the declared one.
 
     Nothing readable is left under the key when this is raised.
+    """
+
+    exit_code = 3
+
+
+class StoredObjectMismatch(StorageError):
+    """The store holds a version whose size or SHA-256 is not that of the bytes sent for it.
+
+    An integrity failure: the version exists (it may be locked and cannot be removed) and is
+    left as it is for an audit to list.
     """
 
     exit_code = 3

@@ -186,6 +186,14 @@ class LocalStore:
             ) from exc
         return store
 
+    def ensure_bucket(self, create: bool = False, default_retention_days: int = 90) -> None:
+        """See ``BucketSetup.ensure_bucket``: the store's directory layout is its bucket. With
+        ``create`` a missing layout is made (``create``); without it a missing one raises
+        ``StorageUnavailable``. There is no default retention: every put names its own."""
+        if create:
+            LocalStore.create(self.root)
+        self._check()
+
     def describe(self) -> str:
         return f"file://{self.root}"
 

@@ -16,7 +16,7 @@ import blake3 as blake3_mod
 from custody.audit.report import AuditRequest
 from custody.audit.shards import HEX64
 from custody.evidence.hashing import sha256_file
-from storage.base import ObjectStore
+from storage.base import LocalPaths, ObjectStore
 from storage.errors import StorageError
 
 READ_CHUNK = 8 << 20
@@ -59,15 +59,14 @@ class LocalPrehash:
     def start(cls, store: ObjectStore, request: AuditRequest) -> LocalPrehash | None:
         """Start hashing the evidence objects of ``request``'s shard when ``store`` is local and
         the audit is full; None otherwise. Touches no database."""
-        local_path = getattr(store, "local_path", None)
-        if local_path is None or request.level != "full":
+        if not isinstance(store, LocalPaths) or request.level != "full":
             return None
         files = []
         for info in store.list("evidence/"):
             name = info.key.rsplit("/", 1)[-1]
             if HEX64.match(name) and request.shard.contains(name):
                 try:
-                    files.append(Path(local_path(info.key)))
+                    files.append(Path(store.local_path(info.key)))
                 except StorageError:
                     continue
         files.sort(key=lambda path: _size(path), reverse=True)
@@ -126,9 +125,8 @@ def content_digest(
     """(hex digest, bytes read) of a stored object's bytes, re-read from the store: memory-mapped
     with all cores for the local store (one object at a time, like ``b3sum``), streamed
     otherwise. Read errors propagate; they are never turned into a digest."""
-    local_path = getattr(store, "local_path", None)
-    if local_path is not None:
-        path = local_path(key, version)
+    if isinstance(store, LocalPaths):
+        path = store.local_path(key, version)
         size = os.stat(path).st_size
         early = prehash.take(path) if prehash is not None and algorithm == "blake3" else None
         if early is not None:

@@ -27,8 +27,8 @@ from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
 from custody.ledger.canonical import printable_path
 from custody.evidence.hashing import Digests, hash_stream
 from custody.home import LedgerOpening, background_priority
-from storage.base import ObjectInfo, ObjectStore, Retention
-from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError, StoreMisconfigured
+from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFile, UploadPlan, UploadPlanning, confirm_stored
+from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
@@ -190,29 +190,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def confirm_stored(info: ObjectInfo, digests: Digests, retention: Retention, legal_hold: bool) -> None:
-    """Raise unless the store reports exactly the object and locks that were asked for."""
-    problems = []
-    if info.size != digests.size:
-        problems.append(f"size {info.size} instead of {digests.size}")
-    if info.sha256 is not None and info.sha256 != digests.sha256:
-        problems.append(f"SHA-256 {info.sha256} instead of {digests.sha256}")
-    if info.retention is None:
-        problems.append("no retention")
-    else:
-        if info.retention.mode != "COMPLIANCE":
-            problems.append(f"retention mode {info.retention.mode} instead of COMPLIANCE")
-        if info.retention.until < retention.until - timedelta(seconds=1):
-            problems.append(f"retained only until {_iso(info.retention.until)}, not {_iso(retention.until)}")
-    if legal_hold and not info.legal_hold:
-        problems.append("no legal hold")
-    if problems:
-        raise StoreMisconfigured(
-            f"the store did not confirm {info.key} as asked: {'; '.join(problems)}; nothing was "
-            "recorded. Check the bucket's Object Lock settings with 'custody store check'."
-        )
-
-
 class Ingestor:
     """One ingest command: many files, one actor, one note."""
 
@@ -239,7 +216,7 @@ class Ingestor:
         self.progress = progress or IngestProgress()
         self._after_read = after_read
         self._early: Any = None  # the inspection started while the current file is read
-        self._upload_plan: Any = None  # the store's upload plan, fed by the current file's read
+        self._upload_plan: UploadPlan | None = None  # fed by the current file's read
         self.inspector = inspector
         self.derivation = derivation
         self.host = socket.gethostname()
@@ -276,9 +253,10 @@ class Ingestor:
             likely_new = self._likely_new(before.st_size)
             staging = self._open_staging(before.st_size) if likely_new else None
             self._early = self._start_inspection(candidate.path) if likely_new else None
-            plan_upload = getattr(self.store, "plan_upload", None) if likely_new and staging is None else None
-            self._upload_plan = plan_upload(before.st_size) if plan_upload is not None else None
-            sink = staging.write if staging is not None else getattr(self._upload_plan, "write", None)
+            store = self.store
+            planning = likely_new and staging is None
+            self._upload_plan = store.plan_upload(before.st_size) if planning and isinstance(store, UploadPlanning) else None
+            sink = staging.write if staging is not None else (self._upload_plan.write if self._upload_plan else None)
             try:
                 digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink)
             except OSError as exc:
@@ -329,15 +307,14 @@ class Ingestor:
             return True
         return not self.ledger.size_known(size)
 
-    def _open_staging(self, size: int) -> Any:
+    def _open_staging(self, size: int) -> StagingFile | None:
         """On a store with a staging area, a staging file that receives the very chunks the one
         read hashes, so the file is read once and the bytes stored are the bytes hashed."""
-        open_staging = getattr(self.store, "open_staging", None)
-        return open_staging(size) if open_staging is not None else None
+        return self.store.open_staging(size) if isinstance(self.store, Staging) else None
 
-    def _discard(self, staged: Any) -> None:
-        if staged is not None:
-            self.store.discard_staged(staged)  # type: ignore[attr-defined]
+    def _discard(self, staged: StagedCopy | None) -> None:
+        if staged is not None and isinstance(self.store, Staging):
+            self.store.discard_staged(staged)
 
     def _changed(self, fd: int, path: str, before: os.stat_result, read: int) -> str | None:
         after = os.fstat(fd)
@@ -374,7 +351,7 @@ class Ingestor:
         return {"note": self.note} if self.note else {}
 
     def _preserve(
-        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: Any = None
+        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None = None
     ) -> IngestResult:
         """Store (or find stored) and record one hashed file. ``staged`` is a copy already in
         the store's staging area, made while the file was hashed and proven unchanged since;
@@ -382,11 +359,10 @@ class Ingestor:
         try:
             return self._preserve_staged(handle, fd, candidate, before, digests, staged)
         finally:
-            if staged is not None and staged.path.exists():
-                self._discard(staged)
+            self._discard(staged)  # a no-op once committed
 
     def _preserve_staged(
-        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: Any
+        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None
     ) -> IngestResult:
         shown = printable_path(candidate.path)
         result = IngestResult(shown, "recorded", digests.blake3, digests.sha256, digests.size)
@@ -412,12 +388,11 @@ class Ingestor:
         except ObjectNotFound:
             os.lseek(fd, 0, os.SEEK_SET)
             try:
-                if staged is not None:
-                    info = self.store.commit_staged(  # type: ignore[attr-defined]
+                if staged is not None and isinstance(self.store, Staging):
+                    info = self.store.commit_staged(
                         staged, key, sha256=digests.sha256, retention=retention, metadata={"blake3": digests.blake3}
                     )
-                else:
-                    plan = self._upload_plan  # the per-part digests of the hash pass
+                elif self._upload_plan is not None and isinstance(self.store, UploadPlanning):
                     info = self.store.put(
                         key,
                         handle,
@@ -425,7 +400,11 @@ class Ingestor:
                         sha256=digests.sha256,
                         retention=retention,
                         metadata={"blake3": digests.blake3},
-                        **({"plan": plan} if plan is not None else {}),
+                        plan=self._upload_plan,  # the per-part digests of the hash pass
+                    )
+                else:
+                    info = self.store.put(
+                        key, handle, digests.size, sha256=digests.sha256, retention=retention, metadata={"blake3": digests.blake3}
                     )
             except IntegrityRejected as exc:
                 result.status = "failed"
@@ -435,7 +414,7 @@ class Ingestor:
                 result.status = "failed"
                 result.reason = f"unreadable: read error: {exc.strerror}"
                 return result
-        confirm_stored(info, digests, retention, legal_hold=False)
+        confirm_stored(info, retention=retention, legal_hold=False, size=digests.size, sha256=digests.sha256)
         changed = self._changed(fd, candidate.path, before, digests.size)
         if changed:
             result.status = "failed"

@@ -13,7 +13,7 @@ from custody.ledger.canonical import printable_path
 from custody.errors import BadInput, Finding
 from custody.evidence.hashing import blake3_file
 from custody.ledger.database import Ledger
-from storage.base import ObjectStore
+from storage.base import LocalPaths, ObjectStore
 from storage.errors import ObjectNotFound, StorageError
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -74,9 +74,8 @@ class VerifyResult:
 
 def stored_blake3(store: ObjectStore, key: str, version: str | None) -> str:
     """BLAKE3 of a stored object's bytes, re-read from the store (memory-mapped when local)."""
-    local_path = getattr(store, "local_path", None)
-    if local_path is not None:
-        return blake3_file(local_path(key, version))
+    if isinstance(store, LocalPaths):
+        return blake3_file(store.local_path(key, version))
     hasher = blake3_mod.blake3()
     with store.open(key, version) as stream:
         while chunk := stream.read(8 << 20):

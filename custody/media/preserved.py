@@ -17,16 +17,15 @@ from custody.media.clips import ClipReport, verify_clip
 from custody.media.listing import packet_hashes
 from custody.media.sheets import ContactSheet, _as_file, contact_sheet
 from custody.media.tools import DEFAULT_TOOLS, MediaTools, MediaUnreadable
-from storage.base import ObjectStore
+from storage.base import LocalPaths, ObjectStore
 from storage.errors import ObjectNotFound, StorageError
 
 @contextmanager
 def stored_file(store: ObjectStore, key: str, version: str | None = None) -> Iterator[str]:
     """A local path holding a stored object's exact bytes: the local store's own file, else a
     temporary copy (removed afterwards). ffmpeg needs a seekable file."""
-    local_path = getattr(store, "local_path", None)
-    if local_path is not None:
-        yield os.fspath(local_path(key, version))
+    if isinstance(store, LocalPaths):
+        yield os.fspath(store.local_path(key, version))
         return
     with store.open(key, version) as stream, _as_file(stream) as path:
         yield path

@@ -51,10 +51,19 @@ shared files, profiles, instance or container roles), never from the store URL.
 Modules: ``client`` (the botocore client, timeouts, retries, the known-payload signer),
 ``translate`` (the one boundary from botocore's exceptions to ``storage.errors``), ``readers``
 (seekable request and response bodies), ``bucket`` (naming, bucket checks, object locks),
-``uploads`` (single PutObject, multipart, upload plans) and ``store`` (``S3Store``).
+``uploads`` (single PutObject, multipart, upload plans), ``url`` (what a store URL may say) and
+``store`` (``S3Store``).
+
+Every call has a deadline: each socket operation waits at most ``read_timeout`` seconds
+(``read_timeout_s`` in the URL, default 30) and each call makes at most ``max_attempts``
+attempts (default 3), so a server that stops answering becomes ``StorageUnavailable`` naming
+the endpoint within a bounded time. An interrupted multipart upload (an error, a timeout,
+KeyboardInterrupt, or SIGTERM, which the command line turns into KeyboardInterrupt) is aborted
+before the error propagates; one whose abort could not reach the server is aborted by the next
+put of the same key.
 """
 
-from storage.s3.bucket import confirm_stored, whole_second_ceiling
+from storage.base import confirm_stored, whole_second_ceiling
 from storage.s3.client import make_client
 from storage.s3.store import S3Store
 from storage.s3.uploads import UploadPlan

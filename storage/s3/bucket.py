@@ -7,12 +7,12 @@ import base64
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Literal, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.base import ObjectInfo, Retention
+from storage.base import Retention
 from storage.errors import StorageError, StorageUnavailable, StoreMisconfigured
 from storage.s3.client import S3Client
 from storage.s3.translate import (
@@ -52,67 +52,6 @@ def iso(moment: datetime) -> str:
     return utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def whole_second_ceiling(moment: datetime) -> datetime:
-    """``moment`` rounded up to a whole second: S3 servers keep retain-until dates to the second
-    (Ceph RGW truncates fractions), so a fractional date would come back earlier than asked."""
-    moment = utc(moment)
-    if moment.microsecond:
-        return moment.replace(microsecond=0) + timedelta(seconds=1)
-    return moment
-
-
-def confirm_stored(
-    info: ObjectInfo,
-    *,
-    retention: Retention,
-    legal_hold: bool,
-    size: int | None = None,
-    sha256: str | None = None,
-) -> None:
-    """Check that a stored version is what a put asked for, as a fresh ``stat`` reports it.
-
-    A version id must be present; the retention must be in ``retention.mode`` and last at least
-    until ``retention.until`` rounded up to a whole second (later is fine, e.g. a bucket default);
-    a legal hold must be on when asked. A weaker lock raises ``StoreMisconfigured``: the server
-    accepted the request without keeping the promise. A different size or SHA-256 raises
-    ``StorageError``: the version exists, so it is not reported as ``IntegrityRejected``.
-    """
-    where = f"{info.key} (version {info.version or 'none'})"
-    if size is not None and info.size != size:
-        raise StorageError(
-            f"the store reports {info.size} bytes for {where} but {size} were sent; the version "
-            "stays as stored (an audit will list it); check the server before ingesting more"
-        )
-    if sha256 is not None and info.sha256 != sha256.lower():
-        raise StorageError(
-            f"the store reports SHA-256 {info.sha256} for {where} but {sha256.lower()} was sent"
-        )
-    if not info.version:
-        raise StoreMisconfigured(
-            f"the store returned no version id for {where}: bucket versioning is off, so Object "
-            "Lock cannot protect it; use a bucket created with Object Lock enabled"
-        )
-    wanted = whole_second_ceiling(retention.until)
-    problems: list[str] = []
-    if info.retention is None:
-        problems.append("it has no retention at all")
-    else:
-        if info.retention.mode != retention.mode:
-            problems.append(f"its retention mode is {info.retention.mode}, not {retention.mode}")
-        if info.retention.until < wanted:
-            problems.append(
-                f"it is retained until {iso(info.retention.until)}, earlier than {iso(wanted)}"
-            )
-    if legal_hold and not info.legal_hold:
-        problems.append("the legal hold is not on")
-    if problems:
-        raise StoreMisconfigured(
-            f"the store accepted {where} but its lock is weaker than asked: "
-            + "; ".join(problems)
-            + ". The server does not enforce Object Lock as requested: do not use it for evidence"
-        )
-
-
 class S3Bucket:
     """The bucket side of ``S3Store``: where keys live, how errors are named, whether the bucket
     can lock objects. Thread-safe once made."""
@@ -122,6 +61,7 @@ class S3Bucket:
     endpoint_url: str | None
     region: str | None
     max_attempts: int
+    read_timeout: float
     _lock_checked: bool
     _made: S3Client | None
     _making: Future[S3Client] | None
@@ -181,6 +121,7 @@ class S3Bucket:
             endpoint=self._endpoint(),
             location=self._location(),
             attempts=self.max_attempts,
+            read_timeout=self.read_timeout,
             key=key,
             version=version,
             lock=lock,

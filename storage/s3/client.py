@@ -98,13 +98,23 @@ def in_background(name: str, work: Callable[[], _T]) -> Future[_T]:
     return future
 
 
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+"""Seconds any one socket operation of a request may wait (for an answer, or for the server to
+take more of a body); a server that stops answering fails the attempt after this long."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""Attempts per call, retries included: a server that does not answer at all turns every call
+into ``StorageUnavailable`` after at most about ``attempts * (connect + read)`` seconds plus
+botocore's backoff (under two minutes with the defaults)."""
+
+
 def make_client(
     endpoint_url: str | None = None,
     region: str | None = None,
     *,
-    connect_timeout: float = 10.0,
-    read_timeout: float = 60.0,
-    max_attempts: int = 5,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     retry_mode: Literal["standard", "adaptive"] = "standard",
     max_pool_connections: int = 10,
 ) -> S3Client:

@@ -12,21 +12,37 @@ from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention
+from storage.base import (
+    Capabilities,
+    LockProbe,
+    ObjectInfo,
+    ProgressCallback,
+    Retention,
+    confirm_stored,
+    whole_second_ceiling,
+)
 from storage.errors import (
     IntegrityRejected,
     RetentionViolation,
     StorageError,
     StorageUnavailable,
 )
-from storage.s3.bucket import b64, confirm_stored, head_hold, head_retention, iso, utc, whole_second_ceiling
-from storage.s3.client import S3Client, in_background, make_client, sign_known_payloads
+from storage.s3.bucket import b64, head_hold, head_retention, iso, utc
+from storage.s3.client import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_READ_TIMEOUT,
+    S3Client,
+    in_background,
+    make_client,
+    sign_known_payloads,
+)
 from storage.s3.readers import ObjectReader
 from storage.s3.translate import NOT_FOUND_CODES, code_of, server_message, status_of
+from storage.s3.url import parse_store_url
 from storage.s3.uploads import (
     DEFAULT_MULTIPART_THRESHOLD,
     DEFAULT_PART_SIZE,
@@ -38,18 +54,9 @@ from storage.s3.uploads import (
     UploadPlan,
 )
 
-URL_PARAMETERS = ("endpoint_url", "region", "multipart_threshold_mib", "part_size_mib", "workers", "flexible_checksums")
-_TUNING = {
-    "multipart_threshold_mib": ("multipart_threshold", 1, 5 * 1024, MiB),
-    "part_size_mib": ("part_size", 5, 5 * 1024, MiB),
-    "workers": ("max_workers", 1, 64, 1),
-}
-"""URL parameter -> (constructor option, smallest, largest, unit in bytes)."""
-
+_Probes = list[LockProbe]
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 _METADATA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_CREDENTIAL_WORDS = ("secret", "access", "token", "password", "credential", "session", "key_id")
-_Probes = list[LockProbe]
 
 
 class S3Store(S3Uploads):
@@ -76,9 +83,9 @@ class S3Store(S3Uploads):
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_size: int = DEFAULT_PART_SIZE,
         max_workers: int = DEFAULT_WORKERS,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 60.0,
-        max_attempts: int = 5,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         retry_mode: Literal["standard", "adaptive"] = "standard",
         flexible_checksums: bool = True,
         in_memory_limit: int = IN_MEMORY_LIMIT,
@@ -119,6 +126,7 @@ class S3Store(S3Uploads):
         self.part_size = part_size
         self.max_workers = max_workers
         self.max_attempts = max_attempts
+        self.read_timeout = read_timeout
         self.flexible_checksums = flexible_checksums
         self.in_memory_limit = in_memory_limit
         self.canary_seconds = canary_seconds
@@ -152,61 +160,10 @@ class S3Store(S3Uploads):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3Store:
-        """Build a store from ``s3://bucket[/prefix][?endpoint_url=...&region=...]``.
-
-        Credentials are refused in the URL (user info or credential-like parameters): they come
-        only from boto3's standard chain. Unknown parameters are refused too. ``options`` are
-        passed to the constructor.
-        """
-        parts = urlsplit(url)
-        if parts.scheme != "s3":
-            raise StorageError(
-                "an S3 store URL starts with s3://, "
-                "e.g. s3://bucket/prefix?endpoint_url=http://127.0.0.1:7480"
-            )
-        if "@" in parts.netloc:
-            raise StorageError(_CREDENTIALS_IN_URL)
-        bucket = parts.netloc
-        if not bucket:
-            raise StorageError("the S3 store URL names no bucket: use s3://bucket[/prefix]")
-        try:
-            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        except ValueError as exc:
-            raise StorageError("the S3 store URL has a malformed query string") from exc
-        if any(word in name.lower() for name in query for word in _CREDENTIAL_WORDS):
-            raise StorageError(_CREDENTIALS_IN_URL)
-        unknown = sorted(set(query) - set(URL_PARAMETERS))
-        if unknown:
-            raise StorageError(
-                f"unknown S3 store URL parameter(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(URL_PARAMETERS)}"
-            )
-        repeated = sorted(name for name, values in query.items() if len(values) > 1)
-        if repeated:
-            raise StorageError(f"S3 store URL parameter(s) given more than once: {', '.join(repeated)}")
-        endpoint = query.get("endpoint_url", [None])[0] or None
-        region = query.get("region", [None])[0] or None
-        if endpoint is not None:
-            endpoint_parts = urlsplit(endpoint)
-            if "@" in endpoint_parts.netloc:
-                raise StorageError(_CREDENTIALS_IN_URL)
-            if endpoint_parts.scheme not in ("http", "https") or not endpoint_parts.hostname:
-                raise StorageError(
-                    "endpoint_url must be an http:// or https:// URL such as http://127.0.0.1:7480"
-                )
-        tuning: dict[str, Any] = {}
-        for name, (option, low, high, unit) in _TUNING.items():
-            if name in query:
-                text = query[name][0]
-                if not text.isdigit() or not low <= int(text) <= high:
-                    raise StorageError(f"S3 store URL parameter {name} must be a whole number from {low} to {high}")
-                tuning[option] = int(text) * unit
-        if "flexible_checksums" in query:
-            flag = query["flexible_checksums"][0].lower()
-            if flag not in ("true", "false"):
-                raise StorageError("S3 store URL parameter flexible_checksums must be true or false")
-            tuning["flexible_checksums"] = flag == "true"
-        return cls(bucket, unquote(parts.path), endpoint_url=endpoint, region=region, **{**tuning, **options})
+        """Build a store from ``s3://bucket[/prefix][?endpoint_url=...&region=...]`` (see
+        ``storage.s3.url``). ``options`` are passed to the constructor."""
+        bucket, prefix, settings = parse_store_url(url)
+        return cls(bucket, prefix, **{**settings, **options})
 
     def __repr__(self) -> str:
         return f"S3Store({self._location()!r})"
@@ -543,11 +500,6 @@ class S3Store(S3Uploads):
         return LockProbe(action, True, f"refused by the server ({refusal}) on {where}")
 
 
-_CREDENTIALS_IN_URL = (
-    "credentials do not belong in a store URL: give them through boto3's standard chain "
-    "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ~/.aws/credentials, or an "
-    "instance role)"
-)
 
 
 def _object_metadata(sha256: str, metadata: Mapping[str, str] | None) -> dict[str, str]:

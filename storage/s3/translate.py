@@ -40,6 +40,9 @@ BUSY_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable", "InternalError"}
 )
 PAYLOAD_MISMATCH_CODES = frozenset({"XAmzContentSHA256Mismatch"})
+TIMEOUT_ERRORS = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "ConnectionClosedError"})
+"""botocore's names for a request that got no answer, or whose body the server stopped taking,
+in time (after its retries)."""
 
 
 def code_of(exc: ClientError) -> str:
@@ -66,6 +69,7 @@ def translate(
     endpoint: str,
     location: str,
     attempts: int,
+    read_timeout: float = 0.0,
     key: str | None = None,
     version: str | None = None,
     lock: bool = False,
@@ -73,7 +77,7 @@ def translate(
     """The ``storage.errors`` instance for a botocore exception raised while ``action``.
 
     ``bucket``, ``endpoint`` and ``location`` name the place in the message; ``attempts`` is how
-    many tries botocore made. ``key`` makes 404s mean ``ObjectNotFound``; ``lock`` makes 403s
+    many tries botocore made, each waiting at most ``read_timeout`` seconds for an answer. ``key`` makes 404s mean ``ObjectNotFound``; ``lock`` makes 403s
     mean the server refused on account of retention or a legal hold.
     """
     what = f"{key} (version {version})" if key and version else (key or f"bucket {bucket}")
@@ -126,24 +130,18 @@ def translate(
                 f"no usable S3 credentials for {where} ({name}); set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials"
             )
+        if name in TIMEOUT_ERRORS:
+            return StorageUnavailable(
+                f"the S3 endpoint {endpoint} (bucket {bucket}) did not answer while {action} "
+                f"{what}: {name}, {attempts} attempt(s) of up to {read_timeout:g} s each; the "
+                "server may be overloaded, full or stopped: check it, then run the command again"
+            )
         return StorageUnavailable(
             f"cannot reach the S3 endpoint {endpoint} (bucket {bucket}) while "
             f"{action} {what}: {name} after up to {attempts} attempts; check the "
             "endpoint URL, the network and that the server is running"
         )
     return StorageUnavailable(f"I/O error while {action} {what} in {where}: {exc}")
-
-
-def is_lock_absent(exc: ClientError) -> bool:
-    """Whether the server answered that the bucket or object carries no Object Lock."""
-    return code_of(exc) in NO_LOCK_CODES or (
-        code_of(exc) == "InvalidRequest" and "lock" in server_message(exc).lower()
-    )
-
-
-def is_not_found(exc: ClientError) -> bool:
-    """Whether the server answered that the key or version does not exist."""
-    return status_of(exc) in (404, 405) or code_of(exc) in NOT_FOUND_CODES
 
 
 def no_lock_message(bucket: str, endpoint: str) -> str:

@@ -8,6 +8,7 @@ import hashlib
 import math
 import os
 import uuid
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, BinaryIO
 
@@ -40,6 +41,8 @@ MIN_PART_SIZE = 5 * MiB
 MAX_PARTS = 10_000
 DEFAULT_WORKERS = 4
 _CompletedParts = list[dict[str, Any]]
+PROBE_PREFIX = "canary/payload-sha256-"
+STALE_PROBE = timedelta(minutes=10)
 
 
 class UploadPlan:
@@ -123,7 +126,8 @@ class S3Uploads(S3Bucket):
                 self._payload_soon = in_background("s3-payload-probe", self.validates_payload_sha256)
 
     def _probe_payload_validation(self) -> bool:
-        full = self._full_key(f"canary/payload-sha256-{uuid.uuid4().hex[:12]}")
+        self._abort_stale_probes()
+        full = self._full_key(f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}")
         data = b"custody: a part signed with the SHA-256 of other bytes, to be refused\n"
         try:
             upload_id = str(self._client.create_multipart_upload(Bucket=self.bucket, Key=full)["UploadId"])
@@ -146,6 +150,19 @@ class S3Uploads(S3Bucket):
         finally:
             self._abort_upload(full, upload_id)
         return False
+
+    def _abort_stale_probes(self) -> None:
+        """Abort probe uploads begun more than ``STALE_PROBE`` ago: the probe runs on a
+        background thread, which a command that ends early does not wait for. Best effort."""
+        try:
+            listing = self._client.list_multipart_uploads(Bucket=self.bucket, Prefix=self._full_key(PROBE_PREFIX))
+            cutoff = datetime.now(timezone.utc) - STALE_PROBE
+            for upload in listing.get("Uploads", []) or []:
+                begun = upload.get("Initiated")
+                if isinstance(begun, datetime) and begun < cutoff:
+                    self._abort_upload(str(upload["Key"]), str(upload["UploadId"]))
+        except (ClientError, BotoCoreError, KeyError):
+            pass
 
     def plan_upload(self, size: int) -> UploadPlan | None:
         """An ``UploadPlan`` for an object of ``size`` bytes that ``put`` will send as a

@@ -24,6 +24,14 @@ from storage.base import ObjectStore
 from storage.local import LocalStore
 
 BACKENDS = ["local_store", "s3_rgw_store"]
+CAPABLE = {
+    "Staging": ["local_store"],
+    "UploadPlanning": ["s3_rgw_store"],
+    "LocalPaths": ["local_store"],
+    "BucketSetup": ["local_store", "s3_rgw_store"],
+}
+"""Which backends offer each optional capability of ``storage.base``; a test checks that this
+table is what ``isinstance`` says, so a backend cannot gain a capability untested."""
 
 
 def _integration_services() -> ModuleType:
@@ -58,6 +66,37 @@ def s3_rgw_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest) -> ObjectStore:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=CAPABLE["Staging"])
+def staging_store(request: pytest.FixtureRequest) -> ObjectStore:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=CAPABLE["UploadPlanning"])
+def planning_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
+    """The backend with parts small enough that a 12 MiB object is a multipart upload."""
+    assert request.param == "s3_rgw_store"
+    services = _integration_services()
+    rgw = services.session_rgw(request.config)
+    bucket = services.lock_bucket(request.config, rgw)
+    services.use_credentials(monkeypatch, rgw.access_key, rgw.secret_key)
+    from storage.url import open_store
+
+    return open_store(
+        f"s3://{bucket}/contract?endpoint_url={rgw.endpoint}&region=us-east-1"
+        "&multipart_threshold_mib=6&part_size_mib=5"
+    )
+
+
+@pytest.fixture(params=CAPABLE["LocalPaths"])
+def local_paths_store(request: pytest.FixtureRequest) -> ObjectStore:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=CAPABLE["BucketSetup"])
+def setup_store(request: pytest.FixtureRequest) -> ObjectStore:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
 

@@ -53,8 +53,8 @@ def test_url_names_bucket_prefix_endpoint_and_region() -> None:
     assert config.s3["addressing_style"] == "path"
     assert config.request_checksum_calculation == "when_required"
     assert config.response_checksum_validation == "when_required"
-    assert config.retries == {"mode": "standard", "total_max_attempts": 5}
-    assert (config.connect_timeout, config.read_timeout) == (10.0, 60.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (config.connect_timeout, config.read_timeout) == (10.0, 30.0)
     assert store._client.meta.region_name == "eu-west-1"
 
 
