@@ -1,0 +1,123 @@
+"""What an export is made of: the items it copies, the context its tag files are rendered
+from, and the result it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from custody.ledger import checkpoint as notes
+
+
+@dataclass
+class ExportItem:
+    """One preserved object in the package."""
+
+    blake3: str
+    sha256: str
+    sha512: str
+    size: int
+    file: str
+    """Its path in the bag: ``data/<name>``."""
+    original_name: str
+    camera: str | None
+    officer: str | None
+    recorded_at: str | None
+    ingest_seq: int
+    ingested_at: str
+    ingested_by: str
+    source: dict[str, Any]
+    media_kind: str | None
+    duration_us: int | None
+    packets: str | None = None
+    packets_sha256: str | None = None
+    contact_sheet: str | None = None
+    contact_sheet_error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ExportResult:
+    """What ``export_package`` wrote and recorded."""
+
+    directory: str
+    incident: str
+    package_id: str
+    recipient: str
+    items: list[ExportItem]
+    events: int
+    checkpoint: dict[str, Any]
+    tagmanifest_sha256: str
+    exported_seqs: list[int] = field(default_factory=list)
+    disposed: list[dict[str, Any]] = field(default_factory=list)
+    """Objects linked to the incident that were disposed of (not in the package): ``blake3``,
+    ``sha256``, ``size``, ``disposed_at``, ``seq`` (the disposal event), ``actor``."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "directory": self.directory,
+            "incident": self.incident,
+            "package_id": self.package_id,
+            "recipient": self.recipient,
+            "files": [{"file": i.file, "blake3": i.blake3, "sha256": i.sha256, "size": i.size} for i in self.items],
+            "payload_bytes": sum(i.size for i in self.items),
+            "events": self.events,
+            "checkpoint": self.checkpoint,
+            "tagmanifest_sha256": self.tagmanifest_sha256,
+            "exported_seqs": self.exported_seqs,
+            "disposed": self.disposed,
+        }
+
+
+@dataclass
+class ExportContext:
+    """Everything the tag files are rendered from."""
+
+    workspace: Any
+    state: dict[str, Any]
+    items: list[ExportItem]
+    events: list[Any]
+    checkpoint: notes.Checkpoint
+    checkpoint_note: str
+    verifier: notes.Verifier
+    package_id: str
+    recipient: str
+    organization: str
+    organization_given: bool
+    created: datetime
+    sheets_tool: str | None
+    bag_root: Path
+    disposed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def incident(self) -> str:
+        return str(self.state["incident"])
+
+    @property
+    def created_text(self) -> str:
+        return self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def name_of(self, blake3: str | None) -> str:
+        for item in self.items:
+            if item.blake3 == blake3:
+                return item.file
+        return f"object {blake3[:16]}" if blake3 else ""
+
+
+def human_size(size: int) -> str:
+    """``1234567`` -> ``1.2 MB`` (decimal units), small sizes in bytes."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} bytes"
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(text.split())

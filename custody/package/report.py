@@ -1,0 +1,129 @@
+"""``report.html``: one self-contained page for people (inline CSS, images as ``data:`` URIs,
+no script, nothing fetched), rendered from ``templates/report.html.j2`` by Jinja2 with
+autoescaping on: every value from the ledger or the store reaches the page escaped."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from custody import TOOL
+from custody.package.model import ExportContext, human_size
+
+FIELD_LABELS = {
+    "occurred_at": "Occurred at", "location": "Location", "agencies": "Agencies",
+    "supervisor_name": "Federal supervisor (name)", "supervisor_badge": "Federal supervisor (badge)",
+    "credentials": "Credentials", "use_of_force": "Use of force", "detentions": "Detentions",
+    "injuries": "Injuries", "ems_summoned": "EMS summoned", "aid_rendered": "Aid rendered",
+    "violations": "Alleged violations", "report_number": "Report number", "note": "Note",
+}
+
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    """The package's templates, HTML-escaped by default, failing on any undefined name."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("custody.package", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def shown(value: Any) -> str:
+    """A field's value for people: yes/no, lists joined, a dash for nothing."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def event_summary(event: Any) -> str:
+    """One line saying what a custody event records, for people."""
+    d = event.details
+    action = event.action
+    if action == "ingested":
+        source = d.get("source") or {}
+        return f"preserved {source.get('name')} ({d.get('size')} bytes) from {source.get('host')}:{source.get('path')}"
+    if action == "acquired":
+        source = d.get("source") or {}
+        return f"the same bytes acquired again from {source.get('host')}:{source.get('path')}"
+    if action == "linked":
+        parts = [f"camera {d['camera']}" if d.get("camera") else "", f"officer {d['officer']}" if d.get("officer") else ""]
+        return "linked to the incident " + ", ".join(p for p in parts if p)
+    if action == "incident-created":
+        return "incident recorded"
+    if action == "incident-amended":
+        changes = "; ".join(f"{k}: {v.get('from')} → {v.get('to')}" for k, v in sorted((d.get("changes") or {}).items()))
+        return f"amended ({changes}); reason: {d.get('reason')}"
+    if action == "incident-referred":
+        return f"referred to {d.get('to')} (reference {d.get('reference')}){', felony' if d.get('felony') else ''}"
+    if action == "retention-extended":
+        return f"retention {d.get('category')} until {d.get('until')}: {d.get('reason')}"
+    if action in ("hold-placed", "hold-released"):
+        return f"legal hold {d.get('hold')} ({d.get('authority')}): {d.get('reason')}"
+    if action == "verified":
+        return f"verified: {'OK' if d.get('ok') else 'FINDINGS'} ({d.get('what', d.get('algorithm', ''))})"
+    if action == "exported":
+        return f"exported to {d.get('recipient')} as {d.get('file')}"
+    scalars = ", ".join(f"{k}={v}" for k, v in sorted(d.items()) if isinstance(v, (str, int, bool)))
+    return scalars[:200]
+
+
+def _incident_rows(state: Mapping[str, Any]) -> list[tuple[str, str]]:
+    fields = state.get("fields") or {}
+    order = list(FIELD_LABELS)
+    ranked = sorted(fields.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
+    rows = [(FIELD_LABELS.get(name, name), shown(value)) for name, value in ranked]
+    for referral in state.get("referrals") or []:
+        rows.append(("Referred", f"to {referral.get('to')} (reference {referral.get('reference')})"
+                                 f"{', felony' if referral.get('felony') else ''} on {referral.get('time')}"))
+    if state.get("flagged_because"):
+        rows.append(("Flagged encounter", ", ".join(state["flagged_because"])))
+    return rows
+
+
+def render_report(context: ExportContext) -> str:
+    """``report.html`` of the package being written (its contact sheets are read from the bag):
+    the incident, the files, the custody timeline and the contact sheets; prints on letter or A4."""
+    timeline = []
+    for event in context.events:
+        subject = event.subject.get("evidence")
+        about = context.name_of(subject).split("/", 1)[-1] if subject else f"incident {event.subject.get('incident')}"
+        timeline.append({"seq": event.seq, "time": event.time, "who": f"{event.actor} ({event.role})",
+                         "action": event.action, "about": about, "what": event_summary(event)})
+    sheets = [
+        {"file": item.file.split("/", 1)[1],
+         "png": base64.b64encode((context.bag_root / item.contact_sheet).read_bytes()).decode("ascii")}
+        for item in context.items if item.contact_sheet
+    ]
+    checkpoint = context.checkpoint
+    summary = [
+        ("Package identifier", context.package_id),
+        ("Prepared", f"{context.created_text} by {context.workspace.settings.actor} with {TOOL}"),
+        ("Recipient", context.recipient),
+        ("Source organisation", context.organization),
+        ("Ledger key", context.verifier.to_text()),
+        ("Checkpoint", f"{checkpoint.origin}, {checkpoint.size} events, root (SHA-256) {checkpoint.root.hex()}"),
+    ]
+    return templates().get_template("report.html.j2").render(
+        incident=context.incident,
+        items=[{**item.as_dict(), "name": item.file.split("/", 1)[1]} for item in context.items],
+        total=human_size(sum(i.size for i in context.items)),
+        events=len(context.events),
+        summary=summary,
+        incident_rows=_incident_rows(context.state),
+        disposed=context.disposed,
+        timeline=timeline,
+        sheets=sheets,
+        shown=shown,
+    )
