@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +25,7 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
     home = obj["home"]
     config = obj["config"]
     timeout = float(os.environ.get("CUSTODY_DB_TIMEOUT", config.get("db_timeout", 30)))
+    key = obj.get("key") or config.get("key")
     return Settings(
         home=home,
         db_url=obj["db_url"] or Settings.default_db_url(home),
@@ -32,14 +34,30 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
         role=config.get("role", "technician"),
         db_timeout=timeout,
         config=config,
+        key=Path(key).expanduser() if key else None,
     )
 
 
 
 def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_background: bool = False) -> Any:
+    """The command's workspace, acting as the person whose enrolled key was given (--key,
+    CUSTODY_KEY, ``key`` in config.toml), or as an unsigned station without one. Kept on the
+    context so that a refusal can be recorded (cli.main)."""
+    from dataclasses import replace
+
+    from custody.actors.identity import act_as, unsigned_station
     from custody.home import open_workspace
 
-    return open_workspace(settings_from(ctx, actor), ledger_in_background=ledger_in_background)
+    settings = settings_from(ctx, actor)
+    root = ctx.find_root().obj
+    if settings.key is None:
+        ws = open_workspace(replace(settings, ledger_hooks=(unsigned_station(),)), ledger_in_background=ledger_in_background)
+    else:
+        ws = open_workspace(settings)
+        act_as(ws, settings.key)
+    root["workspace"] = ws
+    root["command"] = " ".join(["custody", *ctx.command_path.split()[1:]])
+    return ws
 
 
 def emit_json(value: Any) -> None:

@@ -55,6 +55,8 @@ class CustodyGroup(click.Group):
             os.close(devnull)
             ctx.exit(141)
         except (CustodyError, StorageError) as exc:
+            if exc.exit_code == 4 and ctx.obj and ctx.obj.get("workspace") is not None:
+                _record_refusal(ctx, exc)
             if ctx.obj and ctx.obj.get("debug"):
                 import traceback
 
@@ -70,6 +72,21 @@ class CustodyGroup(click.Group):
             ) from exc
 
 
+def _record_refusal(ctx: click.Context, exc: Exception) -> None:
+    """Record a command refused by policy, lock or retention as a ``refused`` event (best effort:
+    the refusal is reported either way)."""
+    from custody.actors.refusals import record_refusal
+    from custody.errors import CustodyError
+
+    kind = "policy" if isinstance(exc, CustodyError) else ("lock" if type(exc).__name__ == "RetentionViolation" else "store")
+    try:
+        event = record_refusal(ctx.obj["workspace"], ctx.obj.get("command", "custody"), str(exc), kind)
+    except Exception as error:  # a refusal must still be reported when recording it fails
+        click.echo(f"custody: warning: the refusal could not be recorded in the ledger: {error}", err=True)
+        return
+    click.echo(f"custody: refusal recorded as event {event.seq}", err=True)
+
+
 @click.group(cls=CustodyGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
@@ -79,10 +96,19 @@ class CustodyGroup(click.Group):
 )
 @click.option("--db", "db_url", envvar="CUSTODY_DB", help="Ledger database URL (env CUSTODY_DB).")
 @click.option("--store", "store_url", envvar="CUSTODY_STORE", help="Object store URL (env CUSTODY_STORE).")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="CUSTODY_KEY",
+    help="Your enrolled SSH key: a private key file, or the .pub of a key in ssh-agent or on a "
+    "token (env CUSTODY_KEY). Events you cause are signed with it.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.version_option(package_name="custody", prog_name="custody")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, db_url: str | None, store_url: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context, home: Path | None, db_url: str | None, store_url: str | None, key: Path | None, debug: bool
+) -> None:
     """Preserve body-camera footage and keep its chain of custody.
 
     Files are hashed (BLAKE3 and SHA-256), stored under retention locks, and every action is
@@ -106,6 +132,7 @@ def cli(ctx: click.Context, home: Path | None, db_url: str | None, store_url: st
         store_url=store_url or config.get("store"),
         config=config,
         debug=debug,
+        key=key,
     )
     ctx.default_map = {**config.get("commands", {}), **(ctx.default_map or {})}
 

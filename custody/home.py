@@ -178,6 +178,8 @@ def _open_ledger(settings: Settings) -> Ledger:
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
     ledger.check_ready()
+    for hook in settings.ledger_hooks:
+        hook(ledger)
     return ledger
 
 

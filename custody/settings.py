@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from pathlib import Path
 
 def default_home() -> Path:
@@ -25,6 +25,11 @@ class Settings:
     db_timeout: float = 30.0
     config: Mapping[str, Any] = field(default_factory=dict)
     """The configuration file's contents (retention categories and other agency data)."""
+    key: Path | None = None
+    """The acting person's enrolled SSH key (a private key file, or the .pub of a key in
+    ssh-agent or on a token); None for an unsigned station (``custody.actors.identity``)."""
+    ledger_hooks: tuple[Callable[[Any], None], ...] = ()
+    """Called with the ledger once it is open (e.g. to install an append policy)."""
 
     @property
     def key_path(self) -> Path:

@@ -137,9 +137,12 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
 
             prehash = LocalPrehash.start(open_store(settings.store_url), request)
         from custody.audit.run import run_audit  # after the prehash started: it imports the ledger layer
-        from custody.home import open_workspace
+        from cli.context import workspace
+        from custody.actors.identity import require_allowed
 
-        report = run_audit(open_workspace(settings), request, progress=bar, prehash=prehash)
+        ws = workspace(ctx, actor)
+        require_allowed(ws, "audited")
+        report = run_audit(ws, request, progress=bar, prehash=prehash)
     except (CustodyError, StorageError) as exc:
         if metrics is not None and exc.exit_code == 5:
             from custody.audit.metrics import failure_metrics, write_metrics

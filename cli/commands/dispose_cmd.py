@@ -17,16 +17,32 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
     Lists objects whose retention has passed, that carry no legal hold and whose category says
     they must be destroyed. Dry run by default; with --confirm each version is deleted and a
     'disposed' event keeps its digests forever. Objects under retention or hold are never
-    deleted.
+    deleted. Once people are enrolled, --confirm records a disposal request instead, carried out
+    when a second enrolled person approves it ('custody approve REQUEST').
 
     \b
     Examples:
       custody dispose --expired
       custody dispose --expired --confirm --json
     """
+    from custody.actors.approvals import request, two_people_needed
     from custody.cases.disposition import dispose_expired
 
-    items = dispose_expired(workspace(ctx, actor), confirm=confirm)
+    ws = workspace(ctx, actor)
+    if confirm and two_people_needed(ws):
+        due = dispose_expired(ws, confirm=False)
+        if not due:
+            click.echo("nothing has expired")
+            return
+        asked = request(ws, "disposal", {"objects": [i.blake3 for i in due]},
+                        f"destroy {len(due)} object(s) whose retention expired")
+        if as_json:
+            emit_json({"confirmed": False, "request": asked.as_dict(), "objects": [i.as_dict() for i in due]})
+        else:
+            click.echo(f"disposal request {asked.seq} recorded for {len(due)} object(s); a second enrolled person "
+                       f"must approve it: custody approve {asked.seq}")
+        return
+    items = dispose_expired(ws, confirm=confirm)
     if as_json:
         emit_json({"confirmed": confirm, "objects": [i.as_dict() for i in items]})
         return

@@ -47,7 +47,10 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
     from custody.cases.holds import place_hold
     from custody.evidence.verify import resolve
 
+    from custody.actors.identity import require_allowed
+
     ws = workspace(ctx, actor)
+    require_allowed(ws, "hold-placed")
     objects = []
     for ref in refs:
         resolved = resolve(ws.ledger, ref)
@@ -67,13 +70,30 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
 def release(ctx: click.Context, name: str, authority: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Release a legal hold. An object stays locked if another hold or its retention applies.
 
+    Once people are enrolled, this records a release request, carried out when a second
+    enrolled person approves it ('custody approve REQUEST').
+
     \b
     Examples:
       custody hold release SAO-26-00812 --authority "final disposition, order of 2027-03-02" --reason "case closed"
     """
-    from custody.cases.holds import release_hold
+    from custody.actors.approvals import request, two_people_needed
+    from custody.cases.holds import all_holds, release_hold
 
-    _render(release_hold(workspace(ctx, actor), name, authority=authority, reason=reason), as_json)
+    ws = workspace(ctx, actor)
+    if two_people_needed(ws):
+        found = all_holds(ws.ledger).get(name)
+        if found is None or not (found.active or found.scope.get("incident")):
+            raise click.BadParameter(f"no active legal hold named {name!r}; see 'custody hold list'", param_hint="NAME")
+        asked = request(ws, "hold-release", {"hold": name, "authority": authority, "reason": reason},
+                        f"release legal hold {name}")
+        if as_json:
+            emit_json({"request": asked.as_dict(), "hold": found.as_dict()})
+        else:
+            click.echo(f"release of hold {name} requested (request {asked.seq}); a second enrolled person must "
+                       f"approve it: custody approve {asked.seq}")
+        return
+    _render(release_hold(ws, name, authority=authority, reason=reason), as_json)
 
 
 @hold.command("list")

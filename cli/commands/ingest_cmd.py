@@ -61,11 +61,15 @@ def ingest(
 
     if (camera or officer) and not incident_id:
         raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")
+    from custody.actors.identity import require_allowed
+
+    ws = workspace(ctx, actor, ledger_in_background=True)
+    require_allowed(ws, "ingested")
     bar = _Bar()
     inspector = ingest_inspector()
     try:
         results = ingest_paths(
-            workspace(ctx, actor, ledger_in_background=True),
+            ws,
             list(paths),
             incident=incident_id,
             camera=camera,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cli.context import emit_json, settings_from
@@ -8,9 +10,17 @@ from cli.context import emit_json, settings_from
 @click.command("init")
 @click.option("--store", "store_url", help="Object store URL to use from now on (saved in config.toml).")
 @click.option("--create-bucket", is_flag=True, help="Create the S3 bucket with Object Lock, versioning and a default COMPLIANCE retention.")
+@click.option("--admin", "admin_name", help="Enroll the first administrator under this name (needs --admin-key).")
+@click.option(
+    "--admin-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The first administrator's SSH ed25519 key: a private key file, or the .pub of a key in ssh-agent; "
+    "the enrollment is signed with it. Without --admin the ledger stays in unsigned station mode.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json: bool) -> None:
+def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_name: str | None,
+         admin_key: Path | None, as_json: bool) -> None:
     """Create the data directory: ledger database, local store and signing key.
 
     Safe to run again: an existing key or database is never overwritten. The signing key is
@@ -19,9 +29,13 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json
     With an S3 store, the bucket must have Object Lock enabled; a bucket without it is refused
     (exit 5). Credentials come from the standard AWS chain (environment, profile, role).
 
+    With --admin NAME --admin-key KEY the first administrator is enrolled (an 'actor-enrolled'
+    event signed by that key); they then enroll everyone else ('custody actor enroll').
+
     \b
     Examples:
       custody init
+      custody init --admin admin-1 --admin-key ~/.ssh/id_ed25519
       custody --home /srv/custody init --json
       custody init --store 's3://evidence?endpoint_url=http://127.0.0.1:7480&region=us-east-1' --create-bucket
     """
@@ -32,7 +46,15 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json
     settings = settings_from(ctx)
     if store_url:
         settings = replace(settings, store_url=store_url)
+    if (admin_name is None) != (admin_key is None):
+        raise click.UsageError("give --admin NAME and --admin-key KEY together")
     report = init_home(settings, create_bucket=create_bucket, remember_store=bool(store_url))
+    admin = None
+    if admin_name is not None and admin_key is not None:
+        from custody.actors.enrollment import enroll_first_admin
+        from custody.home import open_workspace
+
+        admin = enroll_first_admin(open_workspace(settings), admin_name, admin_key)
     if as_json:
         emit_json(
             {
@@ -42,6 +64,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json
                 "key_created": report.key_created,
                 "database_created": report.database_created,
                 "verifier_key": report.verifier_key,
+                "admin": admin.as_dict() if admin is not None else None,
             }
         )
         return
@@ -50,6 +73,10 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, as_json
     click.echo(f"store:          {report.store}")
     click.echo(f"signing key:    {'created' if report.key_created else 'exists (kept)'}")
     click.echo(f"verifier key:   {report.verifier_key}")
+    if admin is not None:
+        click.echo(f"administrator:  {admin.name} ({admin.fingerprint}), enrolled at event {admin.enrolled_seq}")
+    else:
+        click.echo("administrator:  none enrolled; events are unsigned (station mode)")
 
 
 COMMANDS = [init]

@@ -25,19 +25,25 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
 
     Checks the hash chain, the Merkle tree, every checkpoint's signature, that every checkpoint
     in the object store is consistent with the ledger, and that none covers more events than the
-    ledger has (a truncated or rolled-back database). Exits 3 naming each finding.
+    ledger has (a truncated or rolled-back database). Checks every event's SSH signature and the
+    signer's enrollment and role at that point in the log (revoked key, wrong role, unknown key,
+    an enrolled name on an unsigned event), and says how many events no enrolled person signed.
+    Exits 3 naming each finding.
 
     \b
     Examples:
       custody ledger verify
       custody ledger verify --json
     """
+    from custody.actors.verify import verify_actors
     from custody.ledger.seal import verify_ledger as verify
 
     ws = workspace(ctx)
     report = verify(ws.ledger, ws.store, ws.verifier())
+    actors = verify_actors(ws.ledger, ws.settings.config)
+    report.findings.extend(actors.findings)
     if as_json:
-        emit_json(report.as_dict())
+        emit_json({**report.as_dict(), "actors": actors.as_dict()})
     elif report.ok:
         click.echo(
             f"ledger OK: {report.events} events, hash chain and Merkle tree intact, "
@@ -47,6 +53,12 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
         for finding in report.findings:
             click.echo(f"{finding.subject}: {finding.message}", err=True)
         click.echo(f"ledger CORRUPT: {len(report.findings)} finding(s) in {report.events} events", err=True)
+    if not as_json:
+        click.echo(
+            f"signatures: {actors.signed} event(s) signed by enrolled people, all checked; "
+            f"{len(actors.unsigned)} event(s) NOT signed by an enrolled person",
+            err=not report.ok,
+        )
     if not report.ok:
         ctx.exit(3)
 

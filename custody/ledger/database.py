@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from sqlalchemy import (
     Column,
@@ -53,11 +53,14 @@ from custody.ledger.canonical import canonical_bytes
 from custody.errors import ConfigError, Finding, LedgerCorrupt, LedgerUnavailable
 from custody.ledger.tree import StoredNode, append_leaf
 
+if TYPE_CHECKING:
+    from custody.ledger.signatures import EventSigner
+
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 """The version in ``schema_info``: what tools from before migrations check. A migration that
 such tools must not work with raises it."""
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration in ``custody.ledger.migrations`` (a test checks it): the revision this tool needs."""
 LEGACY_REVISION = "legacy-1"
 """How a database made before migrations (``schema_info`` version 1, no ``alembic_version``) is named."""
@@ -81,7 +84,23 @@ events = Table(
     Column("tool", String(64), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    Column("db_session_user", Text),
+    Column("db_client_addr", Text),
 )
+"""``db_session_user`` and ``db_client_addr`` are not part of an event's canonical bytes: on
+PostgreSQL a trigger sets them from ``session_user`` and ``inet_client_addr()`` whatever the client
+sent (revision 0002); on SQLite they stay empty."""
+
+event_signatures = Table(
+    "event_signatures",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("signer", Text, nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("signature", Text, nullable=False),
+)
+"""An enrolled person's SSH signature (SSHSIG, namespace ``custody-event``) over the canonical
+bytes of event ``seq`` (``custody.ledger.signatures``). An event without a row is unsigned."""
 
 evidence = Table(
     "evidence",
@@ -118,7 +137,7 @@ schema_info = Table(
     Column("version", Integer, nullable=False),
 )
 
-APPEND_ONLY = ("events", "evidence", "tree_nodes", "checkpoints")
+APPEND_ONLY = ("events", "evidence", "tree_nodes", "checkpoints", "event_signatures")
 
 
 @dataclass(frozen=True)
@@ -400,6 +419,11 @@ class Ledger:
         self.where = parsed.render_as_string(hide_password=True)
         self.busy_timeout = busy_timeout
         self.engine: Engine = self._engine(parsed, busy_timeout)
+        self.event_signer: EventSigner | None = None
+        """When set, every event appended is signed with it in the same transaction (a row of
+        ``event_signatures``); a signing failure appends nothing."""
+        self.append_policy: Callable[[CustodyEvent], None] | None = None
+        """When set, called with each event before it is stored; it refuses an event by raising."""
 
     @staticmethod
     def _engine(url: URL, busy_timeout: float) -> Engine:
@@ -824,6 +848,7 @@ class _Transaction:
         assert self.conn is not None
         try:
             if exc_type is None:
+                self._sign_appended()
                 self.conn.commit()
             else:
                 self.conn.rollback()
@@ -837,6 +862,22 @@ class _Transaction:
     def connection(self) -> Connection:
         assert self.conn is not None
         return self.conn
+
+    def _sign_appended(self) -> None:
+        """Sign this transaction's events with ``Ledger.event_signer`` (one batch) and store the
+        signatures beside them, before the commit."""
+        signer = self.ledger.event_signer
+        if signer is None or not self.appended:
+            return
+        signed = signer.sign_many([event.canonical() for event in self.appended])
+        self.connection.execute(
+            event_signatures.insert(),
+            [
+                {"seq": event.seq, "signer": signer.name, "key_fingerprint": signer.public_key.fingerprint,
+                 "signature": signature}
+                for event, signature in zip(self.appended, signed, strict=True)
+            ],
+        )
 
     def _nodes(self) -> SqlNodeStore:
         if self._node_store is None:
@@ -873,6 +914,8 @@ class _Transaction:
             prev_hash=prev,
             hash="",
         )
+        if self.ledger.append_policy is not None:
+            self.ledger.append_policy(draft)
         digest = event_hash(draft.canonical())
         stored = CustodyEvent(**{**draft.__dict__, "hash": digest})
         try:

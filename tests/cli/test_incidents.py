@@ -159,7 +159,7 @@ def test_retention_only_lengthens(initialized: Custody, tmp_path: Path) -> None:
     refused = initialized("retention", "set", record["blake3"][:10], "--category", "short")
     assert refused.exit_code == 4 and "shorten" in refused.stderr
     assert _store(initialized).stat(key).retention == before
-    assert _actions(initialized) == ["ingested"]
+    assert _actions(initialized) == ["ingested", "refused"]
     flagged = initialized.json("retention", "flag", record["blake3"][:10], "--reason", "complaint filed")
     assert flagged[0]["category"] == "flagged"
     after = _store(initialized).stat(key).retention

@@ -38,6 +38,8 @@ from tests.integration.conftest import REPO, PostgresServer, free_port
 pytestmark = pytest.mark.integration
 
 SQL = REPO / "infra" / "sql"
+LEDGER_TABLES = (*TABLES, "event_signatures")
+"""Every append-only table at the head revision (revision 0002 added event_signatures)."""
 
 SCHEMA_BEFORE_MIGRATIONS = [
     ("index", "ix_events_action", "CREATE INDEX ix_events_action ON events (action)"),
@@ -200,16 +202,18 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
     owners = postgres.execute(
         "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'custody' ORDER BY 1", database)
     assert owners == [(name, "custody_owner") for name in
-                      ("alembic_version", "checkpoints", "events", "evidence", "schema_info", "tree_nodes")]
+                      ("alembic_version", "checkpoints", "event_signatures", "events", "evidence", "schema_info",
+                       "tree_nodes")]
 
     ok(app("init"))
     clips = footage(tmp_path, 2)
     assert [r["status"] for r in app.json("ingest", *map(str, clips))] == ["recorded", "recorded"]
     assert app.json("ledger", "verify")["findings"] == []
 
-    for table in TABLES:
+    for table in LEDGER_TABLES:
         postgres.execute(f"DROP TRIGGER {table}_no_change ON {table}; DROP TRIGGER {table}_no_truncate ON {table}",
                          database, user="custody_admin")
+    postgres.execute("DROP TRIGGER events_origin ON events", database, user="custody_admin")
     assert postgres.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal", database) == [(0,)]
     before = sql_rows(app_url, "SELECT * FROM events ORDER BY seq")
     libpq = app_url.replace("postgresql+psycopg://", "postgresql://")
@@ -220,6 +224,7 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
         "UPDATE evidence SET store_key = 'x'": "permission denied for table evidence",
         "DELETE FROM tree_nodes": "permission denied for table tree_nodes",
         "TRUNCATE checkpoints": "permission denied for table checkpoints",
+        "DELETE FROM event_signatures": "permission denied for table event_signatures",
         "INSERT INTO alembic_version VALUES ('9999')": "permission denied for table alembic_version",
         "ALTER TABLE events DISABLE TRIGGER ALL": "must be owner of table events",
         "CREATE TRIGGER t BEFORE INSERT ON events EXECUTE FUNCTION custody_refuse_change()":
@@ -252,18 +257,37 @@ def test_migrated_schema_is_what_ledger_py_declares(ledger_url: str, tmp_path: P
     assert sql_rows(ledger_url, "SELECT version FROM schema_info") == [(1,)]
     if ledger.is_sqlite:
         names = {row[0] for row in sql_rows(ledger_url, "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
-        assert names == {f"{table}_no_{op}" for table in TABLES for op in ("update", "delete")}
+        assert names == {f"{table}_no_{op}" for table in LEDGER_TABLES for op in ("update", "delete")}
     else:
         names = {row[0] for row in sql_rows(ledger_url, "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
-        assert names == {f"{table}_no_{kind}" for table in TABLES for kind in ("change", "truncate")}
+        assert names == {f"{table}_no_{kind}" for table in LEDGER_TABLES for kind in ("change", "truncate")} | {
+            "events_origin"}
     assert ledger.upgrade().applied == () and ledger.schema_status().state == "current"
 
 
 def test_sqlite_migration_makes_exactly_the_schema_from_before_migrations(tmp_path: Path) -> None:
+    from custody.ledger.database import _run_alembic
+
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    Ledger(url).create()
+    ledger = Ledger(url)
+    with ledger.engine.connect().execution_options(custody_write=True) as conn, conn.begin():
+        _run_alembic(conn, "upgrade", "0001")
     found = sql_rows(url, "SELECT type, name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version' ORDER BY type, name")
     assert found == SCHEMA_BEFORE_MIGRATIONS
+
+
+def make_legacy(url: str) -> None:
+    """Turn a ledger at the head revision into one as custody made it before migrations: no
+    alembic_version, and none of what later revisions added (0002: event_signatures, the two
+    event origin columns and their trigger)."""
+    if url.startswith("sqlite"):
+        sql_rows(url, "DROP TABLE alembic_version")
+        sql_rows(url, "DROP TABLE event_signatures")
+        sql_rows(url, "ALTER TABLE events DROP COLUMN db_session_user")
+        sql_rows(url, "ALTER TABLE events DROP COLUMN db_client_addr")
+    else:
+        sql_rows(url, "DROP TABLE alembic_version; DROP TABLE event_signatures; DROP TRIGGER events_origin ON events; "
+                      "ALTER TABLE events DROP COLUMN db_session_user, DROP COLUMN db_client_addr")
 
 
 def test_older_schema_is_refused_with_exit_5_until_db_upgrade_adopts_it(ledger_url: str, tmp_path: Path) -> None:
@@ -271,18 +295,19 @@ def test_older_schema_is_refused_with_exit_5_until_db_upgrade_adopts_it(ledger_u
     ok(custody("init"))
     first, second = footage(tmp_path, 2)
     ok(custody("ingest", str(first)))
-    sql_rows(ledger_url, "DROP TABLE alembic_version")
+    make_legacy(ledger_url)
 
     for args in (["log"], ["ingest", str(second)], ["ledger", "verify"]):
         refused = custody(*args)
         assert refused.exit_code == 5, refused.output
-        assert "schema revision legacy-1 is older than this tool's 0001; run 'custody db upgrade'" in refused.stderr
+        assert f"schema revision legacy-1 is older than this tool's {HEAD_REVISION}; run 'custody db upgrade'" in refused.stderr
     assert not (custody.home / "store" / "objects" / "evidence" / digest(second)).exists(), "nothing was done"
     status = custody.json("db", "status")
-    assert (status["revision"], status["state"], status["pending"]) == ("legacy-1", "older", ["0001"])
+    assert (status["revision"], status["state"], status["pending"]) == ("legacy-1", "older", list(migration_chain()))
 
     upgraded = custody.json("db", "upgrade")
-    assert (upgraded["from"], upgraded["to"], upgraded["adopted"], upgraded["applied"]) == ("legacy-1", "0001", True, [])
+    assert (upgraded["from"], upgraded["to"], upgraded["adopted"], upgraded["applied"]) == (
+        "legacy-1", HEAD_REVISION, True, list(migration_chain()[1:]))
     assert custody.json("db", "status")["state"] == "current"
     assert [e["subject"]["evidence"] for e in custody.json("log")] == [digest(first)]
     assert custody.json("ingest", str(second))[0]["status"] == "recorded"
@@ -297,7 +322,7 @@ def test_newer_schema_is_refused_with_exit_5_and_left_alone(ledger_url: str, tmp
     for args in (["log"], ["db", "upgrade"], ["init"]):
         refused = custody(*args)
         assert refused.exit_code == 5, refused.output
-        assert "schema revision 9999 is newer than this tool's 0001" in refused.stderr
+        assert f"schema revision 9999 is newer than this tool's {HEAD_REVISION}" in refused.stderr
         assert refused.stderr.rstrip().endswith("upgrade custody")
     assert custody.json("db", "status")["state"] == "newer"
     assert sql_rows(ledger_url, "SELECT version_num FROM alembic_version") == [("9999",)]
@@ -309,9 +334,10 @@ def test_empty_postgres_database_says_run_custody_init_and_db_upgrade_creates_th
     assert refused.exit_code == 5
     assert "has no custody schema; run 'custody init'" in refused.stderr
     status = custody.json("db", "status")
-    assert (status["revision"], status["state"], status["pending"]) == (None, "empty", ["0001"])
+    assert (status["revision"], status["state"], status["pending"]) == (None, "empty", list(migration_chain()))
     upgraded = custody("db", "upgrade")
-    assert upgraded.exit_code == 0 and "schema revision (none) -> 0001: applied 0001" in upgraded.stdout
+    assert upgraded.exit_code == 0
+    assert f"schema revision (none) -> {HEAD_REVISION}: applied {', '.join(migration_chain())}" in upgraded.stdout
     assert custody.json("db", "status")["state"] == "current"
     assert custody.json("log") == []
 
@@ -340,7 +366,7 @@ def _hold_append_lock(url: str) -> Any:
 def test_db_upgrade_takes_the_append_lock(ledger_url: str, tmp_path: Path) -> None:
     custody = station(tmp_path, ledger_url)
     ok(custody("init"))
-    sql_rows(ledger_url, "DROP TABLE alembic_version")
+    make_legacy(ledger_url)
     holder = _hold_append_lock(ledger_url)
     try:
         began = time.monotonic()

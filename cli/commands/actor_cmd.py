@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cli.context import emit_json, workspace
+
+ROLE_CHOICE = click.Choice(["technician", "supervisor", "auditor", "admin"])
+
+
+def _escape(text: str) -> str:
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+
+
+@click.group("actor")
+def actor() -> None:
+    """Enrolled people: their names, roles and SSH keys.
+
+    An administrator (acting with their own enrolled key) enrolls and revokes people. Each event
+    an enrolled person causes is signed with their key (ssh-keygen's SSHSIG format, namespace
+    custody-event); 'custody ledger verify' checks every signature, enrollment and role.
+
+    \b
+    Examples:
+      custody --key ~/.ssh/admin_ed25519 actor enroll tech-0412 --role technician --key-file tech-0412.pub
+      custody actor list --json
+      custody actor allowed-signers > allowed_signers
+    """
+
+
+@actor.command("enroll")
+@click.argument("name")
+@click.option("--role", required=True, type=ROLE_CHOICE, help="What the person may do (roles.toml).")
+@click.option("--key", "key_text", help="The person's OpenSSH ed25519 public key ('ssh-ed25519 AAAA...').")
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="A .pub file holding it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the enrollment as JSON.")
+@click.pass_context
+def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_file: Path | None, as_json: bool) -> None:
+    """Enroll NAME with a role and an SSH public key (records 'actor-enrolled').
+
+    Only an administrator may enroll: run it with your own key (global --key or CUSTODY_KEY).
+
+    \b
+    Examples:
+      custody --key ~/.ssh/admin_ed25519 actor enroll tech-0412 --role technician --key "$(cat tech-0412.pub)"
+      custody actor enroll sup-17 --role supervisor --key-file sup-17.pub --json
+    """
+    from custody.actors.enrollment import enroll as enroll_person, parse_key
+    from custody.ledger.signatures import read_public_key
+
+    if (key_text is None) == (key_file is None):
+        raise click.UsageError("give the public key with --key 'ssh-ed25519 AAAA...' or --key-file FILE.pub")
+    key = parse_key(key_text, "--key") if key_text is not None else read_public_key(key_file)  # type: ignore[arg-type]
+    person = enroll_person(workspace(ctx), name, role, key)
+    if as_json:
+        emit_json(person.as_dict())
+    else:
+        click.echo(f"enrolled {person.name} as {person.role} with key {person.fingerprint} (event {person.enrolled_seq})")
+
+
+@actor.command("revoke")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (lost key, left the agency, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the revoked enrollment as JSON.")
+@click.pass_context
+def revoke(ctx: click.Context, name: str, reason: str, as_json: bool) -> None:
+    """Revoke NAME's enrollment (records 'actor-revoked'); their key never counts again.
+
+    \b
+    Examples:
+      CUSTODY_KEY=~/.ssh/admin_ed25519 custody actor revoke tech-0412 --reason "key lost"
+    """
+    from custody.actors.enrollment import revoke as revoke_person
+
+    person = revoke_person(workspace(ctx), name, reason)
+    if as_json:
+        emit_json(person.as_dict())
+    else:
+        click.echo(f"revoked {person.name} ({person.fingerprint}) at event {person.revoked_seq}")
+
+
+@actor.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked enrollments.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, show_all: bool, as_json: bool) -> None:
+    """List enrolled people (active ones; --all adds revoked enrollments).
+
+    \b
+    Examples:
+      custody actor list
+      custody actor list --all --json
+    """
+    from custody.actors.roster import current_roster
+
+    roster = current_roster(workspace(ctx).ledger)
+    people = roster.people if show_all else roster.active()
+    if as_json:
+        emit_json([p.as_dict() for p in people])
+        return
+    for person in people:
+        state = "active" if person.active else f"revoked at event {person.revoked_seq}"
+        click.echo(f"{_escape(person.name):<24} {person.role:<11} {person.fingerprint}  {state}")
+    if not people:
+        click.echo("nobody is enrolled: events are unsigned (station mode)", err=True)
+
+
+@actor.command("allowed-signers")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked keys.")
+@click.pass_context
+def allowed_signers(ctx: click.Context, show_all: bool) -> None:
+    """Print an OpenSSH allowed_signers file of the enrolled people's keys.
+
+    With it, anyone can check an event's signature with ssh-keygen alone.
+
+    \b
+    Examples:
+      custody actor allowed-signers > allowed_signers
+      custody actor signature 17 --bytes event.bytes > event.sig
+      ssh-keygen -Y verify -f allowed_signers -I tech-0412 -n custody-event -s event.sig < event.bytes
+    """
+    from custody.actors.enrollment import allowed_signers as render
+    from custody.actors.roster import current_roster
+
+    roster = current_roster(workspace(ctx).ledger)
+    click.echo(render(roster.people if show_all else roster.active()), nl=False)
+
+
+@actor.command("signature")
+@click.argument("seq", type=int)
+@click.option("--bytes", "bytes_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the event's canonical bytes (what was signed) to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def signature(ctx: click.Context, seq: int, bytes_path: Path | None, as_json: bool) -> None:
+    """Print event SEQ's SSH signature (armored), as stored beside the event.
+
+    Exits 3 if the event is unsigned.
+
+    \b
+    Examples:
+      custody actor signature 17 --bytes event.bytes > event.sig
+    """
+    from custody.errors import Finding, IntegrityFailure
+    from custody.ledger.signatures import stored_signatures
+
+    ws = workspace(ctx)
+    event = next(ws.ledger.events(start=seq, batch=1), None)
+    if event is None or event.seq != seq:
+        raise click.BadParameter(f"event {seq} does not exist", param_hint="SEQ")
+    stored = next(stored_signatures(ws.ledger, start=seq, batch=1), None)
+    if stored is None or stored.seq != seq:
+        raise IntegrityFailure([Finding("unsigned", f"event {seq}", "was not signed by an enrolled person")])
+    if bytes_path is not None:
+        bytes_path.write_bytes(event.canonical())
+    if as_json:
+        emit_json({"seq": seq, "signer": stored.signer, "key_fingerprint": stored.key_fingerprint,
+                   "signature": stored.signature, "bytes": event.canonical().decode("utf-8")})
+    else:
+        click.echo(stored.signature, nl=False)
+
+
+COMMANDS = [actor]

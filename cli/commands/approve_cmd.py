@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cli.context import emit_json, workspace
+
+
+def carry_out(ws: Any) -> Any:
+    """What an approved request does: the disposal or the hold release it asked for."""
+
+    def run(kind: str, params: dict[str, Any], request_seq: int) -> dict[str, Any]:
+        if kind == "disposal":
+            from custody.cases.disposition import dispose_expired
+
+            items = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved")
+            return {"disposed": [item.as_dict() for item in items]}
+        from custody.cases.holds import release_hold
+
+        released = release_hold(
+            ws, params["hold"], authority=params["authority"], reason=f"{params['reason']} (request {request_seq} approved)"
+        )
+        return {"hold": released.as_dict()}
+
+    return run
+
+
+@click.command("approve")
+@click.argument("request", type=int, required=False)
+@click.option("--list", "list_requests", is_flag=True, help="List requests and whether they were approved.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def approve(ctx: click.Context, request: int | None, list_requests: bool, as_json: bool) -> None:
+    """Approve REQUEST (the event number of a disposal or hold-release request) and carry it out.
+
+    Destroying recordings and releasing a legal hold need two enrolled people: one requests
+    ('dispose --confirm', 'hold release'), a second, whose role may approve it, runs this with
+    their own key. Approving one's own request is refused (exit 4).
+
+    \b
+    Examples:
+      custody approve --list
+      custody --key ~/.ssh/sup-17_ed25519 approve 42 --json
+    """
+    from custody.actors.approvals import all_requests, approve as approve_request
+
+    ws = workspace(ctx)
+    if list_requests or request is None:
+        requests = all_requests(ws.ledger)
+        if as_json:
+            emit_json([r.as_dict() for r in requests.values()])
+            return
+        for found in requests.values():
+            state = f"approved by {found.approved_by} (event {found.approved_seq})" if found.approved_seq is not None else "waiting"
+            click.echo(f"request {found.seq}: {found.kind} by {found.requested_by} at {found.time}: {state}")
+        if not requests:
+            click.echo("no requests", err=True)
+        return
+    done = approve_request(ws, request, carry_out(ws))
+    if as_json:
+        emit_json(done.as_dict())
+    else:
+        click.echo(f"request {done.seq} ({done.kind}) approved by {done.approved_by} (event {done.approved_seq}) and carried out")
+
+
+COMMANDS = [approve]

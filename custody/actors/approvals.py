@@ -1,0 +1,125 @@
+"""Two people for irreversible acts: destroying recordings and releasing a legal hold.
+
+Once people are enrolled, ``dispose --confirm`` and ``hold release`` only record a request
+(``disposal-requested`` / ``hold-release-requested``, signed by the requester). The act happens
+when a second enrolled person whose role may approve that kind of request (``[approvals]`` in
+roles.toml) runs ``custody approve REQUEST``: an ``approved`` event naming the request, then the
+act itself, recorded by the approver. The requester cannot approve their own request, a request
+is approved once, and a ledger with nobody enrolled keeps the one-person behaviour (there is no
+second enrolled person to ask).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from custody.actors.roles import load_roles
+from custody.actors.roster import current_roster
+from custody.errors import BadInput, PolicyRefused
+
+REQUEST_ACTIONS = {"disposal": "disposal-requested", "hold-release": "hold-release-requested"}
+KINDS = {action: kind for kind, action in REQUEST_ACTIONS.items()}
+APPROVED = "approved"
+
+
+@dataclass
+class Request:
+    seq: int
+    kind: str
+    requested_by: str
+    time: str
+    params: dict[str, Any]
+    approved_seq: int | None = None
+    approved_by: str | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.seq,
+            "kind": self.kind,
+            "requested_by": self.requested_by,
+            "time": self.time,
+            "params": self.params,
+            "approved_seq": self.approved_seq,
+            "approved_by": self.approved_by,
+            "outcome": self.outcome,
+        }
+
+
+def two_people_needed(workspace: Any) -> bool:
+    """Whether irreversible acts need a request and a second person: anyone is enrolled."""
+    return bool(current_roster(workspace.ledger).people)
+
+
+def _require_signed(workspace: Any, what: str) -> None:
+    if getattr(workspace.ledger, "event_signer", None) is None:
+        raise PolicyRefused(
+            f"{what} needs two enrolled people in this ledger: give your enrolled key with --key "
+            "(or CUSTODY_KEY) to request it"
+        )
+
+
+def request(workspace: Any, kind: str, params: dict[str, Any], summary: str) -> Request:
+    """Record a request of ``kind`` (``disposal`` or ``hold-release``) by the acting person."""
+    _require_signed(workspace, summary)
+    event = workspace.ledger.append(
+        REQUEST_ACTIONS[kind],
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        details={"request": kind, "params": params, "summary": summary},
+    )
+    workspace.seal()
+    return Request(event.seq, kind, event.actor, event.time, params)
+
+
+def all_requests(ledger: Any) -> dict[int, Request]:
+    """Every request, with its approval if any."""
+    found: dict[int, Request] = {}
+    for event in ledger.events(actions=(*REQUEST_ACTIONS.values(), APPROVED)):
+        if event.action == APPROVED:
+            target = found.get(int(event.details.get("request", -1)))
+            if target is not None and target.approved_seq is None:
+                target.approved_seq = event.seq
+                target.approved_by = event.actor
+        else:
+            found[event.seq] = Request(
+                event.seq, KINDS[event.action], event.actor, event.time, dict(event.details.get("params", {}))
+            )
+    return found
+
+
+def approve(workspace: Any, seq: int, carry_out: Any) -> Request:
+    """Approve request ``seq`` as the acting person and carry it out: ``carry_out(kind, params,
+    request_seq)`` does the act and returns what it did (a dict)."""
+    _require_signed(workspace, "approving a request")
+    pending = all_requests(workspace.ledger).get(seq)
+    if pending is None:
+        raise BadInput(f"event {seq} is not a request; see 'custody approve --list'")
+    if pending.approved_seq is not None:
+        raise PolicyRefused(f"request {seq} was already approved by {pending.approved_by} (event {pending.approved_seq})")
+    roster = current_roster(workspace.ledger)
+    approver = roster.by_name(workspace.settings.actor)
+    requester = roster.by_name(pending.requested_by)
+    if approver is None:
+        raise PolicyRefused(f"{workspace.settings.actor} is not an enrolled person")
+    if pending.requested_by == approver.name or (requester is not None and requester.fingerprint == approver.fingerprint):
+        raise PolicyRefused(
+            f"{approver.name} made request {seq} and cannot approve it: a second enrolled person must"
+        )
+    policy = load_roles(workspace.settings.config)
+    if not policy.may_approve(approver.role, pending.kind):
+        allowed = ", ".join(sorted(policy.approvals.get(pending.kind, ()))) or "nobody"
+        raise PolicyRefused(
+            f"{approver.name} ({approver.role}) may not approve a {pending.kind} request; roles that may: {allowed}"
+        )
+    event = workspace.ledger.append(
+        APPROVED,
+        actor=approver.name,
+        role=approver.role,
+        details={"request": seq, "kind": pending.kind, "requested_by": pending.requested_by},
+    )
+    pending.approved_seq = event.seq
+    pending.approved_by = approver.name
+    pending.outcome = carry_out(pending.kind, pending.params, seq)
+    return pending

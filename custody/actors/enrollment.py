@@ -1,0 +1,120 @@
+"""Enrolling and revoking people: ``actor-enrolled`` and ``actor-revoked`` events, recorded by
+an administrator acting with their key (``custody.actors.identity.act_as``), or, for the first
+administrator, by ``custody init --admin NAME --admin-key KEY`` signed with the key it enrolls.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from custody.actors.roles import load_roles
+from custody.actors.roster import ENROLL, REVOKE, Person, current_roster
+from custody.errors import BadInput, PolicyRefused
+from custody.ledger import sshsig
+from custody.ledger.signatures import load_signer
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+"""An enrolled name: what allowed_signers and the ledger can hold without quoting."""
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise BadInput(
+            f"NAME {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def parse_key(text: str, where: str) -> sshsig.PublicKey:
+    try:
+        return sshsig.PublicKey.parse(text)
+    except sshsig.SshSigError as exc:
+        raise BadInput(f"{where}: {exc}") from exc
+
+
+def _enrollment(name: str, role: str, key: sshsig.PublicKey) -> dict[str, Any]:
+    return {"name": name, "role": role, "key": key.line, "fingerprint": key.fingerprint}
+
+
+def enroll(workspace: Any, name: str, role: str, key: sshsig.PublicKey) -> Person:
+    """Record ``actor-enrolled`` for ``name`` with ``role`` and ``key``. The workspace must be
+    acting as an administrator (the append policy refuses anyone else)."""
+    check_name(name)
+    policy = load_roles(workspace.settings.config)
+    if role not in policy.roles:
+        raise BadInput(f"--role {role!r} is not a role; roles: {', '.join(sorted(policy.roles))}")
+    roster = current_roster(workspace.ledger)
+    if roster.by_name(name) is not None:
+        raise BadInput(f"{name} is already enrolled; revoke the enrollment first to change role or key")
+    holder = roster.by_fingerprint(key.fingerprint)
+    if holder is not None:
+        raise BadInput(f"the key {key.fingerprint} is already enrolled as {holder.name}")
+    if roster.ever(key.fingerprint) is not None:
+        raise PolicyRefused(f"the key {key.fingerprint} was revoked; a revoked key is never enrolled again")
+    if getattr(workspace.ledger, "event_signer", None) is None:
+        raise PolicyRefused("enrolling a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
+    workspace.ledger.append(
+        ENROLL, actor=workspace.settings.actor, role=workspace.settings.role, details=_enrollment(name, role, key)
+    )
+    workspace.seal()
+    person = current_roster(workspace.ledger).by_name(name)
+    assert person is not None
+    return person
+
+
+def enroll_first_admin(workspace: Any, name: str, key_path: Path) -> Person:
+    """Enroll the first administrator, signed by the very key enrolled (proof that whoever ran
+    init holds it). Refused once any administrator is enrolled."""
+    check_name(name)
+    roster = current_roster(workspace.ledger)
+    existing = roster.by_name(name)
+    signer = load_signer(name, key_path)
+    if existing is not None and existing.fingerprint == signer.public_key.fingerprint and existing.role == "admin":
+        return existing
+    if roster.has_admin():
+        raise PolicyRefused(
+            "this ledger already has an administrator; they enroll others with 'custody actor enroll'"
+        )
+    ledger = workspace.ledger
+    ledger.event_signer = signer
+    try:
+        ledger.append(ENROLL, actor=name, role="admin", details=_enrollment(name, "admin", signer.public_key))
+    finally:
+        ledger.event_signer = None
+    workspace.seal()
+    person = current_roster(ledger).by_name(name)
+    assert person is not None
+    return person
+
+
+def revoke(workspace: Any, name: str, reason: str) -> Person:
+    """Record ``actor-revoked`` for ``name``'s active enrollment (by an administrator)."""
+    if not reason.strip():
+        raise BadInput("--reason must not be empty")
+    roster = current_roster(workspace.ledger)
+    person = roster.by_name(name)
+    if person is None:
+        raise BadInput(f"{name} is not enrolled (or already revoked); see 'custody actor list'")
+    if getattr(workspace.ledger, "event_signer", None) is None:
+        raise PolicyRefused("revoking a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
+    if person.name == workspace.settings.actor and person.role == "admin" and sum(
+        1 for p in roster.active() if p.role == "admin"
+    ) == 1:
+        raise PolicyRefused(f"{name} is the only administrator; enroll another administrator first")
+    workspace.ledger.append(
+        REVOKE,
+        actor=workspace.settings.actor,
+        role=workspace.settings.role,
+        details={"name": name, "fingerprint": person.fingerprint, "reason": reason},
+    )
+    workspace.seal()
+    revoked = next(p for p in reversed(current_roster(workspace.ledger).people) if p.name == name)
+    return revoked
+
+
+def allowed_signers(people: list[Person]) -> str:
+    """An OpenSSH allowed_signers file for ``people`` (namespace custody-event), for
+    ``ssh-keygen -Y verify -f allowed_signers -I NAME -n custody-event -s SIG < event.bytes``."""
+    return "".join(f'{p.name} namespaces="{sshsig.NAMESPACE}" {p.key}\n' for p in people)

@@ -1,0 +1,121 @@
+"""Acting as an enrolled person, or as an unsigned station.
+
+With a key (``--key`` / ``CUSTODY_KEY`` / ``key`` in config.toml) the person is whoever that key
+is enrolled as: their name and role go into every event, every event is signed with the key in
+the transaction that appends it, and an event their role may not cause is refused before it is
+stored. A key that is not enrolled, or was revoked, is refused.
+
+Without a key the events are unsigned (a station without per-person keys). An unsigned event
+cannot pass for an enrolled person: once people are enrolled, an unsigned event naming one of
+them is refused, and so are the acts that need an enrolled person (enrollment, requests,
+approvals, disposal, releasing a hold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy, load_roles
+from custody.actors.roster import ROSTER_ACTIONS, Person, Roster, current_roster
+from custody.errors import PolicyRefused
+from custody.ledger.database import CustodyEvent, Ledger
+from custody.ledger.signatures import EventSigner, load_signer
+
+NEEDS_ENROLLED = frozenset(
+    {*ROSTER_ACTIONS, "disposed", "hold-released", "disposal-requested", "hold-release-requested", "approved"}
+)
+"""Actions only an enrolled person (a signed event) may cause once anyone is enrolled."""
+
+
+@dataclass
+class SignedActor:
+    """The append policy of an enrolled person acting with their key."""
+
+    person: Person
+    policy: RolePolicy
+
+    def __call__(self, event: CustodyEvent) -> None:
+        if not self.policy.allows(self.person.role, event.action):
+            raise PolicyRefused(
+                f"{self.person.name} ({self.person.role}) may not record {event.action!r}: the role "
+                f"{self.person.role} does not allow it (roles.toml / [actors.roles] in config.toml); "
+                "ask a person whose role allows it"
+            )
+
+
+def resolve_person(ledger: Ledger, signer: EventSigner) -> Person:
+    """The active enrollment of ``signer``'s key; ``PolicyRefused`` (exit 4) if there is none."""
+    roster = current_roster(ledger)
+    fingerprint = signer.public_key.fingerprint
+    person = roster.by_fingerprint(fingerprint)
+    if person is not None:
+        return person
+    former = roster.ever(fingerprint)
+    if former is not None:
+        raise PolicyRefused(
+            f"the key {fingerprint} of {former.name} was revoked at event {former.revoked_seq} "
+            f"({former.revoke_reason}); ask an administrator to enroll a new key"
+        )
+    raise PolicyRefused(
+        f"the key {fingerprint} is not enrolled in this ledger; ask an administrator to run "
+        f"'custody actor enroll NAME --role ROLE --key KEY.pub'"
+    )
+
+
+def act_as(workspace: Any, key_path: Path) -> Person:
+    """Make ``workspace`` act as the person ``key_path`` is enrolled as: their name and role in
+    its settings, their signature on every event, their role's permissions enforced."""
+    signer = load_signer("", key_path)
+    ledger: Ledger = workspace.ledger
+    person = resolve_person(ledger, signer)
+    signer.name = person.name
+    workspace.settings = replace(workspace.settings, actor=person.name, role=person.role)
+    ledger.event_signer = signer
+    ledger.append_policy = SignedActor(person, load_roles(workspace.settings.config))
+    return person
+
+
+@dataclass
+class UnsignedStation:
+    """The append policy without a key: refuses what only an enrolled person may do, once
+    anyone is enrolled (the roster is read once, at the first append)."""
+
+    ledger: Ledger
+    roster: Roster | None = None
+
+    def __call__(self, event: CustodyEvent) -> None:
+        if self.roster is None:
+            self.roster = current_roster(self.ledger)
+        if not self.roster.people or event.action in ALWAYS_ALLOWED:
+            return
+        if self.roster.ever_named(event.actor):
+            raise PolicyRefused(
+                f"{event.actor} is a person enrolled in this ledger: events in their name must be "
+                "signed with their key; give it with --key (or CUSTODY_KEY)"
+            )
+        if event.action in NEEDS_ENROLLED:
+            raise PolicyRefused(
+                f"{event.action!r} needs an enrolled person: give your enrolled key with --key "
+                "(or CUSTODY_KEY); unsigned station events cannot do this"
+            )
+
+
+def unsigned_station() -> Callable[[Ledger], None]:
+    """A ledger hook (``Settings.ledger_hooks``) that installs ``UnsignedStation``."""
+
+    def install(ledger: Ledger) -> None:
+        ledger.append_policy = UnsignedStation(ledger)
+
+    return install
+
+
+def require_allowed(workspace: Any, action: str) -> None:
+    """Refuse now, before any side effect in the store, an action the acting person's role may
+    not record (the same check the ledger makes when the event is appended)."""
+    ledger = workspace.ledger_or_opening() if hasattr(workspace, "ledger_or_opening") else workspace.ledger
+    policy = getattr(ledger, "append_policy", None)
+    if isinstance(policy, SignedActor) and not policy.policy.allows(policy.person.role, action):
+        policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, {}, {}, "", "", ""))

@@ -1,0 +1,208 @@
+"""Per-event signatures: a person's SSH signature (``custody.ledger.sshsig``) over an event's
+canonical bytes, stored beside the event in ``event_signatures``.
+
+Signers:
+
+- ``FileKeySigner``: an unencrypted OpenSSH private key file, signed in this process.
+- ``SshKeygenSigner``: ``ssh-keygen -Y sign -f KEY -n custody-event``, so the key can stay in
+  ssh-agent or on a hardware token (give the ``.pub`` file: ssh-keygen asks the agent) and
+  never enters custody. One ssh-keygen run signs every event of a transaction.
+
+``Ledger.event_signer`` takes either; the ledger then signs each transaction's events before it
+commits. Which signatures count (who was enrolled, with which role, at that point in the log) is
+decided above the ledger, in ``custody.actors``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from custody.errors import BadInput, ConfigError
+from custody.ledger import sshsig
+from custody.ledger.database import Ledger, event_signatures
+
+MAX_KEY_FILE = 16384
+
+
+class EventSigner(Protocol):
+    """Signs events' canonical bytes as one enrolled person."""
+
+    name: str
+    """The enrolled person's name: the ``actor`` of every event signed."""
+    public_key: sshsig.PublicKey
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        """Armored SSH signatures (namespace ``custody-event``), one per message, in order."""
+        ...
+
+
+def read_key_file(path: Path, what: str) -> str:
+    """A key file's text: a regular file, bounded in size, not followed out through a link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise BadInput(f"cannot read the {what} {path}: {exc.strerror}; give the path of an OpenSSH key file") from exc
+    with os.fdopen(fd, "rb") as handle:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise BadInput(f"the {what} {path} is not a regular file")
+        data = handle.read(MAX_KEY_FILE + 1)
+    if len(data) > MAX_KEY_FILE:
+        raise BadInput(f"the {what} {path} is larger than any OpenSSH key file")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"the {what} {path} is not an OpenSSH key file (not ASCII)") from exc
+
+
+def read_public_key(path: Path) -> sshsig.PublicKey:
+    """The Ed25519 public key in an OpenSSH ``.pub`` file."""
+    try:
+        return sshsig.PublicKey.parse(read_key_file(path, "public key").strip())
+    except sshsig.SshSigError as exc:
+        raise BadInput(f"{path}: {exc}") from exc
+
+
+@dataclass
+class FileKeySigner:
+    """Signs with an unencrypted OpenSSH Ed25519 private key file, in this process."""
+
+    name: str
+    public_key: sshsig.PublicKey
+    _key: object
+
+    @classmethod
+    def load(cls, name: str, path: Path) -> FileKeySigner:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
+        text = read_key_file(path, "private key")
+        try:
+            key = load_ssh_private_key(text.encode("ascii"), password=None)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(
+                f"{path}: not an unencrypted OpenSSH private key ({exc}); for a key with a passphrase, "
+                "in ssh-agent or on a token, give its .pub file (signing goes through ssh-keygen)"
+            ) from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise BadInput(f"{path}: custody signs with ssh-ed25519 keys only")
+        return cls(name, sshsig.PublicKey.of(key), key)
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        assert isinstance(self._key, Ed25519PrivateKey)
+        return [sshsig.sign(self._key, message) for message in messages]
+
+
+@dataclass
+class SshKeygenSigner:
+    """Signs through ``ssh-keygen -Y sign``: ``key_path`` is a private key file, or the ``.pub``
+    of a key held by ssh-agent (``SSH_AUTH_SOCK``) or a hardware token."""
+
+    name: str
+    public_key: sshsig.PublicKey
+    key_path: Path
+    program: str = "ssh-keygen"
+    timeout: float = 120.0
+
+    @classmethod
+    def load(cls, name: str, key_path: Path) -> SshKeygenSigner:
+        program = shutil.which("ssh-keygen")
+        if program is None:
+            raise ConfigError("ssh-keygen is not installed (Debian: openssh-client); it signs events with your key")
+        pub = key_path if key_path.name.endswith(".pub") else key_path.with_name(key_path.name + ".pub")
+        return cls(name, read_public_key(pub), key_path, program)
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        if not messages:
+            return []
+        with tempfile.TemporaryDirectory(prefix="custody-sign-") as directory:
+            paths = []
+            for index, message in enumerate(messages):
+                path = Path(directory) / f"event-{index}"
+                path.write_bytes(message)
+                paths.append(path)
+            try:
+                run = subprocess.run(
+                    [self.program, "-q", "-Y", "sign", "-f", str(self.key_path), "-n", sshsig.NAMESPACE,
+                     *[str(p) for p in paths]],
+                    capture_output=True, text=True, timeout=self.timeout, stdin=subprocess.DEVNULL,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ConfigError(f"ssh-keygen could not sign with {self.key_path}: {exc}") from exc
+            if run.returncode != 0:
+                raise ConfigError(
+                    f"ssh-keygen could not sign with {self.key_path}: {run.stderr.strip()[:400]}; "
+                    "is the key loaded in ssh-agent (ssh-add) or the token present?"
+                )
+            signatures = []
+            for path, message in zip(paths, messages, strict=True):
+                armored = Path(str(path) + ".sig").read_text(encoding="ascii")
+                try:
+                    sshsig.verify(armored, message, self.public_key)
+                except sshsig.SshSigError as exc:
+                    raise ConfigError(f"ssh-keygen signed with another key than {self.key_path}: {exc}") from exc
+                signatures.append(armored)
+        return signatures
+
+
+def load_signer(name: str, key_path: Path) -> EventSigner:
+    """A signer for ``key_path``: in-process for an unencrypted private key file, through
+    ssh-keygen for a ``.pub`` (agent, token) or a passphrase-protected key."""
+    if key_path.name.endswith(".pub"):
+        return SshKeygenSigner.load(name, key_path)
+    text = read_key_file(key_path, "private key")
+    if "BEGIN OPENSSH PRIVATE KEY" not in text:
+        raise BadInput(f"{key_path}: not an OpenSSH private key (nor a .pub of a key in ssh-agent)")
+    try:
+        return FileKeySigner.load(name, key_path)
+    except BadInput:
+        return SshKeygenSigner.load(name, key_path)
+
+
+def key_of(key_path: Path) -> sshsig.PublicKey:
+    """The public key of ``key_path`` (a ``.pub``, or a private key whose ``.pub`` or own content gives it)."""
+    if key_path.name.endswith(".pub"):
+        return read_public_key(key_path)
+    return load_signer("", key_path).public_key
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    seq: int
+    signer: str
+    key_fingerprint: str
+    signature: str
+
+
+def stored_signatures(ledger: Ledger, start: int = 0, batch: int = 5000) -> Iterator[StoredSignature]:
+    """Every stored event signature from event ``start`` on, in event order."""
+    position = start
+    try:
+        with ledger.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    select(event_signatures)
+                    .where(event_signatures.c.seq >= position)
+                    .order_by(event_signatures.c.seq)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    return
+                for row in rows:
+                    yield StoredSignature(row.seq, row.signer, row.key_fingerprint, row.signature)
+                position = rows[-1].seq + 1
+    except SQLAlchemyError as exc:
+        raise ledger._unavailable(exc) from exc
