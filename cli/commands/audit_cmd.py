@@ -152,8 +152,11 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
         raise
     finally:
         bar.close()
+    from custody.actors.verify import verify_actors
+
+    signatures = verify_actors(ws.ledger, ws.settings.config)
     if as_json:
-        emit_json(report.as_dict())
+        emit_json({**report.as_dict(), "signatures": signatures.as_dict()})
     else:
         for line in _summary(report):
             click.echo(line)
@@ -167,6 +170,13 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
                 click.echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
         verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
         click.echo(f"{verdict} (recorded as event {report.seq})")
+        click.echo(
+            f"signatures: {signatures.signed} event(s) signed by enrolled people; "
+            f"{len(signatures.unsigned)} event(s) NOT signed by an enrolled person"
+            + (f" (events {_ranges(signatures.unsigned)})" if signatures.unsigned else "")
+        )
+        for finding in signatures.findings:
+            click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
     if report.seal_error:
         click.echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
     if metrics is not None:
@@ -178,8 +188,22 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
             if report.ok:
                 raise
             click.echo(f"custody: error: {exc}", err=True)
-    if not report.ok:
+    if not report.ok or not signatures.ok:
         ctx.exit(3)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``0-4, 7, 9-12`` for sorted event numbers."""
+    parts: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return ", ".join(parts)
 
 
 COMMANDS = [audit]

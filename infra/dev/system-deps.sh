@@ -3,6 +3,9 @@
 # Makes sure the Debian/Ubuntu packages behind each NEED are installed:
 #   venv    python3 with venv and pip          ffmpeg  ffmpeg and ffprobe
 #   b3sum   the BLAKE3 reference command       ceph    Ceph RGW (a real S3 server, for tests)
+#   openssh ssh-keygen and ssh-agent (event signatures, checked by ssh-keygen -Y verify)
+#   terraform   HashiCorp's terraform, from HashiCorp's apt repository (renders infra/terraform's
+#               bucket policy offline, to compare it with infra/s3-policies)
 #   postgresql  Debian's PostgreSQL server (initdb and pg_ctl in /usr/lib/postgresql/<ver>/bin,
 #               not on PATH) and psql, for the throwaway test server of start-postgres.sh
 # Running as root, missing packages are installed with apt-get. Otherwise the exact command to
@@ -23,6 +26,8 @@ for need in "$@"; do
             bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
             { [ -n "$bindir" ] && [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] && [ -x "$bindir/psql" ]; } ||
               packages+=(postgresql) ;;
+    openssh) { command -v ssh-keygen && command -v ssh-agent; } >/dev/null 2>&1 || packages+=(openssh-client) ;;
+    terraform) command -v terraform >/dev/null 2>&1 || { packages+=(terraform); hashicorp=1; } ;;
     *) echo "system-deps.sh: unknown need '$need'" >&2; exit 2 ;;
   esac
 done
@@ -36,5 +41,12 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${packages[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+if [ "${hashicorp:-0}" = 1 ] && [ ! -f /etc/apt/sources.list.d/hashicorp.list ]; then
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends gpg curl ca-certificates lsb-release >&2
+  curl -fsSL https://apt.releases.hashicorp.com/gpg | gpg --dearmor -o /usr/share/keyrings/hashicorp-archive-keyring.gpg
+  echo "deb [signed-by=/usr/share/keyrings/hashicorp-archive-keyring.gpg] https://apt.releases.hashicorp.com $(lsb_release -cs) main" \
+    > /etc/apt/sources.list.d/hashicorp.list
+fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2

@@ -276,3 +276,18 @@ def test_signing_through_ssh_agent_keeps_the_private_key_out_of_custody(office: 
     signature = office.custody.json("actor", "signature", str(event["seq"]))
     assert signature["signer"] == "sup-1"
     assert office.verify()[0] == 0
+
+
+def test_the_auditors_audit_is_signed_and_says_which_events_no_enrolled_person_signed(office: Office, tmp_path: Path) -> None:
+    _ingested(office, "tech-1", _file(tmp_path, "a1.bin", b"a1"))
+    station = office.custody("ingest", str(_file(tmp_path, "a2.bin", b"a2")), env={"CUSTODY_ACTOR": "dock-3"})
+    assert station.exit_code == 0
+    unsigned_seq = office.custody.json("log")[-1]["seq"]
+    audit = office.as_("aud-1", "audit")
+    assert audit.exit_code == 0, audit.output
+    assert f"1 event(s) NOT signed by an enrolled person (events {unsigned_seq})" in audit.stdout
+    report = office.json_as("aud-1", "audit")
+    assert report["signatures"]["unsigned_events"] == [unsigned_seq] and report["signatures"]["findings"] == []
+    audited = [e for e in office.custody.json("log") if e["action"] == "audited"]
+    assert [(e["actor"], e["role"]) for e in audited] == [("aud-1", "auditor"), ("aud-1", "auditor")]
+    assert office.custody.json("actor", "signature", str(audited[0]["seq"]))["signer"] == "aud-1"
