@@ -168,8 +168,6 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
             if finding.expected is not None or finding.found is not None:
                 algorithm = f"{finding.algorithm}: " if finding.algorithm else ""
                 click.echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
-        verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
-        click.echo(f"{verdict} (recorded as event {report.seq})")
         click.echo(
             f"signatures: {signatures.signed} event(s) signed by enrolled people; "
             f"{len(signatures.unsigned)} event(s) NOT signed by an enrolled person"
@@ -177,6 +175,8 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
         )
         for finding in signatures.findings:
             click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+        verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
+        click.echo(f"{verdict} (recorded as event {report.seq})")
     if report.seal_error:
         click.echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
     if metrics is not None:
