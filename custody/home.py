@@ -49,12 +49,16 @@ def _write_exclusive(path: Path, content: str, mode: int) -> bool:
     return True
 
 
-def init_home(settings: Settings, *, create_bucket: bool = False, remember_store: bool = False) -> InitReport:
+def init_home(
+    settings: Settings, *, create_bucket: bool = False, remember_store: bool = False, hsm_uri: str | None = None
+) -> InitReport:
     """Create the data directory, the local store (for file:// stores), the database schema and
     the Ed25519 signing key (mode 0600). Idempotent: nothing existing is overwritten.
 
     An S3 store's bucket must have Object Lock (``create_bucket`` creates one that has); with
-    ``remember_store`` the store URL is written to the config file if it names none yet."""
+    ``remember_store`` the store URL is written to the config file if it names none yet. With
+    ``hsm_uri`` (a PKCS#11 URI) the signing key is an Ed25519 key generated in that HSM token
+    (or already there), and ``signing.key`` holds only the URI (``custody.ledger.hsm``)."""
     from custody.ledger.checkpoint import generate_signer
 
     home = settings.home
@@ -76,6 +80,15 @@ def init_home(settings: Settings, *, create_bucket: bool = False, remember_store
     if remember_store and not embedded:
         _remember_store(settings)
     key_created = False
+    if hsm_uri is not None and not settings.key_path.exists():
+        from custody.ledger.hsm import Pkcs11NoteSigner, with_note_name
+
+        uri = with_note_name(hsm_uri, key_name())
+        hsm_signer = Pkcs11NoteSigner.open(uri, create=True)
+        key_created = _write_exclusive(settings.key_path, uri + "\n", 0o600)
+        if key_created:
+            settings.verifier_key_path.unlink(missing_ok=True)
+            _write_exclusive(settings.verifier_key_path, hsm_signer.verifier().to_text() + "\n", 0o644)
     if not settings.key_path.exists():
         signer, verifier = generate_signer(key_name())
         key_created = _write_exclusive(settings.key_path, signer + "\n", 0o600)

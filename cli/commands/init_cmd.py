@@ -17,10 +17,16 @@ from cli.context import emit_json, settings_from
     help="The first administrator's SSH ed25519 key: a private key file, or the .pub of a key in ssh-agent; "
     "the enrollment is signed with it. Without --admin the ledger stays in unsigned station mode.",
 )
+@click.option(
+    "--hsm",
+    "hsm_uri",
+    help="Keep the ledger's signing key in an HSM: a PKCS#11 URI (pkcs11:token=T;object=LABEL?module-path=LIB"
+    "&pin-source=file:PINFILE); the Ed25519 key is generated in the token unless it is there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_name: str | None,
-         admin_key: Path | None, as_json: bool) -> None:
+         admin_key: Path | None, hsm_uri: str | None, as_json: bool) -> None:
     """Create the data directory: ledger database, local store and signing key.
 
     Safe to run again: an existing key or database is never overwritten. The signing key is
@@ -48,7 +54,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
         settings = replace(settings, store_url=store_url)
     if (admin_name is None) != (admin_key is None):
         raise click.UsageError("give --admin NAME and --admin-key KEY together")
-    report = init_home(settings, create_bucket=create_bucket, remember_store=bool(store_url))
+    report = init_home(settings, create_bucket=create_bucket, remember_store=bool(store_url), hsm_uri=hsm_uri)
     admin = None
     if admin_name is not None and admin_key is not None:
         from custody.actors.enrollment import enroll_first_admin

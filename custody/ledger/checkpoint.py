@@ -26,7 +26,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -391,7 +391,19 @@ def _split_note(note: str | bytes) -> tuple[str, list[NoteSignature]]:
     return text, sigs
 
 
-def sign_note(text: str, signers: Sequence[Signer]) -> str:
+class NoteSigner(Protocol):
+    """What signs a note: a key ``name`` and ``key_id``, and Ed25519 signatures (``Signer``, or
+    a key held in an HSM: ``custody.ledger.hsm.Pkcs11NoteSigner``)."""
+
+    name: str
+    key_id: int
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def verifier(self) -> Verifier: ...
+
+
+def sign_note(text: str, signers: Sequence[NoteSigner]) -> str:
     """Return ``text`` signed by every signer (https://c2sp.org/signed-note).
 
     ``text`` must end in a newline, be valid UTF-8 and contain no ASCII
@@ -498,7 +510,7 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return Checkpoint(origin, size, root, tuple(extensions))
 
 
-def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[Signer]) -> str:
+def sign_checkpoint(checkpoint: Checkpoint, signers: Sequence[NoteSigner]) -> str:
     """Return the checkpoint as a signed note."""
     return sign_note(format_checkpoint(checkpoint), signers)
 

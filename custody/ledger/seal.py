@@ -31,9 +31,16 @@ def checkpoint_key(size: int) -> str:
     return f"{CHECKPOINT_PREFIX}{size:016d}"
 
 
-def load_signer(path: Path) -> notes.Signer:
+def load_signer(path: Path) -> notes.NoteSigner:
+    """The ledger's signing key: the key in ``path``, or the HSM key its PKCS#11 URI names
+    (``custody.ledger.hsm``)."""
     try:
-        return notes.Signer.from_text(path.read_text(encoding="utf-8").strip())
+        text = path.read_text(encoding="utf-8").strip()
+        if text.startswith("pkcs11:"):
+            from custody.ledger.hsm import Pkcs11NoteSigner
+
+            return Pkcs11NoteSigner.open(text)
+        return notes.Signer.from_text(text)
     except FileNotFoundError as exc:
         raise ConfigError(f"no signing key at {path}; run 'custody init'") from exc
     except (OSError, notes.TlogError) as exc:
@@ -68,7 +75,7 @@ class SignedCheckpoint:
         }
 
 
-def seal(ledger: Ledger, store: ObjectStore, signer: notes.Signer, *, force: bool = False) -> SignedCheckpoint | None:
+def seal(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, *, force: bool = False) -> SignedCheckpoint | None:
     """Sign a checkpoint of the whole ledger, put it in WORM storage, then record it.
 
     Nothing is signed when the ledger is empty, or when the latest checkpoint already covers
@@ -251,7 +258,7 @@ def verify_ledger(ledger: Ledger, store: ObjectStore, verifier: notes.Verifier) 
     return report
 
 
-def prove_event(ledger: Ledger, store: ObjectStore, signer: notes.Signer, seq: int) -> str:
+def prove_event(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, seq: int) -> str:
     """A C2SP tlog-proof that event ``seq`` is in the ledger, against the latest checkpoint
     (signed now if none covers the event yet)."""
     size, _ = ledger.head()

@@ -3,6 +3,7 @@
 # Makes sure the Debian/Ubuntu packages behind each NEED are installed:
 #   venv    python3 with venv and pip          ffmpeg  ffmpeg and ffprobe
 #   b3sum   the BLAKE3 reference command       ceph    Ceph RGW (a real S3 server, for tests)
+#   softhsm SoftHSM2, a software PKCS#11 token (tests of the ledger key in an HSM)
 #   openssh ssh-keygen and ssh-agent (event signatures, checked by ssh-keygen -Y verify)
 #   terraform   HashiCorp's terraform, from HashiCorp's apt repository (renders infra/terraform's
 #               bucket policy offline, to compare it with infra/s3-policies)
@@ -26,6 +27,7 @@ for need in "$@"; do
             bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
             { [ -n "$bindir" ] && [ -x "$bindir/initdb" ] && [ -x "$bindir/pg_ctl" ] && [ -x "$bindir/psql" ]; } ||
               packages+=(postgresql) ;;
+    softhsm) command -v softhsm2-util >/dev/null 2>&1 || packages+=(softhsm2) ;;
     openssh) { command -v ssh-keygen && command -v ssh-agent; } >/dev/null 2>&1 || packages+=(openssh-client) ;;
     terraform) command -v terraform >/dev/null 2>&1 || { packages+=(terraform); hashicorp=1; } ;;
     *) echo "system-deps.sh: unknown need '$need'" >&2; exit 2 ;;
