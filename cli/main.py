@@ -6,6 +6,7 @@ policy or lock; 5 store, database, configuration or tool unavailable; 130 interr
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -123,6 +124,7 @@ def cli(
     """
     from custody.settings import default_home
 
+    _route_core_logs()
     home = (home or default_home()).expanduser().resolve()
     config = load_config(home / "config.toml")
     ctx.ensure_object(dict)
@@ -135,6 +137,22 @@ def cli(
         key=key,
     )
     ctx.default_map = {**config.get("commands", {}), **(ctx.default_map or {})}
+
+
+class _StderrHandler(logging.Handler):
+    """Warnings the core logs (``custody.*`` loggers, e.g. a witness that is down) go to stderr,
+    with control characters escaped."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        click.echo("".join(c if c == "\n" or c.isprintable() else repr(c)[1:-1] for c in message), err=True)
+
+
+def _route_core_logs() -> None:
+    logger = logging.getLogger("custody")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+        logger.propagate = False
 
 
 def _register() -> None:

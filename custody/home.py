@@ -27,6 +27,8 @@ class InitReport:
     key_created: bool
     database_created: bool
     verifier_key: str
+    backup_key: str | None = None
+    """The backup key's verifier key when ``init`` made one (custody.anchors.keys)."""
 
 
 def key_name() -> str:
@@ -80,6 +82,7 @@ def init_home(
     if remember_store and not embedded:
         _remember_store(settings)
     key_created = False
+    backup_key: str | None = None
     if hsm_uri is not None and not settings.key_path.exists():
         from custody.ledger.hsm import Pkcs11NoteSigner, with_note_name
 
@@ -95,6 +98,7 @@ def init_home(
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, verifier + "\n", 0o644)
+            backup_key = _make_backup_key(settings, verifier)
     from custody.ledger.database import Ledger
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
@@ -107,7 +111,24 @@ def init_home(
         key_created=key_created,
         database_created=not existed,
         verifier_key=settings.verifier_key_path.read_text().strip(),
+        backup_key=backup_key,
     )
+
+
+def _make_backup_key(settings: Settings, verifier: str) -> str:
+    """A second key of the same name, ``backup.key`` (mode 0600, to be moved offline), able to
+    rotate the signing key when it is lost; ``root.vkeys`` names both (custody.anchors.keys)."""
+    from custody.anchors.keys import write_root
+    from custody.ledger.checkpoint import generate_signer
+
+    name = verifier.split("+", 1)[0]
+    backup, backup_verifier = generate_signer(name)
+    home = settings.home
+    (home / "backup.key").unlink(missing_ok=True)
+    _write_exclusive(home / "backup.key", backup + "\n", 0o600)
+    (home / "backup.vkey").write_text(backup_verifier + "\n")
+    write_root(home / "root.vkeys", verifier, backup_verifier)
+    return backup_verifier
 
 
 def _unflagged_days(settings: Settings) -> int:
@@ -231,7 +252,56 @@ class Workspace:
         """Sign a checkpoint of every event so far and put it in WORM storage (see custody.ledger.seal)."""
         from custody.ledger.seal import seal
 
-        return seal(self.ledger, self.store, self.signer(), force=force)
+        signed = seal(self.ledger, self.store, self.signer(), force=force)
+        if signed is not None:
+            self.anchor(signed.size, signed.note)
+        return signed
+
+    def rotate_key(self, backup: Path | None = None) -> Any:
+        """Rotate the ledger's signing key by an event signed by the current key, or, when it is
+        lost, by the backup key in the file ``backup``; then seal with the new key (see
+        custody.anchors.keys)."""
+        from custody.anchors.keys import rotate
+        from custody.ledger.seal import load_signer
+
+        authority = load_signer(backup) if backup is not None else self.signer()
+        rotation = rotate(
+            self.ledger, self.settings.home, self.verifier(), authority,
+            actor=self.settings.actor, role=self.settings.role,
+            key_path=self.settings.key_path, verifier_path=self.settings.verifier_key_path,
+            authorized_by="backup" if backup is not None else "key",
+        )
+        self.seal()
+        return rotation
+
+    def verifiers(self) -> Any:
+        """Every key the ledger's checkpoints were signed with, the root key first."""
+        from custody.anchors.verification import ledger_keys
+
+        return ledger_keys(self.ledger, self.settings, self.verifier())
+
+    def publish_log(self, directory: Path) -> Any:
+        """Seal (or take the checkpoint that covers every event) and publish the log's hashes
+        as C2SP tlog-tiles into ``directory`` (see custody.anchors.tiles)."""
+        from custody.anchors.tiles import publish_checkpoint
+
+        signed = self.seal(force=True)
+        if signed is None:
+            from custody.errors import BadInput
+
+            raise BadInput("the ledger has no events yet; there is nothing to publish")
+        return publish_checkpoint(self.ledger, directory, signed.size, signed.note)
+
+    def anchor(self, size: int, note: str) -> Any:
+        """Have the configured witnesses cosign (and the time-stamping authority stamp) the
+        checkpoint of ``size``, where not done yet (see custody.anchors). Never raises for a
+        witness or authority that is down: it is a warning, and the next seal catches up.
+        Without an ``[anchors]`` section nothing is imported (a seal stays as cheap as before)."""
+        if not self.settings.config.get("anchors"):
+            return []
+        from custody.anchors.anchoring import anchor_checkpoint
+
+        return anchor_checkpoint(self.ledger, self.store, self.settings, size, note)
 
 
 def open_workspace(settings: Settings, *, need_store: bool = True, ledger_in_background: bool = False) -> Workspace:

@@ -71,6 +71,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
                 "database_created": report.database_created,
                 "verifier_key": report.verifier_key,
                 "admin": admin.as_dict() if admin is not None else None,
+                "backup_key": report.backup_key,
             }
         )
         return
@@ -83,6 +84,13 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
         click.echo(f"administrator:  {admin.name} ({admin.fingerprint}), enrolled at event {admin.enrolled_seq}")
     else:
         click.echo("administrator:  none enrolled; events are unsigned (station mode)")
+    if report.backup_key:
+        click.echo(f"backup key:     {report.backup_key}")
+        click.echo(
+            f"move {report.home / 'backup.key'} to offline storage now: it rotates the signing key if that "
+            "is ever lost ('custody ledger rotate-key --with-backup FILE')",
+            err=True,
+        )
 
 
 COMMANDS = [init]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cli.context import emit_json, workspace
@@ -28,6 +30,10 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
     ledger has (a truncated or rolled-back database). Checks every event's SSH signature and the
     signer's enrollment and role at that point in the log (revoked key, wrong role, unknown key,
     an enrolled name on an unsigned event), and says how many events no enrolled person signed.
+    With witnesses configured ([anchors] in
+    config.toml), also counts each checkpoint's cosignatures against the quorum (reported, not a
+    failure) and presents the latest checkpoint to every witness: a witness that cosigned a
+    larger tree than this ledger has, or that refuses the consistency proof, is a finding.
     Exits 3 naming each finding.
 
     \b
@@ -36,18 +42,24 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
       custody ledger verify --json
     """
     from custody.actors.verify import verify_actors
-    from custody.ledger.seal import verify_ledger as verify
+    from custody.anchors.verification import verify_all
 
     ws = workspace(ctx)
-    report = verify(ws.ledger, ws.store, ws.verifier())
+    report, anchors = verify_all(ws.ledger, ws.store, ws.settings, ws.verifier())
     actors = verify_actors(ws.ledger, ws.settings.config)
     report.findings.extend(actors.findings)
     if as_json:
-        emit_json({**report.as_dict(), "actors": actors.as_dict()})
+        emit_json({**report.as_dict(), "actors": actors.as_dict(), "anchors": anchors.as_dict()})
+    else:
+        for line in anchors.notices():
+            click.echo(line, err=True)
+    if as_json:
+        pass
     elif report.ok:
         click.echo(
             f"ledger OK: {report.events} events, hash chain and Merkle tree intact, "
             f"{report.checkpoints_in_store} WORM checkpoint(s) consistent (latest covers {report.latest_checkpoint})"
+            + anchors.summary()
         )
     else:
         for finding in report.findings:
@@ -129,6 +141,74 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
             raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
         seq = int(row["first_seq"])
     click.echo(prove_event(ws.ledger, ws.store, ws.signer(), seq), nl=False)
+
+
+@ledger.command("rotate-key")
+@click.option(
+    "--with-backup",
+    "backup",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The backup key file made by 'custody init' (when the signing key is lost).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
+    """Replace the ledger's signing key, recorded by an event signed by the old key.
+
+    A new signing key and a new backup key are made; a key-rotated event, signed by the current
+    key (or, with --with-backup, by the backup key kept offline since 'custody init') and by the
+    new key, names them; every later checkpoint is signed by the new key. Verification follows
+    the chain from the root keys in root.vkeys. The old key is kept as signing.key.retired-<id>.
+    Give witnesses the new key ('custody witness add-log'). Move the new backup.key offline.
+
+    \b
+    Examples:
+      custody ledger rotate-key
+      custody ledger rotate-key --with-backup /media/offline/backup.key
+    """
+    ws = workspace(ctx)
+    rotation = ws.rotate_key(backup)
+    if as_json:
+        emit_json(rotation.as_dict())
+        return
+    click.echo(f"key rotated (event {rotation.seq}, authorized by the {'backup key' if rotation.authorized_by == 'backup' else 'old key'})")
+    click.echo(f"new verifier key: {rotation.new_key}")
+    click.echo(f"new backup key:   {rotation.backup_key} (move {ws.settings.home / 'backup.key'} offline)", err=True)
+
+
+@ledger.command("publish")
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def publish(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Publish the ledger's hashes as a C2SP tlog-tiles log in directory TARGET.
+
+    Writes TARGET/checkpoint (the latest signed checkpoint with its witness cosignatures) and
+    the hash tiles TARGET/tile/<L>/<N>[.p/<W>]: hashes only, never event contents. Run it
+    again after new events: only new and grown tiles are written. Anyone can mirror TARGET
+    and check, with any tlog-tiles client (e.g. Go's golang.org/x/mod/sumdb/tlog), that a later
+    publication extends an earlier one and that an event is in the log. Refuses (exit 3) when
+    the ledger no longer extends what TARGET already holds.
+
+    \b
+    Examples:
+      custody ledger publish /srv/www/custody-log
+      custody ledger publish ./public-log --json
+    """
+    if "://" in target:
+        raise click.BadParameter(
+            "publish into a directory (serve or sync it from there); object-store targets are not supported yet",
+            param_hint="TARGET",
+        )
+    ws = workspace(ctx)
+    result = ws.publish_log(Path(target))
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        click.echo(
+            f"published {result.size} entries to {result.directory} ({result.tiles_written} tile(s) written, "
+            f"{result.previous_size} entries were published before; {result.cosignatures} cosignature(s))"
+        )
 
 
 COMMANDS = [ledger]

@@ -78,16 +78,26 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
               help="Also write a receipt, signed with --signer-key, saying what was verified and when.")
 @click.option("--signer-key", "signer_key", type=click.Path(dir_okay=False, path_type=Path),
               help="Your own signer key file (PRIVATE+KEY+...; see 'custody receipt keygen').")
+@click.option("--trust-witness", "trust_witnesses", metavar="VKEY", multiple=True,
+              help="A witness whose cosignature counts (its key name+keyid+base64, or a file holding it); repeatable.")
+@click.option("--witness-quorum", type=click.IntRange(min=0), default=None,
+              help="How many trusted witnesses must have cosigned the checkpoint (default: all given).")
+@click.option("--tsa-ca", "tsa_ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The CA certificate (PEM) of the time-stamping authority you trust: the RFC 3161 token is then required.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_package_command(directory: Path, trust_key: str | None, receipt_out: Path | None,
-                           signer_key: Path | None, as_json: bool) -> None:
+                           signer_key: Path | None, trust_witnesses: tuple[str, ...], witness_quorum: int | None,
+                           tsa_ca: Path | None, as_json: bool) -> None:
     """Check a package offline: every file, every custody claim.
 
     Needs no database, store or configuration. Checks bagit.txt, bag-info.txt and its
     Payload-Oxum; every payload file against manifest-sha256.txt, manifest-sha512.txt and
     blake3sums.txt (missing, added and altered files); every tag file against the tag
     manifests; the checkpoint's signature (against --trust-key when given, which must also be
-    the package's key); each event's hash and its tlog-proof against the checkpoint; and that
+    the package's key, or lead to it through the key rotations the package carries); each
+    event's hash and its tlog-proof against the checkpoint; the cosignatures of the
+    --trust-witness witnesses (at least --witness-quorum of them) and the RFC 3161 timestamp
+    of the checkpoint (required, and checked against it, with --tsa-ca); and that
     each file's BLAKE3, SHA-256 and size are those its proved ingest event recorded, that a
     proved event links it to the incident, and that each packet list is the one recorded.
     Every finding is reported, naming its file. Exits 3 on any finding, 2 if DIRECTORY is not
@@ -98,15 +108,21 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
       custody verify-package /media/usb/2026-1101-ICE-01
       custody verify-package pkg --trust-key 'host/custody/1a2b3c4d+0badc0de+AQ...' --json
       custody verify-package pkg --trust-key vkey --receipt receipt.txt --signer-key sao.key
+      custody verify-package pkg --trust-key vkey --trust-witness w1.vkey --trust-witness w2.vkey \\
+          --witness-quorum 2 --tsa-ca tsa-ca.pem
     """
     from custody.package.receipt import load_signer_key, make_receipt, write_receipt
-    from custody.package.verify import read_verifier_key, verify_package
+    from custody.package.verify import AnchorPolicy, read_verifier_key, verify_package
 
     if (receipt_out is None) != (signer_key is None):
         raise click.UsageError("--receipt and --signer-key go together")
     signer = load_signer_key(signer_key) if signer_key is not None else None
     trusted = read_verifier_key(trust_key) if trust_key else None
-    report = verify_package(directory, trusted)
+    witnesses = [_witness_key(value) for value in trust_witnesses]
+    quorum = len(witnesses) if witness_quorum is None else witness_quorum
+    if quorum > len(witnesses):
+        raise click.BadParameter(f"{quorum} is more than the {len(witnesses)} --trust-witness given", param_hint="--witness-quorum")
+    report = verify_package(directory, trusted, AnchorPolicy(witnesses, quorum, tsa_ca))
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -117,6 +133,24 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
         click.echo(f"receipt written to {receipt_out} (signed by {receipt.recipient_key})", err=True)
     if not report.ok:
         raise click.exceptions.Exit(3)
+
+
+def _witness_key(value: str) -> Any:
+    """A witness's cosigner key given as text or as a file holding it."""
+    import os
+
+    from custody.anchors.cosign import CosignatureError, CosignerVerifier
+
+    text = value.strip()
+    if os.path.isfile(value):
+        try:
+            text = Path(value).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"{value}: unreadable ({exc})", param_hint="--trust-witness") from exc
+    try:
+        return CosignerVerifier.from_text(text)
+    except CosignatureError as exc:
+        raise click.BadParameter(f"{value}: not a witness key: {exc}", param_hint="--trust-witness") from exc
 
 
 def _render_report(report: Any) -> None:

@@ -58,11 +58,15 @@ class _StoreWide:
 
 
 def _store_wide(workspace: Any, state: LedgerState, request: AuditRequest) -> _StoreWide:
-    from custody.ledger.seal import verify_ledger
+    import logging
+
+    from custody.anchors.verification import verify_all
 
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store
-    report = verify_ledger(ledger, store, workspace.verifier())
+    report, anchors = verify_all(ledger, store, workspace.settings, workspace.verifier())
+    for line in anchors.notices():
+        logging.getLogger("custody.audit").warning(line)
     listing = list_unrecorded(store, state, request.shard, ledger, request.in_flight_grace)
     return _StoreWide(report, listing, store.lock_self_test())
 

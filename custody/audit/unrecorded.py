@@ -114,9 +114,10 @@ def list_unrecorded(
     """List the whole store: a finding for every key of this shard the ledger does not account
     for and that is older than ``grace`` (younger ones are ``in_flight``), and for every recorded
     evidence key of this shard whose current version is not the recorded one."""
+    from custody.anchors.records import ANCHOR_PREFIX
     from custody.ledger.seal import CHECKPOINT_PREFIX
 
-    own = (CHECKPOINT_PREFIX, CANARY_PREFIX)
+    own = (CHECKPOINT_PREFIX, CANARY_PREFIX, ANCHOR_PREFIX)
     recorded = state.recorded_keys
     since = store.now() - grace
     result = StoreListing()

@@ -60,7 +60,7 @@ GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 """The version in ``schema_info``: what tools from before migrations check. A migration that
 such tools must not work with raises it."""
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration in ``custody.ledger.migrations`` (a test checks it): the revision this tool needs."""
 LEGACY_REVISION = "legacy-1"
 """How a database made before migrations (``schema_info`` version 1, no ``alembic_version``) is named."""
@@ -131,13 +131,27 @@ checkpoints = Table(
     Column("store_key", Text, nullable=False),
 )
 
+checkpoint_anchors = Table(
+    "checkpoint_anchors",
+    metadata,
+    Column("size", Integer, primary_key=True, autoincrement=False),
+    Column("kind", String(16), primary_key=True),
+    Column("issuer", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("store_key", Text, nullable=False),
+)
+"""What outsiders gave for a checkpoint (``custody.anchors.records``): a witness's cosignature
+line (kind ``cosignature``, issuer its key name+id) or a time-stamping authority's RFC 3161
+response (kind ``rfc3161``, base64). Written by migration 0003."""
+
 schema_info = Table(
     "schema_info",
     metadata,
     Column("version", Integer, nullable=False),
 )
 
-APPEND_ONLY = ("events", "evidence", "tree_nodes", "checkpoints", "event_signatures")
+APPEND_ONLY = ("events", "evidence", "tree_nodes", "checkpoints", "event_signatures", "checkpoint_anchors")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -104,11 +105,26 @@ def seal(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, *, force:
             metadata={"tree-size": str(size), "root": root.hex()},
         )
     except ObjectExists:
-        with store.open(key) as stream:
-            note = stream.read().decode("utf-8")
+        note = _read_concurrent_put(store, key)
         created = False
     ledger.record_checkpoint(size=size, root=root.hex(), note=note, store_key=key)
     return SignedCheckpoint(size, root, note, key, created)
+
+
+def _read_concurrent_put(store: ObjectStore, key: str, wait: float = 5.0) -> str:
+    """The checkpoint another process is putting under ``key`` at this moment: it can exist
+    (its lock record is written first) a moment before its bytes can be read."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with store.open(key) as stream:
+                return stream.read().decode("utf-8")
+        except ObjectNotFound:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @dataclass
@@ -155,12 +171,13 @@ def _store_checkpoints(store: ObjectStore, report: LedgerReport) -> dict[int, st
     return found
 
 
-def _open(note: str, verifier: notes.Verifier, where: str, report: LedgerReport) -> notes.Checkpoint | None:
+def _open(note: str, verifiers: Sequence[notes.Verifier], where: str, report: LedgerReport) -> notes.Checkpoint | None:
     try:
-        checkpoint, _ = notes.open_checkpoint(note, [verifier], origin=verifier.name)
+        checkpoint, _ = notes.open_checkpoint(note, verifiers, origin=verifiers[0].name)
     except notes.UnverifiedNote:
+        keys = " or ".join(v.to_text() for v in verifiers)
         report.findings.append(
-            Finding("ledger-corrupt", where, f"not signed by the ledger's key {verifier.to_text()}")
+            Finding("ledger-corrupt", where, f"not signed by the ledger's key {keys}")
         )
         return None
     except notes.TlogError as exc:
@@ -169,9 +186,15 @@ def _open(note: str, verifier: notes.Verifier, where: str, report: LedgerReport)
     return checkpoint
 
 
-def verify_ledger(ledger: Ledger, store: ObjectStore, verifier: notes.Verifier) -> LedgerReport:
+def verify_ledger(
+    ledger: Ledger, store: ObjectStore, verifier: notes.Verifier | Sequence[notes.Verifier]
+) -> LedgerReport:
     """Check the hash chain, the Merkle tree, every checkpoint's signature, and every WORM
-    checkpoint against the database. Every finding is reported, each naming what is wrong."""
+    checkpoint against the database. Every finding is reported, each naming what is wrong.
+    ``verifier`` may be the ledger's keys over time (``custody.anchors.keys``): a checkpoint
+    signed by any of them is accepted here; which key was in force at which size is checked
+    there."""
+    verifiers = [verifier] if isinstance(verifier, notes.Verifier) else list(verifier)
     report = LedgerReport()
     builder = tree.RootBuilder()
     wanted: dict[int, bytes] = {}
@@ -218,7 +241,7 @@ def verify_ledger(ledger: Ledger, store: ObjectStore, verifier: notes.Verifier) 
         if size in in_database:
             copies.append(("database", in_database[size]["note"]))
         for origin, note in copies:
-            checkpoint = _open(note, verifier, f"{where} ({origin} copy)", report)
+            checkpoint = _open(note, verifiers, f"{where} ({origin} copy)", report)
             if checkpoint is None:
                 continue
             if checkpoint.size != size:

@@ -87,6 +87,19 @@ def payload_names(items: Sequence[tuple[str, str, str | None, str]]) -> list[str
     return names
 
 
+def anchor_files(ledger: Any, settings: Any, size: int) -> dict[str, bytes]:
+    """The witnesses' cosignatures, the RFC 3161 token and the key rotations (custody.anchors.bundle)."""
+    from custody.anchors.bundle import export_files
+
+    return export_files(ledger, settings, size)
+
+
+def anchors_readme(files: dict[str, bytes]) -> str:
+    from custody.anchors.bundle import readme_section
+
+    return readme_section(files, layout.CHECKPOINT)
+
+
 def export_package(
     workspace: Any,
     incident_id: str,
@@ -143,9 +156,12 @@ def export_package(
             bag_root=staging, disposed=disposed,
         )
         write_custody(bag, context, ledger)
+        anchors = anchor_files(ledger, workspace.settings, parsed.size)
+        for name, data in anchors.items():
+            bag.write(name, data)
         bag.text(layout.REPORT, render_report(context))
         bag.text(layout.CERTIFICATION, render_certification(context))
-        bag.text(layout.README, render_readme(context))
+        bag.text(layout.README, render_readme(context) + anchors_readme(anchors))
         tagmanifest = write_manifests(bag, context)
         bag.sync_directories()
         os.rename(staging, out)

@@ -44,6 +44,7 @@ class PackageReport:
     checks: list[Check] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     tool: str = TOOL
+    anchors: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class PackageReport:
             "checks": [c.as_dict() for c in self.checks],
             "findings": [f.as_dict() for f in self.findings],
             "tool": self.tool,
+            "anchors": self.anchors,
         }
 
 

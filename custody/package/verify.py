@@ -21,6 +21,9 @@ What ``verify_package`` checks, collecting every finding (each naming the file i
    recorded; the incident record's history is those events. (These events must each be proved
    by step 6, or that is a finding; a failed proof is reported once, not again for every file
    bound to the event.)
+8. the outside anchors (``custody.package.verify_anchors``): with a trusted key, the key
+   rotations from it to the checkpoint's key are followed first; then the trusted witnesses'
+   cosignatures against the required quorum, and the RFC 3161 timestamp over the checkpoint.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from custody.ledger import checkpoint as notes
 from custody.package.verification import Check, PackageReport, Verification
 from custody.package.verify_bag import check_bag, check_payload, check_tags
 from custody.package.verify_bindings import check_bindings
+from custody.package.verify_anchors import AnchorPolicy, AnchorSummary, check_anchors, follow_trusted_key
 from custody.package.verify_events import check_events, check_signature
 
-__all__ = ["Check", "PackageReport", "read_verifier_key", "verify_package"]
+__all__ = ["AnchorPolicy", "Check", "PackageReport", "read_verifier_key", "verify_package"]
 
 
-def verify_package(root: Path, trusted: notes.Verifier | None = None) -> PackageReport:
+def verify_package(root: Path, trusted: notes.Verifier | None = None, policy: AnchorPolicy | None = None) -> PackageReport:
     """Verify the package in directory ``root`` (see the module docstring for what is checked).
 
     Never stops at the first finding. Raises ``BadInput`` only when ``root`` is not a
@@ -46,12 +50,16 @@ def verify_package(root: Path, trusted: notes.Verifier | None = None) -> Package
     if not root.is_dir():
         raise BadInput(f"{root}: not a directory (give the package's directory)")
     state = Verification(root, trusted)
+    anchors = AnchorSummary()
     check_bag(state)
     check_payload(state)
     check_tags(state)
+    follow_trusted_key(state, anchors)
     check_signature(state)
     check_events(state)
     check_bindings(state)
+    check_anchors(state, policy or AnchorPolicy(), anchors)
+    state.report.anchors = anchors.as_dict()
     return state.report
 
 

@@ -7,6 +7,9 @@
 #   openssh ssh-keygen and ssh-agent (event signatures, checked by ssh-keygen -Y verify)
 #   terraform   HashiCorp's terraform, from HashiCorp's apt repository (renders infra/terraform's
 #               bucket policy offline, to compare it with infra/s3-policies)
+#   openssl the openssl command (the test TSA of infra/dev/tsa-server.py, 'openssl ts -verify')
+#   golang  Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note), for the tests' independent
+#           tlog-tiles checker, built offline in GOPATH mode from /usr/share/gocode
 #   postgresql  Debian's PostgreSQL server (initdb and pg_ctl in /usr/lib/postgresql/<ver>/bin,
 #               not on PATH) and psql, for the throwaway test server of start-postgres.sh
 # Running as root, missing packages are installed with apt-get. Otherwise the exact command to
@@ -19,6 +22,9 @@ for need in "$@"; do
     venv)   python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv python3-pip) ;;
     ffmpeg) { command -v ffmpeg && command -v ffprobe; } >/dev/null 2>&1 || packages+=(ffmpeg) ;;
     b3sum)  command -v b3sum >/dev/null 2>&1 || packages+=(b3sum) ;;
+    openssl) command -v openssl >/dev/null 2>&1 || packages+=(openssl) ;;
+    golang) { command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; } ||
+              packages+=(golang-go golang-golang-x-mod-dev) ;;
     chromium) command -v chromium >/dev/null 2>&1 || packages+=(chromium) ;;   # headless, renders report.html in tests
     ceph)   for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl uuidgen; do
               command -v "$c" >/dev/null 2>&1 || { packages+=(ceph-mon ceph-osd radosgw ceph-common ceph-base curl uuid-runtime); break; }

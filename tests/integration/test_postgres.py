@@ -38,8 +38,9 @@ from tests.integration.conftest import REPO, PostgresServer, free_port
 pytestmark = pytest.mark.integration
 
 SQL = REPO / "infra" / "sql"
-LEDGER_TABLES = (*TABLES, "event_signatures")
-"""Every append-only table at the head revision (revision 0002 added event_signatures)."""
+LEDGER_TABLES = (*TABLES, "event_signatures", "checkpoint_anchors")
+"""Every append-only table at the head revision (revision 0002 added event_signatures, 0003
+checkpoint_anchors)."""
 
 SCHEMA_BEFORE_MIGRATIONS = [
     ("index", "ix_events_action", "CREATE INDEX ix_events_action ON events (action)"),
@@ -202,8 +203,8 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
     owners = postgres.execute(
         "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'custody' ORDER BY 1", database)
     assert owners == [(name, "custody_owner") for name in
-                      ("alembic_version", "checkpoints", "event_signatures", "events", "evidence", "schema_info",
-                       "tree_nodes")]
+                      ("alembic_version", "checkpoint_anchors", "checkpoints", "event_signatures", "events", "evidence",
+                       "schema_info", "tree_nodes")]
 
     ok(app("init"))
     clips = footage(tmp_path, 2)
@@ -225,6 +226,7 @@ def test_application_role_appends_but_cannot_change_the_ledger_even_without_trig
         "DELETE FROM tree_nodes": "permission denied for table tree_nodes",
         "TRUNCATE checkpoints": "permission denied for table checkpoints",
         "DELETE FROM event_signatures": "permission denied for table event_signatures",
+        "DELETE FROM checkpoint_anchors": "permission denied for table checkpoint_anchors",
         "INSERT INTO alembic_version VALUES ('9999')": "permission denied for table alembic_version",
         "ALTER TABLE events DISABLE TRIGGER ALL": "must be owner of table events",
         "CREATE TRIGGER t BEFORE INSERT ON events EXECUTE FUNCTION custody_refuse_change()":
@@ -279,14 +281,16 @@ def test_sqlite_migration_makes_exactly_the_schema_from_before_migrations(tmp_pa
 def make_legacy(url: str) -> None:
     """Turn a ledger at the head revision into one as custody made it before migrations: no
     alembic_version, and none of what later revisions added (0002: event_signatures, the two
-    event origin columns and their trigger)."""
+    event origin columns and their trigger; 0003: checkpoint_anchors)."""
     if url.startswith("sqlite"):
         sql_rows(url, "DROP TABLE alembic_version")
         sql_rows(url, "DROP TABLE event_signatures")
+        sql_rows(url, "DROP TABLE checkpoint_anchors")
         sql_rows(url, "ALTER TABLE events DROP COLUMN db_session_user")
         sql_rows(url, "ALTER TABLE events DROP COLUMN db_client_addr")
     else:
-        sql_rows(url, "DROP TABLE alembic_version; DROP TABLE event_signatures; DROP TRIGGER events_origin ON events; "
+        sql_rows(url, "DROP TABLE alembic_version; DROP TABLE event_signatures; DROP TABLE checkpoint_anchors; "
+                      "DROP TRIGGER events_origin ON events; "
                       "ALTER TABLE events DROP COLUMN db_session_user, DROP COLUMN db_client_addr")
 
 

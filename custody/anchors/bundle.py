@@ -1,0 +1,173 @@
+"""What a prosecutor package carries from the outside anchors, and its offline verification.
+
+Tag files (beside ``custody/checkpoint.txt``, the signed checkpoint every proof is against):
+
+* ``custody/cosignatures.txt``: the witnesses' cosignature lines on that checkpoint (C2SP
+  tlog-cosignature); appended to ``checkpoint.txt`` they make the cosigned note;
+* ``custody/checkpoint.tsr``: the RFC 3161 TimeStampResp over the exact bytes of
+  ``checkpoint.txt``, and ``custody/tsa-ca.pem``, the CA the exporting ledger trusts for it
+  (a recipient should get that CA from the authority itself and pass it with --tsa-ca);
+* ``custody/key-rotations.jsonl``: the ledger's ``key-rotated`` statements up to the
+  checkpoint, one JSON object per line (``seq``, ``note``), so that a recipient who pinned an
+  earlier key follows the chain to the key that signed the checkpoint.
+
+The verification half imports no database or network code (``verify-package`` needs none).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from custody.anchors.cosign import CosignatureError, CosignerVerifier
+from custody.anchors.keys import ROTATION_HEADER
+from custody.ledger import checkpoint as notes
+
+COSIGNATURES: Final = "custody/cosignatures.txt"
+TIMESTAMP: Final = "custody/checkpoint.tsr"
+TSA_CA: Final = "custody/tsa-ca.pem"
+KEY_ROTATIONS: Final = "custody/key-rotations.jsonl"
+MAX_ROTATIONS: Final = 1000
+
+
+def export_files(ledger: Any, settings: Any, size: int) -> dict[str, bytes]:
+    """The anchor tag files for the checkpoint of ``size`` (only those that have content)."""
+    import base64
+
+    from custody.anchors import records
+    from custody.anchors.config import load_anchor_config
+    from custody.anchors.keys import ROTATED
+
+    files: dict[str, bytes] = {}
+    lines = [a.body for a in records.anchors(ledger, size=size, kind=records.COSIGNATURE)]
+    if lines:
+        files[COSIGNATURES] = "".join(lines).encode("utf-8")
+    tokens = records.anchors(ledger, size=size, kind=records.RFC3161)
+    if tokens:
+        files[TIMESTAMP] = base64.b64decode(tokens[0].body)
+        tsa = load_anchor_config(settings.config).tsa
+        if tsa is not None and tsa.ca.is_file():
+            files[TSA_CA] = tsa.ca.read_bytes()
+    rotations = [
+        json.dumps({"seq": event.seq, "note": event.details.get("note", "")}, sort_keys=True)
+        for event in ledger.events(actions=[ROTATED]) if event.seq < size
+    ]
+    if rotations:
+        files[KEY_ROTATIONS] = ("\n".join(rotations) + "\n").encode("utf-8")
+    return files
+
+
+@dataclass
+class KeyChain:
+    """The key reached from a trusted key by following verified rotation statements."""
+
+    key: notes.Verifier
+    followed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def follow_rotations(trusted: notes.Verifier, text: str | None) -> KeyChain:
+    """Follow ``key-rotations.jsonl`` from ``trusted``: each statement must name the key in
+    force as ``old`` and be signed by it (or by the backup an earlier followed statement named)
+    and by its new key. The first statement that does not verify stops the chain."""
+    chain = KeyChain(trusted)
+    if not text:
+        return chain
+    backup: notes.Verifier | None = None
+    for number, line in enumerate(text.splitlines()[:MAX_ROTATIONS], 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            note = record["note"]
+            authorities = [chain.key] + ([backup] if backup else [])
+            opened = notes.open_note(note, authorities)
+            lines = opened.text.rstrip("\n").split("\n")
+            if lines[0] != ROTATION_HEADER:
+                raise ValueError("not a key rotation statement")
+            fields = dict(line.partition(" ")[::2] for line in lines[1:])
+            if fields.get("old") != chain.key.to_text():
+                raise ValueError("it names another old key than the one in force")
+            new = notes.Verifier.from_text(fields["new"])
+            notes.open_note(note, [new])
+            if new.name != chain.key.name:
+                raise ValueError("the new key has another name")
+            backup = notes.Verifier.from_text(fields["backup"])
+        except (ValueError, KeyError, TypeError, notes.TlogError) as exc:
+            chain.problems.append(f"{KEY_ROTATIONS}:{number}: rotation not followed: {exc}")
+            break
+        chain.key = new
+        chain.followed += 1
+    return chain
+
+
+@dataclass
+class Cosigned:
+    valid: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_cosignatures(checkpoint_text: str, lines: str | None, witnesses: list[CosignerVerifier]) -> Cosigned:
+    """Which trusted witnesses validly cosigned the checkpoint (lines by other keys ignored)."""
+    result = Cosigned()
+    body = checkpoint_text.partition("\n\n")[0] + "\n"
+    for witness in witnesses:
+        try:
+            found = witness.find(lines or "", body)
+        except CosignatureError as exc:
+            result.problems.append(f"{COSIGNATURES}: {exc}")
+            continue
+        if found is not None:
+            result.valid.append(f"{witness.name}+{witness.key_id:08x}")
+    return result
+
+
+def check_timestamp(root: Path, ca: Path | bytes, checkpoint_bytes: bytes) -> datetime:
+    """Verify ``custody/checkpoint.tsr`` over the checkpoint's bytes; ``TimestampError``."""
+    from custody.anchors.timestamp import TimestampError, verify_token
+
+    path = root / TIMESTAMP
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise TimestampError(f"{TIMESTAMP} is missing")
+        with path.open("rb") as handle:
+            token = handle.read(1 << 16)
+    except OSError as exc:
+        raise TimestampError(f"{TIMESTAMP} cannot be read: {exc.strerror}") from exc
+    return verify_token(ca, token, checkpoint_bytes)
+
+
+def readme_section(files: dict[str, bytes], checkpoint_name: str) -> str:
+    """The package README's section on the anchor files present (empty when none)."""
+    if not files:
+        return ""
+    parts = ["\n7. WHAT PARTIES OTHER THAN THE AGENCY HOLD\n"]
+    if COSIGNATURES in files:
+        parts.append(f"""
+  {COSIGNATURES} holds cosignatures of {checkpoint_name} by independent witnesses
+  (C2SP tlog-cosignature, https://c2sp.org/tlog-cosignature): each witness checked that this
+  checkpoint extends every earlier one it saw of this ledger before signing. Appended to
+  {checkpoint_name}, they make the cosigned checkpoint. Ask each witness for its key, then:
+
+    custody verify-package . --trust-key 'KEY' --trust-witness 'WITNESS-KEY' [--trust-witness ...] --witness-quorum N
+""")
+    if TIMESTAMP in files:
+        parts.append(f"""
+  {TIMESTAMP} is an RFC 3161 timestamp token over the exact bytes of {checkpoint_name}: the
+  checkpoint existed at the time it states. Get the authority's CA certificate from the
+  authority itself ({TSA_CA} is the copy the agency used), then, with OpenSSL:
+
+    openssl ts -verify -data {checkpoint_name} -in {TIMESTAMP} -CAfile tsa-ca.pem
+
+  ("Verification: OK"), or: custody verify-package . --tsa-ca tsa-ca.pem
+""")
+    if KEY_ROTATIONS in files:
+        parts.append(f"""
+  {KEY_ROTATIONS} lists the ledger's key rotations: each statement names the old and the new
+  key and is signed by both (or by the backup key kept offline). With --trust-key set to an
+  earlier key of the ledger, verify-package follows them to the key that signed {checkpoint_name}.
+""")
+    return "".join(parts)
