@@ -23,7 +23,11 @@ def incident_fields(command: Any) -> Any:
         click.option("--injuries", help="Injuries, described."),
         click.option("--ems-summoned/--no-ems-summoned", default=None, help="Whether emergency medical services were called."),
         click.option("--aid-rendered/--no-aid-rendered", default=None, help="Whether aid was rendered."),
-        click.option("--violation", "violations", multiple=True, help="Alleged violation of state or local law (repeatable), e.g. a citation."),
+        click.option("--violation", "violation_categories", multiple=True, metavar="CATEGORY",
+                     help="Category of alleged violation (repeatable): see 'custody publish taxonomy'."),
+        click.option("--citation", "violations", multiple=True,
+                     help="Alleged violation of state or local law, free text (repeatable), e.g. a citation."),
+        click.option("--district", help="Police district (the finest place a public release may show)."),
         click.option("--report-number", help="The police report number."),
         click.option("--note", help="A free-text note."),
     ]
@@ -80,7 +84,7 @@ def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: boo
         --agency ICE --agency CBP --supervisor-name "J. Doe" --supervisor-badge 4471 \\
         --credentials refused --use-of-force "taser deployed" --detentions 2 \\
         --injuries "abrasions to the face" --ems-summoned --aid-rendered \\
-        --violation "720 ILCS 5/12-3" --report-number RD-JH123456
+        --violation battery --citation "720 ILCS 5/12-3" --report-number RD-JH123456
     """
     from custody.cases.incidents import create_incident
 

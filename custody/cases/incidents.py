@@ -81,6 +81,8 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "ems_summoned": _flag,
     "aid_rendered": _flag,
     "violations": _texts,
+    "violation_categories": _texts,
+    "district": _text,
     "report_number": _text,
     "note": _text,
 }
@@ -95,6 +97,16 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
             raise BadInput(f"unknown incident field {name!r}")
         clean[name] = FIELDS[name](name, value)
     return clean
+
+
+def _check_violation_categories(workspace: Any, fields: dict[str, Any]) -> None:
+    """Tags of alleged violations must name current categories (``custody.cases.violations``)."""
+    if "violation_categories" in fields:
+        from custody.cases.violations import check_categories, load_taxonomy
+
+        fields["violation_categories"] = check_categories(
+            fields["violation_categories"], load_taxonomy(workspace.settings.config)
+        )
 
 
 def check_incident_id(incident_id: str) -> str:
@@ -191,6 +203,7 @@ def list_incidents(ledger: Ledger) -> list[IncidentState]:
 def create_incident(workspace: Any, incident_id: str, values: Mapping[str, Any]) -> IncidentState:
     check_incident_id(incident_id)
     fields = validate_fields({k: v for k, v in values.items() if v not in (None, [], ())})
+    _check_violation_categories(workspace, fields)
     if incident_state(workspace.ledger, incident_id) is not None:
         raise BadInput(f"incident {incident_id!r} already exists; use 'custody incident amend {incident_id}'")
     workspace.ledger.append(
@@ -214,6 +227,7 @@ def amend_incident(workspace: Any, incident_id: str, values: Mapping[str, Any], 
     if not given:
         raise BadInput("nothing to amend: give at least one field option")
     fields = validate_fields(given)
+    _check_violation_categories(workspace, fields)
     changes = {
         name: {"from": state.fields.get(name), "to": value}
         for name, value in fields.items()

@@ -17,7 +17,8 @@ FULL = [
     "--agency", "ICE", "--agency", "CBP", "--supervisor-name", "J. Doe", "--supervisor-badge", "4471",
     "--credentials", "refused", "--use-of-force", "taser deployed", "--detentions", "2",
     "--injuries", "abrasions", "--ems-summoned", "--aid-rendered",
-    "--violation", "720 ILCS 5/12-3", "--violation", "720 ILCS 5/12-6", "--report-number", "RD-JH123456",
+    "--citation", "720 ILCS 5/12-3", "--citation", "720 ILCS 5/12-6", "--violation", "battery",
+    "--report-number", "RD-JH123456",
     "--note", "filed by unit 1234",
 ]
 
@@ -56,7 +57,7 @@ def test_create_records_every_field_and_show_lists_them(initialized: Custody) ->
         "occurred_at": "2026-11-01T14:03:00-06:00", "location": "3400 W Cermak Rd", "agencies": ["ICE", "CBP"],
         "supervisor_name": "J. Doe", "supervisor_badge": "4471", "credentials": "refused",
         "use_of_force": "taser deployed", "detentions": 2, "injuries": "abrasions", "ems_summoned": True,
-        "aid_rendered": True, "violations": ["720 ILCS 5/12-3", "720 ILCS 5/12-6"], "report_number": "RD-JH123456",
+        "aid_rendered": True, "violations": ["720 ILCS 5/12-3", "720 ILCS 5/12-6"], "violation_categories": ["battery"], "report_number": "RD-JH123456",
         "note": "filed by unit 1234",
     }
     assert initialized.json("incident", "show", "INC-1")["fields"] == fields

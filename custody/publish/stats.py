@@ -1,0 +1,185 @@
+"""The tables of a release: counts by period and one other dimension, with their totals, and
+what is suppressed in each.
+
+Every table has periods as rows (every period from the first to the last incident, so that an
+empty period shows as zero) and a ``Total`` row; rows and columns carry totals where summing
+makes sense (an incident is in exactly one agency column, but may have several facts, so the
+``characteristics`` table has column totals only). Suppressed values are published as empty.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from custody.publish.facts import IncidentFacts
+from custody.publish.rules import PublishRules
+from custody.publish.suppression import suppress
+
+TOTAL = "Total"
+Cell = tuple[str, str]
+
+
+def period_of(day: date, period: str) -> str:
+    if period == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    if period == "quarter":
+        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+    return f"{day.year:04d}"
+
+
+def period_range(first: date, last: date, period: str) -> list[str]:
+    """Every period from the one holding ``first`` to the one holding ``last``."""
+    step = {"month": 1, "quarter": 3, "year": 12}[period]
+    start = (first.year * 12 + first.month - 1) // step * step
+    end = (last.year * 12 + last.month - 1) // step * step
+    return [period_of(date(m // 12, m % 12 + 1, 1), period) for m in range(start, end + 1, step)]
+
+
+@dataclass
+class Table:
+    """One published table. ``counts`` holds every value (totals included); only ``published``
+    values may leave the machine."""
+
+    name: str
+    title: str
+    unit: str
+    column_dimension: str
+    rows: list[str]
+    columns: list[str]
+    column_titles: dict[str, str]
+    row_totals: bool
+    column_totals: bool
+    counts: dict[Cell, int]
+    suppressed: dict[Cell, str] = field(default_factory=dict)
+
+    @property
+    def all_rows(self) -> list[str]:
+        return self.rows + ([TOTAL] if self.column_totals else [])
+
+    @property
+    def all_columns(self) -> list[str]:
+        return self.columns + ([TOTAL] if self.row_totals else [])
+
+    def cells(self) -> list[Cell]:
+        return [(r, c) for r in self.all_rows for c in self.all_columns]
+
+    def published(self, cell: Cell) -> int | None:
+        return None if cell in self.suppressed else self.counts[cell]
+
+    def equations(self) -> list[tuple[Cell, list[Cell]]]:
+        found: list[tuple[Cell, list[Cell]]] = []
+        if self.row_totals:
+            found += [((r, TOTAL), [(r, c) for c in self.columns]) for r in self.all_rows]
+        if self.column_totals:
+            found += [((TOTAL, c), [(r, c) for r in self.rows]) for c in self.all_columns]
+        return found
+
+    def apply_suppression(self, rules: PublishRules) -> None:
+        totals = {cell for cell in self.cells() if TOTAL in cell}
+        self.suppressed = suppress(
+            self.counts, self.equations(), low=rules.suppress_min, high=rules.suppress_max, totals=totals
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "unit": self.unit,
+            "row_dimension": "period",
+            "column_dimension": self.column_dimension,
+            "rows": self.all_rows,
+            "columns": self.all_columns,
+            "column_titles": self.column_titles,
+            "cells": [
+                {"period": r, self.column_dimension: c, "count": self.published((r, c)),
+                 "suppressed": self.suppressed.get((r, c))}
+                for r, c in self.cells()
+            ],
+        }
+
+
+def _table(
+    name: str,
+    title: str,
+    unit: str,
+    dimension: str,
+    rows: list[str],
+    columns: Sequence[str],
+    titles: dict[str, str],
+    contributions: Iterable[tuple[str, str, int]],
+    *,
+    row_totals: bool,
+) -> Table:
+    counter: Counter[Cell] = Counter()
+    for row, column, amount in contributions:
+        counter[(row, column)] += amount
+    counts: dict[Cell, int] = {(r, c): counter[(r, c)] for r in rows for c in columns}
+    for r in rows:
+        if row_totals:
+            counts[(r, TOTAL)] = sum(counts[(r, c)] for c in columns)
+    for c in [*columns, *([TOTAL] if row_totals else [])]:
+        counts[(TOTAL, c)] = sum(counts[(r, c)] for r in rows)
+    return Table(name, title, unit, dimension, rows, list(columns), titles, row_totals, True, counts)
+
+
+CHARACTERISTICS: tuple[tuple[str, str, Callable[[IncidentFacts], int]], ...] = (
+    ("use-of-force", "Incidents with use of force", lambda f: int(f.use_of_force)),
+    ("detention", "Incidents with detentions", lambda f: int(f.detention)),
+    ("people-detained", "People detained (people, not incidents)", lambda f: f.people_detained),
+    ("injury", "Incidents with injuries", lambda f: int(f.injury)),
+    ("ems-summoned", "Incidents where EMS was summoned", lambda f: int(f.ems_summoned)),
+    ("aid-rendered", "Incidents where aid was rendered", lambda f: int(f.aid_rendered)),
+    ("supervisor-identified", "Incidents where the federal supervisor was identified", lambda f: int(f.supervisor_identified)),
+    ("credentials-refused", "Incidents where credentials were refused", lambda f: int(f.credentials_refused)),
+)
+
+
+def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
+    """The release's tables, suppression applied."""
+    if facts:
+        rows = period_range(min(f.day for f in facts), max(f.day for f in facts), rules.period)
+    else:
+        rows = []
+    keyed = [(period_of(f.day, rules.period), f) for f in facts]
+    agencies = [*rules.agencies, "multiple", "other"]
+    agency_titles = {a: a for a in rules.agencies} | {
+        "multiple": "More than one of these agencies", "other": "Other or not stated"}
+    categories = list(rules.taxonomy)
+    unlisted = sorted({c for f in facts for c in f.categories if c not in rules.taxonomy})
+    category_titles = {name: category.title for name, category in rules.taxonomy.items()}
+    if unlisted:
+        categories.append("unlisted")
+        category_titles["unlisted"] = "Categories not in this taxonomy"
+    tables = [
+        _table("incidents_by_agency", "Documented incidents, by agency", "incidents", "agency", rows, agencies,
+               agency_titles, ((p, f.agency, 1) for p, f in keyed), row_totals=True),
+        _table("violations_by_category", "Alleged violations, by category", "alleged violations", "category", rows,
+               categories, category_titles,
+               ((p, c if c in rules.taxonomy else "unlisted", 1) for p, f in keyed for c in f.categories),
+               row_totals=True),
+        _table("characteristics", "What happened in the incidents", "incidents (people-detained: people)",
+               "characteristic", rows, [name for name, _, _ in CHARACTERISTICS],
+               {name: title for name, title, _ in CHARACTERISTICS},
+               ((p, name, get(f)) for p, f in keyed for name, _, get in CHARACTERISTICS), row_totals=False),
+        _table("referrals", "Incidents referred to the State's Attorney", "incidents", "referral", rows,
+               ["felony", "not-felony"], {"felony": "Felony evidence", "not-felony": "Not felony"},
+               ((p, "felony" if f.felony else "not-felony", 1) for p, f in keyed if f.referred), row_totals=True),
+    ]
+    if rules.location_level == "district":
+        districts = sorted({f.district for f in facts if f.district}) + ["not-stated"]
+        tables.append(
+            _table("incidents_by_district", "Documented incidents, by police district", "incidents", "district",
+                   rows, districts, {d: d for d in districts} | {"not-stated": "Not stated"},
+                   ((p, f.district or "not-stated", 1) for p, f in keyed), row_totals=True))
+    for table in tables:
+        table.apply_suppression(rules)
+    return tables
+
+
+def published_cells(tables: Sequence[Table]) -> dict[tuple[str, str, str], int | None]:
+    """(table, period, column) -> published value (None: suppressed)."""
+    return {(t.name, r, c): t.published((r, c)) for t in tables for r, c in t.cells()}

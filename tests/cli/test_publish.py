@@ -1,0 +1,580 @@
+"""custody publish: a synthetic year of incidents, counted and checked.
+
+The incidents are made through the custody API in-process (create, amend, refer); the test
+keeps its own record of what each incident is at each stage and counts from that record,
+independently of custody.publish, and compares every published value.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custody.home import open_workspace
+from custody.settings import Settings
+from tests.conftest import Custody
+
+AGENCY_CHOICES = (["ICE"], ["ICE"], ["CBP"], ["Border Patrol"], ["ICE", "CBP"], ["FBI"], [])
+CATEGORIES = ("battery", "trust-act", "unlawful-restraint", "use-of-force", "identification-refused",
+              "constitutional-rights")
+SAO = "Cook County State's Attorney"
+
+
+@dataclass
+class Truth:
+    """What the test itself says an incident is."""
+
+    day: date
+    agencies: list[str]
+    categories: list[str]
+    use_of_force: bool
+    detentions: int
+    injury: bool
+    ems: bool | None
+    aid: bool | None
+    supervisor: bool
+    credentials: str
+    referrals: list[tuple[str, bool]] = field(default_factory=list)
+
+    def fields(self, number: int) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "occurred_at": f"{self.day.isoformat()}T{number % 24:02d}:15:00-06:00",
+            "location": f"{1000 + number} W Secret St",
+            "agencies": self.agencies,
+            "violation_categories": self.categories,
+            "violations": [f"free-text citation SECRET-{number}"] if self.categories else [],
+            "use_of_force": "baton strike" if self.use_of_force else None,
+            "detentions": self.detentions,
+            "injuries": "bruising" if self.injury else None,
+            "ems_summoned": self.ems,
+            "aid_rendered": self.aid,
+            "supervisor_name": f"Supervisor Person{number}" if self.supervisor else None,
+            "credentials": self.credentials,
+            "report_number": f"RD-SECRET{number:05d}",
+            "note": f"witness Name{number} phone 555-01{number:02d}",
+        }
+        return values
+
+
+def _truth(rng: random.Random) -> Truth:
+    month = rng.choice([1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 9, 9, 10, 11, 12])
+    return Truth(
+        day=date(2026, month, rng.randint(1, 28)),
+        agencies=list(rng.choice(AGENCY_CHOICES)),
+        categories=rng.sample(CATEGORIES, rng.choice([0, 1, 1, 2])),
+        use_of_force=rng.random() < 0.35,
+        detentions=rng.choice([0, 0, 1, 2, 3]),
+        injury=rng.random() < 0.2,
+        ems=rng.choice([True, False, None]),
+        aid=rng.choice([True, None]),
+        supervisor=rng.random() < 0.5,
+        credentials=rng.choice(["verified", "refused", "refused", "not-attempted"]),
+    )
+
+
+@dataclass
+class SyntheticYear:
+    custody: Custody
+    workspace: Any
+    first: dict[str, Truth]
+    """Every incident as it stood at ``checkpoint``."""
+    final: dict[str, Truth]
+    checkpoint: int
+
+
+def _settings(home: Path) -> Settings:
+    return Settings(home=home, db_url=Settings.default_db_url(home), store_url=Settings.default_store_url(home),
+                    actor="analyst-17", role="analyst")
+
+
+def _amend(ws: Any, rng: random.Random, incident: str, truth: Truth, number: int) -> None:
+    from custody.cases.incidents import amend_incident
+
+    choice = rng.randrange(4)
+    if choice == 0:
+        truth.day = date(2026, rng.randint(1, 12), rng.randint(1, 28))
+        values = {"occurred_at": truth.fields(number)["occurred_at"]}
+    elif choice == 1:
+        truth.agencies = list(rng.choice([a for a in AGENCY_CHOICES if a and a != truth.agencies]))
+        values = {"agencies": truth.agencies}
+    elif choice == 2:
+        truth.categories = rng.sample([c for c in CATEGORIES if c not in truth.categories], 2)
+        values = {"violation_categories": truth.categories}
+    else:
+        truth.detentions += 1
+        truth.use_of_force = True
+        values = {"detentions": truth.detentions, "use_of_force": "taser"}
+    amend_incident(ws, incident, values, reason="corrected after review of footage")
+
+
+def _refer(ws: Any, rng: random.Random, incident: str, truth: Truth) -> None:
+    from custody.cases.incidents import refer_incident
+
+    to = SAO if rng.random() < 0.8 else "U.S. Attorney"
+    felony = rng.random() < 0.5
+    refer_incident(ws, incident, to, f"SAO-26-{rng.randint(1, 99999):05d}", felony)
+    truth.referrals.append((to, felony))
+
+
+def make_year(custody: Custody, incidents: int = 300, later: int = 40, seed: int = 17) -> SyntheticYear:
+    """``incidents`` incidents with amendments and referrals, a checkpoint, then ``later`` more
+    incidents and changes to earlier ones."""
+    from copy import deepcopy
+
+    from custody.cases.incidents import create_incident
+
+    assert custody("init").exit_code == 0
+    ws = open_workspace(_settings(custody.home))
+    rng = random.Random(seed)
+    truths: dict[str, Truth] = {}
+    for number in range(incidents):
+        incident = f"2026-INC-{number:04d}"
+        truth = _truth(rng)
+        create_incident(ws, incident, truth.fields(number))
+        truths[incident] = truth
+        if rng.random() < 0.25:
+            _amend(ws, rng, incident, truth, number)
+        if rng.random() < 0.2:
+            _refer(ws, rng, incident, truth)
+    checkpoint = ws.seal(force=True).size
+    first = deepcopy(truths)
+    for number in range(incidents, incidents + later):
+        incident = f"2026-INC-{number:04d}"
+        truths[incident] = truth = _truth(rng)
+        create_incident(ws, incident, truth.fields(number))
+    for number, (incident, truth) in enumerate(list(truths.items())[:60]):
+        _amend(ws, rng, incident, truth, number)
+        if number % 5 == 0:
+            _refer(ws, rng, incident, truth)
+    ws.seal()
+    return SyntheticYear(custody, ws, first, truths, checkpoint)
+
+
+# -- the independent count -------------------------------------------------------------------
+
+
+def _period(day: date, period: str) -> str:
+    return {"month": f"{day.year}-{day.month:02d}", "quarter": f"{day.year}-Q{(day.month + 2) // 3}",
+            "year": str(day.year)}[period]
+
+
+def _agency(agencies: list[str]) -> str:
+    groups = {"ICE": "ICE", "CBP": "CBP", "Border Patrol": "CBP"}
+    found = {groups[a] for a in agencies if a in groups}
+    return found.pop() if len(found) == 1 else ("multiple" if found else "other")
+
+
+def expected_counts(truths: dict[str, Truth], period: str) -> dict[tuple[str, str, str], int]:
+    """(table, period, column) -> count, with totals, counted from the test's own record."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for truth in truths.values():
+        p = _period(truth.day, period)
+        for row in (p, "Total"):
+            counts[("incidents_by_agency", row, _agency(truth.agencies))] += 1
+            counts[("incidents_by_agency", row, "Total")] += 1
+            for category in truth.categories:
+                counts[("violations_by_category", row, category)] += 1
+                counts[("violations_by_category", row, "Total")] += 1
+            facts = {
+                "use-of-force": truth.use_of_force, "detention": truth.detentions > 0, "injury": truth.injury,
+                "ems-summoned": truth.ems is True, "aid-rendered": truth.aid is True,
+                "supervisor-identified": truth.supervisor, "credentials-refused": truth.credentials == "refused",
+            }
+            for name, happened in facts.items():
+                counts[("characteristics", row, name)] += int(happened)
+            counts[("characteristics", row, "people-detained")] += truth.detentions
+            to_sao = [felony for to, felony in truth.referrals if to == SAO]
+            if to_sao:
+                column = "felony" if any(to_sao) else "not-felony"
+                counts[("referrals", row, column)] += 1
+                counts[("referrals", row, "Total")] += 1
+    return counts
+
+
+def published(release: Path) -> tuple[dict[tuple[str, str, str], int | None], dict[tuple[str, str, str], str]]:
+    data = json.loads((release / "data.json").read_text())
+    values, reasons = {}, {}
+    for table in data["tables"]:
+        dimension = table["column_dimension"]
+        for cell in table["cells"]:
+            key = (table["name"], cell["period"], cell[dimension])
+            values[key] = cell["count"]
+            if cell["suppressed"]:
+                reasons[key] = cell["suppressed"]
+    return values, reasons
+
+
+@pytest.fixture(scope="module")
+def year(tmp_path_factory: pytest.TempPathFactory) -> SyntheticYear:
+    base = tmp_path_factory.mktemp("publish-year")
+    home = base / "home"
+    custody = Custody(home, {"CUSTODY_HOME": str(home), "CUSTODY_ACTOR": "analyst-17", "CUSTODY_DB": "",
+                             "CUSTODY_STORE": ""})
+    return make_year(custody)
+
+
+@pytest.fixture(scope="module")
+def release_at_first(year: SyntheticYear, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("releases") / "first"
+    result = year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--period", "month", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _check_against_truth(release: Path, truths: dict[str, Truth], period: str) -> None:
+    values, reasons = published(release)
+    expected = expected_counts(truths, period)
+    assert values, "the release has no cells"
+    for key, value in values.items():
+        truth = expected.get(key, 0)
+        if value is not None:
+            assert value == truth, key
+            assert not 1 <= truth <= 10, f"{key}: {truth} should have been suppressed"
+        elif reasons[key] == "primary":
+            assert 1 <= truth <= 10, key
+        else:
+            assert reasons[key] == "complementary", key
+    # every count of the test's own record is a cell of the release
+    assert {k for k, v in expected.items() if v} <= set(values)
+
+
+def test_every_published_count_equals_the_independent_count(year: SyntheticYear, release_at_first: Path) -> None:
+    _check_against_truth(release_at_first, year.first, "month")
+    values, reasons = published(release_at_first)
+    assert values[("incidents_by_agency", "Total", "Total")] == 300
+    periods = {key[1] for key in values}
+    assert periods == {f"2026-{m:02d}" for m in range(1, 13)} | {"Total"}
+    assert "primary" in reasons.values()
+    assert sum(1 for v in values.values() if v) > 40, "most counts should be published"
+
+
+@pytest.mark.parametrize("period", ["quarter", "year"])
+def test_quarters_and_years_count_the_same_incidents(year: SyntheticYear, tmp_path: Path, period: str) -> None:
+    out = tmp_path / period
+    result = year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--period", period, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    _check_against_truth(out, year.first, period)
+    values, reasons = published(out)
+    rows = {key[1] for key in values}
+    if period == "quarter":
+        assert "complementary" in reasons.values() and "primary" in reasons.values()
+    assert rows == ({"2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4", "Total"} if period == "quarter" else {"2026", "Total"})
+
+
+def test_the_internal_counts_behind_suppressed_cells_are_exact(year: SyntheticYear) -> None:
+    from custody.publish.release import compute_at
+    from custody.publish.rules import rules_from_config
+
+    tables = compute_at(year.workspace.ledger, year.checkpoint, rules_from_config({}, "month"))
+    expected = expected_counts(year.first, "month")
+    for table in tables:
+        for (row, column), value in table.counts.items():
+            assert value == expected.get((table.name, row, column), 0), (table.name, row, column)
+
+
+def _lines(table: dict[str, Any]) -> list[list[tuple[str, str]]]:
+    """Every equation of a table as the list of its cells, the total last."""
+    rows, columns = table["rows"], table["columns"]
+    inner_rows = [r for r in rows if r != "Total"]
+    inner_columns = [c for c in columns if c != "Total"]
+    lines = []
+    if "Total" in columns:
+        lines += [[(r, c) for c in inner_columns] + [(r, "Total")] for r in rows]
+    if "Total" in rows:
+        lines += [[(r, c) for r in inner_rows] + [("Total", c)] for c in columns]
+    return lines
+
+
+def _recoverable(table: dict[str, Any], values: dict[tuple[str, str], int | None]) -> list[tuple[str, str]]:
+    """Suppressed cells some combination of the table's equations determines (exact elimination)."""
+    hidden = sorted(k for k, v in values.items() if v is None)
+    position = {k: i for i, k in enumerate(hidden)}
+    matrix = []
+    for line in _lines(table):
+        row = [Fraction(0)] * len(hidden)
+        for cell in line[:-1]:
+            if cell in position:
+                row[position[cell]] += 1
+        if line[-1] in position:
+            row[position[line[-1]]] -= 1
+        if any(row):
+            matrix.append(row)
+    found = []
+    for target in range(len(hidden)):
+        # the cell is determined iff the unit vector is in the row space: rank does not grow
+        unit = [Fraction(int(i == target)) for i in range(len(hidden))]
+        if _rank(matrix + [unit]) == _rank(matrix):
+            found.append(hidden[target])
+    return found
+
+
+def _rank(matrix: list[list[Fraction]]) -> int:
+    rows = [list(r) for r in matrix]
+    rank = 0
+    width = len(rows[0]) if rows else 0
+    for column in range(width):
+        pivot = next((i for i in range(rank, len(rows)) if rows[i][column] != 0), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        for i in range(len(rows)):
+            if i != rank and rows[i][column] != 0:
+                factor = rows[i][column] / rows[rank][column]
+                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[rank])]
+        rank += 1
+    return rank
+
+
+def test_no_suppressed_value_can_be_recovered_by_any_subtraction(release_at_first: Path) -> None:
+    data = json.loads((release_at_first / "data.json").read_text())
+    hidden_total = 0
+    for table in data["tables"]:
+        dimension = table["column_dimension"]
+        values = {(c["period"], c[dimension]): c["count"] for c in table["cells"]}
+        hidden_total += sum(1 for v in values.values() if v is None)
+        for line in _lines(table):
+            unknown = [cell for cell in line if values[cell] is None]
+            # one unknown in a line: total minus the others, or a part from the total
+            assert len(unknown) != 1, (table["name"], unknown)
+            if not unknown:
+                assert sum(values[c] or 0 for c in line[:-1]) == values[line[-1]]
+        assert _recoverable(table, values) == [], table["name"]
+    assert hidden_total > 20
+    summary = {s["table"]: s for s in data["suppression"]["tables"]}
+    assert sum(s["primary"] + s["complementary"] for s in summary.values()) == hidden_total
+    assert "1 to 10" in data["suppression"]["rule"]["method"]
+    page = (release_at_first / "index.html").read_text()
+    assert "suppressed because they were from 1 to 10" in page
+
+
+def test_the_release_holds_no_personal_data_ids_places_or_dates(year: SyntheticYear, release_at_first: Path) -> None:
+    text = "\n".join(p.read_text() for p in release_at_first.iterdir() if p.name != "published-event.json")
+    for incident in list(year.first)[:300]:
+        assert incident not in text
+    for needle in ("Supervisor Person", "Secret St", "RD-SECRET", "witness Name", "555-01", "SECRET-", "SAO-26-"):
+        assert needle not in text
+    for truth in year.first.values():
+        assert truth.day.isoformat() not in text
+    assert "analyst-17" not in text
+
+
+def test_the_data_package_is_valid_frictionless(release_at_first: Path, tmp_path: Path) -> None:
+    from frictionless import validate
+
+    report = validate(str(release_at_first / "datapackage.json"))
+    assert report.valid, report.flatten(["resourceName", "type", "note"])
+    package = json.loads((release_at_first / "datapackage.json").read_text())
+    assert {r["path"] for r in package["resources"]} == {
+        "incidents_by_agency.csv", "violations_by_category.csv", "characteristics.csv", "referrals.csv", "data.json"}
+    copy = tmp_path / "copy"
+    shutil.copytree(release_at_first, copy)
+    path = copy / "referrals.csv"
+    path.write_text(path.read_text().replace("\nTotal,Total,", "\nTotal,Total,9", 1))
+    broken = validate(str(copy / "datapackage.json"))
+    assert not broken.valid
+    assert any(error[0] in ("hash-count", "byte-count") for error in broken.flatten(["type"]))
+
+
+def test_the_published_event_names_every_file_and_is_proved(year: SyntheticYear, release_at_first: Path) -> None:
+    import hashlib
+
+    from custody.ledger import checkpoint as notes
+
+    event = json.loads((release_at_first / "published-event.json").read_text())
+    assert event["action"] == "published" and event["actor"] == "analyst-17"
+    details = event["details"]
+    assert details["checkpoint"]["size"] == year.checkpoint
+    assert details["rules"]["suppression"]["min"] == 1 and details["rules"]["suppression"]["max"] == 10
+    assert {c["name"] for c in details["rules"]["taxonomy"]} >= set(CATEGORIES)
+    for name, digest in details["files"].items():
+        assert hashlib.sha256((release_at_first / name).read_bytes()).hexdigest() == digest
+    assert set(details["files"]) == {p.name for p in release_at_first.iterdir()} - {
+        "published-event.json", "published-event.tlog-proof", "consistency-proof.txt", "verifier.key"}
+    verifier = notes.Verifier.from_text((year.custody.home / "verifier.key").read_text().strip())
+    proved = notes.verify_tlog_proof((release_at_first / "published-event.tlog-proof").read_text(), [verifier],
+                                     entry=event["leaf"].encode())
+    assert proved.index == event["seq"] and proved.checkpoint.size > event["seq"]
+    logged = [e for e in year.custody.json("log") if e["action"] == "published"]
+    assert any(e["seq"] == event["seq"] and e["hash"] == event["hash"] for e in logged)
+
+
+def test_verify_passes_offline_and_names_each_tampered_file(release_at_first: Path, tmp_path: Path) -> None:
+    from cli.main import cli
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    nowhere = {"CUSTODY_HOME": str(tmp_path / "no-such-home"), "CUSTODY_DB": "sqlite:////nonexistent/x.db"}
+    good = runner.invoke(cli, ["publish", "verify", str(release_at_first), "--json"], env=nowhere)
+    assert good.exit_code == 0, good.output
+    report = json.loads(good.stdout)
+    assert report["ok"] is True and report["files_checked"] == 9 and report["verifier_key_from"] == "release"
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(release_at_first, copy)
+    csv_path = copy / "incidents_by_agency.csv"
+    lines = csv_path.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if line.split(",")[2] not in ("", "count", "0"))
+    fields = lines[index].split(",")
+    fields[2] = str(int(fields[2]) + 1)
+    lines[index] = ",".join(fields)
+    csv_path.write_text("\n".join(lines) + "\n")
+    (copy / "extra.csv").write_text("a,b\n")
+    bad = runner.invoke(cli, ["publish", "verify", str(copy), "--json"], env=nowhere)
+    assert bad.exit_code == 3, bad.output
+    findings = {(f["subject"], f["kind"]) for f in json.loads(bad.stdout)["findings"]}
+    assert findings == {("incidents_by_agency.csv", "mismatch"), ("extra.csv", "unexpected")}
+
+    text = runner.invoke(cli, ["publish", "verify", str(copy)], env=nowhere)
+    assert text.exit_code == 3
+    assert "incidents_by_agency.csv: its SHA-256 is not the one the published event records" in text.stderr
+
+
+def test_a_forged_event_or_a_foreign_key_is_caught(year: SyntheticYear, release_at_first: Path, tmp_path: Path) -> None:
+    from custody.ledger.checkpoint import generate_signer
+
+    copy = tmp_path / "forged"
+    shutil.copytree(release_at_first, copy)
+    event_path = copy / "published-event.json"
+    event = json.loads(event_path.read_text())
+    # a forger changes a cell and the event's digest of the file: the event's hash no longer fits
+    csv_path = copy / "referrals.csv"
+    csv_path.write_text(csv_path.read_text().replace("\nTotal,Total,", "\nTotal,Total,1", 1))
+    import hashlib
+
+    event["details"]["files"]["referrals.csv"] = hashlib.sha256(csv_path.read_bytes()).hexdigest()
+    event_path.write_text(json.dumps(event))
+    result = year.custody("publish", "verify", str(copy), "--json")
+    assert result.exit_code == 3
+    subjects = {f["subject"] for f in json.loads(result.stdout)["findings"]}
+    assert subjects == {"published-event.json", "published-event.tlog-proof"}
+
+    _, other = generate_signer("elsewhere/custody/0000")
+    pinned = year.custody("publish", "verify", str(release_at_first), "--key", other, "--json")
+    assert pinned.exit_code == 3
+    subjects = {f["subject"] for f in json.loads(pinned.stdout)["findings"]}
+    assert subjects == {"published-event.tlog-proof", "checkpoint.txt"}
+    right = year.custody("publish", "verify", str(release_at_first), "--key",
+                         str(year.custody.home / "verifier.key"), "--json")
+    assert right.exit_code == 0 and json.loads(right.stdout)["verifier_key_from"] == "given"
+
+
+def test_recompute_matches_every_cell_and_names_a_changed_one(year: SyntheticYear, release_at_first: Path,
+                                                              tmp_path: Path) -> None:
+    report = year.custody.json("publish", "verify", str(release_at_first), "--recompute")
+    values, _ = published(release_at_first)
+    assert report["recomputed"] is True and report["cells_compared"] == len(values)
+    assert report["mismatched_cells"] == []
+
+    copy = tmp_path / "changed"
+    shutil.copytree(release_at_first, copy)
+    data = json.loads((copy / "data.json").read_text())
+    cell = next(c for c in data["tables"][0]["cells"] if c["count"] and c["period"] != "Total")
+    cell["count"] += 5
+    (copy / "data.json").write_text(json.dumps(data))
+    result = year.custody("publish", "verify", str(copy), "--recompute", "--json")
+    assert result.exit_code == 3
+    changed = json.loads(result.stdout)
+    assert changed["mismatched_cells"] == [{"table": "incidents_by_agency", "period": cell["period"],
+                                            "column": cell["agency"], "recomputed": cell["count"] - 5,
+                                            "release": cell["count"]}]
+
+
+def test_a_release_at_an_older_checkpoint_ignores_later_events(year: SyntheticYear, release_at_first: Path,
+                                                              tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    result = year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--out", str(again), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert published(again) == published(release_at_first)
+    for name in ("incidents_by_agency.csv", "violations_by_category.csv", "characteristics.csv", "referrals.csv"):
+        assert (again / name).read_bytes() == (release_at_first / name).read_bytes()
+    assert summary["revision"]["changes"] == []
+
+    latest = tmp_path / "latest"
+    result = year.custody("publish", "stats", "--as-of", "latest", "--out", str(latest), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    _check_against_truth(latest, year.final, "month")
+    before, _ = published(again)
+    after, _ = published(latest)
+    differ = {k for k in after if k in before and k[1] != "Total" and before[k] != after[k]}
+    assert differ, "the later events should change some earlier month"
+    revision = json.loads((latest / "data.json").read_text())["revision"]
+    assert revision["previous"]["event"] == json.loads((again / "published-event.json").read_text())["seq"]
+    assert {(c["table"], c["period"], c["column"]) for c in revision["changes"]} == differ
+    page = (latest / "index.html").read_text()
+    assert "Changes from the earlier release" in page and f"ledger event {revision['previous']['event']}" in page
+    assert year.custody.json("publish", "verify", str(release_at_first), "--recompute")["mismatched_cells"] == []
+
+
+def test_unknown_checkpoint_or_nonempty_out_is_refused(year: SyntheticYear, tmp_path: Path) -> None:
+    result = year.custody("publish", "stats", "--as-of", "999999", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "no signed checkpoint of size 999999" in result.stderr
+    result = year.custody("publish", "stats", "--as-of", "soon", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and "neither a checkpoint size nor 'latest'" in result.stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a").write_text("")
+    result = year.custody("publish", "stats", "--as-of", "latest", "--out", str(tmp_path / "full"))
+    assert result.exit_code == 2 and "is not empty" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+# -- the taxonomy and tagging ----------------------------------------------------------------
+
+
+def test_violation_categories_tag_incidents_and_unknown_ones_are_refused(initialized: Custody) -> None:
+    refused = initialized("incident", "create", "INC-9", "--violation", "jaywalking")
+    assert refused.exit_code == 2
+    assert "unknown category 'jaywalking'" in refused.stderr and "battery, civil-rights-act" in refused.stderr
+    assert initialized.json("log") == []
+    created = initialized.json("incident", "create", "INC-9", "--violation", "trust-act", "--violation", "battery",
+                               "--citation", "5 ILCS 805/15(h)")
+    assert created["fields"]["violation_categories"] == ["trust-act", "battery"]
+    assert created["fields"]["violations"] == ["5 ILCS 805/15(h)"]
+    amended = initialized.json("incident", "amend", "INC-9", "--violation", "use-of-force", "--reason", "review")
+    assert amended["fields"]["violation_categories"] == ["use-of-force"]
+    assert amended["fields"]["violations"] == ["5 ILCS 805/15(h)"]
+    again = initialized("incident", "amend", "INC-9", "--violation", "nope", "--reason", "x")
+    assert again.exit_code == 2 and "unknown category 'nope'" in again.stderr
+
+
+def test_the_taxonomy_cites_law_and_the_agency_can_extend_and_retire(initialized: Custody) -> None:
+    shipped = {c["name"]: c for c in initialized.json("publish", "taxonomy")}
+    assert "5 ILCS 805/15" in shipped["trust-act"]["citations"][0]
+    assert "Way Forward Act" in shipped["trust-act"]["citations"][0]
+    assert shipped["civil-rights-act"]["citations"] == ["Illinois Civil Rights Act of 2003, 740 ILCS 23/5"]
+    assert shipped["identification-refused"]["generic"] is True
+    (initialized.home / "config.toml").write_text(
+        '[violations.categories.curfew-ordinance]\ntitle = "Local ordinance"\ncitations = ["MCC 8-16-020"]\n'
+        '[violations.categories.welcoming-city]\nretired = true\n')
+    extended = {c["name"]: c for c in initialized.json("publish", "taxonomy")}
+    assert extended["curfew-ordinance"]["citations"] == ["MCC 8-16-020"] and extended["welcoming-city"]["retired"]
+    assert initialized("incident", "create", "A", "--violation", "curfew-ordinance").exit_code == 0
+    retired = initialized("incident", "create", "B", "--violation", "welcoming-city")
+    assert retired.exit_code == 2 and "welcoming-city" not in retired.stderr.split("known categories:")[1]
+
+
+def test_districts_are_the_finest_place_and_are_escaped(initialized: Custody, tmp_path: Path) -> None:
+    (initialized.home / "config.toml").write_text('[publish]\nlocation_level = "district"\nsuppress_max = 2\n')
+    for number in range(8):
+        district = "<b>010</b>" if number < 5 else "011"
+        result = initialized("incident", "create", f"D-{number}", "--occurred-at", "2026-05-02T10:00:00-05:00",
+                             "--agency", "CBP", "--district", district, "--location", f"{number} Hidden Ave")
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "rel"
+    assert initialized("publish", "stats", "--as-of", "latest", "--out", str(out)).exit_code == 0
+    values, reasons = published(out)
+    assert values[("incidents_by_district", "2026-05", "<b>010</b>")] == 5
+    assert values[("incidents_by_district", "2026-05", "011")] == 3
+    assert values[("incidents_by_agency", "2026-05", "CBP")] == 8
+    page = (out / "index.html").read_text()
+    assert "&lt;b&gt;010&lt;/b&gt;" in page and "<b>010</b>" not in page and "Hidden Ave" not in page

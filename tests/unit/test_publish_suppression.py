@@ -1,0 +1,77 @@
+"""Complementary suppression: no suppressed value follows from the published ones."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custody.publish.rules import PublishRules
+from custody.publish.stats import TOTAL, Table
+from custody.publish.suppression import COMPLEMENTARY, PRIMARY, determined, suppress
+from tests.cli.test_publish import _lines, _recoverable
+
+
+def _table(grid: list[list[int]], row_totals: bool) -> Table:
+    rows = [f"r{i}" for i in range(len(grid))]
+    columns = [f"c{j}" for j in range(len(grid[0]))]
+    counts = {(r, c): grid[i][j] for i, r in enumerate(rows) for j, c in enumerate(columns)}
+    if row_totals:
+        for r in rows:
+            counts[(r, TOTAL)] = sum(counts[(r, c)] for c in columns)
+    for c in columns + ([TOTAL] if row_totals else []):
+        counts[(TOTAL, c)] = sum(counts[(r, c)] for r in rows)
+    return Table("t", "t", "incidents", "column", rows, columns, {}, row_totals, True, counts)
+
+
+def test_a_cell_joining_two_hidden_cycles_is_found_though_every_line_hides_two() -> None:
+    table = _table([[20, 20, 20, 20]] * 4, True)
+    hidden = {("r0", "c0"), ("r0", "c1"), ("r1", "c0"), ("r1", "c1"),
+              ("r2", "c2"), ("r2", "c3"), ("r3", "c2"), ("r3", "c3"), ("r0", "c2")}
+    for total, parts in table.equations():
+        assert len(hidden & {total, *parts}) != 1
+    assert determined(table.equations(), hidden) == [("r0", "c2")]
+    assert determined(table.equations(), hidden - {("r0", "c2")}) == []
+
+
+def test_one_small_cell_takes_three_more_with_it() -> None:
+    table = _table([[3, 40, 50], [60, 70, 80], [90, 95, 99]], True)
+    table.apply_suppression(PublishRules(period="month"))
+    assert table.suppressed[("r0", "c0")] == PRIMARY
+    assert sorted(table.suppressed) == [("r0", "c0"), ("r0", "c1"), ("r1", "c0"), ("r1", "c1")]
+    assert {v for k, v in table.suppressed.items() if k != ("r0", "c0")} == {COMPLEMENTARY}
+
+
+def test_a_small_total_is_suppressed_and_protected() -> None:
+    table = _table([[2, 3], [40, 50]], True)
+    table.apply_suppression(PublishRules(period="month"))
+    assert table.suppressed[("r0", TOTAL)] == PRIMARY
+    values = {cell: table.published(cell) for cell in table.cells()}
+    assert _recoverable(table.as_dict(), values) == []
+
+
+grids = st.integers(1, 6).flatmap(
+    lambda rows: st.integers(1, 5).flatmap(
+        lambda columns: st.lists(st.lists(st.integers(0, 30), min_size=columns, max_size=columns),
+                                 min_size=rows, max_size=rows)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(grid=grids, row_totals=st.booleans(), high=st.integers(1, 12))
+def test_no_suppressed_value_is_recoverable_in_any_table(grid: list[list[int]], row_totals: bool, high: int) -> None:
+    table = _table(grid, row_totals)
+    table.apply_suppression(PublishRules(period="month", suppress_max=high))
+    values = {cell: table.published(cell) for cell in table.cells()}
+    for cell, value in table.counts.items():
+        if 1 <= value <= high:
+            assert table.suppressed.get(cell) == PRIMARY
+        elif cell in table.suppressed:
+            assert table.suppressed[cell] == COMPLEMENTARY
+    record = table.as_dict()
+    for line in _lines(record):
+        assert sum(1 for cell in line if values[cell] is None) != 1
+    assert _recoverable(record, values) == []
+
+
+def test_suppress_works_on_any_keys() -> None:
+    hidden = suppress({"a": 5, "b": 30, "t": 35}, [("t", ["a", "b"])], low=1, high=10, totals={"t"})
+    assert hidden == {"a": PRIMARY, "b": COMPLEMENTARY}
