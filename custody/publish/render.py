@@ -15,7 +15,7 @@ from typing import Any
 from custody.publish.stats import TOTAL, Table
 
 FORMAT = "custody-publish v1"
-CHART_WIDTH, CHART_HEIGHT = 640, 240
+CHART_WIDTH, CHART_HEIGHT = 480, 280
 
 
 def table_csv(table: Table) -> bytes:
@@ -91,7 +91,8 @@ def chart(table: Table, title: str) -> dict[str, Any]:
     column = TOTAL if table.row_totals else table.columns[0]
     values = [(row, table.published((row, column))) for row in table.rows]
     top = max([v for _, v in values if v is not None] + [1])
-    left, bottom, inner_h = 40.0, 40.0, CHART_HEIGHT - 60.0
+    left, bottom = 34.0, 70.0
+    inner_h = CHART_HEIGHT - bottom - 30.0
     slot = (CHART_WIDTH - left - 10) / max(len(values), 1)
     bars = []
     for i, (row, value) in enumerate(values):

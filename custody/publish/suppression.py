@@ -32,9 +32,9 @@ def determined(equations: Sequence[tuple[Key, Sequence[Key]]], hidden: set[Key])
     (each ``(total, parts)``: the parts sum to the total)."""
     unknowns = sorted(hidden, key=repr)
     index = {key: i for i, key in enumerate(unknowns)}
-    rows: list[list[Fraction]] = []
+    rows: list[list[int]] = []
     for total, parts in equations:
-        row = [Fraction(0)] * len(unknowns)
+        row = [0] * len(unknowns)
         involved = False
         if total in index:
             row[index[total]] -= 1
@@ -45,16 +45,48 @@ def determined(equations: Sequence[tuple[Key, Sequence[Key]]], hidden: set[Key])
                 involved = True
         if involved:
             rows.append(row)
-    pivots = _reduce(rows, len(unknowns))
+    pivots: Mapping[int, Sequence[int | Fraction]] = _reduce(rows, len(unknowns))
     found = []
-    for column, row in pivots.items():
-        if all(value == 0 for i, value in enumerate(row) if i != column):
+    for column, reduced in pivots.items():
+        if all(value == 0 for i, value in enumerate(reduced) if i != column):
             found.append(unknowns[column])
     return found
 
 
-def _reduce(rows: list[list[Fraction]], width: int) -> dict[int, list[Fraction]]:
-    """Reduced row echelon form: pivot column -> its row."""
+def _reduce(rows: list[list[int]], width: int) -> dict[int, list[Fraction]] | dict[int, list[int]]:
+    """Reduced row echelon form: pivot column -> its row.
+
+    A table's equations form a totally unimodular matrix (each value is in at most two of
+    them), and pivoting keeps it so: every pivot is +1 or -1 and integers stay exact. Should a
+    pivot ever be anything else, the elimination is redone in rationals."""
+    work = [list(row) for row in rows]
+    pivots: dict[int, list[int]] = {}
+    rank = 0
+    for column in range(width):
+        pick = next((r for r in range(rank, len(work)) if work[r][column] != 0), None)
+        if pick is None:
+            continue
+        work[rank], work[pick] = work[pick], work[rank]
+        lead = work[rank][column]
+        if lead not in (1, -1):
+            return _reduce_rational([[Fraction(v) for v in row] for row in rows], width)
+        pivot = [value * lead for value in work[rank]]
+        work[rank] = pivot
+        nonzero = [i for i, value in enumerate(pivot) if value]
+        for r in range(len(work)):
+            factor = work[r][column]
+            if r != rank and factor != 0:
+                target = work[r]
+                for i in nonzero:
+                    target[i] -= factor * pivot[i]
+        rank += 1
+    for r in range(rank):
+        column = next(i for i, value in enumerate(work[r]) if value != 0)
+        pivots[column] = work[r]
+    return pivots
+
+
+def _reduce_rational(rows: list[list[Fraction]], width: int) -> dict[int, list[Fraction]]:
     pivots: dict[int, list[Fraction]] = {}
     rank = 0
     for column in range(width):

@@ -578,3 +578,15 @@ def test_districts_are_the_finest_place_and_are_escaped(initialized: Custody, tm
     assert values[("incidents_by_agency", "2026-05", "CBP")] == 8
     page = (out / "index.html").read_text()
     assert "&lt;b&gt;010&lt;/b&gt;" in page and "<b>010</b>" not in page and "Hidden Ave" not in page
+
+
+def test_offline_verification_loads_no_database_code(release_at_first: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from custody.publish.verify import verify_release; "
+            f"check = verify_release(Path({str(release_at_first)!r})); "
+            "print(check.ok, check.files_checked, sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('sqlalchemy', 'boto3', 'botocore', 'jinja2', 'psycopg')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True 9 []"

@@ -75,3 +75,10 @@ def test_no_suppressed_value_is_recoverable_in_any_table(grid: list[list[int]], 
 def test_suppress_works_on_any_keys() -> None:
     hidden = suppress({"a": 5, "b": 30, "t": 35}, [("t", ["a", "b"])], low=1, high=10, totals={"t"})
     assert hidden == {"a": PRIMARY, "b": COMPLEMENTARY}
+
+
+def test_the_integer_elimination_falls_back_to_rationals_off_unimodular_input() -> None:
+    from custody.publish.suppression import _reduce
+
+    pivots = _reduce([[2, 1], [1, 1]], 2)
+    assert sorted(pivots) == [0, 1] and all(row[i] == (1 if i == c else 0) for c, row in pivots.items() for i in range(2))
