@@ -18,7 +18,7 @@ system-deps-demo:
 	infra/dev/system-deps.sh venv ffmpeg
 
 system-deps-test:
-	infra/dev/system-deps.sh venv ffmpeg b3sum ceph postgresql chromium openssh terraform softhsm openssl golang
+	infra/dev/system-deps.sh venv ffmpeg b3sum ceph postgresql chromium openssh terraform softhsm openssl golang stock-python
 
 ## make demo: sample clips -> ingest into the embedded default -> verify -> custody log
 demo: system-deps-demo venv

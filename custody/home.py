@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
 from pathlib import Path
@@ -31,11 +31,24 @@ class InitReport:
     """The backup key's verifier key when ``init`` made one (custody.anchors.keys)."""
 
 
-def key_name() -> str:
-    """The signing key's name, also the checkpoints' origin: ``<host>/custody/<random>``,
-    restricted to characters a signed note allows, and unique to this ledger."""
-    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
-    return f"{host}/custody/{secrets.token_hex(4)}"
+def key_name(settings: Settings) -> str:
+    """The signing key's name, which is also the checkpoints' origin: a schema-less URL, as
+    C2SP tlog-checkpoint recommends. ``[ledger] origin`` in the config file names it (e.g.
+    ``evidence.example-city.gov/custody``); without it, ``custody.invalid/<random>`` (the
+    reserved ``.invalid`` domain: stable, unique to this ledger, and claiming no one's name).
+    The name is stored in the key file when the key is made and never recomputed, so a later
+    change of the setting or of the host name leaves the ledger verifiable."""
+    ledger = settings.config.get("ledger")
+    origin = ledger.get("origin") if isinstance(ledger, Mapping) else None
+    if origin is None:
+        return f"custody.invalid/{secrets.token_hex(4)}"
+    if not isinstance(origin, str) or not re.fullmatch(r"[A-Za-z0-9.-]+(/[A-Za-z0-9._~-]+)*", origin) \
+            or "://" in origin:
+        raise ConfigError(
+            f"[ledger] origin {origin!r}: give a schema-less URL such as 'evidence.example-city.gov/custody' "
+            "(letters, digits, '.', '-', '/'; no scheme, spaces or '+')"
+        )
+    return origin
 
 
 def _write_exclusive(path: Path, content: str, mode: int) -> bool:
@@ -86,14 +99,14 @@ def init_home(
     if hsm_uri is not None and not settings.key_path.exists():
         from custody.ledger.hsm import Pkcs11NoteSigner, with_note_name
 
-        uri = with_note_name(hsm_uri, key_name())
+        uri = with_note_name(hsm_uri, key_name(settings))
         hsm_signer = Pkcs11NoteSigner.open(uri, create=True)
         key_created = _write_exclusive(settings.key_path, uri + "\n", 0o600)
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, hsm_signer.verifier().to_text() + "\n", 0o644)
     if not settings.key_path.exists():
-        signer, verifier = generate_signer(key_name())
+        signer, verifier = generate_signer(key_name(settings))
         key_created = _write_exclusive(settings.key_path, signer + "\n", 0o600)
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ def ledger() -> None:
       custody ledger verify
       custody ledger key > ledger.vkey
       custody ledger prove 1f0c3a9e > event.proof
+      custody ledger consistency 17 42 > 17-to-42.proof
     """
 
 
@@ -209,6 +210,35 @@ def publish(ctx: click.Context, target: str, as_json: bool) -> None:
             f"published {result.size} entries to {result.directory} ({result.tiles_written} tile(s) written, "
             f"{result.previous_size} entries were published before; {result.cosignatures} cosignature(s))"
         )
+
+
+@ledger.command("consistency")
+@click.argument("old_size", type=click.IntRange(min=0))
+@click.argument("new_size", type=click.IntRange(min=0), required=False)
+@click.pass_context
+def consistency(ctx: click.Context, old_size: int, new_size: int | None) -> None:
+    """Print an RFC 9162 consistency proof from OLD_SIZE to a signed checkpoint.
+
+    Proves that the tree of NEW_SIZE events (default: the latest signed checkpoint; it must be
+    the size of a checkpoint this ledger signed) extends the tree of OLD_SIZE events: a holder
+    of a checkpoint of OLD_SIZE checks that nothing before it was changed or removed.
+
+    \b
+    Output (the layout of a C2SP tlog-witness add-checkpoint body):
+      old OLD_SIZE
+      one base64 proof hash per line (RFC 9162 section 2.1.4 order)
+      an empty line, then the signed checkpoint of NEW_SIZE, verbatim
+
+    Exits 2 if NEW_SIZE was never checkpointed or OLD_SIZE exceeds it.
+
+    \b
+    Examples:
+      custody ledger consistency 17
+      custody ledger consistency 17 42 > 17-to-42.proof
+    """
+    from custody.ledger.consistency import ledger_consistency
+
+    click.echo(ledger_consistency(workspace(ctx).ledger, old_size, new_size), nl=False)
 
 
 COMMANDS = [ledger]

@@ -16,7 +16,8 @@ from cli.context import emit_json, workspace
 @click.command("export")
 @click.argument("refs", nargs=-1, metavar="[REF]...")
 @click.option("--incident", "incident_id", required=True, metavar="ID", help="The incident whose evidence to export.")
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="The package directory to create (must not exist, or be empty).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="The package directory to create: a new path, or an existing empty directory.")
 @click.option("--recipient", help="Who receives it, e.g. \"Cook County State's Attorney, Felony Review\".")
 @click.option("--organization", help="Source-Organization in bag-info.txt (config: [commands.export] organization).")
 @click.option("--no-contact-sheets", is_flag=True, help="Do not make contact sheets (no ffmpeg needed).")
@@ -36,7 +37,13 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
     incident's linked objects. The export is recorded as an ``exported`` event per file
     (recipient, actor, the tag manifest's SHA-256).
 
-    Exits 2 for an unknown incident, an object not linked to it or an existing --out; 3 if a
+    The last event of the package's checkpoint is its ``export-prepared`` event, listing every
+    event and linked object a complete package holds; custody/seal.txt signs every file with the
+    ledger's key; a package for a recipient who had one before carries the consistency proof
+    from that package's checkpoint.
+
+    Exits 2 for an unknown incident, an object not linked to it or an --out that exists and is
+    not an empty directory; 3 if a
     stored object no longer has its recorded digests (nothing is written); 5 if ffmpeg is
     missing for contact sheets.
 
@@ -63,6 +70,14 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
     for item in result.items:
         click.echo(f"  {item.file}  {item.size} bytes  BLAKE3 {item.blake3[:16]}  SHA-256 {item.sha256[:16]}")
     click.echo(f"events    {result.events}, proved against checkpoint {result.checkpoint['size']}")
+    click.echo(f"complete  export-prepared event {result.prepared_seq}, the checkpoint's last, lists every event and "
+               "linked object")
+    click.echo(f"sealed    custody/seal.txt (SHA-256 {result.seal_sha256}), signed with the ledger's key")
+    if result.previous_checkpoint is not None:
+        click.echo(f"extends   the recipient's previous package (checkpoint {result.previous_checkpoint}): "
+                   "custody/consistency.txt")
+    for blake3 in result.excluded:
+        click.echo(f"excluded  BLAKE3 {blake3[:16]}: linked to the incident, left out by the REFs given")
     click.echo(f"recorded  exported events {', '.join(map(str, result.exported_seqs))} "
                f"(tag manifest SHA-256 {result.tagmanifest_sha256})")
     for gone in result.disposed:
@@ -84,10 +99,12 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
               help="How many trusted witnesses must have cosigned the checkpoint (default: all given).")
 @click.option("--tsa-ca", "tsa_ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="The CA certificate (PEM) of the time-stamping authority you trust: the RFC 3161 token is then required.")
+@click.option("--previous", "previous", type=click.Path(file_okay=False, path_type=Path), metavar="OLD_DIR",
+              help="An earlier package from the same ledger: check that this package's checkpoint extends its own.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify_package_command(directory: Path, trust_key: str | None, receipt_out: Path | None,
                            signer_key: Path | None, trust_witnesses: tuple[str, ...], witness_quorum: int | None,
-                           tsa_ca: Path | None, as_json: bool) -> None:
+                           tsa_ca: Path | None, previous: Path | None, as_json: bool) -> None:
     """Check a package offline: every file, every custody claim.
 
     Needs no database, store or configuration. Checks bagit.txt, bag-info.txt and its
@@ -99,9 +116,13 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
     --trust-witness witnesses (at least --witness-quorum of them) and the RFC 3161 timestamp
     of the checkpoint (required, and checked against it, with --tsa-ca); and that
     each file's BLAKE3, SHA-256 and size are those its proved ingest event recorded, that a
-    proved event links it to the incident, and that each packet list is the one recorded.
-    Every finding is reported, naming its file. Exits 3 on any finding, 2 if DIRECTORY is not
-    a directory or a key is unusable.
+    proved event links it to the incident, and that each packet list is the one recorded; the
+    seal (every file as the ledger's key signed it: with --trust-key, any edited, added or
+    removed file is named); completeness (every event and linked object that the package's
+    export-prepared event lists is there); with --previous, that its checkpoint extends the
+    earlier package's (RFC 9162 consistency proof). Links are never followed and special files
+    never opened. Every finding is reported, naming its file. Exits 3 on any finding, 2 if
+    DIRECTORY is not a directory or a key is unusable.
 
     \b
     Examples:
@@ -110,6 +131,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
       custody verify-package pkg --trust-key vkey --receipt receipt.txt --signer-key sao.key
       custody verify-package pkg --trust-key vkey --trust-witness w1.vkey --trust-witness w2.vkey \\
           --witness-quorum 2 --tsa-ca tsa-ca.pem
+      custody verify-package pkg-march --previous pkg-january --trust-key vkey
     """
     from custody.package.receipt import load_signer_key, make_receipt, write_receipt
     from custody.package.verify import AnchorPolicy, read_verifier_key, verify_package
@@ -122,7 +144,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
     quorum = len(witnesses) if witness_quorum is None else witness_quorum
     if quorum > len(witnesses):
         raise click.BadParameter(f"{quorum} is more than the {len(witnesses)} --trust-witness given", param_hint="--witness-quorum")
-    report = verify_package(directory, trusted, AnchorPolicy(witnesses, quorum, tsa_ca))
+    report = verify_package(directory, trusted, AnchorPolicy(witnesses, quorum, tsa_ca), previous)
     if as_json:
         emit_json(report.as_dict())
     else:
@@ -153,14 +175,29 @@ def _witness_key(value: str) -> Any:
         raise click.BadParameter(f"{value}: not a witness key: {exc}", param_hint="--trust-witness") from exc
 
 
+def printable(text: str) -> str:
+    """Text from a package as the terminal may show it: control characters escaped."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def _render_report(report: Any) -> None:
-    click.echo(f"package   {report.path}")
-    click.echo(f"incident  {report.incident or '-'}  (package {report.package_id or '-'})")
+    click.echo(f"package   {printable(report.path)}")
+    if not report.is_package:
+        click.echo(f"custody: {printable(report.path)}: not a package: it holds none of a package's files "
+                   "(bagit.txt, bag-info.txt, data/, custody/)", err=True)
+        click.echo("NOT VERIFIED: not a package")
+        return
+    click.echo(f"incident  {printable(report.incident or 'not stated (bag-info.txt has no External-Identifier)')}  "
+               f"(package {printable(report.package_id or 'not stated')})")
     for check in report.checks:
         state = "ok" if check.findings == 0 else f"FAILED ({check.findings})"
-        click.echo(f"  {state:<12} {check.name}: {check.detail}")
+        click.echo(f"  {state:<12} {check.name}: {printable(check.detail)}")
     for finding in report.findings:
-        click.echo(f"custody: {finding.subject}: {finding.message}", err=True)
+        click.echo(f"custody: {printable(finding.subject)}: {printable(finding.message)}", err=True)
+    for blake3 in report.excluded:
+        click.echo(f"note: object {printable(blake3)} is linked to the incident but the sender left it out of this "
+                   "package (a selected export)", err=True)
     if report.ok:
         click.echo("verified: every file and every custody claim in the package checks out")
         if not report.key_trusted:

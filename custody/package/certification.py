@@ -26,15 +26,39 @@ def tool_versions(context: ExportContext) -> list[tuple[str, str]]:
     return versions
 
 
+def lock_statement(worm: str | None) -> str:
+    """Where the retention lock of the stored copies (and checkpoints) is enforced, said
+    exactly, as indented lines of paragraph 2."""
+    if worm == "server":
+        text = ("Where the lock is enforced: by the storage server itself (S3 Object Lock). In COMPLIANCE "
+                "mode, which this system uses for evidence and checkpoints, no user of the storage, its "
+                "administrators included, can delete or overwrite a locked object or shorten its retention "
+                "before the retention date.")
+    elif worm == "program":
+        text = ("Where the lock is enforced: by this program only. The store is a directory on a local disk; "
+                "the program makes each file read-only and refuses to delete or shorten a retained object, "
+                "but the disk itself enforces nothing, so an administrator of the machine could delete or "
+                "alter the stored files. Such a change would be detected by comparing the files with the "
+                "signed ledger, not prevented.")
+    else:
+        text = "Where the lock is enforced: not stated by the storage backend."
+    lines, line = [], "   "
+    for word in text.split():
+        if len(line) + len(word) + 1 > 95:
+            lines.append(line)
+            line = "   "
+        line += " " + word if line.strip() else word
+    lines.append(line)
+    return "\n".join(lines)
+
+
 def render_certification(context: ExportContext) -> str:
     """A draft certification for a qualified person to complete and sign, in the spirit of
     Federal Rule of Evidence 902(14): what was hashed, how, with what, the values, and how
     the copies were made."""
     settings = context.workspace.settings
     store = context.workspace.store.describe()
-    worm = getattr(getattr(context.workspace.store, "capabilities", None), "worm", None)
-    enforced = {"server": "retention enforced by the storage server",
-                "program": "retention enforced by the custody software, not by the storage itself"}.get(worm or "", "")
+    lock = lock_statement(getattr(getattr(context.workspace.store, "capabilities", None), "worm", None))
     agency = context.organization if context.organization_given else "______________________________ [agency]"
     tools = "\n".join(f"     - {name}: {version}" for name, version in tool_versions(context))
     files = []
@@ -69,10 +93,10 @@ I, ______________________________ [name], declare:
 
 2. When each file listed in paragraph 5 was first preserved, the system read it once and
    computed its SHA-256 and BLAKE3-256 hash values from those bytes, stored the bytes in an
-   object store under a retention lock ({store}{"; " + enforced if enforced else ""}), and
-   recorded the values, the time, the person and the source location as an event in an
-   append-only, hash-chained custody ledger whose state is signed (Ed25519) and kept in
-   write-once storage.
+   object store ({store}) under a retention lock, and recorded the values, the time, the
+   person and the source location as an event in an append-only, hash-chained custody ledger
+   whose state is signed (Ed25519) in checkpoints kept in the same store under the same lock.
+{lock}
 
 3. On {context.created_text} the copies in this package were made by reading each preserved
    object from that store and writing the same bytes, unchanged and in full, to the file named

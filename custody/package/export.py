@@ -4,7 +4,8 @@ can verify offline, with stock tools or with ``custody verify-package``.
 The layout is defined in ``custody.package.layout`` (the offline verifier reads exactly what
 this module writes). In order, ``export_package``:
 
-1. signs a checkpoint of the whole ledger (``seal(force=True)``), so that one checkpoint covers
+1. appends the package's ``export-prepared`` event (what a complete package holds) and signs a
+   checkpoint that ends with it (``custody.package.commitment``), so that one checkpoint covers
    every event the package carries;
 2. copies each preserved object byte for byte from the store into ``data/`` under a readable
    name (incident, camera, time; ``_2``, ``_3`` ... on collisions), computing SHA-256, SHA-512
@@ -14,7 +15,9 @@ this module writes). In order, ``export_package``:
    objects and the incident (each with its canonical bytes), one tlog-proof per event, the
    checkpoint, the verifier key, each video's packet list (checked against the SHA-256 its
    ingest event recorded) and contact sheet, ``report.html``, the hash certification draft and
-   ``README.txt``; then the manifests, ``bagit.txt``, ``bag-info.txt`` and the tag manifests;
+   ``README.txt``, the consistency proof from the recipient's previous package; then the
+   manifests, ``bagit.txt``, ``bag-info.txt``, the tag manifests and the seal (the ledger key's
+   signature over every file's SHA-256);
 4. builds all of it in a hidden sibling directory and renames it into place, then records one
    ``exported`` event per object (recipient, actor, the tag manifest's SHA-256) and signs a
    checkpoint. If recording fails the package is removed, so none exists unrecorded.
@@ -39,12 +42,14 @@ from typing import Any
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
 from custody.ledger import checkpoint as notes
 from custody.package import layout
+from custody.ledger.consistency import parse_consistency
 from custody.package.certification import render_certification
+from custody.package.commitment import prepare, previous_consistency
 from custody.package.digests import PayloadDigests
 from custody.package.model import ExportContext, ExportItem, ExportResult, one_line
 from custody.package.readme import render_readme
 from custody.package.report import render_report
-from custody.package.writer import BagWriter, fsync_dir, write_custody, write_manifests
+from custody.package.writer import BagWriter, fsync_dir, write_custody, write_manifests, write_seal
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -131,15 +136,17 @@ def export_package(
         raise BadInput(f"--out: the parent directory {out.parent} does not exist")
     state = require_incident(ledger, incident_id)
     blake3s = _selected(workspace, state, refs)
-    checkpoint, state, events = _sealed_events(workspace, incident_id, blake3s)
+    package_id = str(uuid.uuid4())
+    recipient = one_line(recipient or "") or "not stated"
+    prepared = prepare(workspace, incident_id, blake3s, package_id, recipient)
+    checkpoint, state, events = prepared.checkpoint, prepared.state, prepared.events
     disposed = _disposed_objects(ledger, state, checkpoint.size)
     verifier: notes.Verifier = workspace.verifier()
     try:
         parsed, _ = notes.open_checkpoint(checkpoint.note, [verifier], origin=verifier.name)
     except notes.TlogError as exc:
         raise ConfigError(f"the verifier key does not verify the ledger's checkpoint ({exc}); check verifier.key") from exc
-    package_id = str(uuid.uuid4())
-    recipient = one_line(recipient or "") or "not stated"
+    consistency = previous_consistency(ledger, recipient, checkpoint)
     organization = one_line(organization or "")
     staging = out.parent / f".{out.name}.partial-{package_id[:8]}"
     if out.exists():
@@ -153,9 +160,12 @@ def export_package(
             recipient=recipient, organization=organization or "not stated", organization_given=bool(organization),
             created=datetime.now(timezone.utc),
             sheets_tool=tools.version("ffmpeg") if any(i.contact_sheet for i in items) else None,
-            bag_root=staging, disposed=disposed,
+            bag_root=staging, disposed=disposed, objects=prepared.objects, prepared_seq=prepared.event.seq,
+            previous_size=parse_consistency(consistency).old_size if consistency else None,
         )
         write_custody(bag, context, ledger)
+        if consistency is not None:
+            bag.text(layout.CONSISTENCY, consistency)
         anchors = anchor_files(ledger, workspace.settings, parsed.size)
         for name, data in anchors.items():
             bag.write(name, data)
@@ -163,6 +173,7 @@ def export_package(
         bag.text(layout.CERTIFICATION, render_certification(context))
         bag.text(layout.README, render_readme(context) + anchors_readme(anchors))
         tagmanifest = write_manifests(bag, context)
+        seal_sha256 = write_seal(bag, context, workspace.signer())
         bag.sync_directories()
         os.rename(staging, out)
         fsync_dir(out.parent)
@@ -172,7 +183,9 @@ def export_package(
     result = ExportResult(
         directory=str(out), incident=incident_id, package_id=package_id, recipient=recipient, items=items,
         events=len(events), checkpoint={"origin": parsed.origin, "size": parsed.size, "root": parsed.root.hex()},
-        tagmanifest_sha256=tagmanifest, disposed=disposed,
+        tagmanifest_sha256=tagmanifest, seal_sha256=seal_sha256, disposed=disposed, prepared_seq=prepared.event.seq,
+        previous_checkpoint=context.previous_size,
+        excluded=sorted(b3 for b3, status in prepared.objects.items() if status == "excluded"),
     )
     try:
         result.exported_seqs = _record(workspace, result)
@@ -238,23 +251,14 @@ def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
     return chosen
 
 
-def _sealed_events(workspace: Any, incident_id: str, blake3s: Sequence[str]) -> tuple[Any, Any, list[Any]]:
-    """A checkpoint of the whole ledger, the incident's state and the events of the objects and
-    the incident, all within it (re-sealed if another writer appended in between)."""
-    from custody.cases.incidents import require_incident
-
-    ledger = workspace.ledger
-    for _ in range(5):
-        checkpoint = workspace.seal(force=True)
-        size = checkpoint.size
-        state = require_incident(ledger, incident_id)
-        if any(e.seq >= size for e in state.history):
-            continue
-        found = {e.seq: e for e in ledger.events(incident=incident_id) if e.seq < size}
-        for blake3 in blake3s:
-            found.update({e.seq: e for e in ledger.events(evidence=blake3) if e.seq < size})
-        return checkpoint, state, [found[seq] for seq in sorted(found)]
-    raise ConfigError("the ledger kept changing while the package was prepared; try again")
+def _recorded_at_source(media: Mapping[str, Any], source: Mapping[str, Any]) -> str | None:
+    """Where an item's "recorded at" comes from, for the report (the same rule as
+    ``_write_payload``: the container's creation time, else the source file's mtime)."""
+    if media.get("creation_time"):
+        return "container"
+    if source.get("mtime"):
+        return "mtime"
+    return None
 
 
 def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence[str], tools: Any,
@@ -285,7 +289,8 @@ def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence
         items.append(ExportItem(
             blake3=row["blake3"], sha256=digests["sha256"], sha512=digests["sha512"], size=size, file=file,
             original_name=str(source.get("name", "")), camera=camera, officer=link.get("officer"),
-            recorded_at=recorded_at, ingest_seq=ingest.seq, ingested_at=ingest.time, ingested_by=ingest.actor,
+            recorded_at=recorded_at, recorded_at_source=_recorded_at_source(media, source),
+            ingest_seq=ingest.seq, ingested_at=ingest.time, ingested_by=ingest.actor,
             source=source, media_kind=media.get("kind"), duration_us=media.get("duration_us"),
         ))
     if findings:
@@ -369,6 +374,8 @@ def _record(workspace: Any, result: ExportResult) -> list[int]:
         "id": result.package_id,
         "directory": os.path.basename(result.directory),
         "tagmanifest_sha256": result.tagmanifest_sha256,
+        "seal_sha256": result.seal_sha256,
+        "prepared_seq": result.prepared_seq,
         "files": len(result.items),
         "events": result.events,
         "checkpoint": result.checkpoint,

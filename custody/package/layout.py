@@ -16,6 +16,12 @@
     custody/verifier.key                       the ledger's verifier key (name+keyid+base64)
     custody/packets/<payload name>.packets     each video's packet hash list (custody-packets v1)
     custody/sheets/<payload name>.png          each video's contact sheet
+    custody/consistency.txt                    consistency proof from the recipient's previous package
+    custody/seal.txt                           the ledger key's signature over every other file's SHA-256
+
+``custody/seal.txt`` is in no tag manifest (it covers them); the last event of the checkpoint
+is the package's ``export-prepared`` event, which lists what a complete package holds
+(``docs/design-packages.md``).
 
 BLAKE3 is in a tag file, not a ``manifest-blake3.txt``: "blake3" is not a registered hash name,
 so a strict BagIt validator may reject such a payload manifest (bagit-python silently skips
@@ -46,6 +52,10 @@ VERIFIER_KEY: Final = "custody/verifier.key"
 PROOFS: Final = "custody/proofs"
 PACKETS: Final = "custody/packets"
 SHEETS: Final = "custody/sheets"
+CONSISTENCY: Final = "custody/consistency.txt"
+SEAL: Final = "custody/seal.txt"
+PREPARED: Final = "export-prepared"
+"""The action of the event that ends a package's checkpoint and lists what the package holds."""
 BAGIT_TEXT: Final = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 EVENT_FIELDS: Final = ("seq", "time", "actor", "role", "action", "subject", "details", "tool", "prev_hash")
 CHUNK: Final = 4 << 20

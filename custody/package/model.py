@@ -35,6 +35,9 @@ class ExportItem:
     packets_sha256: str | None = None
     contact_sheet: str | None = None
     contact_sheet_error: str | None = None
+    recorded_at_source: str | None = None
+    """``container`` (the recording's own creation time, from the camera's clock), ``mtime``
+    (the source file's modification time when it was preserved) or None."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -52,10 +55,15 @@ class ExportResult:
     events: int
     checkpoint: dict[str, Any]
     tagmanifest_sha256: str
+    seal_sha256: str = ""
     exported_seqs: list[int] = field(default_factory=list)
     disposed: list[dict[str, Any]] = field(default_factory=list)
     """Objects linked to the incident that were disposed of (not in the package): ``blake3``,
     ``sha256``, ``size``, ``disposed_at``, ``seq`` (the disposal event), ``actor``."""
+    prepared_seq: int = -1
+    previous_checkpoint: int | None = None
+    excluded: list[str] = field(default_factory=list)
+    """Objects linked to the incident that the export's selection left out."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,8 +76,12 @@ class ExportResult:
             "events": self.events,
             "checkpoint": self.checkpoint,
             "tagmanifest_sha256": self.tagmanifest_sha256,
+            "seal_sha256": self.seal_sha256,
             "exported_seqs": self.exported_seqs,
             "disposed": self.disposed,
+            "prepared_seq": self.prepared_seq,
+            "previous_checkpoint": self.previous_checkpoint,
+            "excluded": self.excluded,
         }
 
 
@@ -92,6 +104,12 @@ class ExportContext:
     sheets_tool: str | None
     bag_root: Path
     disposed: list[dict[str, Any]] = field(default_factory=list)
+    objects: dict[str, str] = field(default_factory=dict)
+    """Every object linked to the incident: ``included``, ``disposed`` or ``excluded``."""
+    prepared_seq: int = -1
+    """The ``export-prepared`` event: the checkpoint's last event."""
+    previous_size: int | None = None
+    """The checkpoint size of the recipient's previous package, if any."""
 
     @property
     def incident(self) -> str:

@@ -41,6 +41,8 @@ from custody.errors import BadInput, Finding, IntegrityFailure
 from custody.package.verify import PackageReport
 
 RECEIPT_HEADER: Final = "custody-package-receipt v1"
+MAX_RECEIPT: Final = 1 << 16
+"""A receipt is a few lines; anything larger is refused unread."""
 
 
 @dataclass(frozen=True)
@@ -263,7 +265,13 @@ def import_receipt(workspace: Any, path: Path, trusted: notes.Verifier | None = 
     checkpoint this ledger signed (``IntegrityFailure`` if the ledger's checkpoint of that size
     has another root). Importing the same receipt again records nothing and says so."""
     try:
-        note = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            raise BadInput(f"{path}: not a regular file (give the receipt's file)")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_RECEIPT + 1)
+        if len(data) > MAX_RECEIPT:
+            raise BadInput(f"{path}: larger than {MAX_RECEIPT} bytes, not a receipt")
+        note = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: cannot read the receipt: {exc}") from exc
     opened = open_receipt(note, trusted, str(path))

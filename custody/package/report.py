@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from custody import TOOL
 from custody.package.model import ExportContext, human_size
@@ -23,10 +24,36 @@ FIELD_LABELS = {
 }
 
 
+RECORDED_AT_SOURCES = {
+    "container": "the recording's own creation time (container metadata, from the camera's clock)",
+    "mtime": "the source file's modification time when it was preserved (the recording carried no creation time)",
+}
+
+
+def hex_lines(digest: str, group: int = 4, per_line: int = 8) -> list[str]:
+    """A hex digest in groups of ``group`` characters that can be read aloud, ``per_line``
+    groups to a line: SHA-256 and BLAKE3 on two lines, SHA-512 on four."""
+    groups = [digest[i:i + group] for i in range(0, len(digest), group)]
+    return [" ".join(groups[i:i + per_line]) for i in range(0, len(groups), per_line)]
+
+
+def css_string(value: Any) -> markupsafe.Markup:
+    """``value`` as the inside of a double-quoted CSS string: every character other than
+    letters, digits, space, ``.``, ``-`` and ``_`` as a CSS escape, so that nothing in it can
+    end the string, the rule or the style element."""
+    out = []
+    for char in str(value):
+        if char.isascii() and (char.isalnum() or char in " .-_"):
+            out.append(char)
+        else:
+            out.append(f"\\{ord(char):06x}")
+    return markupsafe.Markup("".join(out))
+
+
 @lru_cache(maxsize=1)
 def templates() -> jinja2.Environment:
     """The package's templates, HTML-escaped by default, failing on any undefined name."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("custody.package", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -34,6 +61,9 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["hex_lines"] = hex_lines
+    env.filters["css_string"] = css_string
+    return env
 
 
 def shown(value: Any) -> str:
@@ -115,8 +145,20 @@ def render_report(context: ExportContext) -> str:
         ("Ledger key", context.verifier.to_text()),
         ("Checkpoint", f"{checkpoint.origin}, {checkpoint.size} events, root (SHA-256) {checkpoint.root.hex()}"),
     ]
+    store = getattr(context.workspace, "store", None)
+    worm = getattr(getattr(store, "capabilities", None), "worm", None)
     return templates().get_template("report.html.j2").render(
         incident=context.incident,
+        package_id=context.package_id,
+        created=context.created_text,
+        checkpoint_size=checkpoint.size,
+        checkpoint_root=checkpoint.root.hex(),
+        key=context.verifier.to_text(),
+        prepared_seq=context.prepared_seq,
+        previous_size=context.previous_size,
+        sources=RECORDED_AT_SOURCES,
+        worm=worm,
+        with_packets=sum(1 for i in context.items if i.packets),
         items=[{**item.as_dict(), "name": item.file.split("/", 1)[1]} for item in context.items],
         total=human_size(sum(i.size for i in context.items)),
         events=len(context.events),

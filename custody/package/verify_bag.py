@@ -1,36 +1,70 @@
-"""Verification steps 1-3: the bag declaration, the payload against its manifests (all three
-digests from one read), and the tag files against the tag manifests."""
+"""Verification steps 1-3: what the directory holds (no links, no special files), the bag
+declaration, the payload against its manifests (all three digests from one read), and the tag
+files against the tag manifests."""
 
 from __future__ import annotations
 
 import hashlib
-import stat
 
-from custody.package.digests import file_digests
+from custody.package.digests import stream_digests
 from custody.package.layout import (
-    BAG_INFO, BAGIT, BAGIT_TEXT, BLAKE3_SUMS, MANIFESTS, PAYLOAD_DIR, TAG_MANIFESTS, parse_bag_info, parse_manifest,
-    walk_files,
+    BAG_INFO, BAGIT, BAGIT_TEXT, BLAKE3_SUMS, CHUNK, MANIFESTS, PAYLOAD_DIR, SEAL, TAG_MANIFESTS, parse_bag_info,
+    parse_manifest,
 )
+from custody.package.reading import UnsafeEntry
 from custody.package.verification import Verification
+
+_PACKAGE_MARKS = (BAGIT, BAG_INFO, PAYLOAD_DIR, "custody", MANIFESTS["sha256"], TAG_MANIFESTS["sha256"])
+
+
+def check_contents(state: Verification) -> bool:
+    """List the package (bounded, links and special files reported, never followed or
+    opened). False when the directory holds nothing of a package: one finding says so."""
+    check = state.begin("contents")
+    try:
+        for entry in state.files.walk():
+            state.entries[entry.name] = entry
+    except UnsafeEntry as exc:
+        state.finding("unsafe", exc.name or ".", exc.reason)
+    except OSError as exc:
+        state.finding("unreadable", ".", f"the package directory cannot be listed: {exc.strerror or exc}")
+    tops = {name.split("/", 1)[0] for name in state.entries}
+    if not any(mark in tops for mark in _PACKAGE_MARKS):
+        state.report.is_package = False
+        state.finding("not-a-package", str(state.root),
+                      "holds none of a package's files (bagit.txt, bag-info.txt, data/, custody/): "
+                      "give the directory that 'custody export' wrote")
+        return False
+    for name, entry in sorted(state.entries.items()):
+        if entry.kind == "link":
+            state.finding("unsafe", name, "is a symbolic link; a package holds none, and it was not followed")
+        elif entry.kind == "special":
+            state.finding("unsafe", name, "is a FIFO, device or socket, not a regular file; it was not opened")
+    check.detail = f"{len(state.entries)} entr{'y' if len(state.entries) == 1 else 'ies'}, no link followed"
+    return True
 
 
 def check_bag(state: Verification) -> None:
     check = state.begin("bag declaration")
-    text = state.read_text(BAGIT)
+    text = state.read_text(BAGIT, limit=4096)
     if text is not None and text.replace("\r\n", "\n") != BAGIT_TEXT:
         state.finding("malformed", BAGIT, "must declare 'BagIt-Version: 1.0' and 'Tag-File-Character-Encoding: UTF-8'")
-    info_text = state.read_text(BAG_INFO)
+    info_text = state.read_text(BAG_INFO, limit=1 << 20)
     info = parse_bag_info(info_text) if info_text is not None else {}
     incident = info.get("External-Identifier", [None])[0]
     state.report.incident = incident
     state.report.package_id = info.get("Internal-Sender-Identifier", [None])[0]
     if info_text is not None and not incident:
         state.finding("malformed", BAG_INFO, "has no External-Identifier (the incident)")
-    if not (state.root / PAYLOAD_DIR).is_dir():
+    for label in ("External-Identifier", "Internal-Sender-Identifier", "Payload-Oxum"):
+        if len(info.get(label, [])) > 1:
+            state.finding("malformed", BAG_INFO, f"gives {label} {len(info[label])} times (ambiguous)")
+    root = state.files.lstat(PAYLOAD_DIR)
+    if root is None:
         state.finding("missing", PAYLOAD_DIR, "the payload directory is missing")
+    payload = [e for name, e in state.entries.items() if name.startswith(PAYLOAD_DIR + "/")]
     oxum = info.get("Payload-Oxum", [None])[0]
-    files = list(walk_files(state.root, PAYLOAD_DIR))
-    count, size = len(files), sum(st.st_size for _, st in files if stat.S_ISREG(st.st_mode))
+    count, size = len(payload), sum(e.size for e in payload if e.kind == "file")
     if info_text is not None:
         if oxum is None:
             state.finding("malformed", BAG_INFO, "has no Payload-Oxum")
@@ -39,20 +73,25 @@ def check_bag(state: Verification) -> None:
                 "mismatch", BAG_INFO, f"Payload-Oxum says {oxum} (bytes.files) but data/ holds {size}.{count}",
                 "payload-oxum", oxum, f"{size}.{count}",
             )
-    check.detail = f"BagIt 1.0, Payload-Oxum {oxum}"
+    check.detail = f"BagIt 1.0, Payload-Oxum {oxum or 'absent'}"
 
 
 def check_payload(state: Verification) -> None:
     check = state.begin("payload manifests")
-    for name, st in walk_files(state.root, PAYLOAD_DIR):
-        if not stat.S_ISREG(st.st_mode):
-            state.finding("unexpected", name, "is not a regular file (a payload holds only regular files)")
+    for name, entry in sorted(state.entries.items()):
+        if not name.startswith(PAYLOAD_DIR + "/"):
+            continue
+        if entry.kind != "file":
             state.unreadable.add(name)
             continue
         try:
-            state.payload[name] = file_digests(state.root / name)
+            with state.files.open(name) as handle:
+                state.payload[name] = stream_digests(handle)
+        except UnsafeEntry as exc:
+            state.finding("unsafe", name, exc.reason)
+            state.unreadable.add(name)
         except OSError as exc:
-            state.finding("unreadable", name, f"cannot be read: {exc.strerror}")
+            state.finding("unreadable", name, f"cannot be read: {exc.strerror or exc}")
             state.unreadable.add(name)
     present = set(state.payload) | state.unreadable
     lists = [(alg, manifest) for alg, manifest in MANIFESTS.items()] + [("blake3", BLAKE3_SUMS)]
@@ -91,16 +130,35 @@ def check_payload(state: Verification) -> None:
     check.detail = f"{len(present)} file(s), SHA-256, SHA-512 and BLAKE3"
 
 
+def file_digest(state: Verification, name: str, algorithm: str) -> str | None:
+    """The hex digest of a regular file of the package, streamed; None after a finding."""
+    try:
+        with state.files.open(name) as handle:
+            hasher = hashlib.new(algorithm)
+            while chunk := handle.read(CHUNK):
+                hasher.update(chunk)
+            return hasher.hexdigest()
+    except FileNotFoundError:
+        if not state.has_finding(name):
+            state.finding("missing", name, "is listed but not in the package (removed)")
+    except UnsafeEntry as exc:
+        if not state.has_finding(name):
+            state.finding("unsafe", name, exc.reason)
+    except OSError as exc:
+        if not state.has_finding(name):
+            state.finding("unreadable", name, f"cannot be read: {exc.strerror or exc}")
+    return None
+
+
 def check_tags(state: Verification) -> None:
     check = state.begin("tag manifests")
     tag_files = {
-        name for name, st in walk_files(state.root, ".")
-        if not name.startswith(PAYLOAD_DIR + "/") and name not in TAG_MANIFESTS.values()
+        name for name in state.entries
+        if not name.startswith(PAYLOAD_DIR + "/") and name not in TAG_MANIFESTS.values() and name != SEAL
     }
     listed: set[str] = set()
     for algorithm, manifest in TAG_MANIFESTS.items():
-        path = state.root / manifest
-        if not path.exists() and algorithm != "sha256":
+        if manifest not in state.entries and algorithm != "sha256":
             continue
         text = state.read_text(manifest)
         if text is None:
@@ -115,21 +173,19 @@ def check_tags(state: Verification) -> None:
             if name.startswith(PAYLOAD_DIR + "/") or ".." in name.split("/") or name.startswith("/"):
                 state.finding("malformed", manifest, f"lists {name!r}, which is not a tag file")
                 continue
-            target = state.root / name
-            try:
-                found = hashlib.new(algorithm, target.read_bytes()).hexdigest()
-            except FileNotFoundError:
+            if name not in state.entries:
                 state.finding("missing", name, f"listed in {manifest} but not in the package (removed)")
                 continue
-            except OSError as exc:
-                state.finding("unreadable", name, f"cannot be read: {exc.strerror}")
+            if state.entries[name].kind != "file":
                 continue
-            if found != expected:
+            found = file_digest(state, name, algorithm)
+            if found is not None and found != expected:
                 state.finding(
                     "mismatch", name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
                     algorithm, expected, found, manifest=manifest,
                 )
     for name in sorted(tag_files - listed):
-        state.finding("unexpected", name, f"not listed in {TAG_MANIFESTS['sha256']} (added to the package)")
+        if state.entries[name].kind == "file":
+            state.finding("unexpected", name, f"not listed in {TAG_MANIFESTS['sha256']} (added to the package)")
     state.report.tag_files = len(tag_files)
     check.detail = f"{len(tag_files)} tag file(s)"

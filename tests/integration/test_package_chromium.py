@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -155,7 +156,8 @@ def test_the_rendered_page_names_the_incident_and_every_file(package: Path, tmp_
     assert len(items) == 2
     for item in items:
         assert item["file"].split("/", 1)[1] in text
-        assert item["sha256"] in text and item["blake3"] in text
+        flat = "".join(text.split())
+        assert item["sha256"] in flat and item["sha512"] in flat and item["blake3"] in flat
     assert "J. Doe" in text and "ingested" in text and "linked" in text
     assert len(parsed.images) == 2 and all(src.startswith("data:image/png;base64,") for src in parsed.images)
 
@@ -170,3 +172,35 @@ def test_the_report_prints(package: Path, tmp_path: Path) -> None:
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
     assert pages >= 2 and f"/Count {pages}".encode() in data
     assert f"/Title (Evidence package: incident {INCIDENT})".encode() in data
+
+
+def test_every_printed_page_names_the_incident_and_its_number_and_the_facts_are_there(package: Path,
+                                                                                    tmp_path: Path) -> None:
+    """Printed as a browser prints it (no browser header or footer): the page's own margins carry
+    the incident id and "Page N of M" on every page; the text says where "Recorded at" comes
+    from and what was verified at export, shows SHA-512, and hashes in groups of four, eight to
+    a line (never broken inside a group)."""
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "report.pdf"
+    done = chromium(tmp_path / "profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+                    (package / "report.html").as_uri())
+    assert pdf.exists(), done.stderr[-2000:]
+    pages = [unicodedata.normalize("NFKC", page.extract_text()) for page in PdfReader(pdf).pages]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, 1):
+        assert INCIDENT in text, (number, text[:300])
+        assert f"Page {number} of {len(pages)}" in text, (number, text[-300:])
+    text = "\n".join(pages)
+    flat = " ".join(text.split())
+    assert "What was verified when this package was made" in flat
+    assert "Where the retention lock is enforced: by the custody program only" in flat
+    assert "the recording's own creation time" in flat and "modification time" in flat
+    items: list[dict[str, Any]] = json.loads((package / "custody/items.json").read_text())
+    lines = {" ".join(line.split()) for line in text.splitlines()}
+    for item in items:
+        for digest in (item["sha256"], item["sha512"], item["blake3"]):
+            groups = [digest[i:i + 4] for i in range(0, len(digest), 4)]
+            for start in range(0, len(groups), 8):
+                line = " ".join(groups[start:start + 8])
+                assert any(line in printed for printed in lines), (digest, line)

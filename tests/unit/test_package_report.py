@@ -57,7 +57,8 @@ def test_every_value_from_the_ledger_is_escaped(tmp_path: Path) -> None:
     parser.feed(page)
     assert "script" not in parser.tags
     assert parser.tags.count("img") == 0
-    assert "onerror" not in page.replace("onerror=alert(2)&gt;", "")
+    style = page.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "<" not in style and "&" not in style
     text = "".join(parser.text)
     assert text.count(HOSTILE) >= 10
 
@@ -68,3 +69,19 @@ def test_the_template_environment_escapes_by_default() -> None:
     env: Any = templates()
     assert env.autoescape is True
     assert env.from_string("{{ v }}").render(v="<b>") == "&lt;b&gt;"
+
+
+def test_text_in_the_printed_page_margins_cannot_leave_its_css_string() -> None:
+    from custody.package.report import css_string
+
+    escaped = str(css_string('a"; } body { display: none } </style><script>'))
+    assert not set(escaped) & set('";{}<>/')
+    assert escaped.startswith("a\\000022")
+
+
+def test_hashes_are_grouped_to_be_read_aloud() -> None:
+    from custody.package.report import hex_lines
+
+    digest = "0123456789abcdef" * 8
+    assert hex_lines(digest[:64]) == ["0123 4567 89ab cdef 0123 4567 89ab cdef"] * 2
+    assert len(hex_lines(digest)) == 4 and all(len(line.split()) == 8 for line in hex_lines(digest))
