@@ -8,32 +8,53 @@ import click
 @click.command("hash")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--sha256", is_flag=True, help="Print SHA-256 lines like sha256sum instead of BLAKE3.")
+@click.option("--fifo", is_flag=True, help="Also read named pipes (FIFOs) given, to their end; refused otherwise.")
+@click.option(
+    "--fifo-timeout",
+    type=click.IntRange(1, 86400),
+    default=30,
+    show_default=True,
+    help="With --fifo: seconds to wait for a pipe's writer, or its next bytes, before giving up.",
+)
 @click.pass_context
-def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool) -> None:
+def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: bool, fifo_timeout: int) -> None:
     """Print the BLAKE3 (or SHA-256) digest of files, in b3sum / sha256sum format.
 
     The output is accepted by 'b3sum -c' (or 'sha256sum -c'). Nothing is stored or recorded.
+
+    Only the bytes of regular files are hashed. Devices (/dev/null too), sockets, directories and
+    links to them are refused (exit 2, naming the file), never read. Files whose size reads as
+    0 or that cannot be mapped (/proc, /sys) are read to their end, never taken as empty. A
+    named pipe is refused unless --fifo is given; a pipe that sends nothing for --fifo-timeout
+    seconds is an error, so the command never waits forever.
 
     \b
     Examples:
       custody hash clip.mp4
       custody hash --sha256 *.mp4 > SHA256SUMS && sha256sum -c SHA256SUMS
+      mkfifo p; (cat clip.mp4 > p &); custody hash --fifo p
     """
-    from custody.evidence.hashing import blake3_file, sha256_file
+    from cli.render import printable
+    from custody.evidence.hashing import SpecialFile, blake3_file, sha256_file
 
+    timeout = float(fifo_timeout) if fifo else None
     failed = 0
     for name in files:
         try:
-            digest = sha256_file(name) if sha256 else blake3_file(name)
-        except OSError as exc:
-            click.echo(f"custody: {name}: {exc.strerror}", err=True)
+            digest = sha256_file(name, fifo_timeout=timeout) if sha256 else blake3_file(name, fifo_timeout=timeout)
+        except SpecialFile as exc:
+            click.echo(f"custody: {exc}", err=True)
             failed += 1
             continue
-        if "\n" in name or "\\" in name:
-            escaped = name.replace("\\", "\\\\").replace("\n", "\\n")
-            sys.stdout.write(f"\\{digest}  {escaped}\n")
+        except OSError as exc:
+            click.echo(f"custody: {printable(name)}: {exc.strerror}", err=True)
+            failed += 1
+            continue
+        if "\n" in name or "\\" in name or "\r" in name:
+            escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+            sys.stdout.write(f"\\{printable(digest)}  {printable(escaped)}\n")
         else:
-            sys.stdout.write(f"{digest}  {name}\n")
+            sys.stdout.write(f"{digest}  {printable(name)}\n")
     if failed:
         ctx.exit(2)
 
