@@ -490,9 +490,14 @@ class Ingestor:
                     metadata={"evidence": digests.blake3},
                 )
             except ObjectExists:
+                # left by an earlier run that stopped before recording (crash recovery): its
+                # lock dates from that run, so it is extended to the evidence's, then confirmed
                 existing = self.store.stat(key)
                 if existing.sha256 not in (None, sha):
                     raise
+                if existing.retention is None or existing.retention.until < retention.until:
+                    existing = self.store.extend_retention(key, existing.version, retention.until)
+                confirm_stored(existing, Digests("", sha, len(data)), retention, legal_hold=False)
             stored[kind] = {"key": key, "sha256": sha, "size": len(data)}
         return inspection.details, stored
 
