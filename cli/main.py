@@ -33,7 +33,9 @@ class CommandFailed(click.ClickException):
         self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"custody: error: {self.format_message()}", err=True)
+        from cli.render import printable
+
+        click.echo(f"custody: error: {printable(self.format_message(), keep_newlines=True)}", err=True)
 
 
 class CustodyGroup(click.Group):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import stat as stat_mod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
@@ -64,6 +65,96 @@ def _write_exclusive(path: Path, content: str, mode: int) -> bool:
     return True
 
 
+def _private(path: Path, what: str) -> None:
+    """Take away other users' access to ``path`` (group and other bits), or refuse, saying the
+    command that fixes it. A path that does not exist is left alone."""
+    try:
+        mode = stat_mod.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, mode & ~0o077)
+    except OSError as exc:
+        wanted = "700" if path.is_dir() else "600"
+        raise ConfigError(
+            f"{what} {path} is open to other users (mode {mode:04o}) and could not be made private "
+            f"({exc.strerror}); run: chmod {wanted} {path}"
+        ) from exc
+
+
+def make_private(settings: Settings) -> None:
+    """The data directory, and the SQLite ledger with its journal files, readable by their
+    owner only: evidence and custody records are not for every local user."""
+    _private(settings.home, "the data directory")
+    database = sqlite_path(settings.db_url)
+    if database is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _private(Path(f"{database}{suffix}"), "the ledger database")
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a ``sqlite:///`` ledger URL (None for other databases)."""
+    if not db_url.startswith("sqlite:///"):
+        return None
+    return Path(db_url[len("sqlite:///"):].split("?", 1)[0])
+
+
+def check_signing_key(path: Path) -> None:
+    """Refuse (``ConfigError``, exit 5) a signing key that other users can read or write: who
+    read it can sign checkpoints in this ledger's name."""
+    try:
+        mode = stat_mod.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & 0o077:
+        raise ConfigError(
+            f"the signing key {path} is readable by other users (mode {mode:04o}); anyone who read it "
+            f"can sign checkpoints in this ledger's name. Make it private: chmod 600 {path} "
+            "(and if others may have copied it, replace it by a recorded key rotation)"
+        )
+
+
+def missing_key_advice(settings: Settings) -> str:
+    """What to do when the signing key is missing: restore it; never make a new one silently."""
+    return (
+        f"restore the key file from backup to {settings.key_path} (then chmod 600 it) and run the "
+        "command again. Do not make a new key with 'custody init': checkpoints signed by the lost "
+        "key would no longer verify; a replacement key is brought in only by a recorded key rotation"
+    )
+
+
+def _refuse_new_key_for_old_ledger(settings: Settings) -> None:
+    """Before making a signing key: refuse when this data directory already has a ledger whose
+    checkpoints (or published verifier key) belong to a key that is now missing."""
+    from custody.ledger.database import Ledger
+
+    signed: list[Any] = []
+    events = 0
+    ledger = Ledger(settings.db_url, settings.db_timeout)
+    try:
+        if _database_exists(ledger):
+            signed = ledger.checkpoint_rows()
+            events = ledger.head()[0]
+    finally:
+        ledger.engine.dispose()
+    published = settings.verifier_key_path.exists()
+    if not signed and not events and not published:
+        return
+    what = []
+    if signed:
+        what.append(f"{len(signed)} checkpoint(s) signed with it")
+    if events:
+        what.append(f"{events} event(s)")
+    if published:
+        what.append(f"its verifier key {settings.verifier_key_path}")
+    raise ConfigError(
+        f"the signing key {settings.key_path} is missing, but this data directory already has a ledger "
+        f"({ledger.where}) with {', '.join(what)}; no new key was made. " + missing_key_advice(settings)
+    )
+
+
 def init_home(
     settings: Settings, *, create_bucket: bool = False, remember_store: bool = False, hsm_uri: str | None = None
 ) -> InitReport:
@@ -96,7 +187,9 @@ def init_home(
         _remember_store(settings)
     key_created = False
     backup_key: str | None = None
+    check_signing_key(settings.key_path)
     if hsm_uri is not None and not settings.key_path.exists():
+        _refuse_new_key_for_old_ledger(settings)
         from custody.ledger.hsm import Pkcs11NoteSigner, with_note_name
 
         uri = with_note_name(hsm_uri, key_name(settings))
@@ -106,6 +199,7 @@ def init_home(
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, hsm_signer.verifier().to_text() + "\n", 0o644)
     if not settings.key_path.exists():
+        _refuse_new_key_for_old_ledger(settings)
         signer, verifier = generate_signer(key_name(settings))
         key_created = _write_exclusive(settings.key_path, signer + "\n", 0o600)
         if key_created:
@@ -117,6 +211,7 @@ def init_home(
     ledger = Ledger(settings.db_url, settings.db_timeout)
     existed = _database_exists(ledger)
     ledger.create()
+    make_private(settings)
     return InitReport(
         home=home,
         database=ledger.where,
@@ -254,6 +349,9 @@ class Workspace:
     def signer(self) -> Any:
         from custody.ledger.seal import load_signer
 
+        check_signing_key(self.settings.key_path)
+        if not self.settings.key_path.exists():
+            raise ConfigError(f"the signing key {self.settings.key_path} is missing; " + missing_key_advice(self.settings))
         return load_signer(self.settings.key_path)
 
     def verifier(self) -> Any:
@@ -326,5 +424,6 @@ def open_workspace(settings: Settings, *, need_store: bool = True, ledger_in_bac
             f"no custody ledger at {settings.db_url[len('sqlite:///'):]}; run 'custody init' "
             f"(data directory {settings.home})"
         )
+    make_private(settings)
     ledger = LedgerOpening(settings) if ledger_in_background else _open_ledger(settings)
     return Workspace(settings, ledger, open_store(settings.store_url))

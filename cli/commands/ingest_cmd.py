@@ -57,7 +57,8 @@ def ingest(
       custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
     """
     from cli.commands.media_cmd import ingest_inspector
-    from custody.evidence.ingest import ingest_paths
+    from cli.render import printable
+    from custody.evidence.ingest import CheckpointNotSigned, ingest_paths
 
     if (camera or officer) and not incident_id:
         raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")
@@ -67,6 +68,7 @@ def ingest(
     require_allowed(ws, "ingested")
     bar = _Bar()
     inspector = ingest_inspector()
+    unsigned: CheckpointNotSigned | None = None
     try:
         results = ingest_paths(
             ws,
@@ -78,6 +80,8 @@ def ingest(
             progress=bar,
             inspector=inspector,
         )
+    except CheckpointNotSigned as exc:  # recorded, but not sealed: say what was recorded, then why
+        results, unsigned = exc.results, exc
     finally:
         bar.close()
     inspector.annotate(results)
@@ -87,17 +91,18 @@ def ingest(
     else:
         for result in results:
             digest = (result.blake3 or "-")[:16]
-            line = f"{result.status:<15} {digest:<16} {result.path!r}" if "\n" in result.path else f"{result.status:<15} {digest:<16} {result.path}"
-            click.echo(line)
+            click.echo(f"{result.status:<15} {digest:<16} {printable(result.path)}")
     for result in results:
         if result.warning:
-            click.echo(f"custody: warning: {result.path}: {result.warning}", err=True)
+            click.echo(f"custody: warning: {printable(result.path)}: {printable(result.warning)}", err=True)
         if result.reason:
-            click.echo(f"custody: {result.status}: {result.path}: {result.reason}", err=True)
+            click.echo(f"custody: {result.status}: {printable(result.path)}: {printable(result.reason)}", err=True)
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
     click.echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+    if unsigned is not None:
+        raise unsigned
     if problems:
         ctx.exit(2)
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
 
+from custody.errors import CustodyError
 from custody.ledger.canonical import printable_path
 from custody.evidence.hashing import Digests, hash_stream
 from custody.home import LedgerOpening, background_priority
@@ -556,6 +557,38 @@ def ingest_paths(
             for result in results:
                 if result.blake3 and result.status in ("recorded", "already-stored"):
                     link_evidence(workspace, result.blake3, incident, camera=camera, officer=officer, seal=False)
-        return results
-    finally:
+    except BaseException:
+        try:
+            workspace.seal()
+        except (CustodyError, StorageError):
+            pass  # the error that stopped the ingest is the one to report
+        raise
+    try:
         workspace.seal()
+    except (CustodyError, StorageError) as exc:
+        raise CheckpointNotSigned(results, exc) from exc
+    return results
+
+
+class CheckpointNotSigned(CustodyError):
+    """The files were preserved and their events appended, but the checkpoint that ends the
+    command could not be signed or stored. Carries the results and the cause's exit code."""
+
+    def __init__(self, results: list[IngestResult], cause: Exception) -> None:
+        self.results = results
+        self.exit_code = getattr(cause, "exit_code", 5)
+        done = [r for r in results if r.seq is not None and r.blake3]
+        lines = [f"  event {r.seq}: {r.path} (BLAKE3 {r.blake3})" for r in done[:20]]
+        if len(done) > 20:
+            lines.append(f"  ... and {len(done) - 20} more (see 'custody log')")
+        if done:
+            head = (
+                f"{len(done)} file(s) WERE stored and recorded in the ledger; they are preserved:\n"
+                + "\n".join(lines)
+                + "\nbut the checkpoint that seals them could not be signed: "
+            )
+        else:
+            head = "nothing new was recorded, and the checkpoint could not be signed: "
+        super().__init__(
+            head + f"{cause}\nOnce that is fixed, run 'custody ledger checkpoint' to sign what was recorded."
+        )
