@@ -34,8 +34,10 @@ class CommandFailed(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         from cli.render import printable
+        from custody.settings import mask_secrets
 
-        click.echo(f"custody: error: {printable(self.format_message(), keep_newlines=True)}", err=True)
+        message = mask_secrets(printable(self.format_message(), keep_newlines=True))
+        click.echo(f"custody: error: {message}", err=True)
 
 
 class CustodyGroup(click.Group):

@@ -4,10 +4,30 @@ flags, ``CUSTODY_*`` variables, the config file and defaults, in that order of p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from pathlib import Path
+
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@\s/]*)@")
+_SECRET_PARAMETER = re.compile(
+    r"(?P<head>(?:^|[?&;\s])(?:password|passwd|pwd|pass|sslpassword|secret|secret_key|secret_access_key|"
+    r"aws_secret_access_key|session_token|aws_session_token|token|access_token|api_key|apikey|sig|signature)"
+    r"\s*=\s*)(?P<secret>'[^']*'|\"[^\"]*\"|[^&\s'\";]*)",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every password or token it carries replaced by ``***``: the password of a
+    URL's ``user:password@`` and the value of ``password=``, ``token=``, ``secret=`` and the like
+    (URL query parameters and libpq keywords). The one function every message, report and
+    output line that may hold a database or store URL goes through."""
+    text = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _SECRET_PARAMETER.sub(lambda m: f"{m['head']}{MASK}", text)
+
 
 def default_home() -> Path:
     """The per-user data directory: ``$XDG_DATA_HOME/custody`` or ``~/.local/share/custody``."""

@@ -51,6 +51,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from custody import TOOL
 from custody.ledger.canonical import canonical_bytes
 from custody.errors import ConfigError, Finding, LedgerCorrupt, LedgerUnavailable
+from custody.settings import mask_secrets
 from custody.ledger.tree import StoredNode, append_leaf
 
 if TYPE_CHECKING:
@@ -401,7 +402,7 @@ def _database_url(url: str) -> URL:
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"the ledger database {parsed.render_as_string(hide_password=True)} is {backend}; "
+            f"the ledger database {mask_secrets(parsed.render_as_string(hide_password=True))} is {backend}; "
             f"custody keeps its ledger in SQLite or PostgreSQL: use {SUPPORTED}"
         )
     return parsed
@@ -430,7 +431,7 @@ class Ledger:
         """Raises ``ConfigError`` (exit 5) for a URL that is not SQLite or PostgreSQL."""
         self.url = url
         parsed = _database_url(url)
-        self.where = parsed.render_as_string(hide_password=True)
+        self.where = mask_secrets(parsed.render_as_string(hide_password=True))
         self.busy_timeout = busy_timeout
         self.engine: Engine = self._engine(parsed, busy_timeout)
         self.event_signer: EventSigner | None = None
