@@ -20,11 +20,26 @@ def os_user() -> str:
         return f"uid-{os.getuid()}"
 
 
+def _db_timeout(config: dict[str, Any]) -> float:
+    from custody.errors import BadInput
+
+    given = os.environ.get("CUSTODY_DB_TIMEOUT")
+    if given is None:
+        return float(config.get("db_timeout", 30))
+    try:
+        value = float(given)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:
+        raise BadInput(f"CUSTODY_DB_TIMEOUT={given!r}: give a number of seconds from 0 to 86400")
+    return value
+
+
 def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
     obj: dict[str, Any] = ctx.find_root().obj
     home = obj["home"]
     config = obj["config"]
-    timeout = float(os.environ.get("CUSTODY_DB_TIMEOUT", config.get("db_timeout", 30)))
+    timeout = _db_timeout(config)
     key = obj.get("key") or config.get("key")
     return Settings(
         home=home,

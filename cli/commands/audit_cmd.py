@@ -35,9 +35,16 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any
     if value is None:
         return Shard()
     try:
-        return Shard.parse(value)
+        shard = Shard.parse(value)
     except BadInput as exc:
         raise click.BadParameter(str(exc), ctx, param) from exc
+    if shard.count > MAX_SLOTS:
+        raise click.BadParameter(f"shard {shard.label}: N can be at most {MAX_SLOTS}", ctx, param)
+    return shard
+
+
+MAX_SLOTS = 1_000_000
+"""The most shards, or rotation slots, an audit schedule may have."""
 
 
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -79,7 +86,7 @@ def _summary(report: Any) -> list[str]:
 @click.option("--level", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
               help="quick: ledger, existence, metadata, locks, unrecorded objects, canary. full: quick plus "
                    "every object's bytes re-hashed.")
-@click.option("--rotation", type=click.IntRange(min=1), metavar="N",
+@click.option("--rotation", type=click.IntRange(1, MAX_SLOTS), metavar="N",
               help="Also re-hash 1/N of the objects in each run, in turn, so each is re-hashed within N runs.")
 @click.option("--shard", "shard", metavar="K/N", callback=_shard,
               help="Check only shard K of N (by digest); shards 1..N together cover every object once.")

@@ -19,7 +19,7 @@ def incident_fields(command: Any) -> Any:
         click.option("--supervisor-badge", help="The federal supervisory officer's badge number, as stated."),
         click.option("--credentials", type=CREDENTIALS, help="Whether credentials were verified or refused."),
         click.option("--use-of-force", help="Use of force, described."),
-        click.option("--detentions", type=click.IntRange(min=0), help="Number of people detained."),
+        click.option("--detentions", type=click.IntRange(0, 1_000_000), help="Number of people detained."),
         click.option("--injuries", help="Injuries, described."),
         click.option("--ems-summoned/--no-ems-summoned", default=None, help="Whether emergency medical services were called."),
         click.option("--aid-rendered/--no-aid-rendered", default=None, help="Whether aid was rendered."),

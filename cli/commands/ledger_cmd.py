@@ -118,7 +118,7 @@ def key(ctx: click.Context) -> None:
 
 @ledger.command("prove")
 @click.argument("ref")
-@click.option("--event", "seq", type=int, help="Prove this event (by sequence number) instead of REF's ingest.")
+@click.option("--event", "seq", type=click.IntRange(0, 2**53 - 1), help="Prove this event (by sequence number) instead of REF's ingest.")
 @click.pass_context
 def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
     """Print a C2SP tlog-proof that an event is in the ledger.
