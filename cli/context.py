@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from cli.render import echo
 
 from custody.settings import Settings
 
@@ -78,4 +79,4 @@ def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_backgro
 def emit_json(value: Any) -> None:
     import json
 
-    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+    echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))

@@ -43,3 +43,25 @@ def printable(value: Any, *, keep_newlines: bool = False) -> str:
     return "".join(
         _escape(char) if _unsafe(char) and not (keep_newlines and char == "\n") else char for char in text
     )
+
+
+def echo(message: Any = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for one human-readable line: whatever it holds from outside is shown with
+    its control characters escaped (``printable``). Commands print lines through this."""
+    import click
+
+    click.echo(printable(message), err=err, nl=nl)
+
+
+CONTROL_REFUSED = "control characters (escape sequences, line breaks, tabs, bidirectional controls)"
+
+
+def refuse_control_characters(what: str, value: str) -> None:
+    """``BadInput`` (exit 2) when ``value``, a name the ledger will keep, holds a control
+    character: an actor or role must print as itself everywhere."""
+    from custody.errors import BadInput
+
+    if any(_unsafe(char) for char in value):
+        raise BadInput(f"{what} {printable(value)!r} contains {CONTROL_REFUSED}; give it without them")
+    if not value.strip():
+        raise BadInput(f"{what} is empty; give a name")

@@ -9,6 +9,7 @@ import click
 
 from cli.context import emit_json, settings_from
 from cli.progress import TerminalProgress
+from cli.render import echo
 
 
 class _Bar(TerminalProgress):
@@ -166,26 +167,26 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
         emit_json({**report.as_dict(), "signatures": signatures.as_dict()})
     else:
         for line in _summary(report):
-            click.echo(line)
+            echo(line)
         for finding in report.findings:
-            click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+            echo(f"{finding.kind}: {finding.subject}: {finding.message}")
         for item in report.in_flight:
             when = "recorded while the audit ran" if item.recorded_during_audit else f"stored {item.as_dict()['stored_at']}"
-            click.echo(f"in flight: {item.key} ({when})")
+            echo(f"in flight: {item.key} ({when})")
             if finding.expected is not None or finding.found is not None:
                 algorithm = f"{finding.algorithm}: " if finding.algorithm else ""
-                click.echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
-        click.echo(
+                echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
+        echo(
             f"signatures: {signatures.signed} event(s) signed by enrolled people; "
             f"{len(signatures.unsigned)} event(s) NOT signed by an enrolled person"
             + (f" (events {_ranges(signatures.unsigned)})" if signatures.unsigned else "")
         )
         for finding in signatures.findings:
-            click.echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+            echo(f"{finding.kind}: {finding.subject}: {finding.message}")
         verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
-        click.echo(f"{verdict} (recorded as event {report.seq})")
+        echo(f"{verdict} (recorded as event {report.seq})")
     if report.seal_error:
-        click.echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
+        echo(f"custody: warning: the checkpoint after this audit could not be stored: {report.seal_error}", err=True)
     if metrics is not None:
         from custody.audit.metrics import prometheus_metrics, write_metrics
 
@@ -194,7 +195,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
         except CustodyError as exc:
             if report.ok:
                 raise
-            click.echo(f"custody: error: {exc}", err=True)
+            echo(f"custody: error: {exc}", err=True)
     if not report.ok or not signatures.ok:
         ctx.exit(3)
 

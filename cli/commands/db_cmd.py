@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, settings_from
+from cli.render import echo
 
 PAUSE_VARIABLE = "CUSTODY_TEST_PAUSE"
 
@@ -77,12 +78,12 @@ def upgrade(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(change.as_dict())
     elif not change.changed:
-        click.echo(f"{change.database}: already at schema revision {change.after}")
+        echo(f"{change.database}: already at schema revision {change.after}")
     else:
         steps = ["adopted the schema made before migrations as 0001"] if change.adopted else []
         if change.applied:
             steps.append("applied " + ", ".join(change.applied))
-        click.echo(f"{change.database}: schema revision {change.before or '(none)'} -> {change.after}: {'; '.join(steps)}")
+        echo(f"{change.database}: schema revision {change.before or '(none)'} -> {change.after}: {'; '.join(steps)}")
 
 
 @db.command("status")
@@ -104,13 +105,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(report.as_dict())
         return
-    click.echo(f"database:       {report.database}")
-    click.echo(f"revision:       {report.revision or '(no custody schema)'}")
-    click.echo(f"this tool's:    {report.head}")
+    echo(f"database:       {report.database}")
+    echo(f"revision:       {report.revision or '(no custody schema)'}")
+    echo(f"this tool's:    {report.head}")
     advice = {"current": "", "older": " (run 'custody db upgrade')", "newer": " (upgrade custody)", "empty": " (run 'custody init')"}
-    click.echo(f"state:          {report.state}{advice[report.state]}")
+    echo(f"state:          {report.state}{advice[report.state]}")
     if report.pending:
-        click.echo(f"pending:        {', '.join(report.pending)}")
+        echo(f"pending:        {', '.join(report.pending)}")
 
 
 COMMANDS = [db]
@@ -126,7 +127,7 @@ def _install_test_pause(setting: str) -> None:
 
     point, _, marker = setting.partition(":")
     if point not in ("insert", "commit") or not marker:
-        click.echo(f"custody: warning: ignoring {PAUSE_VARIABLE}={setting!r} (insert:PATH or commit:PATH)", err=True)
+        echo(f"custody: warning: ignoring {PAUSE_VARIABLE}={setting!r} (insert:PATH or commit:PATH)", err=True)
         return
     limit = float(os.environ.get("CUSTODY_TEST_PAUSE_SECONDS", "60"))
     state = {"done": False}

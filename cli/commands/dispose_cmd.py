@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.command("dispose")
@@ -48,11 +49,11 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
         return
     for item in items:
         state = "disposed" if item.done else "would dispose"
-        click.echo(f"{state:<14} {item.blake3[:16]}  {item.size:>12} bytes  {item.category}, retained until {item.retained_until}")
+        echo(f"{state:<14} {item.blake3[:16]}  {item.size:>12} bytes  {item.category}, retained until {item.retained_until}")
     if not items:
-        click.echo("nothing has expired")
+        echo("nothing has expired")
     elif not confirm:
-        click.echo(f"{len(items)} object(s) due; run again with --confirm to delete them", err=True)
+        echo(f"{len(items)} object(s) due; run again with --confirm to delete them", err=True)
 
 
 COMMANDS = [dispose]

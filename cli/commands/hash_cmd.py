@@ -34,7 +34,7 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: b
       custody hash --sha256 *.mp4 > SHA256SUMS && sha256sum -c SHA256SUMS
       mkfifo p; (cat clip.mp4 > p &); custody hash --fifo p
     """
-    from cli.render import printable
+    from cli.render import echo, printable
     from custody.evidence.hashing import SpecialFile, blake3_file, sha256_file
 
     timeout = float(fifo_timeout) if fifo else None
@@ -43,11 +43,11 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: b
         try:
             digest = sha256_file(name, fifo_timeout=timeout) if sha256 else blake3_file(name, fifo_timeout=timeout)
         except SpecialFile as exc:
-            click.echo(f"custody: {exc}", err=True)
+            echo(f"custody: {exc}", err=True)
             failed += 1
             continue
         except OSError as exc:
-            click.echo(f"custody: {printable(name)}: {exc.strerror}", err=True)
+            echo(f"custody: {name}: {exc.strerror}", err=True)
             failed += 1
             continue
         if "\n" in name or "\\" in name or "\r" in name:

@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.group("hold")
@@ -23,7 +24,7 @@ def _render(found: Any, as_json: bool) -> None:
         emit_json(found.as_dict())
         return
     state = "active" if found.active else "released"
-    click.echo(f"hold {found.name} ({state}): {len(found.objects)} object(s); authority {found.authority}; reason {found.reason}")
+    echo(f"hold {found.name} ({state}): {len(found.objects)} object(s); authority {found.authority}; reason {found.reason}")
 
 
 @hold.command("place")

@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 CREDENTIALS = click.Choice(["verified", "refused", "not-attempted", "not-applicable"])
 
@@ -40,21 +41,21 @@ def _render(state: Any, as_json: bool) -> None:
     if as_json:
         emit_json(state.as_dict())
         return
-    click.echo(f"incident {state.incident}")
+    echo(f"incident {state.incident}")
     for name, value in sorted(state.fields.items()):
         shown = ", ".join(value) if isinstance(value, list) else value
-        click.echo(f"  {name.replace('_', ' ') + ':':<20}{shown}")
+        echo(f"  {name.replace('_', ' ') + ':':<20}{shown}")
     for referral in state.referrals:
-        click.echo(f"  referred:           to {referral['to']} ({referral['reference']}){' FELONY' if referral.get('felony') else ''}")
-    click.echo(f"  evidence:           {len(state.evidence)} linked object(s)")
+        echo(f"  referred:           to {referral['to']} ({referral['reference']}){' FELONY' if referral.get('felony') else ''}")
+    echo(f"  evidence:           {len(state.evidence)} linked object(s)")
     for blake3, info in sorted(state.evidence.items()):
-        click.echo(f"    {blake3[:16]}  camera {info.get('camera', '-')}  officer {info.get('officer', '-')}")
+        echo(f"    {blake3[:16]}  camera {info.get('camera', '-')}  officer {info.get('officer', '-')}")
     if state.flags_evidence:
-        click.echo(f"  flagged encounter:  {', '.join(state.flags_evidence)}")
-    click.echo("  history:")
+        echo(f"  flagged encounter:  {', '.join(state.flags_evidence)}")
+    echo("  history:")
     for event in state.history:
         extra = f" ({event.details.get('reason')})" if event.details.get("reason") else ""
-        click.echo(f"    #{event.seq:<5} {event.time}  {event.actor:<12} {event.action}{extra}")
+        echo(f"    #{event.seq:<5} {event.time}  {event.actor:<12} {event.action}{extra}")
 
 
 @click.group("incident")
@@ -164,7 +165,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
         emit_json([s.as_dict(history=False) for s in states])
         return
     for state in states:
-        click.echo(
+        echo(
             f"{state.incident:<24} {state.fields.get('occurred_at', '-'):<26} "
             f"{', '.join(state.fields.get('agencies', [])) or '-':<12} {len(state.evidence)} object(s)"
         )
@@ -195,7 +196,7 @@ def link(ctx: click.Context, ref: str, incident_id: str, camera: str | None, off
     if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
         raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
     event = link_evidence(ws, resolved.blake3, incident_id, camera=camera, officer=officer)
-    click.echo(f"linked {resolved.blake3[:16]} to {incident_id} (event {event.seq})")
+    echo(f"linked {resolved.blake3[:16]} to {incident_id} (event {event.seq})")
 
 
 COMMANDS = [incident, link]

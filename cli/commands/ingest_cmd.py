@@ -6,6 +6,7 @@ import click
 
 from cli.context import emit_json, workspace
 from cli.progress import TerminalProgress
+from cli.render import echo
 
 
 class _Bar(TerminalProgress):
@@ -91,16 +92,16 @@ def ingest(
     else:
         for result in results:
             digest = (result.blake3 or "-")[:16]
-            click.echo(f"{result.status:<15} {digest:<16} {printable(result.path)}")
+            echo(f"{result.status:<15} {digest:<16} {printable(result.path)}")
     for result in results:
         if result.warning:
-            click.echo(f"custody: warning: {printable(result.path)}: {printable(result.warning)}", err=True)
+            echo(f"custody: warning: {printable(result.path)}: {printable(result.warning)}", err=True)
         if result.reason:
-            click.echo(f"custody: {result.status}: {printable(result.path)}: {printable(result.reason)}", err=True)
+            echo(f"custody: {result.status}: {printable(result.path)}: {printable(result.reason)}", err=True)
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    click.echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+    echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
     if unsigned is not None:
         raise unsigned
     if problems:

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, settings_from
+from cli.render import echo
 
 
 @click.command("init")
@@ -75,18 +76,18 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
             }
         )
         return
-    click.echo(f"data directory: {report.home}")
-    click.echo(f"ledger:         {report.database} ({'created' if report.database_created else 'exists'})")
-    click.echo(f"store:          {report.store}")
-    click.echo(f"signing key:    {'created' if report.key_created else 'exists (kept)'}")
-    click.echo(f"verifier key:   {report.verifier_key}")
+    echo(f"data directory: {report.home}")
+    echo(f"ledger:         {report.database} ({'created' if report.database_created else 'exists'})")
+    echo(f"store:          {report.store}")
+    echo(f"signing key:    {'created' if report.key_created else 'exists (kept)'}")
+    echo(f"verifier key:   {report.verifier_key}")
     if admin is not None:
-        click.echo(f"administrator:  {admin.name} ({admin.fingerprint}), enrolled at event {admin.enrolled_seq}")
+        echo(f"administrator:  {admin.name} ({admin.fingerprint}), enrolled at event {admin.enrolled_seq}")
     else:
-        click.echo("administrator:  none enrolled; events are unsigned (station mode)")
+        echo("administrator:  none enrolled; events are unsigned (station mode)")
     if report.backup_key:
-        click.echo(f"backup key:     {report.backup_key}")
-        click.echo(
+        echo(f"backup key:     {report.backup_key}")
+        echo(
             f"move {report.home / 'backup.key'} to offline storage now: it rotates the signing key if that "
             "is ever lost ('custody ledger rotate-key --with-backup FILE')",
             err=True,

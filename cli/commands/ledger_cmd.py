@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.group("ledger")
@@ -57,17 +58,17 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         pass
     elif report.ok:
-        click.echo(
+        echo(
             f"ledger OK: {report.events} events, hash chain and Merkle tree intact, "
             f"{report.checkpoints_in_store} WORM checkpoint(s) consistent (latest covers {report.latest_checkpoint})"
             + anchors.summary()
         )
     else:
         for finding in report.findings:
-            click.echo(f"{finding.subject}: {finding.message}", err=True)
-        click.echo(f"ledger CORRUPT: {len(report.findings)} finding(s) in {report.events} events", err=True)
+            echo(f"{finding.subject}: {finding.message}", err=True)
+        echo(f"ledger CORRUPT: {len(report.findings)} finding(s) in {report.events} events", err=True)
     if not as_json:
-        click.echo(
+        echo(
             f"signatures: {actors.signed} event(s) signed by enrolled people, all checked; "
             f"{len(actors.unsigned)} event(s) NOT signed by an enrolled person",
             err=not report.ok,
@@ -113,7 +114,7 @@ def key(ctx: click.Context) -> None:
     from custody.ledger.seal import load_verifier
 
     settings = settings_from(ctx)
-    click.echo(load_verifier(settings.verifier_key_path, settings.key_path).to_text())
+    echo(load_verifier(settings.verifier_key_path, settings.key_path).to_text())
 
 
 @ledger.command("prove")

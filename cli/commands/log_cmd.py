@@ -5,6 +5,7 @@ import json
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.command("log")
@@ -34,12 +35,12 @@ def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
         return
     for event in events:
         subject = " ".join(f"{k}={v[:16] if k == 'evidence' else v}" for k, v in sorted(event.subject.items()))
-        click.echo(f"#{event.seq:<5} {event.time}  {event.actor:<12} {event.action:<10} {subject}")
+        echo(f"#{event.seq:<5} {event.time}  {event.actor:<12} {event.action:<10} {subject}")
         summary = {k: v for k, v in event.details.items() if k in ("source", "note", "size", "retention", "recovered")}
         if "source" in summary:
             summary["source"] = summary["source"].get("path")
         if summary:
-            click.echo(f"       {json.dumps(summary, ensure_ascii=False, sort_keys=True)}")
+            echo(f"       {json.dumps(summary, ensure_ascii=False, sort_keys=True)}")
 
 
 COMMANDS = [log]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 def media_tools() -> Any:
@@ -81,32 +82,32 @@ def _render_clip(report: Any) -> None:
 
     original = (report.original or "")[:16]
     if report.derived:
-        click.echo(
+        echo(
             f"derived bit for bit: {report.clip} is a stream-copied excerpt of {original}, covering "
             f"{format_time(report.start_us)}-{format_time(report.end_us)} of the original"
         )
     else:
-        click.echo(f"NOT derived bit for bit: {report.clip} is not a stream-copied excerpt of {original}")
+        echo(f"NOT derived bit for bit: {report.clip} is not a stream-copied excerpt of {original}")
     for stream in report.streams:
         if stream.original_stream is None:
-            click.echo(f"  clip stream {stream.clip_stream} ({stream.media_type} {stream.codec}): "
+            echo(f"  clip stream {stream.clip_stream} ({stream.media_type} {stream.codec}): "
                        f"{stream.packets} packets, none from the original")
             continue
         span = ""
         if stream.start_us is not None and stream.end_us is not None:
             span = f", {format_time(stream.start_us)}-{format_time(stream.end_us)}"
-        click.echo(
+        echo(
             f"  clip stream {stream.clip_stream} ({stream.media_type} {stream.codec}): {stream.matched} of "
             f"{stream.packets} packets found in original stream {stream.original_stream}, spanning its packets "
             f"{stream.first}-{stream.last}{span}"
         )
     if report.original_streams_not_in_clip:
-        click.echo(f"  original streams not in the clip: {', '.join(map(str, report.original_streams_not_in_clip))}")
-    click.echo(f"  packet list: {report.packet_list_source}")
+        echo(f"  original streams not in the clip: {', '.join(map(str, report.original_streams_not_in_clip))}")
+    echo(f"  packet list: {report.packet_list_source}")
     for finding in report.findings:
-        click.echo(f"custody: {finding.kind}: {finding.message}", err=True)
+        echo(f"custody: {finding.kind}: {finding.message}", err=True)
     if not report.derived:
-        click.echo(f"custody: {report.clip}: not derived bit for bit from {report.original}", err=True)
+        echo(f"custody: {report.clip}: not derived bit for bit from {report.original}", err=True)
 
 
 @click.group("media")
@@ -149,9 +150,9 @@ def sheet(ctx: click.Context, ref: str, out_png: str, tiles: int, columns: int, 
     if as_json:
         emit_json(made.as_dict())
         return
-    click.echo(f"{made.path}: {made.width}x{made.height} PNG, {len(made.times_us)} frames")
+    echo(f"{made.path}: {made.width}x{made.height} PNG, {len(made.times_us)} frames")
     if not made.labelled:
-        click.echo("custody: warning: no font for drawtext; the times are only in the PNG's text chunks", err=True)
+        echo("custody: warning: no font for drawtext; the times are only in the PNG's text chunks", err=True)
 
 
 @click.command("derive")
@@ -186,10 +187,10 @@ def derive(ctx: click.Context, file: str, ref: str, tool: str, params: str, note
     if as_json:
         emit_json(derived.as_dict())
     else:
-        click.echo(f"{result.status:<15} {(result.blake3 or '-')[:16]:<16} {result.path}")
-        click.echo(f"derived from    {derived.derived_from['parent'][:16]:<16} by {derived.derived_from['tool']}")
+        echo(f"{result.status:<15} {(result.blake3 or '-')[:16]:<16} {result.path}")
+        echo(f"derived from    {derived.derived_from['parent'][:16]:<16} by {derived.derived_from['tool']}")
     if result.warning:
-        click.echo(f"custody: warning: {result.path}: {result.warning}", err=True)
+        echo(f"custody: warning: {result.path}: {result.warning}", err=True)
 
 
 COMMANDS = [clip, media, derive]

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.command("export")
@@ -65,23 +66,23 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
     if as_json:
         emit_json(result.as_dict())
         return
-    click.echo(f"package   {result.directory}")
-    click.echo(f"incident  {result.incident}  (package {result.package_id})")
+    echo(f"package   {result.directory}")
+    echo(f"incident  {result.incident}  (package {result.package_id})")
     for item in result.items:
-        click.echo(f"  {item.file}  {item.size} bytes  BLAKE3 {item.blake3[:16]}  SHA-256 {item.sha256[:16]}")
-    click.echo(f"events    {result.events}, proved against checkpoint {result.checkpoint['size']}")
-    click.echo(f"complete  export-prepared event {result.prepared_seq}, the checkpoint's last, lists every event and "
+        echo(f"  {item.file}  {item.size} bytes  BLAKE3 {item.blake3[:16]}  SHA-256 {item.sha256[:16]}")
+    echo(f"events    {result.events}, proved against checkpoint {result.checkpoint['size']}")
+    echo(f"complete  export-prepared event {result.prepared_seq}, the checkpoint's last, lists every event and "
                "linked object")
-    click.echo(f"sealed    custody/seal.txt (SHA-256 {result.seal_sha256}), signed with the ledger's key")
+    echo(f"sealed    custody/seal.txt (SHA-256 {result.seal_sha256}), signed with the ledger's key")
     if result.previous_checkpoint is not None:
-        click.echo(f"extends   the recipient's previous package (checkpoint {result.previous_checkpoint}): "
+        echo(f"extends   the recipient's previous package (checkpoint {result.previous_checkpoint}): "
                    "custody/consistency.txt")
     for blake3 in result.excluded:
-        click.echo(f"excluded  BLAKE3 {blake3[:16]}: linked to the incident, left out by the REFs given")
-    click.echo(f"recorded  exported events {', '.join(map(str, result.exported_seqs))} "
+        echo(f"excluded  BLAKE3 {blake3[:16]}: linked to the incident, left out by the REFs given")
+    echo(f"recorded  exported events {', '.join(map(str, result.exported_seqs))} "
                f"(tag manifest SHA-256 {result.tagmanifest_sha256})")
     for gone in result.disposed:
-        click.echo(f"disposed  BLAKE3 {gone['blake3'][:16]}: disposed of on {gone['disposed_at']} (event {gone['seq']}); "
+        echo(f"disposed  BLAKE3 {gone['blake3'][:16]}: disposed of on {gone['disposed_at']} (event {gone['seq']}); "
                    "not in the package, listed in report.html")
 
 
@@ -152,7 +153,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
     if receipt_out is not None and signer is not None:
         receipt = make_receipt(report, signer)
         write_receipt(receipt, signer, receipt_out)
-        click.echo(f"receipt written to {receipt_out} (signed by {receipt.recipient_key})", err=True)
+        echo(f"receipt written to {receipt_out} (signed by {receipt.recipient_key})", err=True)
     if not report.ok:
         raise click.exceptions.Exit(3)
 
@@ -182,31 +183,31 @@ def printable(text: str) -> str:
 
 
 def _render_report(report: Any) -> None:
-    click.echo(f"package   {printable(report.path)}")
+    echo(f"package   {printable(report.path)}")
     if not report.is_package:
-        click.echo(f"custody: {printable(report.path)}: not a package: it holds none of a package's files "
+        echo(f"custody: {printable(report.path)}: not a package: it holds none of a package's files "
                    "(bagit.txt, bag-info.txt, data/, custody/)", err=True)
-        click.echo("NOT VERIFIED: not a package")
+        echo("NOT VERIFIED: not a package")
         return
-    click.echo(f"incident  {printable(report.incident or 'not stated (bag-info.txt has no External-Identifier)')}  "
+    echo(f"incident  {printable(report.incident or 'not stated (bag-info.txt has no External-Identifier)')}  "
                f"(package {printable(report.package_id or 'not stated')})")
     for check in report.checks:
         state = "ok" if check.findings == 0 else f"FAILED ({check.findings})"
-        click.echo(f"  {state:<12} {check.name}: {printable(check.detail)}")
+        echo(f"  {state:<12} {check.name}: {printable(check.detail)}")
     for finding in report.findings:
-        click.echo(f"custody: {printable(finding.subject)}: {printable(finding.message)}", err=True)
+        echo(f"custody: {printable(finding.subject)}: {printable(finding.message)}", err=True)
     for blake3 in report.excluded:
-        click.echo(f"note: object {printable(blake3)} is linked to the incident but the sender left it out of this "
+        echo(f"note: object {printable(blake3)} is linked to the incident but the sender left it out of this "
                    "package (a selected export)", err=True)
     if report.ok:
-        click.echo("verified: every file and every custody claim in the package checks out")
+        echo("verified: every file and every custody claim in the package checks out")
         if not report.key_trusted:
-            click.echo(
+            echo(
                 "note: checked against the package's own key; compare custody/verifier.key with the key the agency "
                 "publishes, or pass --trust-key", err=True,
             )
     else:
-        click.echo(f"NOT VERIFIED: {len(report.findings)} finding(s)")
+        echo(f"NOT VERIFIED: {len(report.findings)} finding(s)")
 
 
 @click.group("receipt")
@@ -237,7 +238,7 @@ def keygen(name: str, out: Path) -> None:
     """
     from custody.package.receipt import generate_keypair
 
-    click.echo(generate_keypair(name, out))
+    echo(generate_keypair(name, out))
 
 
 @receipt.command("import")
@@ -271,7 +272,7 @@ def import_(ctx: click.Context, receipt_path: Path, trust_key: str | None, actor
         return
     r = done.receipt
     verb = "already recorded as" if done.already else "recorded as"
-    click.echo(f"{verb} event {done.seq}: {r.recipient_key.split('+')[0]} verified package {r.package_id} of incident "
+    echo(f"{verb} event {done.seq}: {r.recipient_key.split('+')[0]} verified package {r.package_id} of incident "
                f"{r.incident} at {r.verified_at}: {r.result} ({r.findings} finding(s))")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, settings_from, workspace
+from cli.render import echo
 
 
 @click.group("retention")
@@ -40,8 +41,8 @@ def categories(ctx: click.Context, as_json: bool) -> None:
             assert category.duration is not None
             keep = f"at least {category.duration.days} days" if category.duration.days else f"at least {category.duration.seconds} s"
             keep += f" from {category.starts}"
-        click.echo(f"{category.name:<12} {keep}; then {category.after}")
-        click.echo(f"{'':<12} source: {category.source}")
+        echo(f"{category.name:<12} {keep}; then {category.after}")
+        echo(f"{'':<12} source: {category.source}")
 
 
 def _render(changes: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
@@ -49,10 +50,10 @@ def _render(changes: list[dict], as_json: bool) -> None:  # type: ignore[type-ar
         emit_json(changes)
         return
     for change in changes:
-        click.echo(f"{change['blake3'][:16]}  {change['previous_category']} -> {change['category']}  "
+        echo(f"{change['blake3'][:16]}  {change['previous_category']} -> {change['category']}  "
                    f"until {change['previous_until']} -> {change['until']}")
     if not changes:
-        click.echo("nothing to change (already flagged)")
+        echo("nothing to change (already flagged)")
 
 
 @retention.command("flag")

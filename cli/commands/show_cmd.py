@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.command("show")
@@ -30,24 +31,24 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         emit_json(record)
         return
     for name in ("blake3", "sha256", "size", "store", "store_key", "version", "store_status", "legal_hold"):
-        click.echo(f"{name + ':':<14}{record[name]}")
+        echo(f"{name + ':':<14}{record[name]}")
     retention = record["retention"]
-    click.echo(f"{'retention:':<14}{retention['mode'] + ' until ' + retention['until'] if retention else '-'}")
-    click.echo(f"{'category:':<14}{record['category']}")
-    click.echo(f"{'holds:':<14}{', '.join(record['holds']) or '-'}")
-    click.echo(f"{'incidents:':<14}{', '.join(record['incidents']) or '-'}")
+    echo(f"{'retention:':<14}{retention['mode'] + ' until ' + retention['until'] if retention else '-'}")
+    echo(f"{'category:':<14}{record['category']}")
+    echo(f"{'holds:':<14}{', '.join(record['holds']) or '-'}")
+    echo(f"{'incidents:':<14}{', '.join(record['incidents']) or '-'}")
     first = record["first_ingest"]
-    click.echo(f"{'first ingest:':<14}event {first['seq']} at {first['time']} by {first['actor']}")
-    click.echo("acquisitions:")
+    echo(f"{'first ingest:':<14}event {first['seq']} at {first['time']} by {first['actor']}")
+    echo("acquisitions:")
     for acquisition in record["acquisitions"]:
         source = acquisition["source"] or {}
-        click.echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
-    click.echo(f"{'media:':<14}{_media_line(record['media'])}")
+        echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
+    echo(f"{'media:':<14}{_media_line(record['media'])}")
     parent = record["parent"]
-    click.echo(f"{'parent:':<14}{parent['parent'] + ' by ' + str(parent['tool']) + ' ' + repr(parent['params']) if parent else '-'}")
-    click.echo(f"{'derivatives:':<14}{len(record['derivatives']) or '-'}")
+    echo(f"{'parent:':<14}{parent['parent'] + ' by ' + str(parent['tool']) + ' ' + repr(parent['params']) if parent else '-'}")
+    echo(f"{'derivatives:':<14}{len(record['derivatives']) or '-'}")
     for child in record["derivatives"]:
-        click.echo(f"  {child['blake3']}  event {child['seq']} at {child['time']} by {child['tool']} {child['params']!r}")
+        echo(f"  {child['blake3']}  event {child['seq']} at {child['time']} by {child['tool']} {child['params']!r}")
 
 
 def _media_line(media: Any) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.group("store")
@@ -38,18 +39,18 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(result.as_dict())
     else:
-        click.echo(f"store: {result.store}")
+        echo(f"store: {result.store}")
         for probe in result.probes:
-            click.echo(f"  {probe.action:<22} {'refused' if probe.refused else 'ALLOWED'}: {probe.detail}")
+            echo(f"  {probe.action:<22} {'refused' if probe.refused else 'ALLOWED'}: {probe.detail}")
         if result.enforced and result.worm == "program":
-            click.echo("verdict: enforced by this program only (a local store; root can still delete files)")
+            echo("verdict: enforced by this program only (a local store; root can still delete files)")
         elif result.enforced:
-            click.echo("verdict: enforced by the storage server")
+            echo("verdict: enforced by the storage server")
         else:
-            click.echo("verdict: NOT ENFORCED: this store lets locked evidence be deleted or weakened")
-        click.echo(f"recorded as event {result.seq}", err=True)
+            echo("verdict: NOT ENFORCED: this store lets locked evidence be deleted or weakened")
+        echo(f"recorded as event {result.seq}", err=True)
     if result.seal_error:
-        click.echo(f"custody: warning: the checkpoint after this check could not be stored: {result.seal_error}", err=True)
+        echo(f"custody: warning: the checkpoint after this check could not be stored: {result.seal_error}", err=True)
     if not result.enforced:
         ctx.exit(3)
 

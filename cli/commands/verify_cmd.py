@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 @click.command("verify")
@@ -32,9 +33,9 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
             extra = ""
             if result.file_matches is True:
                 extra = " (the file's bytes are the preserved ones)"
-            click.echo(f"{state:<7} {result.ref}  {result.blake3 or '-'}{extra}")
+            echo(f"{state:<7} {result.ref}  {result.blake3 or '-'}{extra}")
             for finding in result.findings:
-                click.echo(f"  {finding.kind}: {finding.message}", err=True)
+                echo(f"  {finding.kind}: {finding.message}", err=True)
     if any(f.kind == "bad-reference" for r in results for f in r.findings) and all(
         f.kind == "bad-reference" for r in results for f in r.findings
     ):
