@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -77,6 +78,8 @@ def _private(path: Path, what: str) -> None:
     try:
         os.chmod(path, mode & ~0o077)
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            return  # a read-only copy (an archive, a snapshot): nothing here can change it
         wanted = "700" if path.is_dir() else "600"
         raise ConfigError(
             f"{what} {path} is open to other users (mode {mode:04o}) and could not be made private "

@@ -46,7 +46,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 from custody import TOOL
 from custody.ledger.canonical import canonical_bytes
@@ -453,6 +453,7 @@ class Ledger:
             @event.listens_for(engine, "connect")
             def _connect(dbapi_connection: Any, _record: Any) -> None:
                 dbapi_connection.isolation_level = None
+                dbapi_connection.text_factory = _stored_text
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -950,11 +951,15 @@ class _Transaction:
                     "hash": digest,
                 },
             )
+        except IntegrityError as exc:
+            raise _append_conflict(seq) from exc
         except SQLAlchemyError as exc:
             raise self.ledger._unavailable(exc) from exc
         nodes = self._nodes()
         try:
             nodes.add_nodes(append_leaf(nodes, seq, bytes.fromhex(digest)))
+        except IntegrityError as exc:
+            raise _append_conflict(seq) from exc
         except SQLAlchemyError as exc:
             raise self.ledger._unavailable(exc) from exc
         self._head = (seq + 1, digest)
@@ -976,6 +981,36 @@ class _Transaction:
         return None if row is None else dict(row._mapping)
 
 
+def _stored_text(raw: bytes) -> str:
+    """SQLite text as stored: bytes that are not UTF-8 (only an edit outside custody puts them
+    there) become lone surrogates instead of failing the whole query, so that the event holding
+    them is named as altered (``_row_event``; ``verify_chain`` finds its hash wrong)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _not_utf8(seq: int) -> LedgerCorrupt:
+    return LedgerCorrupt([Finding(
+        "ledger-corrupt", f"event {seq}",
+        "its stored text is not valid UTF-8: the event was altered outside custody; "
+        "run 'custody ledger verify' for every finding",
+    )])
+
+
+def _append_conflict(seq: int) -> LedgerCorrupt:
+    """An append that collides with stored rows: appends are serialized, so rows already there
+    for the next event mean events were removed or the ledger was otherwise altered."""
+    return LedgerCorrupt([Finding(
+        "ledger-corrupt", f"event {seq}",
+        f"cannot append event {seq}: the ledger already holds tree data for it, so events were removed "
+        "or the ledger was altered after they were sealed; nothing was appended. Run 'custody ledger "
+        "verify' for every finding",
+    )])
+
+
+def _has_surrogates(text: str | None) -> bool:
+    return text is not None and any("\udc80" <= char <= "\udcff" for char in text)
+
+
 def _details(stored: str) -> dict[str, Any]:
     """Stored details; text that is no longer JSON is kept as-is so that verification reports
     the event instead of failing."""
@@ -987,6 +1022,10 @@ def _details(stored: str) -> dict[str, Any]:
 
 
 def _row_event(row: Any) -> CustodyEvent:
+    """The event of a stored row; ``LedgerCorrupt`` naming it when its text is not UTF-8."""
+    if any(_has_surrogates(value) for value in (row.time, row.actor, row.role, row.action, row.subject_evidence,
+                                                row.subject_incident, row.details, row.tool, row.prev_hash, row.hash)):
+        raise _not_utf8(row.seq)
     subject: dict[str, str] = {}
     if row.subject_evidence is not None:
         subject["evidence"] = row.subject_evidence

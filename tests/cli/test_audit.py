@@ -416,7 +416,7 @@ def _metrics(path: Path) -> dict[str, float]:
         (("--level", "full", "--rotation", "3"), "choose one"),
         (("--shard", "4/3"), "K must be between 1 and N"),
         (("--shard", "two"), "write it as K/N"),
-        (("--rotation", "0"), "0 is not in the range x>=1"),
+        (("--rotation", "0"), "0 is not in the range 1<=x<=1000000"),
     ],
 )
 def test_bad_options_are_usage_errors(initialized: Custody, args: tuple[str, ...], message: str) -> None:

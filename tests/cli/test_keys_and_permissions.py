@@ -85,3 +85,29 @@ def test_opening_a_workspace_makes_an_opened_up_data_directory_private_again(ini
     assert initialized("ingest", str(clips[0])).exit_code == 0
     assert mode(initialized.home) == 0o700
     assert mode(initialized.home / "custody.db") == 0o600
+
+
+def test_audit_on_a_read_only_data_directory_is_exit_5_not_an_internal_error(initialized: Custody, clips: list[Path]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    assert initialized("ingest", str(clips[0])).exit_code == 0
+    for path in [initialized.home, *initialized.home.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o222)
+    command = [sys.executable, "-m", "cli.main", "audit"]
+    if os.getuid() == 0:  # root writes past permissions unless it drops that capability
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    root = str(Path(__file__).resolve().parents[2])
+    try:
+        done = subprocess.run(command, env={**os.environ, **initialized.env, "PYTHONPATH": root},
+                              capture_output=True, text=True, cwd="/", timeout=120)
+    finally:
+        for path in [initialized.home, *initialized.home.rglob("*")]:
+            if not path.is_symlink():
+                path.chmod(stat.S_IMODE(path.stat().st_mode) | 0o200)
+    assert done.returncode == 5, done.stderr
+    assert "custody: error: cannot write to the local store" in done.stderr
+    assert "Permission denied" in done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
