@@ -15,7 +15,7 @@ $(BIN)/custody: pyproject.toml
 venv: $(BIN)/custody
 
 system-deps-demo:
-	infra/dev/system-deps.sh venv ffmpeg
+	infra/dev/system-deps.sh venv ffmpeg b3sum
 
 system-deps-test:
 	infra/dev/system-deps.sh venv ffmpeg b3sum ceph postgresql chromium openssh terraform softhsm openssl golang stock-python

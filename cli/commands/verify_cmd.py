@@ -13,7 +13,8 @@ from cli.render import echo
 def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
     """Re-read preserved objects and compare their BLAKE3 with the ledger.
 
-    REF is a BLAKE3 prefix (at least 8 hex characters) or a file path; for a file, it also says
+    REF is a BLAKE3 prefix (at least 8 hex characters), a file path, or a directory (every file
+    in it, walked as ingest walks it); for a file, it also says
     whether that file's bytes are the preserved ones. Every reference is checked; exits 3 if
     any object is missing, unreadable or altered, or a file is not preserved.
 
@@ -21,6 +22,7 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
     Examples:
       custody verify 1f0c3a9e
       custody verify ./copy-from-usb/clip.mp4 --json
+      custody verify /media/dock3/export/
     """
     from custody.evidence.verify import verify_and_record
 

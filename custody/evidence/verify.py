@@ -38,8 +38,13 @@ def resolve(ledger: Ledger, ref: str) -> Resolved:
         except OSError as exc:
             raise BadInput(f"{printable_path(ref)}: cannot read: {exc.strerror}") from exc
         return Resolved(ref, digest, path=ref)
+    if os.path.isdir(ref):
+        raise BadInput(f"{printable_path(ref)}: a directory with no files in it")
     if os.path.exists(ref):
-        raise BadInput(f"{printable_path(ref)}: not a regular file")
+        from custody.evidence.hashing import special_kind
+
+        kind = special_kind(os.stat(ref).st_mode) or "not a regular file"
+        raise BadInput(f"{printable_path(ref)}: {kind}, not a regular file; only regular files are verified")
     if not HEX.match(ref):
         raise BadInput(f"{printable_path(ref)}: no such file, and not a BLAKE3 digest prefix")
     if len(ref) < 8:
@@ -144,10 +149,34 @@ def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> Ver
     return result
 
 
-def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[VerifyResult]:
-    """Verify every reference; a bad reference becomes a finding, the others are still checked."""
-    results = []
+def expand_directories(refs: list[str]) -> list[tuple[str, str | None]]:
+    """References with each directory replaced by the files in it, walked as ``ingest`` walks
+    (recursively, in name order, links to directories not followed), each with None; what
+    ingest would skip there (FIFOs, devices, sockets, broken links) comes with the reason."""
+    from custody.evidence.ingest import Candidate, collect
+
+    expanded: list[tuple[str, str | None]] = []
     for ref in refs:
+        if not os.path.isdir(ref):
+            expanded.append((ref, None))
+            continue
+        for item in collect([ref]).items:
+            if isinstance(item, Candidate):
+                expanded.append((item.path, None))
+            else:
+                expanded.append((item.path, item.reason))
+    return expanded
+
+
+def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[VerifyResult]:
+    """Verify every reference (a directory: every file in it); a bad reference becomes a
+    finding, the others are still checked."""
+    results = []
+    for ref, skipped in expand_directories(refs):
+        if skipped is not None:
+            shown = printable_path(ref)
+            results.append(VerifyResult(ref, None, ok=False, findings=[Finding("bad-reference", shown, f"{shown}: {skipped}")]))
+            continue
         try:
             resolved = resolve(ledger, ref)
         except BadInput as exc:

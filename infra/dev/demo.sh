@@ -24,4 +24,7 @@ echo "== custody verify"; custody verify "$first" "$DIR/clips/BWC-002_20261101.m
 echo "== custody show $first"; custody show "$first"
 echo "== custody ledger verify"; custody ledger verify
 echo "== custody log"; custody log
-echo "== b3sum -c, with the stock tool"; (cd "$DIR/clips" && custody hash *.mp4 > B3SUMS && b3sum -c B3SUMS 2>/dev/null || echo "(b3sum is not installed; skipped)")
+echo "== b3sum -c, with the stock tool"; "$(dirname "$0")/b3check.sh" "$DIR/clips"
+echo
+echo "custody is installed in .venv, not on your PATH. To look at this demo's ledger yourself:"
+echo "    .venv/bin/custody --home $CUSTODY_HOME log      (or: . .venv/bin/activate; custody --help)"
