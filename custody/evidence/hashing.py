@@ -198,7 +198,7 @@ class _FifoReader:
                 self._seen_writer = True  # data, or a writer that came (and maybe went)
 
 
-def _read_to_end(fd: int, path: str | os.PathLike[str], update: Callable[[memoryview], None], fifo_timeout: float | None) -> None:
+def _read_to_end(fd: int, path: str | os.PathLike[str], update: Callable[[memoryview], object], fifo_timeout: float | None) -> None:
     """Feed everything ``fd`` yields to ``update``, without ever blocking forever."""
     buffer = bytearray(1 << 20)
     view = memoryview(buffer)
@@ -214,7 +214,7 @@ def _read_to_end(fd: int, path: str | os.PathLike[str], update: Callable[[memory
 
 
 def _digest_file(
-    path: str | os.PathLike[str], update: Callable[[Any], None], fifo_timeout: float | None
+    path: str | os.PathLike[str], update: Callable[[Any], object], fifo_timeout: float | None
 ) -> None:
     fd, st = open_for_reading(path, fifo=fifo_timeout is not None)
     try:
