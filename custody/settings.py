@@ -70,3 +70,27 @@ class Settings:
     @staticmethod
     def default_store_url(home: Path) -> str:
         return f"file://{home / 'store'}"
+
+
+_KILL_AT = os.environ.get("CUSTODY_TEST_KILL_AT", "")
+
+
+def crash_point(name: str) -> None:
+    """A named step of a command where the crash-safety tests kill the process: with
+    ``CUSTODY_TEST_KILL_AT`` naming this step (``NAME`` or ``NAME:N`` for its N-th passage), the
+    process sends itself SIGKILL here, as a power cut would stop it. Unset (always, outside
+    tests), nothing happens. The one place the core reads the environment, and only for this."""
+    global _KILL_AT
+    if not _KILL_AT:
+        return
+    wanted, _, count = _KILL_AT.partition(":")
+    if wanted != name:
+        return
+    left = int(count or 1) - 1
+    if left > 0:
+        _KILL_AT = f"{wanted}:{left}"
+        return
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+

@@ -475,7 +475,9 @@ class LocalStore:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         self._check()
         found: list[str] = []
-        for directory, _dirs, files in os.walk(self._objects):
+        # only the folder the prefix names can hold its keys (checkpoints/000.. walks checkpoints/)
+        start = self._objects / prefix.rpartition("/")[0] if "/" in prefix else self._objects
+        for directory, _dirs, files in os.walk(start):
             for name in files:
                 key = os.path.relpath(os.path.join(directory, name), self._objects)
                 if key.startswith(prefix):

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
 
 from custody.errors import CustodyError
+from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
 from custody.evidence.hashing import Digests, hash_stream
 from custody.home import LedgerOpening, background_priority
@@ -268,6 +269,7 @@ class Ingestor:
                 if staging is not None:
                     staging.abort()
                 raise
+            crash_point("read")
             staged = None
             if staging is not None:
                 if digests.size == staging.size:
@@ -415,6 +417,7 @@ class Ingestor:
                 result.status = "failed"
                 result.reason = f"unreadable: read error: {exc.strerror}"
                 return result
+        crash_point("stored")
         confirm_stored(info, retention=retention, legal_hold=False, size=digests.size, sha256=digests.sha256)
         changed = self._changed(fd, candidate.path, before, digests.size)
         if changed:
@@ -423,6 +426,7 @@ class Ingestor:
             return result
         assert info.retention is not None
         inspection = self._inspect(candidate.path, digests, info.retention)
+        crash_point("attachments")
         with self.ledger.transaction() as tx:
             known = tx.evidence_row(digests.blake3)
             if known is not None:
@@ -466,6 +470,8 @@ class Ingestor:
                 version=info.version,
                 seq=event.seq,
             )
+            crash_point("before-commit")
+        crash_point("recorded")
         result.seq = event.seq
         return result
 
@@ -498,7 +504,7 @@ class Ingestor:
                     raise
                 if existing.retention is None or existing.retention.until < retention.until:
                     existing = self.store.extend_retention(key, existing.version, retention.until)
-                confirm_stored(existing, Digests("", sha, len(data)), retention, legal_hold=False)
+                confirm_stored(existing, retention=retention, legal_hold=False, size=len(data), sha256=sha)
             stored[kind] = {"key": key, "sha256": sha, "size": len(data)}
         return inspection.details, stored
 
@@ -563,6 +569,7 @@ def ingest_paths(
         except (CustodyError, StorageError):
             pass  # the error that stopped the ingest is the one to report
         raise
+    crash_point("before-seal")
     try:
         workspace.seal()
     except (CustodyError, StorageError) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ from typing import Any
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.errors import BadInput, ConfigError, Finding
+from custody.settings import crash_point
 from custody.ledger.database import Ledger
 from storage.base import ObjectStore, Retention
 from storage.errors import ObjectExists, ObjectNotFound
@@ -90,6 +92,7 @@ def seal(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, *, force:
             return None
         row = recorded[size]
         return SignedCheckpoint(size, bytes.fromhex(row["root"]), row["note"], row["store_key"], False)
+    _record_interrupted(ledger, store, signer, max(recorded, default=0), size)
     root = ledger.with_nodes(lambda nodes: tree.root(nodes, size))
     note = notes.sign_checkpoint(notes.Checkpoint(signer.name, size, root), [signer])
     key = checkpoint_key(size)
@@ -107,6 +110,7 @@ def seal(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, *, force:
     except ObjectExists:
         note = _read_concurrent_put(store, key)
         created = False
+    crash_point("checkpoint-stored")
     ledger.record_checkpoint(size=size, root=root.hex(), note=note, store_key=key)
     return SignedCheckpoint(size, root, note, key, created)
 
@@ -125,6 +129,34 @@ def _read_concurrent_put(store: ObjectStore, key: str, wait: float = 5.0) -> str
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _record_interrupted(ledger: Ledger, store: ObjectStore, signer: notes.Signer, latest: int, size: int) -> None:
+    """Record the checkpoints a sealing that was stopped (killed, power cut) put in WORM storage
+    but did not record in the database. They are newer than the latest recorded one, so one
+    listing of the keys between the two (their common prefix) finds them. Only a checkpoint
+    signed by this ledger's key, whose root is the ledger's at its size, is recorded; anything
+    else stays for 'custody ledger verify' and audits to report."""
+    if size - latest < 2:
+        return
+    first, last = checkpoint_key(latest + 1), checkpoint_key(size - 1)
+    common = len(os.path.commonprefix([first, last]))
+    for info in store.list(first[:common]):
+        try:
+            between = int(info.key[len(CHECKPOINT_PREFIX):])
+        except ValueError:
+            continue
+        if not latest < between < size:
+            continue
+        try:
+            with store.open(info.key, info.version or None) as stream:
+                note = stream.read(1 << 16).decode("utf-8")
+            checkpoint, _ = notes.open_checkpoint(note, [signer.verifier()], origin=signer.name)
+        except (ObjectNotFound, UnicodeDecodeError, OSError, notes.TlogError):
+            continue
+        root = ledger.with_nodes(lambda nodes: tree.root(nodes, between))
+        if checkpoint.size == between and checkpoint.root == root:
+            ledger.record_checkpoint(size=between, root=root.hex(), note=note, store_key=info.key)
 
 
 @dataclass
