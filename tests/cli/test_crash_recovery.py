@@ -24,10 +24,7 @@ def test_recovered_object_and_its_packet_list_audit_clean(initialized: Custody, 
     assert failed.exit_code == 5
     packets = list((initialized.home / "store" / "objects" / "packets").rglob("*"))
     assert [p for p in packets if p.is_file()], "the attachment was stored before the ledger failed"
-    unrecorded = initialized("audit", "--json")
-    assert unrecorded.exit_code == 3
-    kinds = sorted(f["kind"] for f in json.loads(unrecorded.stdout)["findings"])
-    assert kinds == ["unrecorded", "unrecorded"]
+    assert initialized.json("log") == []
 
     time.sleep(1.1)  # the re-run's retention date is a later second than the first run's
     rerun = initialized("ingest", str(clip), "--json")
