@@ -30,7 +30,7 @@ from custody.ledger.canonical import printable_path
 from custody.evidence.hashing import Digests, hash_stream
 from custody.home import LedgerOpening, background_priority
 from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFile, UploadPlan, UploadPlanning, confirm_stored
-from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound
+from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
