@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from cli.render import echo
 
 from custody.settings import Settings
 
@@ -40,14 +39,20 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
     obj: dict[str, Any] = ctx.find_root().obj
     home = obj["home"]
     config = obj["config"]
+    from cli.render import refuse_control_characters
+
     timeout = _db_timeout(config)
     key = obj.get("key") or config.get("key")
+    name = actor or os.environ.get("CUSTODY_ACTOR") or config.get("actor") or os_user()
+    role = config.get("role", "technician")
+    refuse_control_characters("the actor", name)
+    refuse_control_characters("the role", role)
     return Settings(
         home=home,
         db_url=obj["db_url"] or Settings.default_db_url(home),
         store_url=obj["store_url"] or Settings.default_store_url(home),
-        actor=actor or os.environ.get("CUSTODY_ACTOR") or config.get("actor") or os_user(),
-        role=config.get("role", "technician"),
+        actor=name,
+        role=role,
         db_timeout=timeout,
         config=config,
         key=Path(key).expanduser() if key else None,
@@ -79,4 +84,4 @@ def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_backgro
 def emit_json(value: Any) -> None:
     import json
 
-    echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))

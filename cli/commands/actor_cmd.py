@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 ROLE_CHOICE = click.Choice(["technician", "supervisor", "auditor", "admin"])
 
@@ -56,7 +57,7 @@ def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_f
     if as_json:
         emit_json(person.as_dict())
     else:
-        click.echo(f"enrolled {person.name} as {person.role} with key {person.fingerprint} (event {person.enrolled_seq})")
+        echo(f"enrolled {person.name} as {person.role} with key {person.fingerprint} (event {person.enrolled_seq})")
 
 
 @actor.command("revoke")
@@ -77,7 +78,7 @@ def revoke(ctx: click.Context, name: str, reason: str, as_json: bool) -> None:
     if as_json:
         emit_json(person.as_dict())
     else:
-        click.echo(f"revoked {person.name} ({person.fingerprint}) at event {person.revoked_seq}")
+        echo(f"revoked {person.name} ({person.fingerprint}) at event {person.revoked_seq}")
 
 
 @actor.command("list")
@@ -101,9 +102,9 @@ def list_(ctx: click.Context, show_all: bool, as_json: bool) -> None:
         return
     for person in people:
         state = "active" if person.active else f"revoked at event {person.revoked_seq}"
-        click.echo(f"{_escape(person.name):<24} {person.role:<11} {person.fingerprint}  {state}")
+        echo(f"{_escape(person.name):<24} {person.role:<11} {person.fingerprint}  {state}")
     if not people:
-        click.echo("nobody is enrolled: events are unsigned (station mode)", err=True)
+        echo("nobody is enrolled: events are unsigned (station mode)", err=True)
 
 
 @actor.command("allowed-signers")

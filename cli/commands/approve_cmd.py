@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.render import echo
 
 
 def carry_out(ws: Any) -> Any:
@@ -53,15 +54,15 @@ def approve(ctx: click.Context, request: int | None, list_requests: bool, as_jso
             return
         for found in requests.values():
             state = f"approved by {found.approved_by} (event {found.approved_seq})" if found.approved_seq is not None else "waiting"
-            click.echo(f"request {found.seq}: {found.kind} by {found.requested_by} at {found.time}: {state}")
+            echo(f"request {found.seq}: {found.kind} by {found.requested_by} at {found.time}: {state}")
         if not requests:
-            click.echo("no requests", err=True)
+            echo("no requests", err=True)
         return
     done = approve_request(ws, request, carry_out(ws))
     if as_json:
         emit_json(done.as_dict())
     else:
-        click.echo(f"request {done.seq} ({done.kind}) approved by {done.approved_by} (event {done.approved_seq}) and carried out")
+        echo(f"request {done.seq} ({done.kind}) approved by {done.approved_by} (event {done.approved_seq}) and carried out")
 
 
 COMMANDS = [approve]

@@ -33,14 +33,14 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
     if confirm and two_people_needed(ws):
         due = dispose_expired(ws, confirm=False)
         if not due:
-            click.echo("nothing has expired")
+            echo("nothing has expired")
             return
         asked = request(ws, "disposal", {"objects": [i.blake3 for i in due]},
                         f"destroy {len(due)} object(s) whose retention expired")
         if as_json:
             emit_json({"confirmed": False, "request": asked.as_dict(), "objects": [i.as_dict() for i in due]})
         else:
-            click.echo(f"disposal request {asked.seq} recorded for {len(due)} object(s); a second enrolled person "
+            echo(f"disposal request {asked.seq} recorded for {len(due)} object(s); a second enrolled person "
                        f"must approve it: custody approve {asked.seq}")
         return
     items = dispose_expired(ws, confirm=confirm)

@@ -91,7 +91,7 @@ def release(ctx: click.Context, name: str, authority: str, reason: str, actor: s
         if as_json:
             emit_json({"request": asked.as_dict(), "hold": found.as_dict()})
         else:
-            click.echo(f"release of hold {name} requested (request {asked.seq}); a second enrolled person must "
+            echo(f"release of hold {name} requested (request {asked.seq}); a second enrolled person must "
                        f"approve it: custody approve {asked.seq}")
         return
     _render(release_hold(ws, name, authority=authority, reason=reason), as_json)
