@@ -54,7 +54,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
         emit_json({**report.as_dict(), "actors": actors.as_dict(), "anchors": anchors.as_dict()})
     else:
         for line in anchors.notices():
-            click.echo(line, err=True)
+            echo(line, err=True)
     if as_json:
         pass
     elif report.ok:
@@ -173,9 +173,9 @@ def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(rotation.as_dict())
         return
-    click.echo(f"key rotated (event {rotation.seq}, authorized by the {'backup key' if rotation.authorized_by == 'backup' else 'old key'})")
-    click.echo(f"new verifier key: {rotation.new_key}")
-    click.echo(f"new backup key:   {rotation.backup_key} (move {ws.settings.home / 'backup.key'} offline)", err=True)
+    echo(f"key rotated (event {rotation.seq}, authorized by the {'backup key' if rotation.authorized_by == 'backup' else 'old key'})")
+    echo(f"new verifier key: {rotation.new_key}")
+    echo(f"new backup key:   {rotation.backup_key} (move {ws.settings.home / 'backup.key'} offline)", err=True)
 
 
 @ledger.command("publish")
@@ -207,7 +207,7 @@ def publish(ctx: click.Context, target: str, as_json: bool) -> None:
     if as_json:
         emit_json(result.as_dict())
     else:
-        click.echo(
+        echo(
             f"published {result.size} entries to {result.directory} ({result.tiles_written} tile(s) written, "
             f"{result.previous_size} entries were published before; {result.cosignatures} cosignature(s))"
         )

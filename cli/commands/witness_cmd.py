@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json
+from cli.render import echo
 
 
 def _directory(ctx: click.Context, path: Path | None) -> Path:
@@ -64,8 +65,8 @@ def init(ctx: click.Context, name: str, path: Path | None, as_json: bool) -> Non
         emit_json({"directory": str(directory.path), "verifier_key": vkey, "created": created})
         return
     if not created:
-        click.echo(f"witness key already exists in {directory.path} (kept)", err=True)
-    click.echo(vkey)
+        echo(f"witness key already exists in {directory.path} (kept)", err=True)
+    echo(vkey)
 
 
 @witness.command("add-log")
@@ -86,7 +87,7 @@ def add_log(ctx: click.Context, vkey: str, path: Path | None) -> None:
 
     directory = WitnessDirectory(_directory(ctx, path))
     added = directory.add_log(vkey)
-    click.echo("added" if added else "already trusted", err=True)
+    echo("added" if added else "already trusted", err=True)
 
 
 @witness.command("key")
@@ -101,7 +102,7 @@ def key(ctx: click.Context, path: Path | None) -> None:
     """
     from custody.anchors.witness import WitnessDirectory
 
-    click.echo(WitnessDirectory(_directory(ctx, path)).cosigner().verifier.to_text())
+    echo(WitnessDirectory(_directory(ctx, path)).cosigner().verifier.to_text())
 
 
 @witness.command("serve")
@@ -136,7 +137,7 @@ def serve(ctx: click.Context, listen: str, path: Path | None, quiet: bool) -> No
 
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror}") from exc
     logs = ", ".join(sorted(server.RequestHandlerClass.witness.logs)) or "none (use 'custody witness add-log')"  # type: ignore[attr-defined]
-    click.echo(f"witness {server.RequestHandlerClass.witness.cosigner.name} listening on {listen}; logs: {logs}", err=True)  # type: ignore[attr-defined]
+    echo(f"witness {server.RequestHandlerClass.witness.cosigner.name} listening on {listen}; logs: {logs}", err=True)  # type: ignore[attr-defined]
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
