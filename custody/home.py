@@ -354,7 +354,7 @@ class Workspace:
 
         check_signing_key(self.settings.key_path)
         if not self.settings.key_path.exists():
-            raise ConfigError(f"the signing key {self.settings.key_path} is missing; " + missing_key_advice(self.settings))
+            raise ConfigError(f"no signing key at {self.settings.key_path}: the signing key is missing; " + missing_key_advice(self.settings))
         return load_signer(self.settings.key_path)
 
     def verifier(self) -> Any:

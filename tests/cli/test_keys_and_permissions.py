@@ -24,7 +24,7 @@ def test_ingest_without_the_key_says_the_file_was_stored_and_recorded(initialize
     assert record["status"] == "recorded"
     assert "1 file(s) WERE stored and recorded in the ledger" in result.stderr
     assert f"event {record['seq']}: {clips[1]} (BLAKE3 {record['blake3']})" in result.stderr
-    assert f"the signing key {key} is missing" in result.stderr
+    assert f"no signing key at {key}: the signing key is missing" in result.stderr
     assert "restore the key file from backup" in result.stderr
     assert "custody ledger checkpoint" in result.stderr
     assert "run 'custody init'" not in result.stderr
