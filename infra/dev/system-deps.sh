@@ -37,7 +37,10 @@ for need in "$@"; do
               packages+=(postgresql) ;;
     softhsm) command -v softhsm2-util >/dev/null 2>&1 || packages+=(softhsm2) ;;
     openssh) { command -v ssh-keygen && command -v ssh-agent; } >/dev/null 2>&1 || packages+=(openssh-client) ;;
-    terraform) command -v terraform >/dev/null 2>&1 || { packages+=(terraform); hashicorp=1; } ;;
+    terraform) command -v terraform >/dev/null 2>&1 || {
+                 echo "system-deps.sh: terraform is not installed and no registry this project uses ships it;" >&2
+                 echo "  install HashiCorp's terraform on PATH (the machine image used by CI has it)." >&2
+                 exit 1; } ;;
     *) echo "system-deps.sh: unknown need '$need'" >&2; exit 2 ;;
   esac
 done
@@ -51,12 +54,5 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "installing: ${packages[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-if [ "${hashicorp:-0}" = 1 ] && [ ! -f /etc/apt/sources.list.d/hashicorp.list ]; then
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends gpg curl ca-certificates lsb-release >&2
-  curl -fsSL https://apt.releases.hashicorp.com/gpg | gpg --dearmor -o /usr/share/keyrings/hashicorp-archive-keyring.gpg
-  echo "deb [signed-by=/usr/share/keyrings/hashicorp-archive-keyring.gpg] https://apt.releases.hashicorp.com $(lsb_release -cs) main" \
-    > /etc/apt/sources.list.d/hashicorp.list
-fi
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
