@@ -5,7 +5,7 @@
 #   b3sum   the BLAKE3 reference command       ceph    Ceph RGW (a real S3 server, for tests)
 #   softhsm SoftHSM2, a software PKCS#11 token (tests of the ledger key in an HSM)
 #   openssh ssh-keygen and ssh-agent (event signatures, checked by ssh-keygen -Y verify)
-#   terraform   HashiCorp's terraform, from HashiCorp's apt repository (renders infra/terraform's
+#   terraform   HashiCorp's terraform, expected on PATH (this machine image ships it) (renders infra/terraform's
 #               bucket policy offline, to compare it with infra/s3-policies)
 #   openssl the openssl command (the test TSA of infra/dev/tsa-server.py, 'openssl ts -verify')
 #   golang  Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note), for the tests' independent
