@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.expect_options import EXPECT_HELP, expect_options
 from cli.progress import TerminalProgress
 from cli.render import echo
 
@@ -32,6 +33,7 @@ class _Bar(TerminalProgress):
 @click.option("--camera", help="Camera serial number, recorded with the link to the incident.")
 @click.option("--officer", help="The recording officer's badge, recorded with the link to the incident.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
+@expect_options
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -42,13 +44,15 @@ def ingest(
     camera: str | None,
     officer: str | None,
     as_json: bool,
+    **expect: Any,
 ) -> None:
     """Preserve files: hash, store under retention, and record them in the ledger.
 
     Directories are walked recursively in name order. FIFOs, sockets, devices and broken
     links are skipped without being read; a file that changes while it is read is not
     recorded. Bytes that are already preserved are recorded as another acquisition.
-    Exits 2 after processing everything else if any input was skipped or failed.
+    Exits 2 after processing everything else if any input was skipped or failed; exits 3 if a
+    digest declared by the --expect manifest does not match, or a file it lists is absent.
 
     \b
     Examples:
@@ -56,6 +60,8 @@ def ingest(
       custody ingest /media/dock3/ --actor tech-0412 --note "Dock 3 nightly export"
       custody ingest --json export/ > ingest-report.json
       custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
+      custody ingest export/ --expect export/SHA256SUMS
+      custody ingest export/ --expect export/audit.csv --expect-columns path=File,digest=MD5
     """
     from cli.commands.media_cmd import ingest_inspector
     from cli.render import printable
@@ -65,6 +71,9 @@ def ingest(
         raise click.UsageError("--camera and --officer are recorded with a link: give --incident too")
     from custody.actors.identity import require_allowed
 
+    from cli import expect_options as expecting
+
+    paths_read, expected = expecting.build(list(paths), expect)
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
     bar = _Bar()
@@ -73,13 +82,14 @@ def ingest(
     try:
         results = ingest_paths(
             ws,
-            list(paths),
+            paths_read,
             incident=incident_id,
             camera=camera,
             officer=officer,
             note=note,
             progress=bar,
             inspector=inspector,
+            expected=expected,
         )
     except CheckpointNotSigned as exc:  # recorded, but not sealed: say what was recorded, then why
         results, unsigned = exc.results, exc
@@ -101,11 +111,15 @@ def ingest(
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
+    findings = expecting.report(results)
     echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
     if unsigned is not None:
         raise unsigned
+    if findings:
+        ctx.exit(3)
     if problems:
         ctx.exit(2)
 
 
+ingest.help = (ingest.help or "") + "\n\n" + EXPECT_HELP
 COMMANDS = [ingest]

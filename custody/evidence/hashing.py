@@ -38,10 +38,14 @@ class Digests:
     blake3: str
     sha256: str
     size: int
+    md5: str | None = None
+    """Only when asked for (a manifest of the previous system declares MD5)."""
 
 
-def hash_stream(source: BinaryIO, progress: Progress | None = None, sink: Sink | None = None) -> Digests:
-    """BLAKE3 and SHA-256 of everything ``source`` yields, in one read.
+def hash_stream(
+    source: BinaryIO, progress: Progress | None = None, sink: Sink | None = None, *, md5: bool = False
+) -> Digests:
+    """BLAKE3 and SHA-256 (and, with ``md5``, MD5) of everything ``source`` yields, in one read.
 
     With ``sink``, every chunk is also handed to ``sink``, in order, on a thread of its own, from
     the very buffer that was hashed: what the sink receives is exactly what the digests cover.
@@ -55,6 +59,7 @@ def hash_stream(source: BinaryIO, progress: Progress | None = None, sink: Sink |
 
     b3 = blake3.blake3()
     sha = hashlib.sha256()
+    legacy = hashlib.md5(usedforsecurity=False) if md5 else None
     sha_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     sink_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink") if sink is not None else None
     buffers = [mmap.mmap(-1, CHUNK) for _ in range(DEPTH)]
@@ -71,6 +76,8 @@ def hash_stream(source: BinaryIO, progress: Progress | None = None, sink: Sink |
                 break
             chunk = view[:count]
             pending[turn] = [sha_thread.submit(sha.update, chunk)]
+            if legacy is not None:
+                pending[turn].append(sha_thread.submit(legacy.update, chunk))
             if sink_thread is not None and sink is not None:
                 pending[turn].append(sink_thread.submit(sink, chunk))
             b3.update(chunk)
@@ -88,7 +95,7 @@ def hash_stream(source: BinaryIO, progress: Progress | None = None, sink: Sink |
         sha_thread.shutdown(wait=True)
         if sink_thread is not None:
             sink_thread.shutdown(wait=True)
-    return Digests(b3.hexdigest(), sha.hexdigest(), size)
+    return Digests(b3.hexdigest(), sha.hexdigest(), size, legacy.hexdigest() if legacy is not None else None)
 
 
 def _fill(source: BinaryIO, view: memoryview) -> int:

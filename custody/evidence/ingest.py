@@ -33,9 +33,10 @@ from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFil
 from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError
 
 if TYPE_CHECKING:
+    from custody.evidence.expected import Expectation
     from custody.ledger.database import Ledger
 
-Status = Literal["recorded", "already-stored", "skipped", "failed"]
+Status = Literal["recorded", "already-stored", "skipped", "failed", "absent"]
 
 
 @dataclass
@@ -49,6 +50,8 @@ class IngestResult:
     warning: str | None = None
     seq: int | None = None
     store_key: str | None = None
+    declared: dict[str, Any] | None = None
+    """What a manifest (``--expect``) declared of the file, and the comparison (custody.evidence.expected)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None or k in ("blake3", "sha256", "size")}
@@ -208,6 +211,7 @@ class Ingestor:
         after_read: Callable[[str], None] | None = None,
         inspector: Inspector | None = None,
         derivation: dict[str, Any] | None = None,
+        expected: Expectation | None = None,
     ) -> None:
         self._ledger = ledger
         self.store = store
@@ -221,6 +225,7 @@ class Ingestor:
         self._upload_plan: UploadPlan | None = None  # fed by the current file's read
         self.inspector = inspector
         self.derivation = derivation
+        self.expected = expected
         self.host = socket.gethostname()
 
     @property
@@ -233,13 +238,15 @@ class Ingestor:
 
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
         plan = collect(paths)
+        if self.expected is not None:
+            self.expected.planned(plan)
         self.progress.start(len(plan.files), plan.total_bytes)
         results: list[IngestResult] = []
         for item in plan.items:
             result = item if isinstance(item, IngestResult) else self.ingest_file(item)
             results.append(result)
             self.progress.finished(result)
-        return results
+        return results + (self.expected.absent_results() if self.expected is not None else [])
 
     def ingest_file(self, candidate: Candidate) -> IngestResult:
         shown = printable_path(candidate.path)
@@ -260,7 +267,8 @@ class Ingestor:
             self._upload_plan = store.plan_upload(before.st_size) if planning and isinstance(store, UploadPlanning) else None
             sink = staging.write if staging is not None else (self._upload_plan.write if self._upload_plan else None)
             try:
-                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink)
+                md5 = self.expected is not None and self.expected.needs_md5
+                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink, md5=md5)
             except OSError as exc:
                 if staging is not None:
                     staging.abort()
@@ -283,7 +291,9 @@ class Ingestor:
                 self._discard(staged)
                 return IngestResult(shown, "failed", size=digests.size, reason=changed)
             warning = "zero-byte file: preserved, but check that the recording is complete" if digests.size == 0 else None
+            declared = self.expected.compare(candidate.path, digests) if self.expected is not None else None
             result = self._preserve(handle, fd, candidate, before, digests, staged)
+            result.declared = declared
             result.warning = result.warning or warning
             return result
 
@@ -350,8 +360,12 @@ class Ingestor:
             "host": self.host,
         }
 
-    def _common(self) -> dict[str, Any]:
-        return {"note": self.note} if self.note else {}
+    def _common(self, path: str) -> dict[str, Any]:
+        common: dict[str, Any] = {"note": self.note} if self.note else {}
+        declared = self.expected.verdict(path) if self.expected is not None else None
+        if declared is not None:
+            common["declared"] = declared
+        return common
 
     def _preserve(
         self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None = None
@@ -435,7 +449,7 @@ class Ingestor:
                     actor=self.actor,
                     role=self.role,
                     subject={"evidence": digests.blake3},
-                    details={"source": self._source(candidate, before), **self._common()},
+                    details={"source": self._source(candidate, before), **self._common(candidate.path)},
                 )
                 result.status = "already-stored"
                 result.seq = event.seq
@@ -449,7 +463,7 @@ class Ingestor:
                 "store": {"location": self.store.describe(), "key": key, "version": info.version},
                 "retention": {"mode": info.retention.mode, "until": _iso(info.retention.until), "category": "unflagged"},
                 "legal_hold": info.legal_hold,
-                **self._common(),
+                **self._common(candidate.path),
             }
             if inspection is not None:
                 details["media"] = inspection[0]
@@ -516,7 +530,7 @@ class Ingestor:
             actor=self.actor,
             role=self.role,
             subject={"evidence": result.blake3 or ""},
-            details={"source": self._source(candidate, before), **self._common()},
+            details={"source": self._source(candidate, before), **self._common(candidate.path)},
         )
         result.status = "already-stored"
         result.store_key = known["store_key"]

@@ -1,0 +1,61 @@
+"""The ``--expect`` options of ``custody ingest``: a manifest from the previous system."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from cli.render import echo, printable
+
+EXPECT_HELP = """\b
+Manifests (--expect):
+  sha256sum, b3sum and md5sum output (text or '*' binary mode, escaped names, --tag form), or a
+  CSV with a header row. Paths are relative to the manifest's folder (--expect-root to change).
+  The algorithm comes from --expect-algorithm, a tagged line, the file's name (SHA256SUMS,
+  *.b3, *.md5) or the CSV digest column's header; 32 hex digits are MD5. A malformed manifest
+  stops the command before anything is read (exit 2). Each file's digest is compared during its
+  one read and the result recorded in its event; a mismatch is preserved anyway. Exits 3 if a
+  declared digest does not match or a listed file is absent; files present but not listed are
+  reported and recorded as such. The manifest itself is preserved in the same command."""
+
+
+def expect_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--expect", "expect_path", metavar="MANIFEST",
+                     help="Compare every file with the digest this manifest of the previous system declares."),
+        click.option("--expect-algorithm", type=click.Choice(["sha256", "blake3", "md5"]),
+                     help="The manifest's algorithm, when its name, tags or header do not say."),
+        click.option("--expect-columns", metavar="path=HEADER,digest=HEADER",
+                     help="The CSV columns holding the path and the digest (e.g. path=File,digest=SHA256)."),
+        click.option("--expect-root", metavar="DIR", help="The folder the manifest's paths are relative to."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def build(paths: list[str], given: dict[str, Any]) -> tuple[list[str], Any]:
+    """The paths to ingest and the Expectation (None without --expect)."""
+    manifest = given.pop("expect_path")
+    algorithm, columns, root = given.pop("expect_algorithm"), given.pop("expect_columns"), given.pop("expect_root")
+    if manifest is None:
+        if algorithm or columns or root:
+            raise click.UsageError("--expect-algorithm, --expect-columns and --expect-root need --expect MANIFEST")
+        return paths, None
+    from custody.evidence.expected import expect
+    from custody.evidence.manifests import parse_columns
+
+    return expect(paths, manifest, algorithm=algorithm, columns=parse_columns(columns), root=root)
+
+
+def report(results: list[Any]) -> bool:
+    """Print what the manifest said of each result (stderr); whether any is a finding."""
+    from custody.evidence.expected import describe, findings_of
+
+    for result in results:
+        line = describe(result)
+        if line is not None:
+            echo(f"custody: {printable(result.path)}: {line}", err=True)
+    return bool(findings_of(results))
