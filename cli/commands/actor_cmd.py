@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 ROLE_CHOICE = click.Choice(["technician", "supervisor", "auditor", "admin"])
@@ -35,7 +36,7 @@ def actor() -> None:
 @click.option("--role", required=True, type=ROLE_CHOICE, help="What the person may do (roles.toml).")
 @click.option("--key", "key_text", help="The person's OpenSSH ed25519 public key ('ssh-ed25519 AAAA...').")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="A .pub file holding it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the enrollment as JSON.")
+@json_option("Print the enrollment as JSON.")
 @click.pass_context
 def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_file: Path | None, as_json: bool) -> None:
     """Enroll NAME with a role and an SSH public key (records 'actor-enrolled').
@@ -63,7 +64,7 @@ def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_f
 @actor.command("revoke")
 @click.argument("name")
 @click.option("--reason", required=True, help="Why (lost key, left the agency, ...).")
-@click.option("--json", "as_json", is_flag=True, help="Print the revoked enrollment as JSON.")
+@json_option("Print the revoked enrollment as JSON.")
 @click.pass_context
 def revoke(ctx: click.Context, name: str, reason: str, as_json: bool) -> None:
     """Revoke NAME's enrollment (records 'actor-revoked'); their key never counts again.
@@ -83,7 +84,7 @@ def revoke(ctx: click.Context, name: str, reason: str, as_json: bool) -> None:
 
 @actor.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include revoked enrollments.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def list_(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """List enrolled people (active ones; --all adds revoked enrollments).
@@ -132,7 +133,7 @@ def allowed_signers(ctx: click.Context, show_all: bool) -> None:
 @click.argument("seq", type=int)
 @click.option("--bytes", "bytes_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the event's canonical bytes (what was signed) to this file.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def signature(ctx: click.Context, seq: int, bytes_path: Path | None, as_json: bool) -> None:
     """Print event SEQ's SSH signature (armored), as stored beside the event.

@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 
@@ -30,7 +31,7 @@ def carry_out(ws: Any) -> Any:
 @click.command("approve")
 @click.argument("request", type=int, required=False)
 @click.option("--list", "list_requests", is_flag=True, help="List requests and whether they were approved.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def approve(ctx: click.Context, request: int | None, list_requests: bool, as_json: bool) -> None:
     """Approve REQUEST (the event number of a disposal or hold-release request) and carry it out.

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, settings_from
+from cli.options import actor_option, json_option
 from cli.progress import TerminalProgress
 from cli.render import echo
 
@@ -96,8 +97,8 @@ def _summary(report: Any) -> list[str]:
 @click.option("--in-flight-grace", "grace", default="1h", show_default=True, metavar="DURATION", callback=_grace,
               help="An unrecorded object stored more recently than this (e.g. 90s, 30m, 2h) is taken to be "
                    "in the middle of an ingest: listed as in flight, not a finding.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who runs the audit (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@actor_option("Who runs the audit")
+@json_option("Print the whole report as JSON.")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
               help="Write Prometheus text-format metrics to FILE (node exporter textfile collector).")
 @click.pass_context

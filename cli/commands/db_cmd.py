@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, settings_from
+from cli.options import json_option
 from cli.render import echo
 
 PAUSE_VARIABLE = "CUSTODY_TEST_PAUSE"
@@ -55,7 +56,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@json_option("Print what was done as JSON.")
 @click.pass_context
 def upgrade(ctx: click.Context, as_json: bool) -> None:
     """Apply every pending migration, in one transaction.
@@ -87,7 +88,7 @@ def upgrade(ctx: click.Context, as_json: bool) -> None:
 
 
 @db.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@json_option("Print the status as JSON.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the database's schema revision and this tool's.

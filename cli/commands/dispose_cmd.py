@@ -3,14 +3,15 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
 @click.command("dispose")
 @click.option("--expired", is_flag=True, required=True, help="Select objects whose retention has expired.")
 @click.option("--confirm", is_flag=True, help="Really delete them (default: list only).")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who disposes (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@actor_option("Who disposes")
+@json_option()
 @click.pass_context
 def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None, as_json: bool) -> None:
     """Destroy recordings whose retention has expired, as the law requires.

@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
@@ -33,8 +34,8 @@ def _render(found: Any, as_json: bool) -> None:
 @click.option("--reason", required=True, help="Why the evidence is held.")
 @click.option("--incident", "incident_id", help="Hold every object of this incident, and any linked later.")
 @click.argument("refs", nargs=-1)
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who places it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the hold as JSON.")
+@actor_option("Who places it")
+@json_option("Print the hold as JSON.")
 @click.pass_context
 def place(ctx: click.Context, name: str, authority: str, reason: str, incident_id: str | None, refs: tuple[str, ...],
           actor: str | None, as_json: bool) -> None:
@@ -65,8 +66,8 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
 @click.argument("name")
 @click.option("--authority", required=True, help="The order or decision that ends the hold.")
 @click.option("--reason", required=True, help="Why it is released.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who releases it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the hold as JSON.")
+@actor_option("Who releases it")
+@json_option("Print the hold as JSON.")
 @click.pass_context
 def release(ctx: click.Context, name: str, authority: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Release a legal hold. An object stays locked if another hold or its retention applies.
@@ -98,7 +99,7 @@ def release(ctx: click.Context, name: str, authority: str, reason: str, actor: s
 
 
 @hold.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List legal holds, active and released.

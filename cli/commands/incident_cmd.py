@@ -5,6 +5,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 CREDENTIALS = click.Choice(["verified", "refused", "not-attempted", "not-applicable"])
@@ -72,8 +73,8 @@ def incident() -> None:
 @incident.command("create")
 @click.argument("incident_id", metavar="ID")
 @incident_fields
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who records it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the incident as JSON.")
+@actor_option("Who records it")
+@json_option("Print the incident as JSON.")
 @click.pass_context
 def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: bool, **fields: Any) -> None:
     """Record a new incident.
@@ -96,8 +97,8 @@ def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: boo
 @click.argument("incident_id", metavar="ID")
 @incident_fields
 @click.option("--reason", required=True, help="Why the record is corrected (required).")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who corrects it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the incident as JSON.")
+@actor_option("Who corrects it")
+@json_option("Print the incident as JSON.")
 @click.pass_context
 def amend(ctx: click.Context, incident_id: str, reason: str, actor: str | None, as_json: bool, **fields: Any) -> None:
     """Correct an incident: a new event naming each field changed, and why.
@@ -116,8 +117,8 @@ def amend(ctx: click.Context, incident_id: str, reason: str, actor: str | None, 
 @click.option("--to", "to", required=True, help="Who it is referred to.")
 @click.option("--reference", required=True, help="The recipient's reference (case or intake number).")
 @click.option("--felony", is_flag=True, help="The referral concerns felony evidence.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who refers it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the incident as JSON.")
+@actor_option("Who refers it")
+@json_option("Print the incident as JSON.")
 @click.pass_context
 def refer(ctx: click.Context, incident_id: str, to: str, reference: str, felony: bool, actor: str | None, as_json: bool) -> None:
     """Record a referral (e.g. of felony evidence to the county prosecutor).
@@ -133,7 +134,7 @@ def refer(ctx: click.Context, incident_id: str, to: str, reference: str, felony:
 
 @incident.command("show")
 @click.argument("incident_id", metavar="ID")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     """Show an incident's current state and its full history.
@@ -149,7 +150,7 @@ def show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
 
 
 @incident.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def list_(ctx: click.Context, as_json: bool) -> None:
     """List every incident.
@@ -176,7 +177,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--incident", "incident_id", required=True, help="The incident to link to.")
 @click.option("--camera", help="Camera serial number.")
 @click.option("--officer", help="The recording officer's badge.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who links it (env CUSTODY_ACTOR).")
+@actor_option("Who links it")
 @click.pass_context
 def link(ctx: click.Context, ref: str, incident_id: str, camera: str | None, officer: str | None, actor: str | None) -> None:
     """Link a preserved object to an incident (many-to-many).

@@ -6,6 +6,7 @@ import click
 
 from cli.context import emit_json, workspace
 from cli.expect_options import EXPECT_HELP, expect_options
+from cli.options import actor_option, json_option
 from cli.progress import TerminalProgress
 from cli.render import echo
 
@@ -27,12 +28,12 @@ class _Bar(TerminalProgress):
 
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who is ingesting (env CUSTODY_ACTOR; default the OS user).")
+@actor_option("Who is ingesting", mentions_default=True)
 @click.option("--note", help="A note recorded with every file's event.")
 @click.option("--incident", "incident_id", help="Link every preserved file to this incident (it must exist).")
 @click.option("--camera", help="Camera serial number, recorded with the link to the incident.")
 @click.option("--officer", help="The recording officer's badge, recorded with the link to the incident.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per file.")
+@json_option("Print one JSON record per file.")
 @expect_options
 @click.pass_context
 def ingest(

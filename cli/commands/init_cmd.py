@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, settings_from
+from cli.options import json_option
 from cli.render import echo
 
 
@@ -24,7 +25,7 @@ from cli.render import echo
     help="Keep the ledger's signing key in an HSM: a PKCS#11 URI (pkcs11:token=T;object=LABEL?module-path=LIB"
     "&pin-source=file:PINFILE); the Ed25519 key is generated in the token unless it is there.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.pass_context
 def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_name: str | None,
          admin_key: Path | None, hsm_uri: str | None, as_json: bool) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 
@@ -22,7 +23,7 @@ def ledger() -> None:
 
 
 @ledger.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 def verify_ledger(ctx: click.Context, as_json: bool) -> None:
     """Verify the whole ledger against its signed WORM checkpoints.
@@ -78,7 +79,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
 
 
 @ledger.command("checkpoint")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def checkpoint(ctx: click.Context, as_json: bool) -> None:
     """Sign a checkpoint of the ledger now, store it in WORM storage, and print it.
@@ -152,7 +153,7 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The backup key file made by 'custody init' (when the signing key is lost).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.pass_context
 def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
     """Replace the ledger's signing key, recorded by an event signed by the old key.
@@ -180,7 +181,7 @@ def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
 
 @ledger.command("publish")
 @click.argument("target")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.pass_context
 def publish(ctx: click.Context, target: str, as_json: bool) -> None:
     """Publish the ledger's hashes as a C2SP tlog-tiles log in directory TARGET.

@@ -5,12 +5,13 @@ import json
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 
 @click.command("log")
 @click.argument("ref", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print every event as JSON, with its canonical bytes ('leaf').")
+@json_option("Print every event as JSON, with its canonical bytes ('leaf').")
 @click.pass_context
 def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
     """Print the custody events, oldest first (all of them, or those about REF).

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
@@ -46,8 +47,8 @@ def clip() -> None:
 @click.argument("clip_path", metavar="CLIP", type=click.Path(dir_okay=False))
 @click.option("--against", "ref", required=True, metavar="REF",
               help="The preserved original: a BLAKE3 prefix (8+ hex) or a file whose bytes are preserved.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who checks (env CUSTODY_ACTOR; default the OS user).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@actor_option("Who checks", mentions_default=True)
+@json_option("Print the report as JSON.")
 @click.pass_context
 def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None, as_json: bool) -> None:
     """Say whether CLIP is, bit for bit, a stream-copied excerpt of a preserved original.
@@ -127,8 +128,8 @@ def media() -> None:
 @click.option("--tiles", default=12, show_default=True, type=click.IntRange(1, 400), help="Number of frames.")
 @click.option("--columns", default=4, show_default=True, type=click.IntRange(1, 100), help="Frames per row.")
 @click.option("--width", default=320, show_default=True, type=click.IntRange(16, 4096), help="Width of a frame in pixels.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who looks (env CUSTODY_ACTOR; default the OS user).")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+@actor_option("Who looks", mentions_default=True)
+@json_option("Print what was written as JSON.")
 @click.pass_context
 def sheet(ctx: click.Context, ref: str, out_png: str, tiles: int, columns: int, width: int, actor: str | None,
           as_json: bool) -> None:
@@ -162,8 +163,8 @@ def sheet(ctx: click.Context, ref: str, out_png: str, tiles: int, columns: int, 
 @click.option("--tool", required=True, help="The program that made FILE, with its version.")
 @click.option("--params", required=True, help="The parameters (command line) it was run with.")
 @click.option("--note", help="A note recorded with the ingest event.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who ingests (env CUSTODY_ACTOR; default the OS user).")
-@click.option("--json", "as_json", is_flag=True, help="Print the ingest record as JSON.")
+@actor_option("Who ingests", mentions_default=True)
+@json_option("Print the ingest record as JSON.")
 @click.pass_context
 def derive(ctx: click.Context, file: str, ref: str, tool: str, params: str, note: str | None, actor: str | None,
            as_json: bool) -> None:

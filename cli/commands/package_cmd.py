@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
@@ -22,8 +23,8 @@ from cli.render import echo
 @click.option("--recipient", help="Who receives it, e.g. \"Cook County State's Attorney, Felony Review\".")
 @click.option("--organization", help="Source-Organization in bag-info.txt (config: [commands.export] organization).")
 @click.option("--no-contact-sheets", is_flag=True, help="Do not make contact sheets (no ffmpeg needed).")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who exports (env CUSTODY_ACTOR; default the OS user).")
-@click.option("--json", "as_json", is_flag=True, help="Print what was written and recorded as JSON.")
+@actor_option("Who exports", mentions_default=True)
+@json_option("Print what was written and recorded as JSON.")
 @click.pass_context
 def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Path, recipient: str | None,
            organization: str | None, no_contact_sheets: bool, actor: str | None, as_json: bool) -> None:
@@ -102,7 +103,7 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
               help="The CA certificate (PEM) of the time-stamping authority you trust: the RFC 3161 token is then required.")
 @click.option("--previous", "previous", type=click.Path(file_okay=False, path_type=Path), metavar="OLD_DIR",
               help="An earlier package from the same ledger: check that this package's checkpoint extends its own.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 def verify_package_command(directory: Path, trust_key: str | None, receipt_out: Path | None,
                            signer_key: Path | None, trust_witnesses: tuple[str, ...], witness_quorum: int | None,
                            tsa_ca: Path | None, previous: Path | None, as_json: bool) -> None:
@@ -245,8 +246,8 @@ def keygen(name: str, out: Path) -> None:
 @click.argument("receipt_path", metavar="RECEIPT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trust-key", "trust_key", metavar="VKEY",
               help="The recipient's verifier key (text or file); without it the key named in the receipt is used.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who records it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON.")
+@actor_option("Who records it")
+@json_option("Print what was recorded as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, receipt_path: Path, trust_key: str | None, actor: str | None, as_json: bool) -> None:
     """Record a recipient's receipt in the ledger as a ``received-verified`` event.

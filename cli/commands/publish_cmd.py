@@ -6,6 +6,7 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 
 
 def _safe(text: Any) -> str:
@@ -33,8 +34,8 @@ def publish() -> None:
               help="The period of each row.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="A new or empty directory to write the release to.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who publishes (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the release's summary as JSON.")
+@actor_option("Who publishes")
+@json_option("Print the release's summary as JSON.")
 @click.pass_context
 def stats(ctx: click.Context, as_of: str, period: str, out: Path, actor: str | None, as_json: bool) -> None:
     """Compute the public counts at a checkpoint and write a release.
@@ -71,7 +72,7 @@ def stats(ctx: click.Context, as_of: str, period: str, out: Path, actor: str | N
 @click.option("--key", "trust_key", metavar="VKEY",
               help="The ledger's verifier key you expect (text name+keyid+base64, or a file holding it).")
 @click.option("--recompute", is_flag=True, help="Also recompute every count from the ledger (needs ledger access).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute: bool, as_json: bool) -> None:
     """Check a release: its files, its event and proofs; with --recompute, every count.
@@ -116,7 +117,7 @@ def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute
 
 
 @publish.command("taxonomy")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def taxonomy(ctx: click.Context, as_json: bool) -> None:
     """List the categories of alleged violations (for 'custody incident create --violation').

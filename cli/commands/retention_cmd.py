@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, settings_from, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
@@ -19,7 +20,7 @@ def retention() -> None:
 
 
 @retention.command("categories")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def categories(ctx: click.Context, as_json: bool) -> None:
     """List the retention categories with their source (shipped defaults + config.toml).
@@ -60,8 +61,8 @@ def _render(changes: list[dict], as_json: bool) -> None:  # type: ignore[type-ar
 @click.argument("refs", nargs=-1)
 @click.option("--incident", "incident_id", help="Flag every object linked to this incident.")
 @click.option("--reason", required=True, help="Why the encounter is flagged (complaint, use of force, ...).")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who flags it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@actor_option("Who flags it")
+@json_option("Print the changes as JSON.")
 @click.pass_context
 def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, reason: str, actor: str | None, as_json: bool) -> None:
     """Flag evidence: kept at least the 'flagged' duration from now (applied in the store).
@@ -83,8 +84,8 @@ def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, rea
 @click.argument("refs", nargs=-1, required=True)
 @click.option("--category", required=True, help="The new category (see 'custody retention categories').")
 @click.option("--reason", default="category set", help="Why.")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who sets it (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+@actor_option("Who sets it")
+@json_option("Print the changes as JSON.")
 @click.pass_context
 def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, actor: str | None, as_json: bool) -> None:
     """Put evidence in a retention category. A change that would shorten the retention is

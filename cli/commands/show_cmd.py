@@ -5,12 +5,13 @@ from typing import Any
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 
 @click.command("show")
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option()
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show what is known of a preserved object.

@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import actor_option, json_option
 from cli.render import echo
 
 
@@ -18,8 +19,8 @@ def store() -> None:
 
 
 @store.command("check")
-@click.option("--actor", envvar="CUSTODY_ACTOR", help="Who runs the check (env CUSTODY_ACTOR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@actor_option("Who runs the check")
+@json_option("Print the result as JSON.")
 @click.pass_context
 def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
     """Test what the store really enforces, with a locked canary object.

@@ -3,12 +3,13 @@ from __future__ import annotations
 import click
 
 from cli.context import emit_json, workspace
+from cli.options import json_option
 from cli.render import echo
 
 
 @click.command("verify")
 @click.argument("refs", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("Print the results as JSON.")
 @click.pass_context
 def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
     """Re-read preserved objects and compare their BLAKE3 with the ledger.

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cli.context import emit_json
+from cli.options import json_option
 from cli.render import echo
 
 
@@ -43,7 +44,7 @@ def witness() -> None:
 @witness.command("init")
 @click.argument("name")
 @dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.pass_context
 def init(ctx: click.Context, name: str, path: Path | None, as_json: bool) -> None:
     """Create the witness directory and its Ed25519 cosigner key NAME (mode 0600).
