@@ -62,6 +62,8 @@ class CustodyGroup(click.Group):
         except (CustodyError, StorageError) as exc:
             if exc.exit_code == 4 and ctx.obj and ctx.obj.get("workspace") is not None:
                 _record_refusal(ctx, exc)
+            if getattr(exc, "shown", False):  # the command rendered it: only the code is left
+                ctx.exit(exc.exit_code)
             if ctx.obj and ctx.obj.get("debug"):
                 import traceback
 

@@ -9,17 +9,28 @@
     └── LedgerUnavailable      5  the database cannot be opened, is locked, or is of another schema
 
 Store errors (``storage.errors``) carry their own exit codes and pass through unchanged.
+
+A command that has already rendered its outcome (a report and its findings, on stdout or
+stderr) ends with the error marked ``already_shown()``: the command line then sets the exit code
+and prints nothing more. No command exits with a literal code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 class CustodyError(Exception):
     exit_code = 1
+    shown = False
+    """True when the command has rendered this outcome itself; only the exit code is left to set."""
+
+    def already_shown(self) -> Self:
+        """This error, marked as rendered already: ``raise IntegrityFailure(findings).already_shown()``."""
+        self.shown = True
+        return self
 
 
 class BadInput(CustodyError):

@@ -130,7 +130,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
     """
     from custody.audit.rehash import LocalPrehash
     from custody.audit.report import AuditRequest
-    from custody.errors import BadInput, CustodyError
+    from custody.errors import BadInput, CustodyError, IntegrityFailure
     from storage.errors import StorageError
 
     try:
@@ -198,7 +198,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
                 raise
             echo(f"custody: error: {exc}", err=True)
     if not report.ok or not signatures.ok:
-        ctx.exit(3)
+        raise IntegrityFailure([*report.findings, *signatures.findings]).already_shown()
 
 
 def _ranges(numbers: list[int]) -> str:

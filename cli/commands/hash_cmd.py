@@ -16,8 +16,7 @@ import click
     show_default=True,
     help="With --fifo: seconds to wait for a pipe's writer, or its next bytes, before giving up.",
 )
-@click.pass_context
-def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: bool, fifo_timeout: int) -> None:
+def hash_files(files: tuple[str, ...], sha256: bool, fifo: bool, fifo_timeout: int) -> None:
     """Print the BLAKE3 (or SHA-256) digest of files, in b3sum / sha256sum format.
 
     The output is accepted by 'b3sum -c' (or 'sha256sum -c'). Nothing is stored or recorded.
@@ -35,6 +34,7 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: b
       mkfifo p; (cat clip.mp4 > p &); custody hash --fifo p
     """
     from cli.render import echo, printable
+    from custody.errors import BadInput
     from custody.evidence.hashing import SpecialFile, blake3_file, sha256_file
 
     timeout = float(fifo_timeout) if fifo else None
@@ -56,7 +56,7 @@ def hash_files(ctx: click.Context, files: tuple[str, ...], sha256: bool, fifo: b
         else:
             sys.stdout.write(f"{digest}  {printable(name)}\n")
     if failed:
-        ctx.exit(2)
+        raise BadInput(f"{failed} of {len(files)} file(s) could not be hashed").already_shown()
 
 
 COMMANDS = [hash_files]

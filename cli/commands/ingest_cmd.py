@@ -66,6 +66,8 @@ def ingest(
     """
     from cli.commands.media_cmd import ingest_inspector
     from cli.render import printable
+    from custody.errors import BadInput, Finding, IntegrityFailure
+    from custody.evidence.expected import describe, findings_of
     from custody.evidence.ingest import CheckpointNotSigned, ingest_paths
 
     if (camera or officer) and not incident_id:
@@ -117,9 +119,12 @@ def ingest(
     if unsigned is not None:
         raise unsigned
     if findings:
-        ctx.exit(3)
+        raise IntegrityFailure([
+            Finding((r.declared or {}).get("result") or r.status, r.path, describe(r) or r.status)
+            for r in findings_of(results)
+        ]).already_shown()
     if problems:
-        ctx.exit(2)
+        raise BadInput(f"{len(problems)} of {len(results)} file(s) not preserved").already_shown()
 
 
 ingest.help = (ingest.help or "") + "\n\n" + EXPECT_HELP

@@ -46,6 +46,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
     """
     from custody.actors.verify import verify_actors
     from custody.anchors.verification import verify_all
+    from custody.errors import IntegrityFailure
 
     ws = workspace(ctx)
     report, anchors = verify_all(ws.ledger, ws.store, ws.settings, ws.verifier())
@@ -75,7 +76,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
             err=not report.ok,
         )
     if not report.ok:
-        ctx.exit(3)
+        raise IntegrityFailure(report.findings).already_shown()
 
 
 @ledger.command("checkpoint")

@@ -67,6 +67,7 @@ def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None,
       custody clip verify excerpt.mp4 --against 1f0c3a9e
       custody clip verify court/exhibit-12.mov --against ./BWC-0042.mp4 --json
     """
+    from custody.errors import IntegrityFailure
     from custody.media.preserved import verify_clip_against
 
     report = verify_clip_against(workspace(ctx, actor), clip_path, ref, media_tools())
@@ -75,7 +76,7 @@ def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None,
     else:
         _render_clip(report)
     if not report.derived:
-        ctx.exit(3)
+        raise IntegrityFailure(report.findings).already_shown()
 
 
 def _render_clip(report: Any) -> None:

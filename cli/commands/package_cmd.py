@@ -135,6 +135,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
           --witness-quorum 2 --tsa-ca tsa-ca.pem
       custody verify-package pkg-march --previous pkg-january --trust-key vkey
     """
+    from custody.errors import IntegrityFailure
     from custody.package.receipt import load_signer_key, make_receipt, write_receipt
     from custody.package.verify import AnchorPolicy, read_verifier_key, verify_package
 
@@ -156,7 +157,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
         write_receipt(receipt, signer, receipt_out)
         echo(f"receipt written to {receipt_out} (signed by {receipt.recipient_key})", err=True)
     if not report.ok:
-        raise click.exceptions.Exit(3)
+        raise IntegrityFailure(report.findings).already_shown()
 
 
 def _witness_key(value: str) -> Any:

@@ -87,6 +87,7 @@ def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute
       custody publish verify release-2026-11 --key 'host/custody/1a2b3c4d+0badc0de+AQ...'
       custody publish verify release-2026-11 --recompute --json
     """
+    from custody.errors import IntegrityFailure
     from custody.package.verify import read_verifier_key
     from custody.publish.verify import recompute as recompute_release
     from custody.publish.verify import verify_release
@@ -113,7 +114,7 @@ def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute
         else:
             click.echo(f"NOT VERIFIED: {len(check.findings)} finding(s)")
     if not check.ok:
-        raise click.exceptions.Exit(3)
+        raise IntegrityFailure(check.findings).already_shown()
 
 
 @publish.command("taxonomy")

@@ -34,6 +34,7 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
       custody store check
       custody store check --json
     """
+    from custody.errors import Finding, IntegrityFailure
     from custody.evidence.storecheck import check_store
 
     result = check_store(workspace(ctx, actor))
@@ -53,7 +54,10 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
     if result.seal_error:
         echo(f"custody: warning: the checkpoint after this check could not be stored: {result.seal_error}", err=True)
     if not result.enforced:
-        ctx.exit(3)
+        refused = ", ".join(p.action for p in result.probes if not p.refused) or "no lock probe ran"
+        raise IntegrityFailure(
+            [Finding("store-not-enforcing", result.store, f"the store allowed: {refused}")]
+        ).already_shown()
 
 
 COMMANDS = [store]

@@ -25,6 +25,7 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
       custody verify ./copy-from-usb/clip.mp4 --json
       custody verify /media/dock3/export/
     """
+    from custody.errors import BadInput, IntegrityFailure
     from custody.evidence.verify import verify_and_record
 
     results = verify_and_record(workspace(ctx), list(refs))
@@ -39,12 +40,11 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
             echo(f"{state:<7} {result.ref}  {result.blake3 or '-'}{extra}")
             for finding in result.findings:
                 echo(f"  {finding.kind}: {finding.message}", err=True)
-    if any(f.kind == "bad-reference" for r in results for f in r.findings) and all(
-        f.kind == "bad-reference" for r in results for f in r.findings
-    ):
-        ctx.exit(2)
+    findings = [f for r in results for f in r.findings]
+    if findings and all(f.kind == "bad-reference" for f in findings):
+        raise BadInput("; ".join(f"{f.subject}: {f.message}" for f in findings)).already_shown()
     if not all(r.ok for r in results):
-        ctx.exit(3)
+        raise IntegrityFailure(findings).already_shown()
 
 
 COMMANDS = [verify]
