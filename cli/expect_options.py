@@ -1,4 +1,5 @@
-"""The ``--expect`` options of ``custody ingest``: a manifest from the previous system."""
+"""The ``--expect`` and ``--sidecar`` options of ``custody ingest``: what the previous system
+declared (a manifest of digests) and the files that describe each recording (sidecars)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ Manifests (--expect):
   stops the command before anything is read (exit 2). Each file's digest is compared during its
   one read and the result recorded in its event; a mismatch is preserved anyway. Exits 3 if a
   declared digest does not match or a listed file is absent; files present but not listed are
-  reported and recorded as such. The manifest itself is preserved in the same command."""
+  reported and recorded as such. The manifest itself is preserved in the same command.
+
+\b
+Sidecars (--sidecar PATTERN, repeatable):
+  A file next to a recording named by the pattern ({stem}: the recording's name without its
+  extension, {name}: its whole name) is preserved and linked to it ('sidecar-linked' event),
+  e.g. --sidecar '{stem}.json' --sidecar '{stem}_audit.pdf'. 'custody show' lists them and
+  packages carry them next to the recording."""
 
 
 def expect_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,14 +38,25 @@ def expect_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--expect-columns", metavar="path=HEADER,digest=HEADER",
                      help="The CSV columns holding the path and the digest (e.g. path=File,digest=SHA256)."),
         click.option("--expect-root", metavar="DIR", help="The folder the manifest's paths are relative to."),
+        click.option("--sidecar", "sidecar_patterns", metavar="PATTERN", multiple=True,
+                     help="Preserve the file named PATTERN next to each recording and link it as a sidecar."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def build(paths: list[str], given: dict[str, Any]) -> tuple[list[str], Any]:
-    """The paths to ingest and the Expectation (None without --expect)."""
+def build(paths: list[str], given: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The paths to ingest and the ingest's ``expected`` and ``sidecars`` options."""
+    from custody.evidence.sidecars import SidecarRules, parse_rules
+
+    patterns = given.pop("sidecar_patterns")
+    rules = {"sidecars": SidecarRules(parse_rules(patterns))} if patterns else {}
+    paths, expected = _expectation(paths, given)
+    return paths, {**rules, "expected": expected}
+
+
+def _expectation(paths: list[str], given: dict[str, Any]) -> tuple[list[str], Any]:
     manifest = given.pop("expect_path")
     algorithm, columns, root = given.pop("expect_algorithm"), given.pop("expect_columns"), given.pop("expect_root")
     if manifest is None:

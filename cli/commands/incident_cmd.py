@@ -173,25 +173,41 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 
 
 @click.command("link")
-@click.argument("ref")
-@click.option("--incident", "incident_id", required=True, help="The incident to link to.")
+@click.argument("ref", required=False)
+@click.option("--incident", "incident_id", help="The incident to link to.")
 @click.option("--camera", help="Camera serial number.")
 @click.option("--officer", help="The recording officer's badge.")
+@click.option("--sidecar", metavar="FILE", help="Link this file (or preserved object) as a sidecar of --to.")
+@click.option("--to", "to", metavar="REF", help="The recording the --sidecar describes.")
 @actor_option("Who links it")
+@json_option("Print the sidecar link as JSON.")
 @click.pass_context
-def link(ctx: click.Context, ref: str, incident_id: str, camera: str | None, officer: str | None, actor: str | None) -> None:
-    """Link a preserved object to an incident (many-to-many).
+def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: str | None, officer: str | None,
+         sidecar: str | None, to: str | None, actor: str | None, as_json: bool) -> None:
+    """Link a preserved object to an incident (many-to-many), or a sidecar to its recording.
 
     Linking to an incident with use of force, detentions, injuries or a referral flags the
     object (longer retention); the incident's legal holds are placed on it.
 
+    A sidecar (a vendor's audit-trail PDF or CSV, a camera's metadata JSON or XML) is
+    preserved first if its bytes are not, then tied to the recording by a 'sidecar-linked'
+    event; 'custody show' lists it and packages carry it next to the recording.
+
     \b
     Examples:
       custody link 1f0c3a9e --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
+      custody link --sidecar export/BWC-0042_audit.pdf --to 1f0c3a9e
     """
     from custody.cases.incidents import link_evidence
     from custody.evidence.verify import resolve
 
+    if sidecar is not None or to is not None:
+        from cli.commands.link_sidecar import link_sidecar_command
+
+        link_sidecar_command(ctx, ref, incident_id, sidecar, to, actor, as_json)
+        return
+    if ref is None or incident_id is None:
+        raise click.UsageError("give REF and --incident ID (or --sidecar FILE --to REF)")
     ws = workspace(ctx, actor)
     resolved = resolve(ws.ledger, ref)
     if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:

@@ -63,6 +63,7 @@ def ingest(
       custody ingest BWC-0042/ --incident 2026-1101-ICE-01 --camera SN-0042 --officer 10231
       custody ingest export/ --expect export/SHA256SUMS
       custody ingest export/ --expect export/audit.csv --expect-columns path=File,digest=MD5
+      custody ingest dock3/ --sidecar '{stem}.json' --sidecar '{stem}_audit.pdf'
     """
     from cli.commands.media_cmd import ingest_inspector
     from cli.render import printable
@@ -76,7 +77,7 @@ def ingest(
 
     from cli import expect_options as expecting
 
-    paths_read, expected = expecting.build(list(paths), expect)
+    paths_read, extra = expecting.build(list(paths), expect)
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
     bar = _Bar()
@@ -92,7 +93,7 @@ def ingest(
             note=note,
             progress=bar,
             inspector=inspector,
-            expected=expected,
+            **extra,
         )
     except CheckpointNotSigned as exc:  # recorded, but not sealed: say what was recorded, then why
         results, unsigned = exc.results, exc

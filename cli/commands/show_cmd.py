@@ -17,8 +17,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show what is known of a preserved object.
 
     Digests, size, store key and version, the retention and legal hold the store reports now,
-    the first ingest and every acquisition, the media probed at ingest, the parent it was
-    derived from and its derivatives.
+    the first ingest and every acquisition, the media probed at ingest, its sidecars (or the
+    recordings it is a sidecar of), the parent it was derived from and its derivatives.
 
     \b
     Examples:
@@ -47,6 +47,12 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     echo(f"{'media:':<14}{_media_line(record['media'])}")
     parent = record["parent"]
     echo(f"{'parent:':<14}{parent['parent'] + ' by ' + str(parent['tool']) + ' ' + repr(parent['params']) if parent else '-'}")
+    echo(f"{'sidecars:':<14}{len(record['sidecars']) or '-'}")
+    for sidecar in record["sidecars"]:
+        how = f"rule {sidecar['rule']}" if sidecar.get("rule") else str(sidecar.get("how"))
+        echo(f"  {sidecar['blake3']}  {sidecar['name']!r} ({sidecar['size']} bytes), event {sidecar['seq']} by {sidecar['actor']}, {how}")
+    for recording in record["sidecar_of"]:
+        echo(f"{'sidecar of:':<14}{recording['blake3']} (event {recording['seq']})")
     echo(f"{'derivatives:':<14}{len(record['derivatives']) or '-'}")
     for child in record["derivatives"]:
         echo(f"  {child['blake3']}  event {child['seq']} at {child['time']} by {child['tool']} {child['params']!r}")

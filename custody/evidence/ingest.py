@@ -34,6 +34,7 @@ from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, Stor
 
 if TYPE_CHECKING:
     from custody.evidence.expected import Expectation
+    from custody.evidence.sidecars import SidecarRules
     from custody.ledger.database import Ledger
 
 Status = Literal["recorded", "already-stored", "skipped", "failed", "absent"]
@@ -212,6 +213,7 @@ class Ingestor:
         inspector: Inspector | None = None,
         derivation: dict[str, Any] | None = None,
         expected: Expectation | None = None,
+        sidecars: SidecarRules | None = None,
     ) -> None:
         self._ledger = ledger
         self.store = store
@@ -226,6 +228,7 @@ class Ingestor:
         self.inspector = inspector
         self.derivation = derivation
         self.expected = expected
+        self.sidecars = sidecars
         self.host = socket.gethostname()
 
     @property
@@ -238,6 +241,8 @@ class Ingestor:
 
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
         plan = collect(paths)
+        if self.sidecars is not None:
+            self.sidecars.planned(plan)
         if self.expected is not None:
             self.expected.planned(plan)
         self.progress.start(len(plan.files), plan.total_bytes)
@@ -573,6 +578,8 @@ def ingest_paths(
     )
     try:
         results = ingestor.run(paths)
+        if ingestor.sidecars is not None:
+            ingestor.sidecars.link(workspace, results)
         if incident is not None:
             for result in results:
                 if result.blake3 and result.status in ("recorded", "already-stored"):

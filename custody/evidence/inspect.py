@@ -8,6 +8,7 @@ from typing import Any
 
 from custody.errors import BadInput
 from custody.ledger.database import Ledger
+from custody.evidence.sidecars import recordings_described_by, sidecars_of
 from custody.evidence.verify import resolve
 from storage.base import ObjectStore
 from storage.errors import StorageError
@@ -67,6 +68,8 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
         "attachments": first.details.get("attachments") or {},
         "parent": _parent(first.details.get("derived_from")),
         "derivatives": derivatives_of(ledger, row["blake3"]),
+        "sidecars": sidecars_of(ledger, row["blake3"]),
+        "sidecar_of": recordings_described_by(ledger, row["blake3"]),
     }
     try:
         info = store.stat(row["store_key"], row["version"])

@@ -61,6 +61,7 @@ def prepare(workspace: Any, incident_id: str, blake3s: Sequence[str], package_id
                 blake3: "included" if blake3 in blake3s else "disposed" if blake3 in disposed else "excluded"
                 for blake3 in sorted(state.evidence)
             }
+            objects.update({b: "included" for b in blake3s if b not in objects})  # sidecars of included objects
             events = [found[seq] for seq in sorted(found)]
             event = tx.append(
                 PREPARED, actor=settings.actor, role=settings.role, subject={"incident": incident_id},

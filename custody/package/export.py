@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
+from custody.evidence.sidecars import sidecar_names, with_sidecars
 from custody.ledger import checkpoint as notes
 from custody.package import layout
 from custody.ledger.consistency import parse_consistency
@@ -135,7 +136,8 @@ def export_package(
     if not out.parent.is_dir():
         raise BadInput(f"--out: the parent directory {out.parent} does not exist")
     state = require_incident(ledger, incident_id)
-    blake3s = _selected(workspace, state, refs)
+    carried = with_sidecars(ledger, _selected(workspace, state, refs))
+    blake3s = list(carried)
     package_id = str(uuid.uuid4())
     recipient = one_line(recipient or "") or "not stated"
     prepared = prepare(workspace, incident_id, blake3s, package_id, recipient)
@@ -153,7 +155,7 @@ def export_package(
         out.rmdir()
     bag = BagWriter(staging)
     try:
-        items = _write_payload(workspace, bag, state, blake3s, tools, contact_sheets)
+        items = _write_payload(workspace, bag, state, blake3s, tools, contact_sheets, carried)
         context = ExportContext(
             workspace=workspace, state=state.as_dict(history=True), items=items, events=events,
             checkpoint=parsed, checkpoint_note=checkpoint.note, verifier=verifier, package_id=package_id,
@@ -262,7 +264,7 @@ def _recorded_at_source(media: Mapping[str, Any], source: Mapping[str, Any]) -> 
 
 
 def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence[str], tools: Any,
-                   contact_sheets: bool) -> list[ExportItem]:
+                   contact_sheets: bool, carried: Mapping[str, str | None]) -> list[ExportItem]:
     from custody.media.preserved import ingest_event
 
     ledger = workspace.ledger
@@ -278,7 +280,9 @@ def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence
         recorded_at = media.get("creation_time") or source.get("mtime")
         planned.append((row, ingest, media, link, camera, recorded_at, source))
     planned.sort(key=lambda p: (_moment(p[5]) or datetime.max.replace(tzinfo=timezone.utc), p[4] or "", p[0]["blake3"]))
-    names = payload_names([(state.incident, p[4] or "", p[5], str(p[6].get("name", ""))) for p in planned])
+    recordings = [p for p in planned if carried.get(p[0]["blake3"]) is None]
+    names = payload_names([(state.incident, p[4] or "", p[5], str(p[6].get("name", ""))) for p in recordings])
+    planned, names = sidecar_names(recordings, names, [p for p in planned if carried.get(p[0]["blake3"])], carried)
     items: list[ExportItem] = []
     findings: list[Finding] = []
     for (row, ingest, media, link, camera, recorded_at, source), name in zip(planned, names):
@@ -292,6 +296,7 @@ def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence
             recorded_at=recorded_at, recorded_at_source=_recorded_at_source(media, source),
             ingest_seq=ingest.seq, ingested_at=ingest.time, ingested_by=ingest.actor,
             source=source, media_kind=media.get("kind"), duration_us=media.get("duration_us"),
+            sidecar_of=carried.get(row["blake3"]),
         ))
     if findings:
         raise IntegrityFailure(findings)

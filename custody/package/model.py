@@ -38,6 +38,8 @@ class ExportItem:
     recorded_at_source: str | None = None
     """``container`` (the recording's own creation time, from the camera's clock), ``mtime``
     (the source file's modification time when it was preserved) or None."""
+    sidecar_of: str | None = None
+    """For a sidecar (custody.evidence.sidecars), the BLAKE3 of the recording it describes."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

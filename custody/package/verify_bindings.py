@@ -85,12 +85,13 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
                     label, str(recorded), str(found),
                 )
     blake3_hex = str(obj(ingest.get("subject")).get("evidence")) if ingest else digests["blake3"]
-    if incident and not any(
-        b.get("action") == "linked" and obj(b.get("subject")).get("evidence") == blake3_hex
-        and obj(b.get("subject")).get("incident") == incident
+    if incident and not _linked(bodies, blake3_hex, incident) and not any(
+        b.get("action") == "sidecar-linked" and obj(obj(b.get("details")).get("sidecar")).get("blake3") == blake3_hex
+        and _linked(bodies, obj(b.get("subject")).get("evidence"), incident)
         for b in bodies
     ):
-        state.finding("unrecorded", name, f"no 'linked' event in {EVENTS} ties it to incident {incident}")
+        state.finding("unrecorded", name, f"no 'linked' event in {EVENTS} ties it to incident {incident}, "
+                      "nor a 'sidecar-linked' event to a recording linked to it")
     packets = item.get("packets")
     if packets is None:
         return
@@ -109,6 +110,14 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
             "mismatch", packets, f"its SHA-256 is not the one recorded at ingest (event {item.get('ingest_seq')})",
             "sha256", str(recorded), found_sha,
         )
+
+
+def _linked(bodies: list[dict[str, Any]], blake3_hex: Any, incident: str) -> bool:
+    return any(
+        b.get("action") == "linked" and obj(b.get("subject")).get("evidence") == blake3_hex
+        and obj(b.get("subject")).get("incident") == incident
+        for b in bodies
+    )
 
 
 def _check_incident(state: Verification, by_seq: Mapping[int, dict[str, Any]], incident: str | None) -> None:
