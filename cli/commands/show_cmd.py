@@ -26,6 +26,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
       custody show ./clip.mp4 --json
     """
     from custody.evidence.inspect import show_object
+    from custody.media.credentials import credentials_line
+    from custody.media.recorded import recorded_line
 
     record = show_object(workspace(ctx), ref)
     if as_json:
@@ -45,6 +47,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         source = acquisition["source"] or {}
         echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
     echo(f"{'media:':<14}{_media_line(record['media'])}")
+    echo(f"{'recorded:':<14}{recorded_line(record.get('recorded'))}")
+    echo(f"{'credentials:':<14}{credentials_line(record.get('content_credentials'))}")
     parent = record["parent"]
     echo(f"{'parent:':<14}{parent['parent'] + ' by ' + str(parent['tool']) + ' ' + repr(parent['params']) if parent else '-'}")
     echo(f"{'sidecars:':<14}{len(record['sidecars']) or '-'}")

@@ -87,10 +87,13 @@ class IngestPlan:
 class Inspection:
     """What an inspector learned about a file at ingest: ``details`` go into the ingest event
     (under ``media``); each attachment (kind -> bytes, e.g. ``packets``) is stored as a retained
-    object ``<kind>/<blake3>`` and its key, SHA-256 and size recorded in the event."""
+    object ``<kind>/<blake3>`` and its key, SHA-256 and size recorded in the event; ``event``
+    holds keys added to the event's details beside ``media`` (``recorded``,
+    ``content_credentials``)."""
 
     details: dict[str, Any]
     attachments: dict[str, bytes] = field(default_factory=dict)
+    event: dict[str, Any] = field(default_factory=dict)
 
 
 Inspector = Callable[[str], Inspection]
@@ -474,6 +477,7 @@ class Ingestor:
                 details["media"] = inspection[0]
                 if inspection[1]:
                     details["attachments"] = inspection[1]
+                details.update({k: v for k, v in inspection[2].items() if k not in details})
             if self.derivation is not None:
                 details["derived_from"] = self.derivation
             if recovered:
@@ -496,7 +500,7 @@ class Ingestor:
 
     def _inspect(
         self, path: str, digests: Digests, retention: Retention
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
         """Run the inspector and store its attachments; never prevents preservation."""
         if self.inspector is None:
             return None
@@ -525,7 +529,7 @@ class Ingestor:
                     existing = self.store.extend_retention(key, existing.version, retention.until)
                 confirm_stored(existing, retention=retention, legal_hold=False, size=len(data), sha256=sha)
             stored[kind] = {"key": key, "sha256": sha, "size": len(data)}
-        return inspection.details, stored
+        return inspection.details, stored, inspection.event
 
     def _acquired(
         self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Any

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 from custody.evidence.ingest import IngestResult, Inspection
+from custody.media.credentials import CredentialReader, credentials_warning
+from custody.media.recorded import recording_start
 from custody.ledger.canonical import printable_path
 from custody.media.listing import ProbeRunFailed, packet_list, probe_and_list
 from custody.media.packets import PacketList
@@ -138,6 +141,19 @@ def _with_packets(details: dict[str, Any], listing: PacketList) -> Inspection:
     return Inspection(details, {"packets": listing.render()})
 
 
+def provenance(path: str, details: dict[str, Any], credentials: CredentialReader) -> dict[str, Any]:
+    """The ingest event's ``recorded`` (audio and video only) and ``content_credentials``."""
+    event: dict[str, Any] = {}
+    if details.get("kind") in ("video", "audio", "unreadable-media"):
+        try:
+            mtime = datetime.fromtimestamp(os.stat(path).st_mtime_ns // 1_000_000_000, timezone.utc)
+            event["recorded"] = recording_start(path, details, mtime)
+        except OSError:
+            pass
+    event["content_credentials"] = credentials.read(path)
+    return event
+
+
 def media_warning(details: dict[str, Any]) -> str | None:
     """One line for the ingest report when probing found something a person should know."""
     if details.get("kind") == "not-media":
@@ -154,16 +170,21 @@ def media_warning(details: dict[str, Any]) -> str | None:
 
 
 class MediaInspector:
-    """``inspect_media`` with given tools, as an ingest ``Inspector`` that remembers each
-    file's ``media_warning`` so that ``annotate`` can add it to the ingest results."""
+    """``inspect_media`` with given tools, as an ingest ``Inspector`` that also records the
+    recording's start (``custody.media.recorded``) and its content credentials
+    (``custody.media.credentials``), and remembers each file's warnings so that ``annotate``
+    can add them to the ingest results."""
 
-    def __init__(self, tools: MediaTools = DEFAULT_TOOLS) -> None:
+    def __init__(self, tools: MediaTools = DEFAULT_TOOLS, credentials: CredentialReader | None = None) -> None:
         self.tools = tools
+        self.credentials = credentials or CredentialReader()
         self.warnings: dict[str, str] = {}
 
     def __call__(self, path: str) -> Inspection:
         inspection = inspect_media(path, self.tools)
-        warning = media_warning(inspection.details)
+        inspection.event.update(provenance(path, inspection.details, self.credentials))
+        found = [media_warning(inspection.details), credentials_warning(inspection.event.get("content_credentials"))]
+        warning = "; ".join(w for w in found if w) or None
         if warning:
             self.warnings[printable_path(path)] = warning
         return inspection

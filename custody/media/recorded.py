@@ -1,0 +1,238 @@
+"""When a recording started, from the best source the file offers, with the source named.
+
+``recording_start`` gives the ingest event's ``recorded``::
+
+    start        RFC 3339 UTC (``...Z``, milliseconds when the source has them)
+    source       "container" | "sidecar" | "mtime"
+    from         where exactly: the container tag, the sidecar's file and field, or the file
+    duration_us  the recording's duration as probed, when known
+    rejected     sources that were present but not believable, each with the reason
+
+Sources, best first:
+
+1. ``container``: the recording's own creation time (MP4/MOV ``creation_time``, from the probe
+   already done at ingest), written by the camera from its clock when it recorded.
+2. ``sidecar``: a vendor's metadata file beside the recording (``NAME.json``, ``NAME.xml``,
+   ``NAME.EXT.json``, ``NAME.EXT.xml``) with a start-time field (``StartTime``,
+   ``recording_start``, ``RecordedAt``, ...: see ``START_FIELDS``) holding an RFC 3339 time with
+   an offset. Read bounded (``SIDECAR_LIMIT`` bytes, nesting ``MAX_DEPTH``).
+3. ``mtime``: the file's modification time when it was preserved; copying a file can change it,
+   so it is the last resort, and said to be.
+
+A time is not believed when it cannot be parsed, has no offset (the zone would be a guess), lies
+before ``EARLIEST`` (a camera clock reset to its epoch) or more than a day after ingest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from custody.media.tools import _clean
+
+SOURCES = ("container", "sidecar", "mtime")
+SIDECAR_LIMIT = 1 << 20
+MAX_DEPTH = 8
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+START_FIELDS = frozenset({
+    "starttime", "startdatetime", "recordingstart", "recordingstarttime", "recordstart",
+    "recordstarttime", "recordedat", "recordeddatetime", "recordingdate", "capturestart",
+    "capturetime", "creationtime", "start",
+})
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.rsplit("}", 1)[-1].lower())
+
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``; milliseconds only when there are any."""
+    moment = moment.astimezone(timezone.utc)
+    spec = "milliseconds" if moment.microsecond // 1000 else "seconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time with an offset; ValueError (saying why) otherwise."""
+    value = text.strip()
+    if not value or len(value) > 64:
+        raise ValueError("not a date-time")
+    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "zZ" else value)
+    if moment.tzinfo is None:
+        raise ValueError("no time zone offset (the zone would be a guess)")
+    return moment.astimezone(timezone.utc)
+
+
+def believable(moment: datetime, now: datetime) -> str | None:
+    """Why ``moment`` is not a believable recording time, or None."""
+    if moment < EARLIEST:
+        return f"before {EARLIEST.year} (a camera clock reset?)"
+    if moment > now + timedelta(days=1):
+        return "after the time of ingest (a camera clock set ahead?)"
+    return None
+
+
+def _walk_json(value: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield str(name), item
+            yield from _walk_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value[:1000]:
+            yield from _walk_json(item, depth + 1)
+
+
+def _walk_xml(element: ElementTree.Element, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    if depth > MAX_DEPTH:
+        return
+    for name, value in element.attrib.items():
+        yield name, value
+    yield element.tag, (element.text or "")
+    for child in list(element)[:1000]:
+        yield from _walk_xml(child, depth + 1)
+
+
+def sidecars(path: str) -> list[str]:
+    """The metadata files beside ``path`` that may describe it, in the order they are tried."""
+    stem, extension = os.path.splitext(path)
+    names = [f"{base}{suffix}" for base in (stem, path) for suffix in (".json", ".xml", ".JSON", ".XML")]
+    if not extension:
+        names = names[:4]
+    found = []
+    for name in names:
+        try:
+            if os.path.isfile(name) and not os.path.samefile(name, path) and name not in found:
+                found.append(name)
+        except OSError:
+            continue
+    return found
+
+
+def sidecar_start(sidecar: str) -> tuple[str, str] | str:
+    """``(field, value)`` of the first start-time field in a sidecar, or why none was read."""
+    try:
+        with open(sidecar, "rb") as handle:
+            data = handle.read(SIDECAR_LIMIT + 1)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if len(data) > SIDECAR_LIMIT:
+        return f"larger than {SIDECAR_LIMIT} bytes; not read"
+    try:
+        if sidecar.lower().endswith(".json"):
+            fields = _walk_json(json.loads(data.decode("utf-8")))
+        else:
+            if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+                return "an XML document type or entity declaration; not read"
+            fields = _walk_xml(ElementTree.fromstring(data))
+        for name, value in fields:
+            if _key(name) in START_FIELDS and isinstance(value, str) and value.strip():
+                return _clean(name.rsplit("}", 1)[-1])[:64], _clean(value.strip())[:64]
+    except (ValueError, ElementTree.ParseError, RecursionError) as exc:
+        return _clean(f"unreadable: {exc}")[:200]
+    return "no start-time field"
+
+
+def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: datetime | None = None) -> dict[str, Any]:
+    """The ``recorded`` record of the file at ``path`` (see the module's docstring)."""
+    now = now or datetime.now(timezone.utc)
+    rejected: list[dict[str, str]] = []
+    found: tuple[datetime, str, str] | None = None
+    creation = media.get("creation_time")
+    if isinstance(creation, str) and creation:
+        try:
+            moment = parse_time(creation)
+            why = believable(moment, now)
+        except ValueError as exc:
+            why = str(exc)
+        if why is None:
+            found = (moment, "container", "creation_time tag")
+        else:
+            rejected.append({"source": "container", "value": _clean(creation)[:64], "reason": why})
+    if found is None:
+        for sidecar in sidecars(path):
+            name = _clean(os.path.basename(sidecar))
+            read = sidecar_start(sidecar)
+            if isinstance(read, str):
+                rejected.append({"source": "sidecar", "value": name, "reason": read})
+                continue
+            field_name, value = read
+            try:
+                moment = parse_time(value)
+                why = believable(moment, now)
+            except ValueError as exc:
+                why = str(exc)
+            if why is None:
+                found = (moment, "sidecar", f"{name}: {field_name}")
+                break
+            rejected.append({"source": "sidecar", "value": f"{name}: {field_name} = {value}", "reason": why})
+    if found is None:
+        found = (mtime.astimezone(timezone.utc), "mtime", "the file's modification time when preserved")
+    record: dict[str, Any] = {"start": iso_utc(found[0]), "source": found[1], "from": found[2]}
+    duration = media.get("duration_us")
+    if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0:
+        record["duration_us"] = duration
+    if rejected:
+        record["rejected"] = rejected
+    return record
+
+
+def recorded_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An ingest event's recording start: its ``recorded``, or for an event made before it was
+    recorded, the same rule applied to what the event holds (container time, else mtime)."""
+    recorded = details.get("recorded")
+    if isinstance(recorded, dict) and isinstance(recorded.get("start"), str):
+        return dict(recorded)
+    media = details.get("media") or {}
+    source = details.get("source") or {}
+    record: dict[str, Any] | None = None
+    creation = media.get("creation_time") if isinstance(media, dict) else None
+    if isinstance(creation, str):
+        try:
+            record = {"start": iso_utc(parse_time(creation)), "source": "container", "from": "creation_time tag"}
+        except ValueError:
+            record = None
+    if record is None and isinstance(source, dict) and isinstance(source.get("mtime"), str):
+        record = {"start": source["mtime"], "source": "mtime", "from": "the file's modification time when preserved"}
+    if record is not None and isinstance(media, dict) and isinstance(media.get("duration_us"), int):
+        record["duration_us"] = media["duration_us"]
+    return record
+
+
+def retain_until(recorded: Mapping[str, Any] | None, duration: timedelta, now: datetime,
+                 floor: timedelta = timedelta(days=1)) -> datetime:
+    """The retain-until date of a category that counts from the recording: its start plus
+    ``duration``; never less than ``floor`` from ``now`` (a store's lock must lie ahead), and
+    ``now + duration`` when no start is known."""
+    if not recorded or not isinstance(recorded.get("start"), str):
+        return now + duration
+    try:
+        start = parse_time(str(recorded["start"]))
+    except ValueError:
+        return now + duration
+    return max(start + duration, now + floor)
+
+
+SOURCE_WORDS = {
+    "container": "the recording's own creation time (container metadata, from the camera's clock)",
+    "sidecar": "a start time in the vendor's metadata file beside the recording",
+    "mtime": "the source file's modification time when it was preserved (the recording carried no creation time)",
+}
+
+
+def recorded_line(recorded: Mapping[str, Any] | None) -> str:
+    """One line for people: when the recording started and from which source."""
+    if not recorded:
+        return "-"
+    line = f"{recorded.get('start')} (from {recorded.get('source')}: {recorded.get('from')})"
+    if isinstance(recorded.get("duration_us"), int):
+        line += f", {recorded['duration_us'] / 1e6:.3f} s"
+    for rejected in recorded.get("rejected") or ():
+        line += f"; not used: {rejected.get('source')} {rejected.get('value')!r} ({rejected.get('reason')})"
+    return line
