@@ -141,7 +141,7 @@ def _refuse_new_key_for_old_ledger(settings: Settings) -> None:
             signed = ledger.checkpoint_rows()
             events = ledger.head()[0]
     finally:
-        ledger.engine.dispose()
+        ledger.close()
     published = settings.verifier_key_path.exists()
     if not signed and not events and not published:
         return
@@ -272,14 +272,7 @@ def _toml_string(value: str) -> str:
 
 
 def _database_exists(ledger: Ledger) -> bool:
-    from sqlalchemy import inspect
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        return inspect(ledger.engine).has_table("events")
-    except SQLAlchemyError:
-        return False
+    return ledger.has_schema()
 
 
 class LedgerOpening:

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from custody.ledger.database import Ledger, checkpoint_anchors, utc_now
+from custody.ledger.database import Ledger, utc_now
+from custody.ledger.tables import checkpoint_anchors
 from custody.ledger.seal import CHECKPOINT_RETENTION_DAYS
 from storage.base import ObjectStore, Retention
 from storage.errors import ObjectExists

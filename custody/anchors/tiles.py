@@ -28,7 +28,8 @@ from typing import Any
 from custody.errors import BadInput, LedgerCorrupt, Finding
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
-from custody.ledger.database import Ledger, tree_nodes
+from custody.ledger.database import Ledger
+from custody.ledger.tables import tree_nodes
 
 TILE_WIDTH = 256
 TILE_HEIGHT = 8

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from custody.ledger.database import Ledger, events
+from custody.ledger.database import Ledger
+from custody.ledger.tables import events
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import BadInput, ConfigError
 from custody.ledger import sshsig
-from custody.ledger.database import Ledger, event_signatures
+from custody.ledger.database import Ledger
+from custody.ledger.tables import event_signatures
 
 MAX_KEY_FILE = 16384
 

@@ -30,7 +30,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from custody.ledger.database import APPEND_LOCK, HEAD_REVISION, Ledger, metadata, migration_chain
+from custody.ledger.database import APPEND_LOCK, HEAD_REVISION, Ledger, migration_chain
+from custody.ledger.tables import metadata
 from custody.ledger.migrations.append_only import TABLES
 from tests.conftest import Custody
 from tests.integration.conftest import REPO, PostgresServer, free_port
@@ -268,7 +269,7 @@ def test_migrated_schema_is_what_ledger_py_declares(ledger_url: str, tmp_path: P
 
 
 def test_sqlite_migration_makes_exactly_the_schema_from_before_migrations(tmp_path: Path) -> None:
-    from custody.ledger.database import _run_alembic
+    from custody.ledger.schema import run_alembic as _run_alembic
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     ledger = Ledger(url)

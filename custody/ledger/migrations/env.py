@@ -1,6 +1,6 @@
 """Alembic's environment for the custody ledger.
 
-Migrations run only on the connection that ``custody.ledger.database`` hands over in
+Migrations run only on the connection that ``custody.ledger.schema`` hands over in
 ``config.attributes["connection"]``, inside the write transaction it holds (``BEGIN IMMEDIATE`` on
 SQLite, the append lock on PostgreSQL), so that a schema change and appends never interleave and a
 failed migration leaves nothing behind. There is no offline (``--sql``) mode.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from custody.ledger.database import metadata
+from custody.ledger.tables import metadata
 
 
 def run_migrations() -> None:

@@ -2,7 +2,7 @@
 and schema_info (holding version 1, which tools from before migrations check), their indexes,
 and the append-only triggers (``custody.ledger.migrations.append_only``).
 
-A database created before migrations already has all of this; ``custody.ledger.database`` adopts it by
+A database created before migrations already has all of this; ``custody.ledger.schema`` adopts it by
 checking it and recording this revision, without running this migration.
 
 Revision ID: 0001
