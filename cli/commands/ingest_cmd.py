@@ -38,6 +38,7 @@ class _Bar(TerminalProgress):
 @click.pass_context
 def ingest(
     ctx: click.Context,
+    /,
     paths: tuple[str, ...],
     actor: str | None,
     note: str | None,

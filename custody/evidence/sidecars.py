@@ -121,7 +121,10 @@ def link_sidecar(workspace: Any, recording: str, sidecar: Any, *, how: str, rule
     ``path`` attributes, or an evidence row) describes the recording ``recording``. None if
     that link is already recorded (a second ingest of the same folder adds no second link)."""
     ledger = workspace.ledger
-    get = sidecar.get if isinstance(sidecar, dict) else lambda k: getattr(sidecar, k, None)
+
+    def get(key: str) -> Any:
+        return sidecar.get(key) if isinstance(sidecar, dict) else getattr(sidecar, key, None)
+
     blake3 = str(get("blake3"))
     if blake3 == recording:
         raise BadInput("a file cannot be its own sidecar")
@@ -180,8 +183,8 @@ def with_sidecars(ledger: Any, blake3s: Sequence[str], before: int | None = None
                 continue
             if found in selected or ledger.evidence_row(found) is not None:
                 out[found] = recording
-    for blake3, recording in list(out.items()):
-        if recording is not None and out.get(recording) is not None:
+    for blake3, described in list(out.items()):
+        if described is not None and out.get(described) is not None:
             if blake3 in selected:
                 out[blake3] = None
             else:
@@ -200,7 +203,7 @@ def link_file(workspace: Any, sidecar_ref: str, recording_ref: str, **ingest_opt
     if not recording.blake3 or workspace.ledger.evidence_row(recording.blake3) is None:
         raise BadInput(f"--to {printable_path(recording_ref)}: not a preserved object; ingest the recording first")
     sidecar = resolve(workspace.ledger, sidecar_ref)
-    blake3 = sidecar.blake3
+    blake3: str | None = sidecar.blake3
     ingested = None
     if not blake3 or workspace.ledger.evidence_row(blake3) is None:
         if sidecar.path is None:

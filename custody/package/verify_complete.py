@@ -2,7 +2,8 @@
 
 The last event of the package's checkpoint must be this package's ``export-prepared`` event,
 proved like every other. Its ``events`` lists ``[seq, hash]`` of every event the package must
-hold, and its ``objects`` every object linked to the incident: ``included`` (a payload file
+hold, and its ``objects`` every object linked to the incident (and every sidecar of an included
+one, custody.evidence.sidecars): ``included`` (a payload file
 bound to it), ``disposed`` (its proved disposal event is in the package) or ``excluded`` (left
 out by the sender's selection; reported, not a finding). Anything listed and absent is a
 finding naming it."""

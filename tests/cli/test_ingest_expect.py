@@ -130,3 +130,15 @@ def test_a_hostile_manifest_stops_before_anything_is_read(initialized: Custody, 
 def test_expect_options_need_expect(initialized: Custody, clip_dir: Path) -> None:
     result = initialized("ingest", str(clip_dir), "--expect-algorithm", "md5")
     assert result.exit_code == 2 and "need --expect MANIFEST" in result.stderr
+
+
+def test_bytes_already_preserved_get_the_comparison_in_their_acquisition_event(initialized: Custody, clip_dir: Path) -> None:
+    assert initialized("ingest", str(clip_dir / "BWC-001.mp4")).exit_code == 0
+    manifest = clip_dir / "SHA256SUMS"
+    manifest.write_text(sums("sha256sum", clip_dir, *CLIPS))
+    result = initialized("ingest", str(clip_dir), "--expect", str(manifest), "--json")
+    assert result.exit_code == 0, result.output
+    assert by_name(result)["BWC-001.mp4"]["status"] == "already-stored"
+    acquired = [e for e in initialized.json("log") if e["action"] == "acquired"]
+    assert len(acquired) == 1 and acquired[0]["details"]["declared"]["result"] == "match"
+    assert acquired[0]["details"]["declared"]["value"] == hashlib.sha256((clip_dir / "BWC-001.mp4").read_bytes()).hexdigest()

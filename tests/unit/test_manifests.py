@@ -149,3 +149,37 @@ def test_clean_path_keeps_paths_inside_the_root() -> None:
     assert clean_path("./a//b/./c.mp4") == "a/b/c.mp4"
     for bad in ("", "/abs", "..", "a/../../x", "a/..", "x\x00y", "./"):
         assert clean_path(bad) is None, bad
+
+
+def test_md5_is_made_in_the_same_pass_only_when_asked(tmp_path: Path) -> None:
+    import io
+
+    from custody.evidence.hashing import CHUNK, hash_stream
+
+    data = bytes(range(256)) * ((CHUNK * 2 + 12345) // 256)  # several chunks of the ring
+    plain = hash_stream(io.BytesIO(data))
+    both = hash_stream(io.BytesIO(data), md5=True)
+    assert plain.md5 is None
+    assert both.md5 == hashlib.md5(data).hexdigest()
+    assert (both.blake3, both.sha256, both.size) == (plain.blake3, plain.sha256, len(data))
+
+
+def test_a_manifest_changed_after_it_was_read_is_a_finding(tmp_path: Path) -> None:
+    from custody.evidence.expected import Expectation, findings_of
+    from custody.evidence.hashing import hash_file
+    from custody.evidence.ingest import IngestResult, collect
+
+    clip = tmp_path / "a.mp4"
+    clip.write_bytes(b"clip")
+    manifest_path = tmp_path / "SHA256SUMS"
+    manifest_path.write_text(f"{hashlib.sha256(b'clip').hexdigest()}  a.mp4\n{'0' * 64}  gone.mp4\n")
+    expectation = Expectation(read_manifest(str(manifest_path)))
+    expectation.planned(collect([str(tmp_path)]))
+    assert [d.path for d in expectation.absent] == ["gone.mp4"]
+    assert expectation.compare(str(clip), hash_file(clip))["result"] == "match"
+    with manifest_path.open("a") as handle:
+        handle.write(f"{'1' * 64}  added-later.mp4\n")
+    verdict = expectation.compare(str(manifest_path), hash_file(manifest_path))
+    assert verdict["result"] == "manifest-changed" and verdict["absent"] == ["gone.mp4"]
+    results = [IngestResult(str(manifest_path), "recorded", declared=verdict), *expectation.absent_results()]
+    assert [r.status for r in findings_of(results)] == ["recorded", "absent"]
