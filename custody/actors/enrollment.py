@@ -5,18 +5,15 @@ administrator, by ``custody init --admin NAME --admin-key KEY`` signed with the 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from custody.actors.roles import load_roles
-from custody.actors.roster import ENROLL, REVOKE, Person, current_roster
+from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
 from custody.errors import BadInput, PolicyRefused
 from custody.ledger import sshsig
 from custody.ledger.signatures import load_signer
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-"""An enrolled name: what allowed_signers and the ledger can hold without quoting."""
 
 
 def check_name(name: str) -> str:

@@ -19,15 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy, load_roles
-from custody.actors.roster import ROSTER_ACTIONS, Person, Roster, current_roster
+from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
 from custody.errors import PolicyRefused
 from custody.ledger.database import CustodyEvent, Ledger
 from custody.ledger.signatures import EventSigner, load_signer
-
-NEEDS_ENROLLED = frozenset(
-    {*ROSTER_ACTIONS, "disposed", "hold-released", "disposal-requested", "hold-release-requested", "approved"}
-)
-"""Actions only an enrolled person (a signed event) may cause once anyone is enrolled."""
 
 
 @dataclass

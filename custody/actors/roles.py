@@ -62,3 +62,8 @@ def load_roles(config: Mapping[str, Any]) -> RolePolicy:
     if "admin" not in roles or "actor-enrolled" not in roles["admin"]:
         raise ConfigError("config.toml: the admin role must keep the action actor-enrolled")
     return RolePolicy(roles, approvals)
+
+
+def shipped_roles() -> RolePolicy:
+    """The roles shipped with custody (``roles.toml``), with no agency override."""
+    return load_roles({})

@@ -8,17 +8,41 @@ is accepted only while no administrator is enrolled. A revoked key never counts 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from custody.ledger.database import CustodyEvent, Ledger
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
 
 ENROLL = "actor-enrolled"
 REVOKE = "actor-revoked"
 ROSTER_ACTIONS = (ENROLL, REVOKE)
+NEEDS_ENROLLED = frozenset(
+    {*ROSTER_ACTIONS, "disposed", "hold-released", "disposal-requested", "hold-release-requested", "approved"}
+)
+"""Actions only an enrolled person (a signed event) may cause once anyone is enrolled."""
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+"""An enrolled name: what allowed_signers and the ledger can hold without quoting."""
 ROLES = ("technician", "supervisor", "auditor", "admin")
 """The roles the command line offers; config.toml may define others."""
+
+
+class RosterEvent(Protocol):
+    """What the roster reads of an event: a ledger ``CustodyEvent`` or a package's event body.
+    (Read-only properties, so that frozen records fit too.)"""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def time(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -33,6 +57,9 @@ class Person:
     revoked_seq: int | None = None
     revoked_by: str | None = None
     revoke_reason: str | None = None
+    enrolled_at: str = ""
+    """The time of the enrollment event (RFC 3339)."""
+    revoked_at: str | None = None
 
     @property
     def active(self) -> bool:
@@ -50,6 +77,8 @@ class Person:
             "revoked_seq": self.revoked_seq,
             "revoked_by": self.revoked_by,
             "revoke_reason": self.revoke_reason,
+            "enrolled_at": self.enrolled_at,
+            "revoked_at": self.revoked_at,
         }
 
 
@@ -81,7 +110,7 @@ class Roster:
     def has_admin(self) -> bool:
         return any(p.role == "admin" for p in self.active())
 
-    def apply(self, event: CustodyEvent) -> None:
+    def apply(self, event: RosterEvent) -> None:
         """Take one roster event into account (the caller decides whether it counts)."""
         details = event.details
         if event.action == ENROLL:
@@ -93,6 +122,7 @@ class Roster:
                     str(details.get("fingerprint", "")),
                     event.seq,
                     event.actor,
+                    enrolled_at=event.time,
                 )
             )
         elif event.action == REVOKE:
@@ -101,9 +131,10 @@ class Roster:
                 person.revoked_seq = event.seq
                 person.revoked_by = event.actor
                 person.revoke_reason = str(details.get("reason", ""))
+                person.revoked_at = event.time
 
 
-def build_roster(events: Iterable[CustodyEvent]) -> Roster:
+def build_roster(events: Iterable[RosterEvent]) -> Roster:
     roster = Roster()
     for event in events:
         roster.apply(event)

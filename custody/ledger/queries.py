@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from custody.ledger.database import Ledger
-from custody.ledger.tables import events
+from custody.ledger.signatures import StoredSignature
+from custody.ledger.tables import event_signatures, events
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,19 @@ def events_with_actions(
                 position = rows[-1].seq + 1
     except SQLAlchemyError as exc:
         raise ledger._unavailable(exc) from exc
+
+
+def signatures_for(ledger: Ledger, seqs: Sequence[int], batch: int = 500) -> dict[int, StoredSignature]:
+    """The stored SSH signatures of the events ``seqs`` (those that have one), by event."""
+    found: dict[int, StoredSignature] = {}
+    wanted = sorted(set(seqs))
+    t = event_signatures
+    try:
+        with ledger.engine.connect() as conn:
+            for at in range(0, len(wanted), batch):
+                rows = conn.execute(select(t).where(t.c.seq.in_(wanted[at:at + batch]))).all()
+                for row in rows:
+                    found[row.seq] = StoredSignature(row.seq, row.signer, row.key_fingerprint, row.signature)
+    except SQLAlchemyError as exc:
+        raise ledger._unavailable(exc) from exc
+    return found

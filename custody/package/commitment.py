@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from custody.actors.roster import ROSTER_ACTIONS
 from custody.errors import ConfigError
 from custody.ledger import tree
 from custody.ledger.consistency import format_consistency
+from custody.ledger.queries import signatures_for
 from custody.package.layout import PREPARED
 
 ATTEMPTS = 5
@@ -38,7 +40,9 @@ def prepare(workspace: Any, incident_id: str, blake3s: Sequence[str], package_id
     event it is. Its details list ``events`` (``[seq, hash]`` of every event about the
     incident, about each exported object, and each disposal of a linked object, before it)
     and ``objects`` (every object linked to the incident: ``included``, ``disposed`` or
-    ``excluded`` by the export's selection). The list is made while holding the ledger's
+    ``excluded`` by the export's selection). The events include every enrollment and
+    revocation of people before it (who could sign, when), and ``signed`` lists those events
+    that carry a person's signature (the package must hold each). The list is made while holding the ledger's
     append lock; if another writer appends before the checkpoint is signed, a new event is
     prepared (``ConfigError`` after a few attempts)."""
     from custody.cases.incidents import require_incident
@@ -57,16 +61,20 @@ def prepare(workspace: Any, incident_id: str, blake3s: Sequence[str], package_id
                 if event.seq < size and event.subject.get("evidence") in state.evidence:
                     disposed[event.subject["evidence"]] = event
                     found[event.seq] = event
+            for event in ledger.events(actions=ROSTER_ACTIONS):
+                if event.seq < size:
+                    found[event.seq] = event
             objects = {
                 blake3: "included" if blake3 in blake3s else "disposed" if blake3 in disposed else "excluded"
                 for blake3 in sorted(state.evidence)
             }
             objects.update({b: "included" for b in blake3s if b not in objects})  # sidecars of included objects
             events = [found[seq] for seq in sorted(found)]
+            signed = sorted(signatures_for(ledger, sorted(found)))
             event = tx.append(
                 PREPARED, actor=settings.actor, role=settings.role, subject={"incident": incident_id},
                 details={"package": package_id, "recipient": recipient,
-                         "events": [[e.seq, e.hash] for e in events], "objects": objects},
+                         "events": [[e.seq, e.hash] for e in events], "objects": objects, "signed": signed},
             )
         checkpoint = workspace.seal(force=True)
         if checkpoint is not None and checkpoint.size == event.seq + 1:

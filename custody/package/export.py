@@ -13,8 +13,9 @@ this module writes). In order, ``export_package``:
    has its recorded digests stops the export: ``IntegrityFailure``, exit 3, nothing written);
 3. writes the tag files: the incident record, the items, the custody events of the exported
    objects and the incident (each with its canonical bytes), one tlog-proof per event, the
-   checkpoint, the verifier key, each video's packet list (checked against the SHA-256 its
-   ingest event recorded) and contact sheet, ``report.html``, the hash certification draft and
+   checkpoint, the verifier key, the people's signatures of the events and the
+   allowed_signers of their keys (``custody.package.signers``), each video's packet list
+   (checked against the SHA-256 its ingest event recorded) and contact sheet, ``report.html``, the hash certification draft and
    ``README.txt``, the consistency proof from the recipient's previous package; then the
    manifests, ``bagit.txt``, ``bag-info.txt``, the tag manifests and the seal (the ledger key's
    signature over every file's SHA-256);
@@ -50,6 +51,7 @@ from custody.package.digests import PayloadDigests
 from custody.package.model import ExportContext, ExportItem, ExportResult, one_line
 from custody.package.readme import render_readme
 from custody.package.report import render_report
+from custody.package.signers import write_signers
 from custody.package.writer import BagWriter, fsync_dir, write_custody, write_manifests, write_seal
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
@@ -166,6 +168,7 @@ def export_package(
             previous_size=parse_consistency(consistency).old_size if consistency else None,
         )
         write_custody(bag, context, ledger)
+        write_signers(bag, context, ledger)
         if consistency is not None:
             bag.text(layout.CONSISTENCY, consistency)
         anchors = anchor_files(ledger, workspace.settings, parsed.size)

@@ -17,6 +17,9 @@
     custody/packets/<payload name>.packets     each video's packet hash list (custody-packets v1)
     custody/sheets/<payload name>.png          each video's contact sheet
     custody/consistency.txt                    consistency proof from the recipient's previous package
+    custody/signatures/event-<seq>.sig         the SSH signature (SSHSIG) of each event an enrolled person signed
+    custody/allowed_signers                    OpenSSH allowed_signers of the enrolled keys (from the roster events)
+    custody/roles.json                         which actions each role may record, when exported
     custody/seal.txt                           the ledger key's signature over every other file's SHA-256
 
 ``custody/seal.txt`` is in no tag manifest (it covers them); the last event of the checkpoint
@@ -54,6 +57,9 @@ PACKETS: Final = "custody/packets"
 SHEETS: Final = "custody/sheets"
 CONSISTENCY: Final = "custody/consistency.txt"
 SEAL: Final = "custody/seal.txt"
+SIGNATURES: Final = "custody/signatures"
+ALLOWED_SIGNERS: Final = "custody/allowed_signers"
+ROLES: Final = "custody/roles.json"
 PREPARED: Final = "export-prepared"
 """The action of the event that ends a package's checkpoint and lists what the package holds."""
 BAGIT_TEXT: Final = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
@@ -64,6 +70,11 @@ CHUNK: Final = 4 << 20
 def proof_path(seq: int) -> str:
     """Where the tlog-proof of event ``seq`` is in the bag."""
     return f"{PROOFS}/event-{seq}.tlog-proof"
+
+
+def signature_path(seq: int) -> str:
+    """Where the SSH signature of event ``seq`` is in the bag."""
+    return f"{SIGNATURES}/event-{seq}.sig"
 
 
 def parse_manifest(text: str) -> tuple[dict[str, str], list[str]]:

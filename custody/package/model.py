@@ -112,6 +112,8 @@ class ExportContext:
     """The ``export-prepared`` event: the checkpoint's last event."""
     previous_size: int | None = None
     """The checkpoint size of the recipient's previous package, if any."""
+    signed: list[tuple[int, str, str]] = field(default_factory=list)
+    """(seq, actor, time) of each carried event an enrolled person signed."""
 
     @property
     def incident(self) -> str:

@@ -48,4 +48,17 @@ def render_readme(context: ExportContext) -> str:
         size=context.checkpoint.size,
         previous_size=context.previous_size,
         key_source=context.organization if context.organization_given else "the sending agency",
+        signed=context.signed,
+        example=_example(context),
     )
+
+
+def _example(context: ExportContext) -> tuple[int, str, str] | None:
+    """(seq, actor, verify-time) of the signed event the README shows the command for."""
+    from custody.actors.replay import ssh_time
+
+    for seq, actor, time in context.signed:
+        when = ssh_time(time)
+        if when is not None:
+            return seq, actor, when
+    return None

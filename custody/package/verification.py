@@ -57,6 +57,8 @@ class PackageReport:
     findings: list[Finding] = field(default_factory=list)
     tool: str = TOOL
     anchors: dict[str, Any] = field(default_factory=dict)
+    actors: dict[str, Any] = field(default_factory=dict)
+    """Who signed the carried events, who did not, and the enrolled people."""
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,7 @@ class PackageReport:
             "findings": [f.as_dict() for f in self.findings],
             "tool": self.tool,
             "anchors": self.anchors,
+            "actors": self.actors,
         }
 
 

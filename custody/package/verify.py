@@ -21,13 +21,15 @@ What ``verify_package`` checks, collecting every finding (each naming the file i
 7. each payload file is bound to its ``ingested`` event (BLAKE3, SHA-256, size) and to a
    ``linked`` event to the incident; each packet list has the SHA-256 its ingest event
    recorded; the incident record's history is those events;
-8. the outside anchors (``custody.package.verify_anchors``): with a trusted key, the key
+8. who acted (``custody.package.verify_signers``): each event's SSH signature by an enrolled
+   person, the signer's enrollment and role at that point in the log, ``allowed_signers``;
+9. the outside anchors (``custody.package.verify_anchors``): with a trusted key, the key
    rotations from it to the checkpoint's key are followed first; then the trusted witnesses'
    cosignatures against the required quorum, and the RFC 3161 timestamp over the checkpoint;
-9. the seal: the ledger key's signature over every other file's SHA-256 (sealed);
-10. completeness: the checkpoint's last event is the package's ``export-prepared`` event, and
+10. the seal: the ledger key's signature over every other file's SHA-256 (sealed);
+11. completeness: the checkpoint's last event is the package's ``export-prepared`` event, and
     everything it lists is in the package;
-11. with ``previous``, that this checkpoint extends the earlier package's (consistent).
+12. with ``previous``, that this checkpoint extends the earlier package's (consistent).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from custody.package.verify_complete import check_complete
 from custody.package.verify_events import check_events, check_signature
 from custody.package.verify_previous import check_consistency_file, check_previous
 from custody.package.verify_seal import check_seal
+from custody.package.verify_signers import check_signers
 
 __all__ = ["AnchorPolicy", "Check", "PackageReport", "read_verifier_key", "verify_package"]
 
@@ -75,6 +78,7 @@ def verify_package(root: Path, trusted: notes.Verifier | None = None, policy: An
         check_signature(state)
         check_events(state)
         check_bindings(state)
+        check_signers(state)
         check_anchors(state, policy or AnchorPolicy(), anchors)
         state.report.anchors = anchors.as_dict()
         check_seal(state)

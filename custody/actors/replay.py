@@ -1,0 +1,171 @@
+"""The rule that decides which signatures count, event by event, with no database: the same
+replay serves ``ledger verify`` (every event of the ledger) and ``verify-package`` (the events a
+package carries, which include every enrollment and revocation before its checkpoint).
+
+Events are taken in log order. For each signed event: the SSH signature must verify over the
+event's canonical bytes; the key must be enrolled and not revoked at that event (the first
+administrator's own enrollment, signed by the key it enrolls, counts while no administrator is
+enrolled); the event must name the enrolled person and their role; the role must allow the
+action. An unsigned event naming an enrolled person, or doing what only an enrolled person may
+do, is a finding. Roster events change the roster only when they pass.
+
+Also here: the OpenSSH ``allowed_signers`` file of a roster, each key valid from its enrollment
+to its revocation, so that ``ssh-keygen -Y verify -O verify-time=EVENT_TIME`` refuses a key
+used after it was revoked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy
+from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
+from custody.errors import Finding
+from custody.ledger import sshsig
+
+
+@dataclass(frozen=True)
+class Act:
+    """What the replay reads of one event."""
+
+    seq: int
+    time: str
+    actor: str
+    role: str
+    action: str
+    details: Mapping[str, Any]
+    canonical: bytes
+    """The bytes the signature covers (the event's canonical JSON, the package's ``leaf``)."""
+
+
+@dataclass
+class ActorReplay:
+    """The roster as the log is replayed, and the tally of what was seen."""
+
+    policy: RolePolicy
+    roster: Roster = field(default_factory=Roster)
+    events: int = 0
+    signed: int = 0
+    unsigned: list[int] = field(default_factory=list)
+    signers: dict[str, int] = field(default_factory=dict)
+
+    def check(self, act: Act, signature: str | None, recorded_fingerprint: str | None = None,
+              signer: str | None = None) -> list[Finding]:
+        """The findings about ``act`` and its armored SSH ``signature`` (None: unsigned); then
+        the roster takes ``act`` into account if it is a roster event that passed."""
+        self.events += 1
+        if signature is None:
+            self.unsigned.append(act.seq)
+            found = self._unsigned(act)
+        else:
+            self.signed += 1
+            name = signer or act.actor
+            self.signers[name] = self.signers.get(name, 0) + 1
+            found = self._signed(act, signature, recorded_fingerprint)
+        if act.action in (ENROLL, REVOKE) and signature is not None and not found:
+            self.roster.apply(act)
+        return found
+
+    def _signed(self, act: Act, signature: str, recorded_fingerprint: str | None) -> list[Finding]:
+        try:
+            parsed = sshsig.parse(signature)
+            parsed.verify(act.canonical)
+        except sshsig.SshSigError as exc:
+            return [finding("bad-signature", act, f"signature does not verify: {exc}")]
+        fingerprint = parsed.public_key.fingerprint
+        if recorded_fingerprint is not None and recorded_fingerprint != fingerprint:
+            return [finding("bad-signature", act, f"recorded key {recorded_fingerprint} is not the signing key {fingerprint}")]
+        roster = self.roster
+        person = roster.by_fingerprint(fingerprint)
+        if person is None:
+            if _first_admin(act, parsed.public_key, roster):
+                return []
+            former = roster.ever(fingerprint)
+            if former is not None:
+                return [finding("signer-revoked", act,
+                                f"signed by {former.name}'s key {fingerprint}, revoked at event {former.revoked_seq}",
+                                fingerprint=fingerprint)]
+            return [finding("signer-not-enrolled", act,
+                            f"signed by key {fingerprint}, which is not enrolled at this point", fingerprint=fingerprint)]
+        found = []
+        if act.actor != person.name:
+            found.append(finding("actor-mismatch", act, f"names {act.actor!r} but is signed by {person.name}'s key"))
+        if act.role != person.role:
+            found.append(finding("role-mismatch", act, f"claims role {act.role!r}; {person.name} is enrolled as {person.role}"))
+        if not self.policy.allows(person.role, act.action):
+            found.append(finding("role-not-permitted", act, f"{person.name} ({person.role}) may not record {act.action!r}"))
+        return found
+
+    def _unsigned(self, act: Act) -> list[Finding]:
+        if not self.roster.people or act.action in ALWAYS_ALLOWED:
+            return []
+        if self.roster.ever_named(act.actor):
+            return [finding("unsigned-claim", act, f"names the enrolled person {act.actor!r} but carries no signature")]
+        if act.action in NEEDS_ENROLLED:
+            return [finding("unsigned-claim", act, f"{act.action!r} needs an enrolled person's signature; it has none")]
+        return []
+
+
+def _first_admin(act: Act, key: sshsig.PublicKey, roster: Roster) -> bool:
+    """The first administrator's own enrollment, signed by the key it enrolls."""
+    details = act.details
+    return (
+        act.action == ENROLL
+        and not roster.has_admin()
+        and details.get("role") == "admin"
+        and details.get("key") == key.line
+        and details.get("name") == act.actor
+        and act.role == "admin"
+    )
+
+
+def finding(kind: str, act: Act, message: str, **extra: Any) -> Finding:
+    return Finding(kind, f"event {act.seq}", message, extra={"action": act.action, "actor": act.actor, **extra})
+
+
+def ssh_time(text: str) -> str | None:
+    """An RFC 3339 time as ``YYYYMMDDHHMMSSZ`` (what allowed_signers and ``-O verify-time``
+    take), truncated to the second; None if it is not a time."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
+
+
+def _plain(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]
+
+
+def allowed_signers(people: list[Person]) -> str:
+    """An OpenSSH allowed_signers file for ``people`` (namespace custody-event): each key valid
+    from its enrollment and, once revoked, until its revocation, each preceded by a comment
+    naming the events that establish it. For ``ssh-keygen -Y verify -f allowed_signers -I NAME
+    -n custody-event -O verify-time=EVENT_TIME -s SIG < event.bytes``."""
+    lines = []
+    for person in people:
+        try:
+            key = sshsig.PublicKey.parse(person.key)
+        except sshsig.SshSigError:
+            key = None
+        if not NAME.match(person.name) or key is None or key.line != person.key.strip():
+            lines.append(f"# left out: the enrollment at event {person.enrolled_seq} (a name or key this file cannot hold)\n")
+            continue
+        options = [f'namespaces="{sshsig.NAMESPACE}"']
+        after = ssh_time(person.enrolled_at)
+        if after:
+            options.append(f'valid-after="{after}"')
+        state = f"enrolled at event {person.enrolled_seq} by {person.enrolled_by}"
+        if person.revoked_seq is not None:
+            before = ssh_time(person.revoked_at or "")
+            if before:
+                options.append(f'valid-before="{before}"')
+            state += f", revoked at event {person.revoked_seq} by {person.revoked_by}"
+        lines.append(f"# {person.name}: {_plain(person.role)}, {key.fingerprint}, {_plain(state)}\n")
+        lines.append(f"{person.name} {','.join(options)} {key.line}\n")
+    return "".join(lines)

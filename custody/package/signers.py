@@ -1,0 +1,43 @@
+"""Who acted, in a package: each carried event's SSH signature by the enrolled person who
+caused it (``custody/signatures/event-<seq>.sig``), the OpenSSH ``allowed_signers`` of the
+keys enrolled by the roster events the package carries, and the roles in force
+(``custody/roles.json``), so that a recipient can check each signature with ``ssh-keygen -Y
+verify`` alone, and ``verify-package`` can check the signer's enrollment and role at that point
+in the log (``custody.package.verify_signers``).
+
+``allowed_signers`` is derived from the package's own events by the same replay the verifier
+runs (``custody.actors.replay``), so the verifier re-derives it and any edit is a finding.
+A ledger where nobody is enrolled and nothing is signed gets none of these files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from custody.actors.replay import ActorReplay, allowed_signers
+from custody.actors.roles import load_roles
+from custody.actors.verify import act_of
+from custody.ledger.queries import signatures_for
+from custody.package import layout
+from custody.package.model import ExportContext
+from custody.package.writer import BagWriter
+
+
+def write_signers(bag: BagWriter, context: ExportContext, ledger: Any) -> None:
+    """Write the signatures of ``context.events``, ``allowed_signers`` and ``roles.json``, and
+    note in ``context.signed`` (seq, signer, time) each signed event, for the README."""
+    events = [e for e in context.events if e.seq < context.checkpoint.size]
+    stored = signatures_for(ledger, [e.seq for e in events])
+    policy = load_roles(context.workspace.settings.config)
+    replay = ActorReplay(policy)
+    for event in events:
+        signature = stored.get(event.seq)
+        replay.check(act_of(event), signature.signature if signature else None)
+        if signature is not None:
+            bag.text(layout.signature_path(event.seq), signature.signature)
+            context.signed.append((event.seq, event.actor, event.time))
+    if not replay.roster.people and not stored:
+        return
+    bag.text(layout.ALLOWED_SIGNERS, allowed_signers(replay.roster.people))
+    bag.text(layout.ROLES, json.dumps(policy.as_dict(), indent=2, sort_keys=True) + "\n")

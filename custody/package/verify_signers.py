@@ -1,0 +1,139 @@
+"""Verification step: who acted. Each carried event's SSH signature
+(``custody/signatures/event-<seq>.sig``) over its canonical bytes, and the signer's enrollment
+and role at that point in the log, by the replay of ``custody.actors.replay`` over the proved
+events in order (the package carries every enrollment and revocation before its checkpoint).
+
+Also: every event the ``export-prepared`` event lists as ``signed`` has its signature in the
+package; no signature file is about an event the package does not carry; ``allowed_signers`` is
+exactly the one the proved roster events give; the roles are those of ``custody/roles.json``
+(the agency's, sealed with the package), else the roles shipped with custody."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from custody.actors.replay import Act, ActorReplay, allowed_signers
+from custody.actors.roles import RolePolicy, shipped_roles
+from custody.ledger import sshsig
+from custody.package.layout import ALLOWED_SIGNERS, ROLES, SIGNATURES, signature_path
+from custody.package.verification import Verification, unique_keys
+from custody.package.verify_bindings import as_seq, obj
+
+SIGNATURE_FILE = re.compile(r"^custody/signatures/event-(0|[1-9][0-9]{0,17})\.sig$")
+
+
+def check_signers(state: Verification) -> None:
+    check = state.begin("who acted: signatures of enrolled people")
+    policy, source = _policy(state)
+    replay = ActorReplay(policy)
+    carried: set[int] = set()
+    for seq in sorted(state.events):
+        event = state.events[seq]
+        if not (event.body_ok and event.proved):
+            continue
+        carried.add(seq)
+        body = obj(json.loads(event.record["leaf"]))
+        signature = _signature(state, seq)
+        for found in replay.check(_act(body, event.record["leaf"]), signature):
+            state.finding(found.kind, f"{event.where}", found.message, **found.extra)
+    _check_files(state, carried)
+    _check_listed(state)
+    _check_allowed_signers(state, replay)
+    state.report.actors = {
+        "signed": replay.signed,
+        "unsigned": len(replay.unsigned),
+        "unsigned_events": replay.unsigned,
+        "signers": dict(sorted(replay.signers.items())),
+        "roles": source,
+        "enrolled": [p.as_dict() for p in replay.roster.people],
+    }
+    check.detail = (f"{replay.signed} event(s) signed by enrolled people ({', '.join(sorted(replay.signers)) or 'nobody'}); "
+                    f"{len(replay.unsigned)} NOT signed by an enrolled person; roles from {source}")
+
+
+def _act(body: Mapping[str, Any], leaf: str) -> Act:
+    def text(name: str) -> str:
+        value = body.get(name)
+        return value if isinstance(value, str) else ""
+
+    return Act(as_seq(body.get("seq")), text("time"), text("actor"), text("role"), text("action"),
+               obj(body.get("details")), leaf.encode("utf-8", "surrogatepass"))
+
+
+def _signature(state: Verification, seq: int) -> str | None:
+    name = signature_path(seq)
+    if name not in state.entries:
+        return None
+    return state.read_text(name, limit=sshsig.MAX_ARMORED + 64)
+
+
+def _check_files(state: Verification, carried: set[int]) -> None:
+    for name in sorted(state.entries):
+        if not name.startswith(SIGNATURES + "/"):
+            continue
+        match = SIGNATURE_FILE.match(name)
+        if match is None:
+            state.finding("unexpected", name, "is not a signature file (custody/signatures/event-N.sig)")
+        elif int(match.group(1)) not in state.events:
+            state.finding("unexpected", name, f"is the signature of event {match.group(1)}, which the package does not carry")
+
+
+def _check_listed(state: Verification) -> None:
+    """Each event the checkpoint's ``export-prepared`` event lists as signed has its signature
+    here (removing one would pass it off as an unsigned station event)."""
+    if state.checkpoint is None:
+        return
+    last = state.events.get(state.checkpoint.size - 1)
+    if last is None or not (last.body_ok and last.proved):
+        return
+    details = obj(obj(json.loads(last.record["leaf"])).get("details"))
+    listed = details.get("signed", [])
+    if not isinstance(listed, list):
+        state.finding("malformed", last.where, "its 'signed' is not a list of events")
+        return
+    for seq in listed:
+        if as_seq(seq) < 0:
+            state.finding("malformed", last.where, f"lists {seq!r} as a signed event")
+        elif signature_path(seq) not in state.entries:
+            state.finding("missing", signature_path(seq),
+                          f"event {seq} was signed by an enrolled person (the export-prepared event {last.record['seq']} "
+                          "says so) but its signature is not in the package")
+
+
+def _check_allowed_signers(state: Verification, replay: ActorReplay) -> None:
+    expected = allowed_signers(replay.roster.people)
+    present = ALLOWED_SIGNERS in state.entries
+    if not present and not replay.roster.people:
+        return
+    text = state.read_text(ALLOWED_SIGNERS)
+    if text is not None and text != expected:
+        state.finding("mismatch", ALLOWED_SIGNERS,
+                      "is not the allowed_signers that the package's enrollment and revocation events give "
+                      "(a key was added, removed or its validity changed)")
+
+
+def _policy(state: Verification) -> tuple[RolePolicy, str]:
+    if ROLES not in state.entries:
+        return shipped_roles(), "the roles shipped with custody"
+    text = state.read_text(ROLES)
+    if text is None:
+        return shipped_roles(), "the roles shipped with custody"
+    try:
+        value = json.loads(text, object_pairs_hook=unique_keys)
+        policy = RolePolicy(
+            {str(k): _names(v) for k, v in obj(obj(value).get("roles")).items()},
+            {str(k): _names(v) for k, v in obj(obj(value).get("approvals")).items()},
+        )
+    except (ValueError, RecursionError) as exc:
+        state.finding("malformed", ROLES, f"is not a table of roles ({str(exc)[:200]})")
+        return shipped_roles(), "the roles shipped with custody"
+    return policy, ROLES
+
+
+def _names(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("each role's actions must be a list of names")
+    return frozenset(value)
