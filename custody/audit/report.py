@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from custody.audit.recorded import rfc3339
 from custody.audit.shards import Shard, slot_of
 from custody.errors import BadInput, Finding
 from storage.base import LockProbe
 
 if TYPE_CHECKING:
-    from custody.audit.unrecorded import InFlight
     from custody.ledger.seal import LedgerReport
 
 Level = Literal["quick", "full"]
@@ -103,6 +103,26 @@ class ObjectResult:
             "disposed": self.disposed,
             "findings": sorted({f.kind for f in self.findings}),
             "last_full_check": self.last_full_check,
+        }
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """An unrecorded object too recent to judge (see the module docstring)."""
+
+    key: str
+    version: str | None
+    size: int
+    stored_at: datetime | None
+    recorded_during_audit: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "version": self.version,
+            "size": self.size,
+            "stored_at": rfc3339(self.stored_at) if self.stored_at else None,
+            "recorded_during_audit": self.recorded_during_audit,
         }
 
 

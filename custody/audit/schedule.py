@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from custody.audit.shards import Shard, slot_of
 from custody.errors import BadInput
 
-if TYPE_CHECKING:
-    from custody.audit.recorded import RecordedObject
+
+class Scheduled(Protocol):
+    """What the schedule needs of a recorded object (``custody.audit.recorded.RecordedObject``)."""
+
+    @property
+    def blake3(self) -> str: ...
+
+    @property
+    def first_seq(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def next_slot(audits: Sequence[AuditRecord], shard: Shard, rotation: int) -> int
     return 0
 
 
-def last_full_checks(audits: Sequence[AuditRecord], objects: Iterable[RecordedObject]) -> dict[str, AuditRecord]:
+def last_full_checks(audits: Sequence[AuditRecord], objects: Iterable[Scheduled]) -> dict[str, AuditRecord]:
     """For each object, the latest recorded audit that fully re-hashed it (absent: never)."""
     classes: dict[tuple[int, int, int, int], list[AuditRecord]] = {}
     for record in audits:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from custody.audit.recorded import LedgerState, rfc3339
-from custody.audit.report import DEFAULT_IN_FLIGHT_GRACE
+from custody.audit.report import DEFAULT_IN_FLIGHT_GRACE, InFlight
 from custody.audit.shards import HEX64, Shard, key_digest
 from custody.errors import Finding
 from storage.base import ObjectInfo, ObjectStore
@@ -44,26 +44,6 @@ if TYPE_CHECKING:
 CANARY_PREFIX = "canary/"
 """The canaries of the lock self-test; with ``custody.ledger.seal.CHECKPOINT_PREFIX``, the tool's own
 objects, which are not evidence (checkpoints are checked by the ledger verification)."""
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """An unrecorded object too recent to judge (see the module docstring)."""
-
-    key: str
-    version: str | None
-    size: int
-    stored_at: datetime | None
-    recorded_during_audit: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "version": self.version,
-            "size": self.size,
-            "stored_at": rfc3339(self.stored_at) if self.stored_at else None,
-            "recorded_during_audit": self.recorded_during_audit,
-        }
 
 
 @dataclass

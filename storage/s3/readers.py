@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from botocore.exceptions import BotoCoreError
 
 from storage.base import ProgressCallback
-from storage.errors import IntegrityRejected, StorageUnavailable
+from storage.errors import IntegrityRejected, StorageError, StorageUnavailable
 
-if TYPE_CHECKING:
-    from storage.s3.store import S3Store
+
+class VersionSource(Protocol):
+    """What ``ObjectReader`` needs of the store (``storage.s3.store.S3Store``): the stream of a
+    version from a byte offset, and the translation of a client error into a storage error."""
+
+    def _body_from(self, key: str, full: str, version: str | None, start: int) -> Any: ...
+
+    def _translate(
+        self, exc: Exception, action: str, key: str | None = None, version: str | None = None, lock: bool = False
+    ) -> StorageError: ...
 
 
 def descriptor_of(source: BinaryIO) -> int | None:
@@ -150,7 +158,7 @@ class ObjectReader(_SizedReader):
     """Raw, seekable reader over one stored version; errors are ``storage.errors`` classes."""
 
     def __init__(
-        self, store: S3Store, key: str, full: str, version: str | None, size: int, body: Any
+        self, store: VersionSource, key: str, full: str, version: str | None, size: int, body: Any
     ) -> None:
         super().__init__()
         self._store = store
