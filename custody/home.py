@@ -14,11 +14,19 @@ from pathlib import Path
 
 from custody.errors import ConfigError
 from custody.settings import Settings
+from custody.workspace import LedgerOpening, background_priority, open_ledger
 from storage.base import BucketSetup, ObjectStore
 from storage.url import open_store
 
 if TYPE_CHECKING:
+    from custody.anchors.keys import Rotation
+    from custody.anchors.tiles import Publication
+    from custody.anchors.witnessing import WitnessOutcome
+    from custody.ledger.checkpoint import NoteSigner, Verifier
     from custody.ledger.database import Ledger
+    from custody.ledger.seal import SignedCheckpoint
+
+__all__ = ["InitReport", "LedgerOpening", "Workspace", "background_priority", "init_home", "open_workspace"]
 
 
 @dataclass
@@ -133,7 +141,7 @@ def _refuse_new_key_for_old_ledger(settings: Settings) -> None:
     checkpoints (or published verifier key) belong to a key that is now missing."""
     from custody.ledger.database import Ledger
 
-    signed: list[Any] = []
+    signed: list[Mapping[str, Any]] = []
     events = 0
     ledger = Ledger(settings.db_url, settings.db_timeout)
     try:
@@ -275,54 +283,9 @@ def _database_exists(ledger: Ledger) -> bool:
     return ledger.has_schema()
 
 
-class LedgerOpening:
-    """The ledger, being opened on a background thread: importing SQLAlchemy and checking the
-    schema take a few tenths of a second that a command can spend reading files meanwhile.
-    ``get()`` waits for it, and re-raises whatever opening it raised."""
-
-    def __init__(self, settings: Settings) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ledger")
-        self._future = pool.submit(_open_ledger_in_background, settings)
-        pool.shutdown(wait=False)
-
-    def ready(self) -> bool:
-        return self._future.done()
-
-    def get(self) -> Ledger:
-        return self._future.result()
-
-
-def _open_ledger_in_background(settings: Settings) -> Ledger:
-    background_priority()
-    return _open_ledger(settings)
-
-
-def background_priority() -> None:
-    """Lower the calling thread's scheduling priority (Linux: nice is per thread; processes it
-    starts inherit it), so that work meant to fill idle time, such as opening the ledger while
-    files are hashed, does not slow down the hashing. Best effort."""
-    import threading
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
-
-
-def _open_ledger(settings: Settings) -> Ledger:
-    from custody.ledger.database import Ledger
-
-    ledger = Ledger(settings.db_url, settings.db_timeout)
-    ledger.check_ready()
-    for hook in settings.ledger_hooks:
-        hook(ledger)
-    return ledger
-
-
 class Workspace:
-    """What a command works with: the settings, the ledger and the store."""
+    """What a command works with: the settings, the ledger and the store (the wings take it as
+    the protocol ``custody.workspace.Workspace``)."""
 
     def __init__(self, settings: Settings, ledger: Ledger | LedgerOpening, store: ObjectStore) -> None:
         self.settings = settings
@@ -342,7 +305,7 @@ class Workspace:
             return self.ledger
         return self._ledger
 
-    def signer(self) -> Any:
+    def signer(self) -> NoteSigner:
         from custody.ledger.seal import load_signer
 
         check_signing_key(self.settings.key_path)
@@ -350,12 +313,12 @@ class Workspace:
             raise ConfigError(f"no signing key at {self.settings.key_path}: the signing key is missing; " + missing_key_advice(self.settings))
         return load_signer(self.settings.key_path)
 
-    def verifier(self) -> Any:
+    def verifier(self) -> Verifier:
         from custody.ledger.seal import load_verifier
 
         return load_verifier(self.settings.verifier_key_path, self.settings.key_path)
 
-    def seal(self, *, force: bool = False) -> Any:
+    def seal(self, *, force: bool = False) -> SignedCheckpoint | None:
         """Sign a checkpoint of every event so far and put it in WORM storage (see custody.ledger.seal)."""
         from custody.ledger.seal import seal
 
@@ -364,7 +327,7 @@ class Workspace:
             self.anchor(signed.size, signed.note)
         return signed
 
-    def rotate_key(self, backup: Path | None = None) -> Any:
+    def rotate_key(self, backup: Path | None = None) -> Rotation:
         """Rotate the ledger's signing key by an event signed by the current key, or, when it is
         lost, by the backup key in the file ``backup``; then seal with the new key (see
         custody.anchors.keys)."""
@@ -381,13 +344,13 @@ class Workspace:
         self.seal()
         return rotation
 
-    def verifiers(self) -> Any:
+    def verifiers(self) -> list[Verifier]:
         """Every key the ledger's checkpoints were signed with, the root key first."""
         from custody.anchors.verification import ledger_keys
 
         return ledger_keys(self.ledger, self.settings, self.verifier())
 
-    def publish_log(self, directory: Path) -> Any:
+    def publish_log(self, directory: Path) -> Publication:
         """Seal (or take the checkpoint that covers every event) and publish the log's hashes
         as C2SP tlog-tiles into ``directory`` (see custody.anchors.tiles)."""
         from custody.anchors.tiles import publish_checkpoint
@@ -399,7 +362,7 @@ class Workspace:
             raise BadInput("the ledger has no events yet; there is nothing to publish")
         return publish_checkpoint(self.ledger, directory, signed.size, signed.note)
 
-    def anchor(self, size: int, note: str) -> Any:
+    def anchor(self, size: int, note: str) -> list[WitnessOutcome]:
         """Have the configured witnesses cosign (and the time-stamping authority stamp) the
         checkpoint of ``size``, where not done yet (see custody.anchors). Never raises for a
         witness or authority that is down: it is a warning, and the next seal catches up.
@@ -421,5 +384,5 @@ def open_workspace(settings: Settings, *, need_store: bool = True, ledger_in_bac
             f"(data directory {settings.home})"
         )
     make_private(settings)
-    ledger = LedgerOpening(settings) if ledger_in_background else _open_ledger(settings)
+    ledger = LedgerOpening(settings) if ledger_in_background else open_ledger(settings)
     return Workspace(settings, ledger, open_store(settings.store_url))

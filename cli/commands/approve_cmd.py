@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -8,8 +8,12 @@ from cli.context import emit_json, workspace
 from cli.options import json_option
 from cli.render import echo
 
+if TYPE_CHECKING:
+    from custody.home import Workspace
+    from custody.actors.approvals import CarryOut
 
-def carry_out(ws: Any) -> Any:
+
+def carry_out(ws: Workspace) -> CarryOut:
     """What an approved request does: the disposal or the hold release it asked for."""
 
     def run(kind: str, params: dict[str, Any], request_seq: int) -> dict[str, Any]:

@@ -11,16 +11,24 @@ second enrolled person to ask).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.actors.roles import load_roles
 from custody.actors.roster import current_roster
 from custody.errors import BadInput, PolicyRefused
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
 
 REQUEST_ACTIONS = {"disposal": "disposal-requested", "hold-release": "hold-release-requested"}
 KINDS = {action: kind for kind, action in REQUEST_ACTIONS.items()}
 APPROVED = "approved"
+
+CarryOut = Callable[[str, dict[str, Any], int], dict[str, Any]]
+"""Does an approved request's act: ``(kind, params, request_seq)`` -> what it did."""
 
 
 @dataclass
@@ -47,12 +55,12 @@ class Request:
         }
 
 
-def two_people_needed(workspace: Any) -> bool:
+def two_people_needed(workspace: Workspace) -> bool:
     """Whether irreversible acts need a request and a second person: anyone is enrolled."""
     return bool(current_roster(workspace.ledger).people)
 
 
-def _require_signed(workspace: Any, what: str) -> None:
+def _require_signed(workspace: Workspace, what: str) -> None:
     if getattr(workspace.ledger, "event_signer", None) is None:
         raise PolicyRefused(
             f"{what} needs two enrolled people in this ledger: give your enrolled key with --key "
@@ -60,7 +68,7 @@ def _require_signed(workspace: Any, what: str) -> None:
         )
 
 
-def request(workspace: Any, kind: str, params: dict[str, Any], summary: str) -> Request:
+def request(workspace: Workspace, kind: str, params: dict[str, Any], summary: str) -> Request:
     """Record a request of ``kind`` (``disposal`` or ``hold-release``) by the acting person."""
     _require_signed(workspace, summary)
     event = workspace.ledger.append(
@@ -73,7 +81,7 @@ def request(workspace: Any, kind: str, params: dict[str, Any], summary: str) -> 
     return Request(event.seq, kind, event.actor, event.time, params)
 
 
-def all_requests(ledger: Any) -> dict[int, Request]:
+def all_requests(ledger: Ledger) -> dict[int, Request]:
     """Every request, with its approval if any."""
     found: dict[int, Request] = {}
     for event in ledger.events(actions=(*REQUEST_ACTIONS.values(), APPROVED)):
@@ -89,7 +97,7 @@ def all_requests(ledger: Any) -> dict[int, Request]:
     return found
 
 
-def approve(workspace: Any, seq: int, carry_out: Any) -> Request:
+def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:
     """Approve request ``seq`` as the acting person and carry it out: ``carry_out(kind, params,
     request_seq)`` does the act and returns what it did (a dict)."""
     _require_signed(workspace, "approving a request")

@@ -13,6 +13,7 @@ from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
 from custody.errors import BadInput, PolicyRefused
 from custody.ledger import sshsig
 from custody.ledger.signatures import load_signer
+from custody.workspace import Workspace
 
 
 
@@ -35,7 +36,7 @@ def _enrollment(name: str, role: str, key: sshsig.PublicKey) -> dict[str, Any]:
     return {"name": name, "role": role, "key": key.line, "fingerprint": key.fingerprint}
 
 
-def enroll(workspace: Any, name: str, role: str, key: sshsig.PublicKey) -> Person:
+def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) -> Person:
     """Record ``actor-enrolled`` for ``name`` with ``role`` and ``key``. The workspace must be
     acting as an administrator (the append policy refuses anyone else)."""
     check_name(name)
@@ -61,7 +62,7 @@ def enroll(workspace: Any, name: str, role: str, key: sshsig.PublicKey) -> Perso
     return person
 
 
-def enroll_first_admin(workspace: Any, name: str, key_path: Path) -> Person:
+def enroll_first_admin(workspace: Workspace, name: str, key_path: Path) -> Person:
     """Enroll the first administrator, signed by the very key enrolled (proof that whoever ran
     init holds it). Refused once any administrator is enrolled."""
     check_name(name)
@@ -86,7 +87,7 @@ def enroll_first_admin(workspace: Any, name: str, key_path: Path) -> Person:
     return person
 
 
-def revoke(workspace: Any, name: str, reason: str) -> Person:
+def revoke(workspace: Workspace, name: str, reason: str) -> Person:
     """Record ``actor-revoked`` for ``name``'s active enrollment (by an administrator)."""
     if not reason.strip():
         raise BadInput("--reason must not be empty")

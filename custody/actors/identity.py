@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+
 
 from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy, load_roles
 from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
 from custody.errors import PolicyRefused
 from custody.ledger.database import CustodyEvent, Ledger
 from custody.ledger.signatures import EventSigner, load_signer
+from custody.workspace import Workspace
 
 
 @dataclass
@@ -60,7 +61,7 @@ def resolve_person(ledger: Ledger, signer: EventSigner) -> Person:
     )
 
 
-def act_as(workspace: Any, key_path: Path) -> Person:
+def act_as(workspace: Workspace, key_path: Path) -> Person:
     """Make ``workspace`` act as the person ``key_path`` is enrolled as: their name and role in
     its settings, their signature on every event, their role's permissions enforced."""
     signer = load_signer("", key_path)
@@ -107,7 +108,7 @@ def unsigned_station() -> Callable[[Ledger], None]:
     return install
 
 
-def require_allowed(workspace: Any, action: str) -> None:
+def require_allowed(workspace: Workspace, action: str) -> None:
     """Refuse now, before any side effect in the store, an action the acting person's role may
     not record (the same check the ledger makes when the event is appended)."""
     ledger = workspace.ledger_or_opening() if hasattr(workspace, "ledger_or_opening") else workspace.ledger

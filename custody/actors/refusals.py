@@ -3,14 +3,15 @@ recorded as ``refused`` (who, what, why), so the log shows attempts, not only su
 
 from __future__ import annotations
 
-from typing import Any
+
 
 from custody.ledger.database import CustodyEvent
+from custody.workspace import Workspace
 
 MAX_REASON = 2000
 
 
-def record_refusal(workspace: Any, command: str, reason: str, kind: str = "policy") -> CustodyEvent:
+def record_refusal(workspace: Workspace, command: str, reason: str, kind: str = "policy") -> CustodyEvent:
     """Append a ``refused`` event by the acting person (signed when they act with a key) and
     seal it."""
     event: CustodyEvent = workspace.ledger.append(

@@ -20,11 +20,15 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from custody.anchors.cosign import CosignatureError, CosignerVerifier
 from custody.anchors.keys import ROTATION_HEADER
 from custody.ledger import checkpoint as notes
+
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
+    from custody.settings import Settings
 
 COSIGNATURES: Final = "custody/cosignatures.txt"
 TIMESTAMP: Final = "custody/checkpoint.tsr"
@@ -33,7 +37,7 @@ KEY_ROTATIONS: Final = "custody/key-rotations.jsonl"
 MAX_ROTATIONS: Final = 1000
 
 
-def export_files(ledger: Any, settings: Any, size: int) -> dict[str, bytes]:
+def export_files(ledger: Ledger, settings: Settings, size: int) -> dict[str, bytes]:
     """The anchor tag files for the checkpoint of ``size`` (only those that have content)."""
     import base64
 

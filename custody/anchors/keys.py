@@ -21,6 +21,7 @@ never silently replaced: without the old key or the backup there is no rotation.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,7 +118,7 @@ def key_for(chain: list[KeyPeriod], size: int) -> notes.Verifier:
     return [period for period in chain if period.from_size <= size][-1].verifier
 
 
-def check_checkpoint_keys(chain: list[KeyPeriod], rows: list[Any]) -> list[Finding]:
+def check_checkpoint_keys(chain: list[KeyPeriod], rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
     """Each recorded checkpoint must be signed by the key in force at its size."""
     findings = []
     for row in rows:

@@ -17,7 +17,7 @@ import http.client
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -333,7 +333,7 @@ def verify_anchors(ledger: Ledger, settings: Settings, events: int, *, contact: 
     return check_anchors(ledger, load_anchor_config(settings.config), events, contact=contact)
 
 
-def _check_timestamps(ledger: Ledger, config: AnchorConfig, rows: Sequence[Any], report: AnchorReport) -> None:
+def _check_timestamps(ledger: Ledger, config: AnchorConfig, rows: Sequence[Mapping[str, Any]], report: AnchorReport) -> None:
     """Every recorded token must verify over its checkpoint's bytes with the configured CA."""
     from custody.anchors.timestamp import TimestampError, verify_token
 

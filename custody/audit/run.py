@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from custody.audit.objects import ObjectAuditor
 from custody.audit.recorded import LedgerState, load_ledger_state, rfc3339
@@ -16,6 +16,7 @@ from custody.audit.report import AuditProgress, AuditReport, AuditRequest, Progr
 from custody.audit.schedule import last_full_checks, next_slot
 from custody.audit.unrecorded import StoreListing, list_unrecorded
 from custody.errors import Finding
+from custody.workspace import Workspace
 from storage.base import LockProbe, ObjectStore
 from storage.errors import StorageError
 
@@ -57,7 +58,7 @@ class _StoreWide:
     probes: list[LockProbe]
 
 
-def _store_wide(workspace: Any, state: LedgerState, request: AuditRequest) -> _StoreWide:
+def _store_wide(workspace: Workspace, state: LedgerState, request: AuditRequest) -> _StoreWide:
     import logging
 
     from custody.anchors.verification import verify_all
@@ -72,7 +73,7 @@ def _store_wide(workspace: Any, state: LedgerState, request: AuditRequest) -> _S
 
 
 def run_audit(
-    workspace: Any,
+    workspace: Workspace,
     request: AuditRequest,
     progress: ProgressSink | None = None,
     prehash: LocalPrehash | None = None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from custody.cases.holds import holds_on
 from custody.cases.retention import iso, load_categories, object_retention
+from custody.workspace import Workspace
 from storage.errors import ObjectNotFound
 
 
@@ -34,7 +35,7 @@ class Disposition:
         return dict(self.__dict__)
 
 
-def expired(workspace: Any) -> list[Disposition]:
+def expired(workspace: Workspace) -> list[Disposition]:
     """Every object that must now be destroyed (dry run: nothing is changed)."""
     categories = load_categories(workspace.settings.config)
     now = workspace.store.now()
@@ -66,7 +67,7 @@ def expired(workspace: Any) -> list[Disposition]:
     return due
 
 
-def dispose_expired(workspace: Any, *, confirm: bool, reason: str | None = None) -> list[Disposition]:
+def dispose_expired(workspace: Workspace, *, confirm: bool, reason: str | None = None) -> list[Disposition]:
     """List the objects due for destruction; with ``confirm``, delete each version and record a
     ``disposed`` event for it."""
     due = expired(workspace)

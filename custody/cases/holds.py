@@ -16,6 +16,7 @@ from typing import Any
 
 from custody.errors import BadInput, PolicyRefused
 from custody.ledger.database import Ledger
+from custody.workspace import Workspace
 
 HOLD_ACTIONS = ("hold-placed", "hold-released")
 
@@ -99,14 +100,16 @@ def holds_on(ledger: Ledger, blake3: str) -> list[str]:
     return sorted(active_hold_names((event.action, event.details) for event in events))
 
 
-def _set_stored_hold(workspace: Any, blake3: str, on: bool) -> None:
+def _set_stored_hold(workspace: Workspace, blake3: str, on: bool) -> None:
     row = workspace.ledger.evidence_row(blake3)
+    if row is None:
+        raise BadInput(f"{blake3}: not a preserved object")
     info = workspace.store.set_legal_hold(row["store_key"], row["version"], on)
     if info.legal_hold != on:
         raise PolicyRefused(f"{blake3}: the store did not confirm the legal hold {'on' if on else 'off'}")
 
 
-def _record(workspace: Any, action: str, hold: str, blake3: str, details: dict[str, Any], incident: str | None) -> None:
+def _record(workspace: Workspace, action: str, hold: str, blake3: str, details: dict[str, Any], incident: str | None) -> None:
     subject = {"evidence": blake3}
     if incident:
         subject["incident"] = incident
@@ -120,7 +123,7 @@ def _record(workspace: Any, action: str, hold: str, blake3: str, details: dict[s
 
 
 def place_hold(
-    workspace: Any,
+    workspace: Workspace,
     name: str,
     *,
     authority: str,
@@ -177,7 +180,7 @@ def incident_holds(ledger: Ledger, incident: str) -> list[LegalHold]:
     return [holds[name] for name in sorted(placed) if name in holds]
 
 
-def apply_incident_holds(workspace: Any, incident: str, blake3s: Sequence[str]) -> list[str]:
+def apply_incident_holds(workspace: Workspace, incident: str, blake3s: Sequence[str]) -> list[str]:
     """Place the incident's active holds on newly linked objects; returns the hold names."""
     names = []
     for hold in incident_holds(workspace.ledger, incident):
@@ -197,7 +200,7 @@ def apply_incident_holds(workspace: Any, incident: str, blake3s: Sequence[str]) 
     return names
 
 
-def release_hold(workspace: Any, name: str, *, authority: str, reason: str) -> LegalHold:
+def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str) -> LegalHold:
     """Release hold ``name`` everywhere; the stored hold stays where another hold applies."""
     for label, value in (("--authority", authority), ("--reason", reason)):
         if not value or not value.strip():

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TYPE_CHECKING
 
 from custody.errors import BadInput
+from custody.workspace import Workspace
 
 if TYPE_CHECKING:
     from custody.ledger.database import CustodyEvent, Ledger
@@ -99,7 +100,7 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _check_violation_categories(workspace: Any, fields: dict[str, Any]) -> None:
+def _check_violation_categories(workspace: Workspace, fields: dict[str, Any]) -> None:
     """Tags of alleged violations must name current categories (``custody.cases.violations``)."""
     if "violation_categories" in fields:
         from custody.cases.violations import check_categories, load_taxonomy
@@ -200,7 +201,7 @@ def list_incidents(ledger: Ledger) -> list[IncidentState]:
     return [state for state in (incident_state(ledger, i) for i in ids) if state is not None]
 
 
-def create_incident(workspace: Any, incident_id: str, values: Mapping[str, Any]) -> IncidentState:
+def create_incident(workspace: Workspace, incident_id: str, values: Mapping[str, Any]) -> IncidentState:
     check_incident_id(incident_id)
     fields = validate_fields({k: v for k, v in values.items() if v not in (None, [], ())})
     _check_violation_categories(workspace, fields)
@@ -219,7 +220,7 @@ def create_incident(workspace: Any, incident_id: str, values: Mapping[str, Any])
     return state
 
 
-def amend_incident(workspace: Any, incident_id: str, values: Mapping[str, Any], reason: str) -> IncidentState:
+def amend_incident(workspace: Workspace, incident_id: str, values: Mapping[str, Any], reason: str) -> IncidentState:
     """Record a correction naming every field changed, its old and new value, and why."""
     state = require_incident(workspace.ledger, incident_id)
     reason = _text("reason", reason)
@@ -249,7 +250,7 @@ def amend_incident(workspace: Any, incident_id: str, values: Mapping[str, Any], 
     return after
 
 
-def refer_incident(workspace: Any, incident_id: str, to: str, reference: str, felony: bool) -> IncidentState:
+def refer_incident(workspace: Workspace, incident_id: str, to: str, reference: str, felony: bool) -> IncidentState:
     require_incident(workspace.ledger, incident_id)
     workspace.ledger.append(
         "incident-referred",
@@ -265,7 +266,7 @@ def refer_incident(workspace: Any, incident_id: str, to: str, reference: str, fe
     return after
 
 
-def _reflag(workspace: Any, incident_id: str) -> None:
+def _reflag(workspace: Workspace, incident_id: str) -> None:
     """Evidence already linked to an incident that has just become a flagged encounter is
     flagged now."""
     from custody.cases.retention import flag_objects
@@ -278,7 +279,7 @@ def _reflag(workspace: Any, incident_id: str) -> None:
 
 
 def link_evidence(
-    workspace: Any,
+    workspace: Workspace,
     blake3: str,
     incident_id: str,
     *,

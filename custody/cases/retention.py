@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, TYPE_CHECKING
 
 from custody.errors import BadInput, ConfigError, PolicyRefused
+from custody.workspace import Workspace
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
@@ -133,16 +134,18 @@ def object_retention(ledger: Ledger, blake3: str) -> ObjectRetention:
     return state
 
 
-def _apply(workspace: Any, blake3: str, until: datetime) -> datetime:
+def _apply(workspace: Workspace, blake3: str, until: datetime) -> datetime:
     """Extend the stored object's retention to ``until`` (never shorter) and confirm it."""
     row = workspace.ledger.evidence_row(blake3)
+    if row is None:
+        raise BadInput(f"{blake3}: not a preserved object")
     info = workspace.store.extend_retention(row["store_key"], row["version"], until)
     if info.retention is None or info.retention.mode != "COMPLIANCE" or info.retention.until < until - timedelta(seconds=1):
         raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {iso(until)}")
-    return info.retention.until  # type: ignore[no-any-return]
+    return info.retention.until
 
 
-def _extend(workspace: Any, blake3: str, category: str, until: datetime, reason: str, flagged_at: datetime | None) -> dict[str, Any]:
+def _extend(workspace: Workspace, blake3: str, category: str, until: datetime, reason: str, flagged_at: datetime | None) -> dict[str, Any]:
     current = object_retention(workspace.ledger, blake3)
     if current.disposed:
         raise PolicyRefused(f"{blake3}: was disposed of; its retention cannot change")
@@ -171,7 +174,7 @@ def _extend(workspace: Any, blake3: str, category: str, until: datetime, reason:
     return {"blake3": blake3, **details}
 
 
-def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str, seal: bool = True) -> list[dict[str, Any]]:
+def flag_objects(workspace: Workspace, blake3s: Sequence[str], *, reason: str, seal: bool = True) -> list[dict[str, Any]]:
     """Flag objects: retained at least the ``flagged`` duration from their first flagging.
     Objects already flagged keep their flagging date (nothing is recorded for them). With
     ``seal``, a checkpoint is signed if anything was recorded (callers that go on appending
@@ -191,7 +194,7 @@ def flag_objects(workspace: Any, blake3s: Sequence[str], *, reason: str, seal: b
     return changes
 
 
-def set_category(workspace: Any, blake3s: Sequence[str], category_name: str, reason: str) -> list[dict[str, Any]]:
+def set_category(workspace: Workspace, blake3s: Sequence[str], category_name: str, reason: str) -> list[dict[str, Any]]:
     """Put objects in a category. Every object is checked before any is changed: one that
     would be shortened refuses the whole command (exit 4)."""
     categories = load_categories(workspace.settings.config)

@@ -19,7 +19,7 @@ import io
 import os
 import socket
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
@@ -28,7 +28,7 @@ from custody.errors import CustodyError
 from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
 from custody.evidence.hashing import Digests, hash_stream
-from custody.home import LedgerOpening, background_priority
+from custody.workspace import LedgerOpening, Workspace, background_priority
 from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFile, UploadPlan, UploadPlanning, confirm_stored
 from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from custody.evidence.expected import Expectation
     from custody.evidence.sidecars import SidecarRules
     from custody.ledger.database import Ledger
+    from concurrent.futures import Future
 
 Status = Literal["recorded", "already-stored", "skipped", "failed", "absent"]
 
@@ -226,7 +227,7 @@ class Ingestor:
         self.retention = retention
         self.progress = progress or IngestProgress()
         self._after_read = after_read
-        self._early: Any = None  # the inspection started while the current file is read
+        self._early: Future[Inspection] | None = None  # the inspection started while the current file is read
         self._upload_plan: UploadPlan | None = None  # fed by the current file's read
         self.inspector = inspector
         self.derivation = derivation
@@ -305,7 +306,7 @@ class Ingestor:
             result.warning = result.warning or warning
             return result
 
-    def _start_inspection(self, path: str) -> Any:
+    def _start_inspection(self, path: str) -> Future[Inspection] | None:
         """Start the inspector (ffprobe, in other processes) now, so that it runs while the file
         is hashed rather than after. Only for a file that will likely be stored: its result
         is used only if the file proves unchanged by the end of the read."""
@@ -376,7 +377,7 @@ class Ingestor:
         return common
 
     def _preserve(
-        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None = None
+        self, handle: io.FileIO, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None = None
     ) -> IngestResult:
         """Store (or find stored) and record one hashed file. ``staged`` is a copy already in
         the store's staging area, made while the file was hashed and proven unchanged since;
@@ -387,7 +388,7 @@ class Ingestor:
             self._discard(staged)  # a no-op once committed
 
     def _preserve_staged(
-        self, handle: Any, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None
+        self, handle: io.FileIO, fd: int, candidate: Candidate, before: os.stat_result, digests: Digests, staged: StagedCopy | None
     ) -> IngestResult:
         shown = printable_path(candidate.path)
         result = IngestResult(shown, "recorded", digests.blake3, digests.sha256, digests.size)
@@ -532,7 +533,7 @@ class Ingestor:
         return inspection.details, stored, inspection.event
 
     def _acquired(
-        self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Any
+        self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Mapping[str, Any]
     ) -> IngestResult:
         event = self.ledger.append(
             "acquired",
@@ -547,13 +548,13 @@ class Ingestor:
         return result
 
 
-def _in_background(inspector: Inspector, path: str) -> Any:
+def _in_background(inspector: Inspector, path: str) -> Inspection:
     background_priority()
     return inspector(path)
 
 
 def ingest_paths(
-    workspace: Any,
+    workspace: Workspace,
     paths: Sequence[str],
     *,
     incident: str | None = None,

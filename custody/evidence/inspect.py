@@ -11,6 +11,7 @@ from custody.ledger.database import Ledger
 from custody.evidence.sidecars import recordings_described_by, sidecars_of
 from custody.evidence.verify import resolve
 from custody.media.recorded import recorded_of
+from custody.workspace import Workspace
 from storage.base import ObjectStore
 from storage.errors import StorageError
 
@@ -88,7 +89,7 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
     return record
 
 
-def show_object(workspace: Any, ref: str) -> dict[str, Any]:
+def show_object(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Describe an object and record that it was viewed (``viewed`` event)."""
     from custody.cases.holds import holds_on
     from custody.cases.retention import object_retention

@@ -7,6 +7,7 @@ from typing import Any
 
 from storage.base import LockProbe, ObjectStore
 from storage.errors import StorageError
+from custody.workspace import Workspace
 
 
 @dataclass
@@ -34,7 +35,7 @@ class StoreCheck:
         }
 
 
-def check_store(workspace: Any) -> StoreCheck:
+def check_store(workspace: Workspace) -> StoreCheck:
     """Run the store's lock self-test, append a ``store-checked`` event, sign a checkpoint.
 
     ``workspace`` is a ``custody.home.Workspace``."""

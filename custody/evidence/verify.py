@@ -13,6 +13,7 @@ from custody.ledger.canonical import printable_path
 from custody.errors import BadInput, Finding
 from custody.evidence.hashing import blake3_file
 from custody.ledger.database import Ledger
+from custody.workspace import Workspace
 from storage.base import LocalPaths, ObjectStore
 from storage.errors import ObjectNotFound, StorageError
 
@@ -186,7 +187,7 @@ def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[Ver
     return results
 
 
-def verify_and_record(workspace: Any, refs: list[str]) -> list[VerifyResult]:
+def verify_and_record(workspace: Workspace, refs: list[str]) -> list[VerifyResult]:
     """Verify references and record a ``verified`` event (with the outcome) per preserved object."""
     results = verify_refs(workspace.ledger, workspace.store, refs)
     recorded = False

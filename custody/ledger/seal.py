@@ -131,7 +131,7 @@ def _read_concurrent_put(store: ObjectStore, key: str, wait: float = 5.0) -> str
             time.sleep(0.02)
 
 
-def _record_interrupted(ledger: Ledger, store: ObjectStore, signer: notes.Signer, latest: int, size: int) -> None:
+def _record_interrupted(ledger: Ledger, store: ObjectStore, signer: notes.NoteSigner, latest: int, size: int) -> None:
     """Record the checkpoints a sealing that was stopped (killed, power cut) put in WORM storage
     but did not record in the database. They are newer than the latest recorded one, so one
     listing of the keys between the two (their common prefix) finds them. Only a checkpoint

@@ -13,6 +13,7 @@ from custody.ledger.canonical import printable_path
 from custody.media.inspection import MediaInspector
 from custody.media.preserved import preserved_row
 from custody.media.tools import _clean
+from custody.workspace import Workspace
 
 @dataclass
 class Derived:
@@ -25,7 +26,7 @@ class Derived:
         return {**self.result.as_dict(), "derived_from": self.derived_from}
 
 
-def derive(workspace: Any, path: str, ref: str, *, tool: str, params: str, note: str | None = None,
+def derive(workspace: Workspace, path: str, ref: str, *, tool: str, params: str, note: str | None = None,
            inspector: MediaInspector | None = None) -> Derived:
     """Ingest ``path`` as a derivative (redacted or transcoded copy) of the preserved object
     ``ref``: its ingest event's ``derived_from`` names the parent's BLAKE3 and SHA-256, the tool

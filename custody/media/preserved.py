@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.errors import BadInput, Finding, IntegrityFailure
 from custody.ledger.canonical import printable_path
@@ -17,8 +17,12 @@ from custody.media.clips import ClipReport, verify_clip
 from custody.media.listing import packet_hashes
 from custody.media.sheets import ContactSheet, _as_file, contact_sheet
 from custody.media.tools import DEFAULT_TOOLS, MediaTools, MediaUnreadable
+from custody.workspace import Workspace
 from storage.base import LocalPaths, ObjectStore
 from storage.errors import ObjectNotFound, StorageError
+
+if TYPE_CHECKING:
+    from custody.ledger.database import CustodyEvent, Ledger
 
 @contextmanager
 def stored_file(store: ObjectStore, key: str, version: str | None = None) -> Iterator[str]:
@@ -31,7 +35,7 @@ def stored_file(store: ObjectStore, key: str, version: str | None = None) -> Ite
         yield path
 
 
-def preserved_row(workspace: Any, ref: str) -> tuple[str, Any]:
+def preserved_row(workspace: Workspace, ref: str) -> tuple[str, Mapping[str, Any]]:
     """(BLAKE3, evidence row) of the preserved object ``ref`` names; ``BadInput`` if none."""
     from custody.evidence.verify import resolve
 
@@ -42,12 +46,12 @@ def preserved_row(workspace: Any, ref: str) -> tuple[str, Any]:
     return str(row["blake3"]), row
 
 
-def ingest_event(ledger: Any, row: Any) -> Any:
+def ingest_event(ledger: Ledger, row: Mapping[str, Any]) -> CustodyEvent:
     """The ``ingested`` event that first recorded an evidence row."""
     return next(ledger.events(evidence=row["blake3"], start=row["first_seq"]))
 
 
-def recorded_packet_list(workspace: Any, ref: str, tools: MediaTools = DEFAULT_TOOLS) -> tuple[str, bytes, str]:
+def recorded_packet_list(workspace: Workspace, ref: str, tools: MediaTools = DEFAULT_TOOLS) -> tuple[str, bytes, str]:
     """(BLAKE3, packet list, where it came from) for a preserved object: the list stored at
     ingest, checked against the SHA-256 recorded in the ingest event (``IntegrityFailure`` if
     it is missing or altered), or, when none was recorded, one made now from the stored bytes."""
@@ -75,7 +79,7 @@ def recorded_packet_list(workspace: Any, ref: str, tools: MediaTools = DEFAULT_T
     return blake3, data, f"{key} (SHA-256 checked against event {event.seq})"
 
 
-def verify_clip_against(workspace: Any, clip: str, ref: str, tools: MediaTools = DEFAULT_TOOLS) -> ClipReport:
+def verify_clip_against(workspace: Workspace, clip: str, ref: str, tools: MediaTools = DEFAULT_TOOLS) -> ClipReport:
     """``verify_clip`` of a file against a preserved object's packet list, recorded as a
     ``verified`` event about the original (with the clip's digests, the outcome and the range)."""
     from custody.evidence.hashing import hash_file
@@ -106,7 +110,7 @@ def verify_clip_against(workspace: Any, clip: str, ref: str, tools: MediaTools =
     return report
 
 
-def sheet_of(workspace: Any, ref: str, out_png: str, *, tiles: int = 12, columns: int = 4, width: int = 320,
+def sheet_of(workspace: Workspace, ref: str, out_png: str, *, tiles: int = 12, columns: int = 4, width: int = 320,
              tools: MediaTools = DEFAULT_TOOLS) -> ContactSheet:
     """A contact sheet of a preserved video (from the stored bytes), recorded as ``viewed``."""
     blake3, row = preserved_row(workspace, ref)

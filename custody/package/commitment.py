@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from custody.actors.roster import ROSTER_ACTIONS
 from custody.errors import ConfigError
@@ -19,6 +19,12 @@ from custody.ledger import tree
 from custody.ledger.consistency import format_consistency
 from custody.ledger.queries import signatures_for
 from custody.package.layout import PREPARED
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.cases.incidents import IncidentState
+    from custody.ledger.database import CustodyEvent, Ledger
+    from custody.ledger.seal import SignedCheckpoint
 
 ATTEMPTS = 5
 
@@ -28,14 +34,14 @@ class Prepared:
     """The signed checkpoint (its last event is ``event``), the incident's state then, and the
     events the package carries (``event`` last)."""
 
-    checkpoint: Any
-    state: Any
-    events: list[Any]
-    event: Any
+    checkpoint: SignedCheckpoint
+    state: IncidentState
+    events: list[CustodyEvent]
+    event: CustodyEvent
     objects: dict[str, str]
 
 
-def prepare(workspace: Any, incident_id: str, blake3s: Sequence[str], package_id: str, recipient: str) -> Prepared:
+def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], package_id: str, recipient: str) -> Prepared:
     """Append the ``export-prepared`` event of a package and sign a checkpoint whose last
     event it is. Its details list ``events`` (``[seq, hash]`` of every event about the
     incident, about each exported object, and each disposal of a linked object, before it)
@@ -82,7 +88,7 @@ def prepare(workspace: Any, incident_id: str, blake3s: Sequence[str], package_id
     raise ConfigError("the ledger kept changing while the package was prepared; try again")
 
 
-def previous_consistency(ledger: Any, recipient: str, checkpoint: Any) -> str | None:
+def previous_consistency(ledger: Ledger, recipient: str, checkpoint: SignedCheckpoint) -> str | None:
     """The consistency proof (``custody.ledger.consistency`` layout) from the checkpoint of
     the last package exported to ``recipient`` to ``checkpoint``; None for a first package
     (or an unnamed recipient)."""

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
 from custody.evidence.sidecars import sidecar_names, with_sidecars
@@ -53,6 +53,14 @@ from custody.package.readme import render_readme
 from custody.package.report import render_report
 from custody.package.signers import write_signers
 from custody.package.writer import BagWriter, fsync_dir, write_custody, write_manifests, write_seal
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.cases.incidents import IncidentState
+    from custody.ledger.database import Ledger
+    from custody.settings import Settings
+    from storage.base import ObjectStore
+    from custody.media.tools import MediaTools
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -95,7 +103,7 @@ def payload_names(items: Sequence[tuple[str, str, str | None, str]]) -> list[str
     return names
 
 
-def anchor_files(ledger: Any, settings: Any, size: int) -> dict[str, bytes]:
+def anchor_files(ledger: Ledger, settings: Settings, size: int) -> dict[str, bytes]:
     """The witnesses' cosignatures, the RFC 3161 token and the key rotations (custody.anchors.bundle)."""
     from custody.anchors.bundle import export_files
 
@@ -109,14 +117,14 @@ def anchors_readme(files: dict[str, bytes]) -> str:
 
 
 def export_package(
-    workspace: Any,
+    workspace: Workspace,
     incident_id: str,
     out: Path,
     *,
     refs: Sequence[str] = (),
     recipient: str | None = None,
     organization: str | None = None,
-    tools: Any = None,
+    tools: MediaTools | None = None,
     contact_sheets: bool = True,
 ) -> ExportResult:
     """Write the package of ``incident_id`` to the new directory ``out`` and record the export.
@@ -200,7 +208,7 @@ def export_package(
     return result
 
 
-def _disposed_objects(ledger: Any, state: Any, size: int) -> list[dict[str, Any]]:
+def _disposed_objects(ledger: Ledger, state: IncidentState, size: int) -> list[dict[str, Any]]:
     """The incident's linked objects whose disposal event lies within the package's checkpoint
     (the first ``size`` events), oldest disposal first: what the report lists as no longer
     preserved."""
@@ -217,7 +225,7 @@ def _disposed_objects(ledger: Any, state: Any, size: int) -> list[dict[str, Any]
     return sorted(found, key=lambda d: d["seq"])
 
 
-def _selected(workspace: Any, state: Any, refs: Sequence[str]) -> list[str]:
+def _selected(workspace: Workspace, state: IncidentState, refs: Sequence[str]) -> list[str]:
     from custody.evidence.verify import resolve
 
     if not state.evidence:
@@ -266,7 +274,7 @@ def _recorded_at_source(media: Mapping[str, Any], source: Mapping[str, Any]) -> 
     return None
 
 
-def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence[str], tools: Any,
+def _write_payload(workspace: Workspace, bag: BagWriter, state: IncidentState, blake3s: Sequence[str], tools: MediaTools,
                    contact_sheets: bool, carried: Mapping[str, str | None]) -> list[ExportItem]:
     from custody.media.preserved import ingest_event
 
@@ -308,7 +316,7 @@ def _write_payload(workspace: Any, bag: BagWriter, state: Any, blake3s: Sequence
     return items
 
 
-def _copy_object(store: Any, row: Mapping[str, Any], bag: BagWriter, file: str,
+def _copy_object(store: ObjectStore, row: Mapping[str, Any], bag: BagWriter, file: str,
                  findings: list[Finding]) -> tuple[dict[str, str] | None, int]:
     """Copy a stored object into the bag, hashing it; a finding (and None) if its bytes are
     missing or no longer the recorded ones."""
@@ -348,7 +356,7 @@ def _copy_object(store: Any, row: Mapping[str, Any], bag: BagWriter, file: str,
     return digests, hasher.size
 
 
-def _media_extras(workspace: Any, bag: BagWriter, item: ExportItem, ledger: Any, tools: Any, contact_sheets: bool) -> None:
+def _media_extras(workspace: Workspace, bag: BagWriter, item: ExportItem, ledger: Ledger, tools: MediaTools, contact_sheets: bool) -> None:
     """The recorded packet list (checked against its ingest event) and, for a video, a
     contact sheet made from the copied bytes."""
     from custody.media.preserved import recorded_packet_list
@@ -376,7 +384,7 @@ def _media_extras(workspace: Any, bag: BagWriter, item: ExportItem, ledger: Any,
     item.contact_sheet = sheet
 
 
-def _record(workspace: Any, result: ExportResult) -> list[int]:
+def _record(workspace: Workspace, result: ExportResult) -> list[int]:
     settings = workspace.settings
     package = {
         "id": result.package_id,

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.ledger import checkpoint as notes
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.ledger.database import CustodyEvent
 
 
 @dataclass
@@ -91,10 +95,10 @@ class ExportResult:
 class ExportContext:
     """Everything the tag files are rendered from."""
 
-    workspace: Any
+    workspace: Workspace
     state: dict[str, Any]
     items: list[ExportItem]
-    events: list[Any]
+    events: list[CustodyEvent]
     checkpoint: notes.Checkpoint
     checkpoint_note: str
     verifier: notes.Verifier

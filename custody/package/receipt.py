@@ -39,6 +39,7 @@ from custody import TOOL
 from custody.ledger import checkpoint as notes
 from custody.errors import BadInput, Finding, IntegrityFailure
 from custody.package.verify import PackageReport
+from custody.workspace import Workspace
 
 RECEIPT_HEADER: Final = "custody-package-receipt v1"
 MAX_RECEIPT: Final = 1 << 16
@@ -258,7 +259,7 @@ class ReceiptImport:
                 "receipt": self.receipt.as_dict()}
 
 
-def import_receipt(workspace: Any, path: Path, trusted: notes.Verifier | None = None) -> ReceiptImport:
+def import_receipt(workspace: Workspace, path: Path, trusted: notes.Verifier | None = None) -> ReceiptImport:
     """Verify a receipt and append it to the ledger as ``received-verified`` (subject: the
     incident), then sign a checkpoint. The receipt must name a package this ledger exported
     (an ``exported`` event with its tag manifest's SHA-256; ``BadInput`` otherwise) and a

@@ -7,13 +7,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import markupsafe
 
 from custody import TOOL
 from custody.package.model import ExportContext, human_size
+
+if TYPE_CHECKING:
+    from custody.ledger.database import CustodyEvent
 
 FIELD_LABELS = {
     "occurred_at": "Occurred at", "location": "Location", "agencies": "Agencies",
@@ -77,7 +80,7 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def event_summary(event: Any) -> str:
+def event_summary(event: CustodyEvent) -> str:
     """One line saying what a custody event records, for people."""
     d = event.details
     action = event.action

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody import TOOL
 from custody.ledger import checkpoint as notes
@@ -15,6 +15,9 @@ from custody.ledger import tree
 from custody.package import layout
 from custody.package.model import ExportContext, human_size, one_line
 from custody.package.seal import seal_text
+
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
 
 
 class BagWriter:
@@ -52,7 +55,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_custody(bag: BagWriter, context: ExportContext, ledger: Any) -> None:
+def write_custody(bag: BagWriter, context: ExportContext, ledger: Ledger) -> None:
     """The events (with their canonical bytes), one tlog-proof each, the checkpoint, the
     verifier key, the incident record and the items."""
     size = context.checkpoint.size
@@ -111,7 +114,7 @@ def write_manifests(bag: BagWriter, context: ExportContext) -> str:
     return digest
 
 
-def write_seal(bag: BagWriter, context: ExportContext, signer: notes.Signer) -> str:
+def write_seal(bag: BagWriter, context: ExportContext, signer: notes.NoteSigner) -> str:
     """``custody/seal.txt``: the SHA-256 of every file outside ``data/``, signed with the
     ledger's key (``custody.package.seal``). Written last."""
     files = [

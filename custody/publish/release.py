@@ -25,13 +25,17 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.errors import BadInput
 from custody.publish.facts import incidents_at
 from custody.publish.render import FORMAT, chart, datapackage, render_html, sha256, table_csv
 from custody.publish.rules import PublishRules, rules_from_config
 from custody.publish.stats import TOTAL, Table, compute_tables, published_cells
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.ledger.database import CustodyEvent, Ledger
 
 ACTION = "published"
 EVENT = "published-event.json"
@@ -61,24 +65,24 @@ Check the files by hand: sha256sum each file and compare with "files" in publish
 """
 
 
-def checkpoint_row(ledger: Any, as_of: str) -> Mapping[str, Any]:
+def checkpoint_row(ledger: Ledger, as_of: str) -> Mapping[str, Any]:
     rows = ledger.checkpoint_rows()
     if not rows:
         raise BadInput("the ledger has no signed checkpoint yet; record something first (or use --as-of latest)")
     if as_of == "latest":
-        return rows[-1]  # type: ignore[no-any-return]
+        return rows[-1]
     try:
         size = int(as_of)
     except ValueError:
         raise BadInput(f"--as-of: {as_of!r} is neither a checkpoint size nor 'latest'") from None
     for row in rows:
         if row["size"] == size:
-            return row  # type: ignore[no-any-return]
+            return row
     sizes = ", ".join(str(r["size"]) for r in rows[-10:])
     raise BadInput(f"--as-of: no signed checkpoint of size {size}; the latest are {sizes} (see 'custody log')")
 
 
-def compute_at(ledger: Any, size: int, rules: PublishRules) -> list[Table]:
+def compute_at(ledger: Ledger, size: int, rules: PublishRules) -> list[Table]:
     """The release's tables at checkpoint ``size``. The cyclic garbage collector is paused
     meanwhile: the hundreds of thousands of small dictionaries a replay makes hold no cycles,
     and collecting them again and again would cost more than the replay itself."""
@@ -100,7 +104,7 @@ class Revision:
         return {"previous": self.previous, "changes": self.changes}
 
 
-def previous_release(ledger: Any, period: str) -> Any:
+def previous_release(ledger: Ledger, period: str) -> CustodyEvent | None:
     """The latest ``published`` event for the same kind of period, if any."""
     latest = None
     for event in ledger.events(actions=(ACTION,)):
@@ -109,7 +113,7 @@ def previous_release(ledger: Any, period: str) -> Any:
     return latest
 
 
-def revision_against(ledger: Any, event: Any, tables: Sequence[Table], url: str | None) -> Revision:
+def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table], url: str | None) -> Revision:
     """What changed in published values of periods both releases show (not the Total row)."""
     rules = PublishRules.from_dict(event.details["rules"])
     before = published_cells(compute_at(ledger, event.details["checkpoint"]["size"], rules))
@@ -194,7 +198,7 @@ def _prepare_out(out: Path) -> None:
         raise BadInput(f"--out: {out} is not empty; a release is written to a new or empty directory")
 
 
-def publish_stats(workspace: Any, as_of: str, period: str, out: Path) -> ReleaseReport:
+def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> ReleaseReport:
     """Compute the release at a checkpoint, write it, record the ``published`` event, prove it."""
     from custody.ledger import checkpoint as notes
     from custody.ledger import tree
@@ -225,6 +229,7 @@ def publish_stats(workspace: Any, as_of: str, period: str, out: Path) -> Release
             (staging / name).write_bytes(data)
         event = ledger.append(ACTION, actor=workspace.settings.actor, role=workspace.settings.role, details=details)
         sealed = workspace.seal(force=True)
+        assert sealed is not None, "a ledger with an event just appended always seals"
         size, note = sealed.size, sealed.note
         proof = ledger.with_nodes(lambda nodes: tree.inclusion_proof(nodes, event.seq, size))
         (staging / PROOF).write_text(notes.format_tlog_proof(event.seq, proof, note), encoding="utf-8")

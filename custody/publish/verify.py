@@ -23,13 +23,16 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.errors import BadInput, Finding
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.canonical import canonical_bytes
 from custody.publish.release import ACTION, CHECKPOINT, CONSISTENCY, ENVELOPE, EVENT, PROOF, VERIFIER_KEY
+
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
 
 MAX_FILE = 256 * 1024 * 1024
 MAX_SMALL = 4 * 1024 * 1024
@@ -234,7 +237,7 @@ def release_cells(check: ReleaseCheck) -> dict[tuple[str, str, str], int | None]
         return None
 
 
-def recompute(check: ReleaseCheck, ledger: Any) -> None:
+def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
     """Compute the release again from the ledger at its checkpoint, with the rules its event
     states, and compare every published value."""
     from custody.publish.release import compute_at

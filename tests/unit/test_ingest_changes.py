@@ -137,18 +137,18 @@ def test_staging_writes_the_same_bytes_with_and_without_direct_io(tmp_path: Path
 
 def _slow_opening(tmp_path: Path, monkeypatch, gate):  # type: ignore[no-untyped-def]
     """A LedgerOpening that is not ready until ``gate`` is set."""
-    import custody.home
+    import custody.workspace
     from custody.settings import Settings
 
-    real = custody.home._open_ledger
+    real = custody.workspace.open_ledger
 
     def slow(settings):  # type: ignore[no-untyped-def]
         gate.wait(30)
         return real(settings)
 
-    monkeypatch.setattr(custody.home, "_open_ledger", slow)
+    monkeypatch.setattr(custody.workspace, "open_ledger", slow)
     settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'l.db'}", store_url="", actor="t")
-    return custody.home.LedgerOpening(settings)
+    return custody.workspace.LedgerOpening(settings)
 
 
 def test_the_first_file_is_read_while_the_ledger_opens_and_a_repeat_is_not_stored_twice(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -188,7 +188,7 @@ def test_a_ledger_that_fails_to_open_in_the_background_fails_the_command_and_kee
     import pytest
 
     from custody.errors import ConfigError
-    from custody.home import LedgerOpening
+    from custody.workspace import LedgerOpening
     from custody.errors import LedgerUnavailable
     from custody.settings import Settings
 
