@@ -26,6 +26,7 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
       custody show ./clip.mp4 --json
     """
     from custody.evidence.inspect import show_object
+    from custody.package.report import declared_summary
     from custody.media.credentials import credentials_line
     from custody.media.recorded import recorded_line
 
@@ -46,6 +47,8 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     for acquisition in record["acquisitions"]:
         source = acquisition["source"] or {}
         echo(f"  event {acquisition['seq']:<6} {acquisition['time']}  {acquisition['actor']:<12} {source.get('path', '-')!r}")
+        if acquisition.get("declared"):
+            echo(f"    {declared_summary(acquisition['declared']).lstrip('; ')}")
     echo(f"{'media:':<14}{_media_line(record['media'])}")
     echo(f"{'recorded:':<14}{recorded_line(record.get('recorded'))}")
     echo(f"{'credentials:':<14}{credentials_line(record.get('content_credentials'))}")

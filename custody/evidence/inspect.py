@@ -51,7 +51,8 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
     history = [e for e in ledger.events(evidence=row["blake3"])]
     first = next(e for e in history if e.seq == row["first_seq"])
     acquisitions = [
-        {"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "source": e.details.get("source")}
+        {"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "source": e.details.get("source"),
+         **({"declared": e.details["declared"]} if isinstance(e.details.get("declared"), dict) else {})}
         for e in history
         if e.action in ("ingested", "acquired")
     ]

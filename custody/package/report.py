@@ -86,10 +86,16 @@ def event_summary(event: CustodyEvent) -> str:
     action = event.action
     if action == "ingested":
         source = d.get("source") or {}
-        return f"preserved {source.get('name')} ({d.get('size')} bytes) from {source.get('host')}:{source.get('path')}"
+        return (f"preserved {source.get('name')} ({d.get('size')} bytes) from {source.get('host')}:{source.get('path')}"
+                + declared_summary(d.get("declared")))
     if action == "acquired":
         source = d.get("source") or {}
-        return f"the same bytes acquired again from {source.get('host')}:{source.get('path')}"
+        return f"the same bytes acquired again from {source.get('host')}:{source.get('path')}" + declared_summary(d.get("declared"))
+    if action == "sidecar-linked":
+        sidecar = d.get("sidecar") if isinstance(d.get("sidecar"), dict) else {}
+        how = f"by the rule {d.get('rule')}" if d.get("rule") else f"by {d.get('how')}"
+        return (f"sidecar {sidecar.get('name')} ({sidecar.get('size')} bytes, BLAKE3 {str(sidecar.get('blake3'))[:16]}…) "
+                f"linked to this recording {how}")
     if action == "linked":
         parts = [f"camera {d['camera']}" if d.get("camera") else "", f"officer {d['officer']}" if d.get("officer") else ""]
         return "linked to the incident " + ", ".join(p for p in parts if p)
@@ -110,6 +116,24 @@ def event_summary(event: CustodyEvent) -> str:
         return f"exported to {d.get('recipient')} as {d.get('file')}"
     scalars = ", ".join(f"{k}={v}" for k, v in sorted(d.items()) if isinstance(v, (str, int, bool)))
     return scalars[:200]
+
+
+def declared_summary(declared: Any) -> str:
+    """What a manifest of the previous system said of the file (custody.evidence.expected), as
+    the end of an ingest line; empty without one."""
+    if not isinstance(declared, dict):
+        return ""
+    manifest = declared.get("manifest") if isinstance(declared.get("manifest"), dict) else {}
+    name = manifest.get("name")
+    result = declared.get("result")
+    if result in ("match", "mismatch"):
+        return (f"; the previous system's {str(declared.get('algorithm')).upper()} ({name} line {declared.get('line')}): "
+                f"{'MATCH' if result == 'match' else 'MISMATCH, declared ' + str(declared.get('value'))}")
+    if result == "not-listed":
+        return f"; not listed in the previous system's manifest {name}"
+    if result in ("manifest", "manifest-changed"):
+        return f"; the previous system's manifest ({declared.get('entries')} entries, {declared.get('absent_count')} absent)"
+    return ""
 
 
 def _incident_rows(state: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -162,7 +186,9 @@ def render_report(context: ExportContext) -> str:
         sources=RECORDED_AT_SOURCES,
         worm=worm,
         with_packets=sum(1 for i in context.items if i.packets),
-        items=[{**item.as_dict(), "name": item.file.split("/", 1)[1]} for item in context.items],
+        items=[{**item.as_dict(), "name": item.file.split("/", 1)[1],
+                "sidecar_of_name": context.name_of(item.sidecar_of).split("/", 1)[-1] if item.sidecar_of else None}
+               for item in context.items],
         total=human_size(sum(i.size for i in context.items)),
         events=len(context.events),
         summary=summary,

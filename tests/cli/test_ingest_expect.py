@@ -76,6 +76,10 @@ def test_an_md5sum_mismatch_is_preserved_recorded_and_exits_3(initialized: Custo
     assert out["MD5SUMS"]["declared"]["result"] == "manifest"
     stored = initialized.json("show", out["BWC-002.mp4"]["blake3"][:12])
     assert stored["sha256"] == hashlib.sha256((clip_dir / "BWC-002.mp4").read_bytes()).hexdigest()
+    assert stored["acquisitions"][0]["declared"]["result"] == "mismatch"
+    shown = initialized("show", out["BWC-002.mp4"]["blake3"][:12])
+    assert f"    the previous system's MD5 (MD5SUMS line 2): MISMATCH, declared {declared['value']}" \
+        in shown.stdout
 
 
 def test_listed_but_absent_and_present_but_unlisted_are_reported(initialized: Custody, clip_dir: Path) -> None:

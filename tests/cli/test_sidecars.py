@@ -119,10 +119,13 @@ def test_sidecars_travel_in_the_package_next_to_the_recording_and_verify(initial
                                                                          tmp_path: Path) -> None:
     meta = metadata_json(clip_dir / "BWC-001.mp4", clip_dir / "BWC-001.json")
     late = audit_csv(clip_dir / "BWC-001.mp4", tmp_path / "audit.csv")
+    sums = subprocess.run([require_tool("sha256sum"), "BWC-001.mp4", "BWC-002.mp4"], cwd=clip_dir,
+                          capture_output=True, text=True, check=True).stdout
+    (clip_dir / "SHA256SUMS").write_text(sums)
     for args in (
         ["incident", "create", INCIDENT, "--occurred-at", "2026-11-01T14:03:00-06:00", "--agency", "ICE"],
         ["ingest", str(clip_dir / "BWC-001.mp4"), str(clip_dir / "BWC-002.mp4"), "--sidecar", "{stem}.json",
-         "--incident", INCIDENT, "--camera", "SN-0042"],
+         "--incident", INCIDENT, "--camera", "SN-0042", "--expect", str(clip_dir / "SHA256SUMS")],
         ["link", "--sidecar", str(late), "--to", str(clip_dir / "BWC-001.mp4")],
     ):
         result = initialized(*args)
@@ -139,6 +142,14 @@ def test_sidecars_travel_in_the_package_next_to_the_recording_and_verify(initial
         assert Path(item["file"]).name.startswith(stem + ".sidecar-") and item["file"].endswith(sidecar.suffix)
         assert (out / item["file"]).read_bytes() == sidecar.read_bytes()
     assert bagit.Bag(str(out)).validate() is True
+    # the manifest of the previous system travels too (linked with the clips), and the report
+    # says what it declared and which file is whose sidecar
+    manifest_item = items[b3(clip_dir / "SHA256SUMS")]
+    assert (out / manifest_item["file"]).read_bytes() == (clip_dir / "SHA256SUMS").read_bytes()
+    report_html = (out / "report.html").read_text()
+    assert f"sidecar of {Path(recording['file']).name}" in report_html
+    assert "the previous system&#39;s SHA256 (SHA256SUMS line 1): MATCH" in report_html
+    assert "linked to this recording by the rule {stem}.json" in report_html
     verified = initialized("verify-package", str(out), "--json")
     assert verified.exit_code == 0, verified.output
     report = json.loads(verified.stdout)
