@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from custody.ledger.database import Ledger
 
 DEFAULT_CATEGORY = "unflagged"
+STARTS = ("ingest", "recorded", "flagging")
+"""What a category's minimum is counted from: when the recording was preserved, when it was
+recorded (its ingest event's ``recorded.start``: the camera's own time, a vendor's sidecar, or
+the file's modification time, whichever was best), or when it was first flagged."""
 FLAGGED_CATEGORY = "flagged"
 
 
@@ -57,8 +61,8 @@ def _category(name: str, spec: Mapping[str, Any]) -> RetentionCategory:
         duration = timedelta(days=days, seconds=seconds)
     starts = spec.get("starts", "ingest")
     after = spec.get("after", "review")
-    if starts not in ("ingest", "flagging"):
-        raise ConfigError(f"{where}: starts must be 'ingest' or 'flagging', not {starts!r}")
+    if starts not in STARTS:
+        raise ConfigError(f"{where}: starts must be one of {', '.join(STARTS)}, not {starts!r}")
     if after not in ("destroy", "review"):
         raise ConfigError(f"{where}: after must be 'destroy' or 'review', not {after!r}")
     return RetentionCategory(name, duration, starts, after, legal_hold, str(spec.get("source", "agency policy")))
@@ -96,6 +100,8 @@ class ObjectRetention:
     ingested_at: datetime
     flagged_at: datetime | None
     disposed: bool = False
+    recorded_at: datetime | None = None
+    recorded_source: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,8 @@ class ObjectRetention:
             "ingested_at": iso(self.ingested_at),
             "flagged_at": iso(self.flagged_at) if self.flagged_at else None,
             "disposed": self.disposed,
+            "recorded_at": iso(self.recorded_at) if self.recorded_at else None,
+            "recorded_source": self.recorded_source,
         }
 
 
@@ -122,6 +130,13 @@ def object_retention(ledger: Ledger, blake3: str) -> ObjectRetention:
                 _utc(event.time),
                 None,
             )
+            recorded = event.details.get("recorded")
+            if isinstance(recorded, dict) and isinstance(recorded.get("start"), str):
+                try:
+                    state.recorded_at = _utc(recorded["start"])
+                    state.recorded_source = str(recorded.get("source"))
+                except ValueError:
+                    pass
         elif event.action == "retention-extended" and state is not None:
             state.category = event.details["category"]
             state.until = max(state.until, _utc(event.details["until"]))
@@ -214,6 +229,8 @@ def set_category(workspace: Workspace, blake3s: Sequence[str], category_name: st
         flagged_at = None
         if category.starts == "ingest":
             until = current.ingested_at + category.duration
+        elif category.starts == "recorded":
+            until = (current.recorded_at or current.ingested_at) + category.duration
         else:
             flagged_at = current.flagged_at or now
             until = flagged_at + category.duration

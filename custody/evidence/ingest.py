@@ -218,6 +218,7 @@ class Ingestor:
         derivation: dict[str, Any] | None = None,
         expected: Expectation | None = None,
         sidecars: SidecarRules | None = None,
+        retention_starts: str = "ingest",
     ) -> None:
         self._ledger = ledger
         self.store = store
@@ -225,6 +226,7 @@ class Ingestor:
         self.role = role
         self.note = note
         self.retention = retention
+        self.retention_starts = retention_starts  # "recorded": counted from the recording's start
         self.progress = progress or IngestProgress()
         self._after_read = after_read
         self._early: Future[Inspection] | None = None  # the inspection started while the current file is read
@@ -319,6 +321,20 @@ class Ingestor:
         pool.shutdown(wait=False)
         return future
 
+    def _retain_until(self, path: str) -> datetime:
+        """Now plus the retention; when it counts from the recording, the start the inspection
+        found (its ``recorded``) plus the retention, never less than a day ahead."""
+        now = self.store.now()
+        if self.retention_starts != "recorded" or self.inspector is None:
+            return now + self.retention
+        if self._early is None:
+            self._early = _done(self.inspector(path))
+        try:
+            start = datetime.fromisoformat(str(self._early.result().event["recorded"]["start"]).replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            return now + self.retention
+        return max(start + self.retention, now + timedelta(days=1))
+
     def _likely_new(self, size: int) -> bool:
         """Whether the file is probably not preserved yet, so that its bytes are worth sending to
         the store (staging, an upload plan) and probing during the one read. False when bytes of
@@ -397,7 +413,7 @@ class Ingestor:
             return self._acquired(result, candidate, before, known)
         key = evidence_key(digests.blake3)
         result.store_key = key
-        retention = Retention("COMPLIANCE", self.store.now() + self.retention)
+        retention = Retention("COMPLIANCE", self._retain_until(candidate.path))
         recovered = False
         try:
             info = self.store.stat(key)
@@ -548,6 +564,14 @@ class Ingestor:
         return result
 
 
+def _done(inspection: Inspection) -> Future[Inspection]:
+    from concurrent.futures import Future
+
+    future: Future[Inspection] = Future()
+    future.set_result(inspection)
+    return future
+
+
 def _in_background(inspector: Inspector, path: str) -> Inspection:
     background_priority()
     return inspector(path)
@@ -569,7 +593,8 @@ def ingest_paths(
 
     if incident is not None:
         require_incident(workspace.ledger, incident)
-    duration = load_categories(workspace.settings.config)[DEFAULT_CATEGORY].duration
+    category = load_categories(workspace.settings.config)[DEFAULT_CATEGORY]
+    duration = category.duration
     assert duration is not None
     settings = workspace.settings
     opening = getattr(workspace, "ledger_or_opening", None)
@@ -579,6 +604,7 @@ def ingest_paths(
         actor=settings.actor,
         role=settings.role,
         retention=duration,
+        retention_starts=category.starts,
         **options,
     )
     try:

@@ -205,20 +205,6 @@ def recorded_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
     return record
 
 
-def retain_until(recorded: Mapping[str, Any] | None, duration: timedelta, now: datetime,
-                 floor: timedelta = timedelta(days=1)) -> datetime:
-    """The retain-until date of a category that counts from the recording: its start plus
-    ``duration``; never less than ``floor`` from ``now`` (a store's lock must lie ahead), and
-    ``now + duration`` when no start is known."""
-    if not recorded or not isinstance(recorded.get("start"), str):
-        return now + duration
-    try:
-        start = parse_time(str(recorded["start"]))
-    except ValueError:
-        return now + duration
-    return max(start + duration, now + floor)
-
-
 SOURCE_WORDS = {
     "container": "the recording's own creation time (container metadata, from the camera's clock)",
     "sidecar": "a start time in the vendor's metadata file beside the recording",
