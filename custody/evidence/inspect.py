@@ -10,7 +10,6 @@ from custody.errors import BadInput
 from custody.ledger.database import Ledger
 from custody.evidence.sidecars import recordings_described_by, sidecars_of
 from custody.evidence.verify import resolve
-from custody.media.recorded import recorded_of
 from custody.workspace import Workspace
 from storage.base import ObjectStore
 from storage.errors import StorageError
@@ -68,7 +67,7 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
         "recorded_retention": first.details.get("retention"),
         "events": len(history),
         "media": first.details.get("media"),
-        "recorded": recorded_of(first.details),
+        "recorded": first.details.get("recorded"),
         "content_credentials": first.details.get("content_credentials"),
         "attachments": first.details.get("attachments") or {},
         "parent": _parent(first.details.get("derived_from")),

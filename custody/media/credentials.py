@@ -53,7 +53,7 @@ def _text(value: Any) -> str:
 def library_version() -> str:
     """``c2pa-python X (c2pa-rs Y)``, or why the library is not available."""
     try:
-        import c2pa
+        import c2pa  # type: ignore[import-untyped]
 
         return f"c2pa-python {metadata.version('c2pa-python')} (c2pa-rs {c2pa.sdk_version()})"
     except Exception as exc:  # a missing or broken native library is reported, not raised
@@ -168,7 +168,8 @@ def hard_binding(store: Mapping[str, Any]) -> str:
 
 def summarize(store: Mapping[str, Any]) -> dict[str, Any]:
     """The record of a manifest store as the library reports it (``Reader.json()``)."""
-    manifests = store.get("manifests") if isinstance(store.get("manifests"), dict) else {}
+    found = store.get("manifests")
+    manifests: dict[str, Any] = found if isinstance(found, dict) else {}
     label = store.get("active_manifest")
     active = manifests.get(label) if isinstance(label, str) else None
     active = active if isinstance(active, dict) else {}
