@@ -47,18 +47,13 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
       custody hold place LIT-7 --authority "N.D. Ill. 1:26-cv-0411 preservation order" --reason litigation 1f0c3a9e 77aa01b2
     """
     from custody.cases.holds import place_hold
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve_preserved
 
     from custody.actors.identity import require_allowed
 
     ws = workspace(ctx, actor)
     require_allowed(ws, "hold-placed")
-    objects = []
-    for ref in refs:
-        resolved = resolve(ws.ledger, ref)
-        if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
-            raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
-        objects.append(resolved.blake3)
+    objects = [resolve_preserved(ws.ledger, ref).blake3 for ref in refs]
     _render(place_hold(ws, name, authority=authority, reason=reason, incident=incident_id, objects=objects), as_json)
 
 

@@ -199,7 +199,7 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
       custody link --sidecar export/BWC-0042_audit.pdf --to 1f0c3a9e
     """
     from custody.cases.incidents import link_evidence
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve_preserved
 
     if sidecar is not None or to is not None:
         from cli.commands.link_sidecar import link_sidecar_command
@@ -209,9 +209,7 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
     if ref is None or incident_id is None:
         raise click.UsageError("give REF and --incident ID (or --sidecar FILE --to REF)")
     ws = workspace(ctx, actor)
-    resolved = resolve(ws.ledger, ref)
-    if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
-        raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
+    resolved = resolve_preserved(ws.ledger, ref)
     event = link_evidence(ws, resolved.blake3, incident_id, camera=camera, officer=officer)
     echo(f"linked {resolved.blake3[:16]} to {incident_id} (event {event.seq})")
 

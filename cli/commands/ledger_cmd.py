@@ -135,15 +135,11 @@ def prove(ctx: click.Context, ref: str, seq: int | None) -> None:
       custody ledger prove 1f0c3a9e --event 17
     """
     from custody.ledger.seal import prove_event
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve_preserved
 
     ws = workspace(ctx)
     if seq is None:
-        resolved = resolve(ws.ledger, ref)
-        row = ws.ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
-        if row is None:
-            raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
-        seq = int(row["first_seq"])
+        seq = int(resolve_preserved(ws.ledger, ref).row["first_seq"])
     click.echo(prove_event(ws.ledger, ws.store, ws.signer(), seq), nl=False)
 
 

@@ -24,7 +24,7 @@ def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
       custody log
       custody log 1f0c3a9e --json
     """
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve
 
     ws = workspace(ctx)
     evidence = None

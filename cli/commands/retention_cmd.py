@@ -104,19 +104,13 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
 
 def _targets(ws, refs: tuple[str, ...], incident_id: str | None) -> list[str]:  # type: ignore[no-untyped-def]
     from custody.cases.incidents import require_incident
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve_preserved
 
     if bool(refs) == bool(incident_id):
         raise click.UsageError("give either REF... or --incident ID")
     if incident_id:
         return sorted(require_incident(ws.ledger, incident_id).evidence)
-    found = []
-    for ref in refs:
-        resolved = resolve(ws.ledger, ref)
-        if not resolved.blake3 or ws.ledger.evidence_row(resolved.blake3) is None:
-            raise click.BadParameter(f"{ref}: not a preserved object", param_hint="REF")
-        found.append(resolved.blake3)
-    return found
+    return [resolve_preserved(ws.ledger, ref).blake3 for ref in refs]
 
 
 COMMANDS = [retention]

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from custody.errors import BadInput
 from custody.ledger.database import Ledger
+from custody.evidence.references import resolve_preserved
 from custody.evidence.sidecars import recordings_described_by, sidecars_of
-from custody.evidence.verify import resolve
 from custody.workspace import Workspace
 from storage.base import ObjectStore
 from storage.errors import StorageError
@@ -43,10 +42,7 @@ def derivatives_of(ledger: Ledger, blake3: str) -> list[dict[str, Any]]:
 
 
 def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, Any]:
-    resolved = resolve(ledger, ref)
-    row = ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
-    if row is None:
-        raise BadInput(f"{ref}: these bytes (BLAKE3 {resolved.blake3}) are not a preserved object")
+    row = resolve_preserved(ledger, ref).row
     history = [e for e in ledger.events(evidence=row["blake3"])]
     first = next(e for e in history if e.seq == row["first_seq"])
     acquisitions = [

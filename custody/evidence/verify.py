@@ -1,9 +1,8 @@
-"""Resolve references to preserved objects, and verify stored bytes against the ledger."""
+"""Verify stored bytes against the ledger (references resolved by ``custody.evidence.references``)."""
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,51 +11,11 @@ import blake3 as blake3_mod
 from custody.ledger.canonical import printable_path
 from custody.errors import BadInput, Finding
 from custody.evidence.hashing import blake3_file
+from custody.evidence.references import Resolved, resolve
 from custody.ledger.database import Ledger
 from custody.workspace import Workspace
 from storage.base import LocalPaths, ObjectStore
 from storage.errors import ObjectNotFound, StorageError
-
-HEX = re.compile(r"^[0-9a-fA-F]+$")
-
-
-@dataclass
-class Resolved:
-    ref: str
-    blake3: str | None
-    path: str | None = None
-    """Set when the reference was a file, whose BLAKE3 is ``blake3``."""
-
-
-def resolve(ledger: Ledger, ref: str) -> Resolved:
-    """A file path (hashed, then looked up) or a unique BLAKE3 prefix of at least 8 hex chars.
-
-    For a file whose bytes are not preserved, ``blake3`` is its digest and the ledger has no
-    such object; for a prefix, ``BadInput`` unless exactly one object matches."""
-    if os.path.isfile(ref):
-        try:
-            digest = blake3_file(ref)
-        except OSError as exc:
-            raise BadInput(f"{printable_path(ref)}: cannot read: {exc.strerror}") from exc
-        return Resolved(ref, digest, path=ref)
-    if os.path.isdir(ref):
-        raise BadInput(f"{printable_path(ref)}: a directory with no files in it")
-    if os.path.exists(ref):
-        from custody.evidence.hashing import special_kind
-
-        kind = special_kind(os.stat(ref).st_mode) or "not a regular file"
-        raise BadInput(f"{printable_path(ref)}: {kind}, not a regular file; only regular files are verified")
-    if not HEX.match(ref):
-        raise BadInput(f"{printable_path(ref)}: no such file, and not a BLAKE3 digest prefix")
-    if len(ref) < 8:
-        raise BadInput(f"{ref}: a digest prefix needs at least 8 hex characters")
-    matches = ledger.find_evidence(ref.lower())
-    if not matches:
-        raise BadInput(f"{ref}: no preserved object has a BLAKE3 digest starting with it")
-    if len(matches) > 1:
-        raise BadInput(f"{ref}: more than one preserved object starts with it; give more characters")
-    return Resolved(ref, matches[0])
-
 
 @dataclass
 class VerifyResult:

@@ -9,9 +9,9 @@ from typing import Any
 
 from custody.errors import BadInput
 from custody.evidence.ingest import IngestResult
+from custody.evidence.references import resolve_preserved
 from custody.ledger.canonical import printable_path
 from custody.media.inspection import MediaInspector
-from custody.media.preserved import preserved_row
 from custody.media.tools import _clean
 from custody.workspace import Workspace
 
@@ -36,8 +36,9 @@ def derive(workspace: Workspace, path: str, ref: str, *, tool: str, params: str,
 
     if not os.path.isfile(path):
         raise BadInput(f"{printable_path(path)}: not a regular file")
-    parent, row = preserved_row(workspace, ref)
-    derivation = {"parent": parent, "parent_sha256": str(row["sha256"]), "tool": _clean(tool), "params": _clean(params)}
+    found = resolve_preserved(workspace.ledger, ref)
+    parent = found.blake3
+    derivation = {"parent": parent, "parent_sha256": str(found.row["sha256"]), "tool": _clean(tool), "params": _clean(params)}
     inspector = inspector or MediaInspector()
     results = ingest_paths(workspace, [path], derivation=derivation, inspector=inspector, note=note)
     inspector.annotate(results)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custody.errors import BadInput, Finding, IntegrityFailure
+from custody.evidence.references import resolve_preserved
 from custody.ledger.canonical import printable_path
 from custody.media.clips import ClipReport, verify_clip
 from custody.media.listing import packet_hashes
@@ -35,17 +36,6 @@ def stored_file(store: ObjectStore, key: str, version: str | None = None) -> Ite
         yield path
 
 
-def preserved_row(workspace: Workspace, ref: str) -> tuple[str, Mapping[str, Any]]:
-    """(BLAKE3, evidence row) of the preserved object ``ref`` names; ``BadInput`` if none."""
-    from custody.evidence.verify import resolve
-
-    resolved = resolve(workspace.ledger, ref)
-    row = workspace.ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
-    if row is None:
-        raise BadInput(f"{printable_path(ref)}: not a preserved object (BLAKE3 {resolved.blake3})")
-    return str(row["blake3"]), row
-
-
 def ingest_event(ledger: Ledger, row: Mapping[str, Any]) -> CustodyEvent:
     """The ``ingested`` event that first recorded an evidence row."""
     return next(ledger.events(evidence=row["blake3"], start=row["first_seq"]))
@@ -55,7 +45,8 @@ def recorded_packet_list(workspace: Workspace, ref: str, tools: MediaTools = DEF
     """(BLAKE3, packet list, where it came from) for a preserved object: the list stored at
     ingest, checked against the SHA-256 recorded in the ingest event (``IntegrityFailure`` if
     it is missing or altered), or, when none was recorded, one made now from the stored bytes."""
-    blake3, row = preserved_row(workspace, ref)
+    found = resolve_preserved(workspace.ledger, ref)
+    blake3, row = found.blake3, found.row
     event = ingest_event(workspace.ledger, row)
     attachment = (event.details.get("attachments") or {}).get("packets")
     if attachment is None:
@@ -113,7 +104,8 @@ def verify_clip_against(workspace: Workspace, clip: str, ref: str, tools: MediaT
 def sheet_of(workspace: Workspace, ref: str, out_png: str, *, tiles: int = 12, columns: int = 4, width: int = 320,
              tools: MediaTools = DEFAULT_TOOLS) -> ContactSheet:
     """A contact sheet of a preserved video (from the stored bytes), recorded as ``viewed``."""
-    blake3, row = preserved_row(workspace, ref)
+    found = resolve_preserved(workspace.ledger, ref)
+    blake3, row = found.blake3, found.row
     with stored_file(workspace.store, row["store_key"], row["version"]) as path:
         try:
             sheet = contact_sheet(path, out_png, tiles=tiles, columns=columns, width=width,

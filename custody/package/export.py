@@ -226,7 +226,7 @@ def _disposed_objects(ledger: Ledger, state: IncidentState, size: int) -> list[d
 
 
 def _selected(workspace: Workspace, state: IncidentState, refs: Sequence[str]) -> list[str]:
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve_preserved
 
     if not state.evidence:
         raise BadInput(
@@ -245,9 +245,7 @@ def _selected(workspace: Workspace, state: IncidentState, refs: Sequence[str]) -
         return kept
     chosen: list[str] = []
     for ref in refs:
-        resolved = resolve(workspace.ledger, ref)
-        if resolved.blake3 is None or workspace.ledger.evidence_row(resolved.blake3) is None:
-            raise BadInput(f"{ref}: not a preserved object")
+        resolved = resolve_preserved(workspace.ledger, ref)
         if resolved.blake3 in disposed:
             gone = disposed[resolved.blake3]
             raise BadInput(
