@@ -70,14 +70,16 @@ class PreservedObject:
     """Set when the reference was a file (whose bytes are the object's)."""
 
 
-def resolve_preserved(ledger: Ledger, ref: str) -> PreservedObject:
+def resolve_preserved(ledger: Ledger, ref: str, *, given_as: str = "", advice: str = "") -> PreservedObject:
     """The preserved object ``ref`` names (a file whose bytes were ingested, or a digest prefix);
-    ``BadInput`` naming the reference when it names none."""
+    ``BadInput`` naming the reference (after ``given_as``, e.g. ``--to``, the option that gave
+    it) and ending with ``advice`` when it names none."""
     resolved = resolve(ledger, ref)
     row = ledger.evidence_row(resolved.blake3) if resolved.blake3 else None
     if row is None or resolved.blake3 is None:
+        named = f"{given_as} {printable_path(ref)}" if given_as else printable_path(ref)
         raise BadInput(
-            f"{printable_path(ref)}: not a preserved object: no object with these bytes (BLAKE3 "
-            f"{resolved.blake3}) was ever ingested"
+            f"{named}: not a preserved object: no object with these bytes (BLAKE3 {resolved.blake3}) was "
+            f"ever ingested" + (f"; {advice}" if advice else "")
         )
     return PreservedObject(ref, resolved.blake3, row, resolved.path)

@@ -197,11 +197,9 @@ def link_file(workspace: Any, sidecar_ref: str, recording_ref: str, **ingest_opt
     or a file, preserved first if its bytes are not) to the preserved recording ``REF``, and
     seal. The link, the sidecar's BLAKE3, and whether it was ingested by this call."""
     from custody.evidence.ingest import ingest_paths
-    from custody.evidence.verify import resolve
+    from custody.evidence.references import resolve, resolve_preserved
 
-    recording = resolve(workspace.ledger, recording_ref)
-    if not recording.blake3 or workspace.ledger.evidence_row(recording.blake3) is None:
-        raise BadInput(f"--to {printable_path(recording_ref)}: not a preserved object; ingest the recording first")
+    recording = resolve_preserved(workspace.ledger, recording_ref, given_as="--to", advice="ingest the recording first")
     sidecar = resolve(workspace.ledger, sidecar_ref)
     blake3: str | None = sidecar.blake3
     ingested = None
