@@ -45,8 +45,8 @@ def recorded_packet_list(workspace: Workspace, ref: str, tools: MediaTools = DEF
     """(BLAKE3, packet list, where it came from) for a preserved object: the list stored at
     ingest, checked against the SHA-256 recorded in the ingest event (``IntegrityFailure`` if
     it is missing or altered), or, when none was recorded, one made now from the stored bytes."""
-    found = resolve_preserved(workspace.ledger, ref)
-    blake3, row = found.blake3, found.row
+    preserved = resolve_preserved(workspace.ledger, ref)
+    blake3, row = preserved.blake3, preserved.row
     event = ingest_event(workspace.ledger, row)
     attachment = (event.details.get("attachments") or {}).get("packets")
     if attachment is None:
@@ -104,8 +104,8 @@ def verify_clip_against(workspace: Workspace, clip: str, ref: str, tools: MediaT
 def sheet_of(workspace: Workspace, ref: str, out_png: str, *, tiles: int = 12, columns: int = 4, width: int = 320,
              tools: MediaTools = DEFAULT_TOOLS) -> ContactSheet:
     """A contact sheet of a preserved video (from the stored bytes), recorded as ``viewed``."""
-    found = resolve_preserved(workspace.ledger, ref)
-    blake3, row = found.blake3, found.row
+    preserved = resolve_preserved(workspace.ledger, ref)
+    blake3, row = preserved.blake3, preserved.row
     with stored_file(workspace.store, row["store_key"], row["version"]) as path:
         try:
             sheet = contact_sheet(path, out_png, tiles=tiles, columns=columns, width=width,
