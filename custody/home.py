@@ -350,17 +350,25 @@ class Workspace:
 
         return ledger_keys(self.ledger, self.settings, self.verifier())
 
-    def publish_log(self, directory: Path) -> Publication:
+    def publish_log(self, target: str) -> Publication:
         """Seal (or take the checkpoint that covers every event) and publish the log's hashes
-        as C2SP tlog-tiles into ``directory`` (see custody.anchors.tiles)."""
-        from custody.anchors.tiles import publish_checkpoint
+        as C2SP tlog-tiles into ``target``: a directory, or ``s3://BUCKET/PREFIX`` (see
+        custody.anchors.tiles and custody.anchors.public_s3)."""
+        from custody.anchors.tiles import PublicLog, publish_checkpoint
 
+        log: PublicLog | Path
+        if target.startswith("s3://"):
+            from custody.anchors.public_s3 import open_s3_log
+
+            log = open_s3_log(target, self.settings.store_url)
+        else:
+            log = Path(target)
         signed = self.seal(force=True)
         if signed is None:
             from custody.errors import BadInput
 
             raise BadInput("the ledger has no events yet; there is nothing to publish")
-        return publish_checkpoint(self.ledger, directory, signed.size, signed.note)
+        return publish_checkpoint(self.ledger, log, signed.size, signed.note)
 
     def anchor(self, size: int, note: str) -> list[WitnessOutcome]:
         """Have the configured witnesses cosign (and the time-stamping authority stamp) the

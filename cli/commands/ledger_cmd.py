@@ -181,27 +181,31 @@ def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
 @json_option("Print the result as JSON.")
 @click.pass_context
 def publish(ctx: click.Context, target: str, as_json: bool) -> None:
-    """Publish the ledger's hashes as a C2SP tlog-tiles log in directory TARGET.
+    """Publish the ledger's hashes as a C2SP tlog-tiles log in TARGET: a directory or
+    s3://BUCKET/PREFIX.
 
     Writes TARGET/checkpoint (the latest signed checkpoint with its witness cosignatures) and
     the hash tiles TARGET/tile/<L>/<N>[.p/<W>]: hashes only, never event contents. Run it
-    again after new events: only new and grown tiles are written. Anyone can mirror TARGET
-    and check, with any tlog-tiles client (e.g. Go's golang.org/x/mod/sumdb/tlog), that a later
+    again after new events: only new and grown tiles are written, and the checkpoint last, so
+    a reader never sees a checkpoint whose tiles are missing. Anyone can mirror TARGET and
+    check, with any tlog-tiles client (e.g. Go's golang.org/x/mod/sumdb/tlog), that a later
     publication extends an earlier one and that an event is in the log. Refuses (exit 3) when
     the ledger no longer extends what TARGET already holds.
+
+    On S3, tiles are sent with Cache-Control "public, max-age=31536000, immutable" and the
+    checkpoint with a short max-age, for serving the prefix as a public static site (give the
+    bucket a public-read policy for it). Credentials come from boto3's standard chain, as for
+    the evidence store; the endpoint and region from ?endpoint_url=...&region=..., else from
+    the evidence store's URL.
 
     \b
     Examples:
       custody ledger publish /srv/www/custody-log
       custody ledger publish ./public-log --json
+      custody ledger publish s3://city-public-log/custody
+      custody ledger publish 's3://public-log/custody?endpoint_url=https://rgw.example.org'
     """
-    if "://" in target:
-        raise click.BadParameter(
-            "publish into a directory (serve or sync it from there); object-store targets are not supported yet",
-            param_hint="TARGET",
-        )
-    ws = workspace(ctx)
-    result = ws.publish_log(Path(target))
+    result = workspace(ctx).publish_log(target)
     if as_json:
         emit_json(result.as_dict())
     else:

@@ -12,18 +12,23 @@
 Only hashes are published, never event contents (no ``tile/entries``). Publishing is
 incremental: the sizes already published (the ``checkpoint`` file's size) tell which full tiles
 exist; only tiles that became full and the new partial tiles are written. Tiles are immutable:
-each is written to a temporary file and renamed, never rewritten; one ``sync`` then makes them
-all durable before the checkpoint that refers to them is replaced (fsynced, renamed) last. Before anything is written, the published checkpoint's root must be this
-ledger's root at that size (a ledger that no longer extends what it published is refused).
+never rewritten; every one is durable before the checkpoint that refers to them is replaced,
+last, so a reader never sees a checkpoint whose tiles are missing. Before anything is written,
+the published checkpoint's root must be this ledger's root at that size (a ledger that no
+longer extends what it published is refused).
+
+Where the log goes is a ``PublicLog``: ``DirectoryLog`` here (each tile written to a temporary
+file and renamed, one ``sync``, then the checkpoint fsynced and renamed), or an S3 prefix
+(``custody.anchors.public_s3``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from custody.errors import BadInput, LedgerCorrupt, Finding
 from custody.ledger import checkpoint as notes
@@ -113,22 +118,81 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _published(directory: Path, origin: str) -> tuple[int, bytes] | None:
-    path = directory / "checkpoint"
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise BadInput(f"{path} is not a regular file; publish into a directory custody made")
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(1 << 16)
-    except FileNotFoundError:
+class PublicLog(Protocol):
+    """Where a tlog-tiles log is published."""
+
+    def where(self, name: str) -> str:
+        """``name`` (``checkpoint``, a tile path) as the place it is published, for messages."""
+        ...
+
+    def read_checkpoint(self) -> bytes | None:
+        """The published checkpoint file (at most 64 KiB of it), None if there is none."""
+        ...
+
+    def write_tiles(self, tiles: Iterable[tuple[str, bytes]]) -> int:
+        """Write each (path, bytes) tile that is not there yet and return how many were
+        written; when it returns, every one is durable and readable."""
+        ...
+
+    def write_checkpoint(self, data: bytes) -> None:
+        """Replace the checkpoint file, atomically."""
+        ...
+
+
+class DirectoryLog:
+    """A tlog-tiles log in a local directory (to serve, or mirror, from there)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def where(self, name: str) -> str:
+        return str(self.directory / name)
+
+    def read_checkpoint(self) -> bytes | None:
+        path = self.directory / "checkpoint"
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise BadInput(f"{path} is not a regular file; publish into a directory custody made")
+        try:
+            with path.open("rb") as handle:
+                return handle.read(1 << 16)
+        except FileNotFoundError:
+            return None
+
+    def write_tiles(self, tiles: Iterable[tuple[str, bytes]]) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        written = 0
+        made: set[Path] = set()
+        for name, data in tiles:
+            target = self.directory / name
+            if target.exists():
+                continue
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            _write(target, data, fsync=False)
+            written += 1
+        if written:
+            os.sync()
+        return written
+
+    def write_checkpoint(self, data: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write(self.directory / "checkpoint", data)
+        _fsync_dir(self.directory)
+
+
+def _published(log: PublicLog, origin: str) -> tuple[int, bytes] | None:
+    data = log.read_checkpoint()
+    if data is None:
         return None
+    where = log.where("checkpoint")
     body = data.decode("utf-8", "replace").partition("\n\n")[0] + "\n"
     try:
         checkpoint = notes.parse_checkpoint(body)
     except notes.TlogError as exc:
-        raise BadInput(f"{path} is not a checkpoint ({exc}); publish into an empty directory or one custody made") from exc
+        raise BadInput(f"{where} is not a checkpoint ({exc}); publish into an empty place or one custody made") from exc
     if checkpoint.origin != origin:
-        raise BadInput(f"{path} is the checkpoint of another log ({checkpoint.origin!r}); publish each log into its own directory")
+        raise BadInput(f"{where} is the checkpoint of another log ({checkpoint.origin!r}); publish each log into its own place")
     return checkpoint.size, checkpoint.root
 
 
@@ -170,50 +234,39 @@ def _tile_data(ledger: Ledger, specs: list[TileSpec]) -> Iterator[tuple[TileSpec
                 pass
 
 
-def publish(ledger: Ledger, directory: Path, size: int, note: str, cosignature_lines: list[str]) -> Publication:
-    """Publish the tree of ``size`` (whose signed checkpoint is ``note``) into ``directory``."""
+def publish(ledger: Ledger, log: PublicLog | Path, size: int, note: str, cosignature_lines: list[str]) -> Publication:
+    """Publish the tree of ``size`` (whose signed checkpoint is ``note``) into ``log`` (a
+    directory given as a ``Path``, or any ``PublicLog``)."""
+    if isinstance(log, Path):
+        log = DirectoryLog(log)
     checkpoint = notes.parse_checkpoint(note.partition("\n\n")[0] + "\n")
-    directory.mkdir(parents=True, exist_ok=True)
-    previous = _published(directory, checkpoint.origin)
+    previous = _published(log, checkpoint.origin)
     old_size = 0
     if previous is not None:
         old_size, old_root = previous
         if old_size > size:
             raise LedgerCorrupt([Finding(
-                "ledger-corrupt", f"{directory / 'checkpoint'}",
+                "ledger-corrupt", log.where("checkpoint"),
                 f"the published log has {old_size} entries but this ledger's checkpoint has {size}: "
                 "the ledger was rolled back or truncated",
             )])
         ours = ledger.with_nodes(lambda nodes: tree.root(nodes, old_size))
         if ours != old_root:
             raise LedgerCorrupt([Finding(
-                "ledger-corrupt", f"{directory / 'checkpoint'}",
+                "ledger-corrupt", log.where("checkpoint"),
                 f"the published checkpoint of size {old_size} has another root than this ledger at that size: "
                 "the ledger no longer extends what was published",
                 "sha256", old_root.hex(), ours.hex(),
             )])
-    written = 0
-    made: set[Path] = set()
-    for spec, data in _tile_data(ledger, list(tiles_between(old_size, size))):
-        target = directory / spec.path
-        if target.exists():
-            continue
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        _write(target, data, fsync=False)
-        written += 1
-    if written:
-        os.sync()
-    directory.mkdir(parents=True, exist_ok=True)
-    _write(directory / "checkpoint", (note + "".join(cosignature_lines)).encode("utf-8"))
-    _fsync_dir(directory)
-    return Publication(str(directory), size, old_size, written, len(cosignature_lines))
+    tiles = ((spec.path, data) for spec, data in _tile_data(ledger, list(tiles_between(old_size, size))))
+    written = log.write_tiles(tiles)
+    log.write_checkpoint((note + "".join(cosignature_lines)).encode("utf-8"))
+    return Publication(log.where(""), size, old_size, written, len(cosignature_lines))
 
 
-def publish_checkpoint(ledger: Ledger, directory: Path, size: int, note: str) -> Publication:
+def publish_checkpoint(ledger: Ledger, log: PublicLog | Path, size: int, note: str) -> Publication:
     """``publish`` with the cosignatures recorded for the checkpoint of ``size``."""
     from custody.anchors import records
 
     lines = [a.body for a in records.anchors(ledger, size=size, kind=records.COSIGNATURE)]
-    return publish(ledger, directory, size, note, lines)
+    return publish(ledger, log, size, note, lines)
