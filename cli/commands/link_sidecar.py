@@ -15,7 +15,7 @@ def link_sidecar_command(ctx: click.Context, ref: str | None, incident_id: str |
     if ref is not None or incident_id is not None:
         raise click.UsageError("--sidecar links to a recording (--to), not to an incident; link them separately")
     from custody.actors.identity import require_allowed
-    from custody.evidence.sidecars import link_file
+    from custody.evidence.sidecar_linking import link_file
 
     ws = workspace(ctx, actor)
     require_allowed(ws, "sidecar-linked")

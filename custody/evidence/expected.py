@@ -18,16 +18,29 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
+from custody.evidence.hashing import Digests
 from custody.evidence.manifests import Declared, Manifest
 from custody.ledger.canonical import printable_path
 
-if TYPE_CHECKING:
-    from custody.evidence.hashing import Digests
-    from custody.evidence.ingest import IngestPlan, IngestResult
-
 ABSENT_RECORDED = 1000
+
+
+class Outcome(Protocol):
+    """What is read of an ingest's result (custody.evidence.ingest.IngestResult)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def declared(self) -> dict[str, Any] | None: ...
+
+
+O = TypeVar("O", bound=Outcome)
 
 
 class Expectation:
@@ -43,7 +56,7 @@ class Expectation:
             pass
         self._verdicts: dict[str, dict[str, Any]] = {}
         self._listed: dict[str, Declared] = {}
-        self.absent: list[Declared] = []
+        self.unmatched: list[Declared] = []
 
     @property
     def needs_md5(self) -> bool:
@@ -62,17 +75,16 @@ class Expectation:
             return False
         return (st.st_dev, st.st_ino) == self._identity
 
-    def planned(self, plan: IngestPlan) -> None:
-        """Match the plan's files (read or skipped) with the manifest's entries; what is listed
-        and matched by none is absent."""
+    def planned(self, paths: Iterable[str]) -> None:
+        """Match the paths of the ingest's plan (files to read and files skipped) with the
+        manifest's entries; what is listed and matched by none is absent."""
         seen: set[str] = set()
-        for item in plan.items:
-            path = getattr(item, "path", "")
+        for path in paths:
             relative = self._relative(path) if path else None
             if relative is not None and relative in self.manifest.entries:
                 seen.add(relative)
                 self._listed[path] = self.manifest.entries[relative]
-        self.absent = [d for p, d in sorted(self.manifest.entries.items()) if p not in seen]
+        self.unmatched = [d for p, d in sorted(self.manifest.entries.items()) if p not in seen]
 
     def compare(self, path: str, digests: Digests) -> dict[str, Any]:
         """Compare a file's digests (from its one read) with its declared one; the verdict is
@@ -81,7 +93,7 @@ class Expectation:
         verdict: dict[str, Any]
         declared = self._listed.get(path)
         if declared is None and self._is_manifest(path):
-            absent = [printable_path(d.path) for d in self.absent]
+            absent = [printable_path(d.path) for d in self.unmatched]
             verdict = {
                 "result": "manifest", "manifest": source, "algorithm": self.manifest.algorithm,
                 "entries": len(self.manifest.entries), "absent": absent[:ABSENT_RECORDED], "absent_count": len(absent),
@@ -104,22 +116,20 @@ class Expectation:
     def verdict(self, path: str) -> dict[str, Any] | None:
         return self._verdicts.get(path)
 
-    def absent_results(self) -> list[IngestResult]:
-        """One ``absent`` result per listed path no file of the command matched."""
-        from custody.evidence.ingest import IngestResult
-
+    def absent(self) -> list[tuple[str, str]]:
+        """(path, reason) of each listed path no file of the command matched."""
         name = printable_path(self.manifest.name)
         return [
-            IngestResult(
-                printable_path(os.path.join(self.manifest.root, d.path)), "absent",
-                reason=f"listed in {name} line {d.line} ({self.manifest.algorithm.upper()} {d.value}) "
+            (
+                printable_path(os.path.join(self.manifest.root, d.path)),
+                f"listed in {name} line {d.line} ({self.manifest.algorithm.upper()} {d.value}) "
                 "but not among the files ingested; find it, or ask the previous system why it is missing",
             )
-            for d in self.absent
+            for d in self.unmatched
         ]
 
 
-def findings_of(results: Iterable[IngestResult]) -> list[IngestResult]:
+def findings_of(results: Iterable[O]) -> list[O]:
     """The results that are integrity findings: a declared digest that does not match, a
     listed file that is absent, a manifest that changed while it was ingested."""
     out = []
@@ -130,7 +140,7 @@ def findings_of(results: Iterable[IngestResult]) -> list[IngestResult]:
     return out
 
 
-def describe(result: IngestResult) -> str | None:
+def describe(result: Outcome) -> str | None:
     """One line saying what the manifest said of a result, for people; None if nothing."""
     declared = result.declared or {}
     kind = declared.get("result")

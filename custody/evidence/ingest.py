@@ -248,16 +248,17 @@ class Ingestor:
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
         plan = collect(paths)
         if self.sidecars is not None:
-            self.sidecars.planned(plan)
+            plan.items += [Candidate(path, st) for path, st in self.sidecars.planned([c.path for c in plan.files])]
         if self.expected is not None:
-            self.expected.planned(plan)
+            self.expected.planned([getattr(item, "path") for item in plan.items])
         self.progress.start(len(plan.files), plan.total_bytes)
         results: list[IngestResult] = []
         for item in plan.items:
             result = item if isinstance(item, IngestResult) else self.ingest_file(item)
             results.append(result)
             self.progress.finished(result)
-        return results + (self.expected.absent_results() if self.expected is not None else [])
+        absent = self.expected.absent() if self.expected is not None else []
+        return results + [IngestResult(path, "absent", reason=reason) for path, reason in absent]
 
     def ingest_file(self, candidate: Candidate) -> IngestResult:
         shown = printable_path(candidate.path)

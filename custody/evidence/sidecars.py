@@ -20,16 +20,26 @@ import stat as stat_mod
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING
+from typing import Any, Protocol
 
 from custody.errors import BadInput
 from custody.ledger.canonical import printable_path
 
-if TYPE_CHECKING:
-    from custody.evidence.ingest import IngestPlan, IngestResult
-
 ACTION = "sidecar-linked"
 FIELDS = ("stem", "name")
+
+
+class Outcome(Protocol):
+    """What is read of an ingest's result (custody.evidence.ingest.IngestResult)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def blake3(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -65,33 +75,34 @@ class SidecarRules:
         self.pairs: list[tuple[str, str, SidecarRule]] = []
         """(recording path, sidecar path, rule), both as the plan names them."""
 
-    def planned(self, plan: IngestPlan) -> None:
-        """Find each planned recording's sidecars; one that exists next to it but was not
-        given is added to the plan (it is preserved too)."""
-        from custody.evidence.ingest import Candidate
-
-        planned = {os.path.abspath(c.path): c.path for c in plan.files}
+    def planned(self, files: Sequence[str]) -> list[tuple[str, os.stat_result]]:
+        """Find the sidecars of the files an ingest will read; the path and ``stat`` of each
+        one that exists next to its recording but is not among ``files``, for the ingest to
+        add (it is preserved too). Only regular files are added."""
+        planned = {os.path.abspath(path): path for path in files}
+        added: list[tuple[str, os.stat_result]] = []
         found: list[tuple[str, str, SidecarRule]] = []
-        for candidate in plan.files:
+        for path in files:
             for rule in self.rules:
-                sibling = os.path.join(os.path.dirname(candidate.path), rule.name_for(candidate.path))
-                if os.path.abspath(sibling) == os.path.abspath(candidate.path):
+                sibling = os.path.join(os.path.dirname(path), rule.name_for(path))
+                if os.path.abspath(sibling) == os.path.abspath(path):
                     continue
                 if os.path.abspath(sibling) in planned:
-                    found.append((candidate.path, planned[os.path.abspath(sibling)], rule))
+                    found.append((path, planned[os.path.abspath(sibling)], rule))
                     continue
                 try:
                     st = os.stat(sibling)
                 except OSError:
                     continue
                 if stat_mod.S_ISREG(st.st_mode):
-                    plan.items.append(Candidate(sibling, st))
+                    added.append((sibling, st))
                     planned[os.path.abspath(sibling)] = sibling
-                    found.append((candidate.path, sibling, rule))
+                    found.append((path, sibling, rule))
         sidecars = {s for _, s, _ in found}
         self.pairs = [(r, s, rule) for r, s, rule in found if r not in sidecars]
+        return added
 
-    def link(self, workspace: Any, results: Sequence[IngestResult]) -> list[int]:
+    def link(self, workspace: Any, results: Sequence[Outcome]) -> list[int]:
         """Append a ``sidecar-linked`` event for each pair whose files are both preserved;
         the events' numbers."""
         preserved = {
@@ -190,43 +201,6 @@ def with_sidecars(ledger: Any, blake3s: Sequence[str], before: int | None = None
             else:
                 del out[blake3]
     return out
-
-
-def link_file(workspace: Any, sidecar_ref: str, recording_ref: str, **ingest_options: Any) -> dict[str, Any]:
-    """``custody link --sidecar FILE --to REF``: link the sidecar (a preserved object's prefix,
-    or a file, preserved first if its bytes are not) to the preserved recording ``REF``, and
-    seal. The link, the sidecar's BLAKE3, and whether it was ingested by this call."""
-    from custody.evidence.ingest import ingest_paths
-    from custody.evidence.references import resolve, resolve_preserved
-
-    recording = resolve_preserved(workspace.ledger, recording_ref, given_as="--to", advice="ingest the recording first")
-    sidecar = resolve(workspace.ledger, sidecar_ref)
-    blake3: str | None = sidecar.blake3
-    ingested = None
-    if not blake3 or workspace.ledger.evidence_row(blake3) is None:
-        if sidecar.path is None:
-            raise BadInput(f"--sidecar {printable_path(sidecar_ref)}: not a preserved object")
-        results = ingest_paths(workspace, [sidecar.path], **ingest_options)
-        done = [r for r in results if r.blake3 and r.status in ("recorded", "already-stored")]
-        if not done:
-            reasons = "; ".join(str(r.reason) for r in results)
-            raise BadInput(f"--sidecar {printable_path(sidecar_ref)}: could not be preserved ({reasons}); nothing linked")
-        ingested = done[0]
-        blake3 = done[0].blake3
-    assert blake3 is not None
-    if blake3 == recording.blake3:
-        raise BadInput("--sidecar and --to name the same object; a file cannot be its own sidecar")
-    row = dict(workspace.ledger.evidence_row(blake3) or {})
-    first = next(workspace.ledger.events(evidence=blake3, start=row["first_seq"]))
-    row["name"] = (first.details.get("source") or {}).get("name", "")
-    if sidecar.path is not None:
-        row["path"] = sidecar.path
-    event = link_sidecar(workspace, recording.blake3, row, how="link")
-    workspace.seal()
-    return {
-        "recording": recording.blake3, "sidecar": blake3, "seq": event.seq if event is not None else None,
-        "already_linked": event is None, "ingested": ingested.as_dict() if ingested is not None else None,
-    }
 
 
 def sidecar_names(recordings: list[Any], names: list[str], sidecars: list[Any],

@@ -92,7 +92,8 @@ def event_summary(event: CustodyEvent) -> str:
         source = d.get("source") or {}
         return f"the same bytes acquired again from {source.get('host')}:{source.get('path')}" + declared_summary(d.get("declared"))
     if action == "sidecar-linked":
-        sidecar = d.get("sidecar") if isinstance(d.get("sidecar"), dict) else {}
+        given = d.get("sidecar")
+        sidecar: dict[str, Any] = given if isinstance(given, dict) else {}
         how = f"by the rule {d.get('rule')}" if d.get("rule") else f"by {d.get('how')}"
         return (f"sidecar {sidecar.get('name')} ({sidecar.get('size')} bytes, BLAKE3 {str(sidecar.get('blake3'))[:16]}…) "
                 f"linked to this recording {how}")
@@ -123,8 +124,8 @@ def declared_summary(declared: Any) -> str:
     the end of an ingest line; empty without one."""
     if not isinstance(declared, dict):
         return ""
-    manifest = declared.get("manifest") if isinstance(declared.get("manifest"), dict) else {}
-    name = manifest.get("name")
+    given = declared.get("manifest")
+    name = given.get("name") if isinstance(given, dict) else None
     result = declared.get("result")
     if result in ("match", "mismatch"):
         return (f"; the previous system's {str(declared.get('algorithm')).upper()} ({name} line {declared.get('line')}): "

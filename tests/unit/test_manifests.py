@@ -174,12 +174,14 @@ def test_a_manifest_changed_after_it_was_read_is_a_finding(tmp_path: Path) -> No
     manifest_path = tmp_path / "SHA256SUMS"
     manifest_path.write_text(f"{hashlib.sha256(b'clip').hexdigest()}  a.mp4\n{'0' * 64}  gone.mp4\n")
     expectation = Expectation(read_manifest(str(manifest_path)))
-    expectation.planned(collect([str(tmp_path)]))
-    assert [d.path for d in expectation.absent] == ["gone.mp4"]
+    expectation.planned(c.path for c in collect([str(tmp_path)]).files)
+    assert [d.path for d in expectation.unmatched] == ["gone.mp4"]
     assert expectation.compare(str(clip), hash_file(clip))["result"] == "match"
     with manifest_path.open("a") as handle:
         handle.write(f"{'1' * 64}  added-later.mp4\n")
     verdict = expectation.compare(str(manifest_path), hash_file(manifest_path))
     assert verdict["result"] == "manifest-changed" and verdict["absent"] == ["gone.mp4"]
-    results = [IngestResult(str(manifest_path), "recorded", declared=verdict), *expectation.absent_results()]
+    absent = [IngestResult(path, "absent", reason=reason) for path, reason in expectation.absent()]
+    assert absent[0].path == str(tmp_path / "gone.mp4") and "SHA256SUMS line 2" in str(absent[0].reason)
+    results = [IngestResult(str(manifest_path), "recorded", declared=verdict), *absent]
     assert [r.status for r in findings_of(results)] == ["recorded", "absent"]
