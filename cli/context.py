@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from custody.settings import Settings
+
+if TYPE_CHECKING:
+    from custody.home import Workspace
 
 
 def os_user() -> str:
@@ -60,7 +63,7 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
 
 
 
-def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_background: bool = False) -> Any:
+def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_background: bool = False) -> Workspace:
     """The command's workspace, acting as the person whose enrolled key was given (--key,
     CUSTODY_KEY, ``key`` in config.toml), or as an unsigned station without one. Kept on the
     context so that a refusal can be recorded (cli.main)."""

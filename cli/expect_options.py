@@ -4,11 +4,14 @@ declared (a manifest of digests) and the files that describe each recording (sid
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.render import echo, printable
+
+if TYPE_CHECKING:
+    from custody.evidence.ingest import IngestResult
 
 EXPECT_HELP = """\b
 Manifests (--expect):
@@ -69,7 +72,7 @@ def _expectation(paths: list[str], given: dict[str, Any]) -> tuple[list[str], An
     return expect(paths, manifest, algorithm=algorithm, columns=parse_columns(columns), root=root)
 
 
-def report(results: list[Any]) -> bool:
+def report(results: list[IngestResult]) -> bool:
     """Print what the manifest said of each result (stderr); whether any is a finding."""
     from custody.evidence.expected import describe, findings_of
 

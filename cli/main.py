@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -26,18 +26,30 @@ Exit codes:
 
 
 class CommandFailed(click.ClickException):
-    """A custody or storage error on its way to the terminal, with its own exit code."""
+    """A custody or storage error on its way to the terminal, with its own exit code. click
+    declares ``exit_code`` per class, so each code has its subclass: make one with ``failed``."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
+    def show(self, file: IO[Any] | None = None) -> None:
         from cli.render import printable
         from custody.settings import mask_secrets
 
         message = mask_secrets(printable(self.format_message(), keep_newlines=True))
         click.echo(f"custody: error: {message}", err=True)
+
+
+_FAILED: dict[int, type[CommandFailed]] = {}
+
+
+def failed(message: str, code: int) -> CommandFailed:
+    """The ``CommandFailed`` that prints ``message`` and ends the process with ``code``."""
+    kind = _FAILED.get(code)
+    if kind is None:
+
+        class Failed(CommandFailed):
+            exit_code = code
+
+        kind = _FAILED[code] = Failed
+    return kind(message)
 
 
 class CustodyGroup(click.Group):
@@ -68,13 +80,13 @@ class CustodyGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()
-            raise CommandFailed(str(exc), exc.exit_code) from exc
+            raise failed(str(exc), exc.exit_code) from exc
         except Exception as exc:  # the one place an unexpected error becomes exit 1
             if ctx.obj and ctx.obj.get("debug"):
                 import traceback
 
                 traceback.print_exc()
-            raise CommandFailed(
+            raise failed(
                 f"internal error: {type(exc).__name__}: {exc} (run again with --debug for a traceback)", 1
             ) from exc
 
@@ -179,7 +191,7 @@ def main() -> None:
     """Console-script entry point."""
     try:
         cli.main(prog_name="custody")
-        code: Any = 0
+        code: str | int | None = 0
     except SystemExit as exit_:
         code = exit_.code
     except KeyboardInterrupt:
@@ -188,7 +200,7 @@ def main() -> None:
     _leave(code)
 
 
-def _leave(code: Any) -> None:
+def _leave(code: str | int | None) -> None:
     """End the process without the interpreter's module-by-module teardown, which costs a tenth
     of a second or more once SQLAlchemy is loaded. Nothing is lost by it: every command has
     closed its files and committed its database transactions before it returns, and the two

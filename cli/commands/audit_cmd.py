@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,10 @@ from cli.context import emit_json, settings_from
 from cli.options import actor_option, json_option
 from cli.progress import TerminalProgress
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.audit.shards import Shard
+    from custody.audit.report import AuditReport
 
 
 class _Bar(TerminalProgress):
@@ -30,7 +34,7 @@ class _Bar(TerminalProgress):
         self.step()
 
 
-def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+def _shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard:
     from custody.audit.shards import Shard
     from custody.errors import BadInput
 
@@ -59,7 +63,7 @@ def _grace(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _summary(report: Any) -> list[str]:
+def _summary(report: AuditReport) -> list[str]:
     counts = report.counts()
     scope = f"shard {report.shard.label}"
     if report.rotation is not None:
@@ -102,7 +106,7 @@ def _summary(report: Any) -> list[str]:
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
               help="Write Prometheus text-format metrics to FILE (node exporter textfile collector).")
 @click.pass_context
-def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, workers: int, grace: timedelta,
+def audit(ctx: click.Context, level: str, rotation: int | None, shard: Shard, workers: int, grace: timedelta,
           actor: str | None, as_json: bool, metrics: Path | None) -> None:
     """Check that every preserved object is there, unaltered, locked and accounted for.
 
@@ -171,12 +175,12 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Any, work
             echo(line)
         for finding in report.findings:
             echo(f"{finding.kind}: {finding.subject}: {finding.message}")
-        for item in report.in_flight:
-            when = "recorded while the audit ran" if item.recorded_during_audit else f"stored {item.as_dict()['stored_at']}"
-            echo(f"in flight: {item.key} ({when})")
             if finding.expected is not None or finding.found is not None:
                 algorithm = f"{finding.algorithm}: " if finding.algorithm else ""
                 echo(f"    {algorithm}expected {finding.expected}, found {finding.found}")
+        for item in report.in_flight:
+            when = "recorded while the audit ran" if item.recorded_during_audit else f"stored {item.as_dict()['stored_at']}"
+            echo(f"in flight: {item.key} ({when})")
         echo(
             f"signatures: {signatures.signed} event(s) signed by enrolled people; "
             f"{len(signatures.unsigned)} event(s) NOT signed by an enrolled person"

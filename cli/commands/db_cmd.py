@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,10 +22,13 @@ from cli.context import emit_json, settings_from
 from cli.options import json_option
 from cli.render import echo
 
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
+
 PAUSE_VARIABLE = "CUSTODY_TEST_PAUSE"
 
 
-def _ledger(ctx: click.Context) -> Any:
+def _ledger(ctx: click.Context) -> Ledger:
     from custody.errors import ConfigError
     from custody.ledger.database import Ledger
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.cases.holds import LegalHold
 
 
 @click.group("hold")
@@ -20,7 +23,7 @@ def hold() -> None:
     """
 
 
-def _render(found: Any, as_json: bool) -> None:
+def _render(found: LegalHold, as_json: bool) -> None:
     if as_json:
         emit_json(found.as_dict())
         return

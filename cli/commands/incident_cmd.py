@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -8,10 +9,13 @@ from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
 
+if TYPE_CHECKING:
+    from custody.cases.incidents import IncidentState
+
 CREDENTIALS = click.Choice(["verified", "refused", "not-attempted", "not-applicable"])
 
 
-def incident_fields(command: Any) -> Any:
+def incident_fields(command: Callable[..., None]) -> Callable[..., None]:
     """The documented incident fields, as options (shared by create and amend)."""
     options = [
         click.option("--occurred-at", help="When it happened: RFC 3339 with offset, e.g. 2026-11-01T14:03:00-06:00."),
@@ -38,7 +42,7 @@ def incident_fields(command: Any) -> Any:
     return command
 
 
-def _render(state: Any, as_json: bool) -> None:
+def _render(state: IncidentState, as_json: bool) -> None:
     if as_json:
         emit_json(state.as_dict())
         return
@@ -76,7 +80,7 @@ def incident() -> None:
 @actor_option("Who records it")
 @json_option("Print the incident as JSON.")
 @click.pass_context
-def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: bool, **fields: Any) -> None:
+def create(ctx: click.Context, /, incident_id: str, actor: str | None, as_json: bool, **fields: Any) -> None:
     """Record a new incident.
 
     \b
@@ -100,7 +104,7 @@ def create(ctx: click.Context, incident_id: str, actor: str | None, as_json: boo
 @actor_option("Who corrects it")
 @json_option("Print the incident as JSON.")
 @click.pass_context
-def amend(ctx: click.Context, incident_id: str, reason: str, actor: str | None, as_json: bool, **fields: Any) -> None:
+def amend(ctx: click.Context, /, incident_id: str, reason: str, actor: str | None, as_json: bool, **fields: Any) -> None:
     """Correct an incident: a new event naming each field changed, and why.
 
     \b

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -9,6 +9,9 @@ from cli.expect_options import EXPECT_HELP, expect_options
 from cli.options import actor_option, json_option
 from cli.progress import TerminalProgress
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.evidence.ingest import IngestResult
 
 
 class _Bar(TerminalProgress):
@@ -22,7 +25,7 @@ class _Bar(TerminalProgress):
         self.count_bytes(nbytes)
         self.step(nbytes)
 
-    def finished(self, result: Any) -> None:
+    def finished(self, result: IngestResult) -> None:
         pass
 
 

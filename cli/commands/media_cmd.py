@@ -6,7 +6,7 @@ ffprobe and ffmpeg are taken from PATH, or from ``CUSTODY_FFPROBE`` / ``CUSTODY_
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,8 +14,13 @@ from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
 
+if TYPE_CHECKING:
+    from custody.media.inspection import MediaInspector
+    from custody.media.tools import MediaTools
+    from custody.media.clips import ClipReport
 
-def media_tools() -> Any:
+
+def media_tools() -> MediaTools:
     """The ffmpeg/ffprobe programs: ``CUSTODY_FFMPEG`` / ``CUSTODY_FFPROBE``, else PATH."""
     from custody.media.tools import MediaTools
 
@@ -25,7 +30,7 @@ def media_tools() -> Any:
     )
 
 
-def ingest_inspector() -> Any:
+def ingest_inspector() -> MediaInspector:
     """The inspector ``custody ingest`` runs on every file (custody.media.inspection.MediaInspector)."""
     from custody.media.inspection import MediaInspector
 
@@ -79,15 +84,14 @@ def clip_verify(ctx: click.Context, clip_path: str, ref: str, actor: str | None,
         raise IntegrityFailure(report.findings).already_shown()
 
 
-def _render_clip(report: Any) -> None:
+def _render_clip(report: ClipReport) -> None:
     from custody.media.tools import format_time
 
     original = (report.original or "")[:16]
     if report.derived:
-        echo(
-            f"derived bit for bit: {report.clip} is a stream-copied excerpt of {original}, covering "
-            f"{format_time(report.start_us)}-{format_time(report.end_us)} of the original"
-        )
+        covering = "" if report.start_us is None or report.end_us is None else \
+            f", covering {format_time(report.start_us)}-{format_time(report.end_us)} of the original"
+        echo(f"derived bit for bit: {report.clip} is a stream-copied excerpt of {original}{covering}")
     else:
         echo(f"NOT derived bit for bit: {report.clip} is not a stream-copied excerpt of {original}")
     for stream in report.streams:

@@ -6,13 +6,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.anchors.cosign import CosignerVerifier
+    from custody.package.verification import PackageReport
 
 
 @click.command("export")
@@ -160,7 +164,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
         raise IntegrityFailure(report.findings).already_shown()
 
 
-def _witness_key(value: str) -> Any:
+def _witness_key(value: str) -> CosignerVerifier:
     """A witness's cosigner key given as text or as a file holding it."""
     import os
 
@@ -184,7 +188,7 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
-def _render_report(report: Any) -> None:
+def _render_report(report: PackageReport) -> None:
     echo(f"package   {printable(report.path)}")
     if not report.is_package:
         echo(f"custody: {printable(report.path)}: not a package: it holds none of a package's files "

@@ -189,6 +189,9 @@ def test_an_object_put_directly_into_the_store_is_unrecorded_until_it_is_ingeste
     # Stored a moment ago: taken for an ingest in progress until it is older than the grace.
     code, report = _audit(initialized)
     assert code == 0 and [o["key"] for o in report["in_flight"]["objects"]] == [f"evidence/{digest}"]
+    human = initialized("audit")
+    assert human.exit_code == 0, human.output
+    assert f"in flight: evidence/{digest} (stored 20" in human.stdout
     code, report = _audit(initialized, "--in-flight-grace", "0")
     assert code == 3
     [finding] = report["findings"]
