@@ -147,7 +147,7 @@ def show(ctx: click.Context, incident_id: str, as_json: bool) -> None:
     Examples:
       custody incident show 2026-1101-ICE-01
     """
-    from custody.cases.incidents import require_incident
+    from custody.cases.incident_state import require_incident
 
     ws = workspace(ctx)
     _render(require_incident(ws.ledger, incident_id), as_json)
@@ -163,7 +163,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     Examples:
       custody incident list --json
     """
-    from custody.cases.incidents import list_incidents
+    from custody.cases.incident_state import list_incidents
 
     states = list_incidents(workspace(ctx).ledger)
     if as_json:

@@ -103,7 +103,7 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
 
 
 def _targets(ws, refs: tuple[str, ...], incident_id: str | None) -> list[str]:  # type: ignore[no-untyped-def]
-    from custody.cases.incidents import require_incident
+    from custody.cases.incident_state import require_incident
     from custody.evidence.references import resolve_preserved
 
     if bool(refs) == bool(incident_id):

@@ -132,7 +132,7 @@ def place_hold(
     objects: Sequence[str] = (),
 ) -> LegalHold:
     """Place hold ``name`` on every object in scope (the incident's evidence, or ``objects``)."""
-    from custody.cases.incidents import require_incident
+    from custody.cases.incident_state import require_incident
 
     for label, value in (("NAME", name), ("--authority", authority), ("--reason", reason)):
         if not value or not value.strip():

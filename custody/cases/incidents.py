@@ -1,22 +1,23 @@
 """Incidents: encounters with federal immigration agents, documented as the order requires.
 
 Every change is a ledger event (``incident-created``, ``incident-amended``, ``incident-referred``,
-``linked``); an incident's current state is derived by replaying its events, never stored.
+``linked``); an incident's current state is derived by replaying its events, never stored
+(``custody.cases.incident_state``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TYPE_CHECKING
 
+from custody.cases.incident_state import IncidentState, incident_state, require_incident
 from custody.errors import BadInput
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
-    from custody.ledger.database import CustodyEvent, Ledger
+    from custody.ledger.database import CustodyEvent
 
 CREDENTIALS = ("verified", "refused", "not-attempted", "not-applicable")
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
@@ -116,89 +117,6 @@ def check_incident_id(incident_id: str) -> str:
             f"incident id {incident_id!r}: use 1-64 letters, digits and . _ : / - (starting with a letter or digit)"
         )
     return incident_id
-
-
-@dataclass
-class IncidentState:
-    """An incident as its events say it is now."""
-
-    incident: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    created: CustodyEvent | None = None
-    history: list[CustodyEvent] = field(default_factory=list)
-    referrals: list[dict[str, Any]] = field(default_factory=list)
-    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def flags_evidence(self) -> list[str]:
-        """Why evidence linked to this incident is a flagged encounter (empty: it is not)."""
-        reasons = []
-        if self.fields.get("use_of_force"):
-            reasons.append("use of force")
-        if self.fields.get("detentions"):
-            reasons.append("detention")
-        if self.fields.get("injuries"):
-            reasons.append("injury")
-        if self.referrals:
-            reasons.append("referred for prosecution")
-        return reasons
-
-    def as_dict(self, history: bool = True) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "incident": self.incident,
-            "fields": self.fields,
-            "created": {"seq": self.created.seq, "time": self.created.time, "actor": self.created.actor}
-            if self.created
-            else None,
-            "referrals": self.referrals,
-            "evidence": [{"blake3": b3, **info} for b3, info in sorted(self.evidence.items())],
-            "flagged_because": self.flags_evidence,
-        }
-        if history:
-            record["history"] = [
-                {"seq": e.seq, "time": e.time, "actor": e.actor, "action": e.action, "details": e.details}
-                for e in self.history
-            ]
-        return record
-
-
-INCIDENT_ACTIONS = ("incident-created", "incident-amended", "incident-referred", "linked")
-
-
-def incident_state(ledger: Ledger, incident_id: str) -> IncidentState | None:
-    """Replay an incident's events; None if it was never created."""
-    state = IncidentState(incident_id)
-    for event in ledger.events(incident=incident_id, actions=INCIDENT_ACTIONS):
-        state.history.append(event)
-        if event.action == "incident-created":
-            state.created = event
-            state.fields = dict(event.details.get("fields", {}))
-        elif event.action == "incident-amended":
-            for name, change in event.details.get("changes", {}).items():
-                if change.get("to") is None:
-                    state.fields.pop(name, None)
-                else:
-                    state.fields[name] = change["to"]
-        elif event.action == "incident-referred":
-            state.referrals.append({"seq": event.seq, "time": event.time, **event.details})
-        elif event.action == "linked":
-            evidence = event.subject.get("evidence", "")
-            state.evidence[evidence] = {
-                k: v for k, v in event.details.items() if k in ("camera", "officer")
-            } | {"linked_at": event.time, "seq": event.seq}
-    return state if state.created is not None else None
-
-
-def require_incident(ledger: Ledger, incident_id: str) -> IncidentState:
-    state = incident_state(ledger, incident_id)
-    if state is None:
-        raise BadInput(f"--incident: no incident {incident_id!r}; create it with 'custody incident create {incident_id}'")
-    return state
-
-
-def list_incidents(ledger: Ledger) -> list[IncidentState]:
-    ids = sorted({e.subject["incident"] for e in ledger.events(actions=("incident-created",))})
-    return [state for state in (incident_state(ledger, i) for i in ids) if state is not None]
 
 
 def create_incident(workspace: Workspace, incident_id: str, values: Mapping[str, Any]) -> IncidentState:

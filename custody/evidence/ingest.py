@@ -589,7 +589,8 @@ def ingest_paths(
 ) -> list[IngestResult]:
     """Ingest ``paths`` (custody.home.Workspace), link what was preserved to ``incident`` (which
     must exist before anything is read), and sign a checkpoint if anything was appended."""
-    from custody.cases.incidents import link_evidence, require_incident
+    from custody.cases.incident_state import require_incident
+    from custody.cases.incidents import link_evidence
     from custody.cases.retention import DEFAULT_CATEGORY, load_categories
 
     if incident is not None:

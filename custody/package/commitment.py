@@ -22,7 +22,7 @@ from custody.package.layout import PREPARED
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
-    from custody.cases.incidents import IncidentState
+    from custody.cases.incident_state import IncidentState
     from custody.ledger.database import CustodyEvent, Ledger
     from custody.ledger.seal import SignedCheckpoint
 
@@ -51,7 +51,7 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
     that carry a person's signature (the package must hold each). The list is made while holding the ledger's
     append lock; if another writer appends before the checkpoint is signed, a new event is
     prepared (``ConfigError`` after a few attempts)."""
-    from custody.cases.incidents import require_incident
+    from custody.cases.incident_state import require_incident
 
     ledger = workspace.ledger
     settings = workspace.settings

@@ -56,7 +56,7 @@ from custody.package.writer import BagWriter, fsync_dir, write_custody, write_ma
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
-    from custody.cases.incidents import IncidentState
+    from custody.cases.incident_state import IncidentState
     from custody.ledger.database import Ledger
     from custody.settings import Settings
     from storage.base import ObjectStore
@@ -135,7 +135,7 @@ def export_package(
     directory), ``IntegrityFailure`` (a stored object or packet list no longer matches the
     ledger), ``ConfigError`` (ffmpeg missing for contact sheets; ``contact_sheets=False``
     skips them) and store or ledger errors. Nothing is left behind on failure."""
-    from custody.cases.incidents import require_incident
+    from custody.cases.incident_state import require_incident
     from custody.media.tools import DEFAULT_TOOLS
 
     tools = tools or DEFAULT_TOOLS
