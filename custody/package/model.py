@@ -118,6 +118,8 @@ class ExportContext:
     """The checkpoint size of the recipient's previous package, if any."""
     signed: list[tuple[int, str, str]] = field(default_factory=list)
     """(seq, actor, time) of each carried event an enrolled person signed."""
+    signature_problems: dict[int, str] = field(default_factory=dict)
+    """Event -> what is wrong with its signature or signer (as ``verify-package`` will say)."""
 
     @property
     def incident(self) -> str:

@@ -150,14 +150,36 @@ def _incident_rows(state: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _signed_text(context: ExportContext, seq: int, signed: set[int]) -> str:
+    if seq in context.signature_problems:
+        return f"SIGNATURE PROBLEM: {context.signature_problems[seq]}"
+    if seq in signed:
+        return "signed with the enrolled person's key"
+    return "NOT signed by an enrolled person"
+
+
+def _who_acted(context: ExportContext, signed: set[int]) -> str:
+    unsigned = [e.seq for e in context.events if e.seq not in signed]
+    text = f"{len(signed)} of {len(context.events)} event(s) signed by the enrolled person who caused them"
+    if unsigned:
+        listed = ", ".join(str(seq) for seq in unsigned[:50]) + (" ..." if len(unsigned) > 50 else "")
+        text += f"; {len(unsigned)} NOT signed by an enrolled person (events {listed})"
+    if context.signature_problems:
+        text += f"; {len(context.signature_problems)} with a signature problem (events " \
+                f"{', '.join(str(seq) for seq in sorted(context.signature_problems))})"
+    return text
+
+
 def render_report(context: ExportContext) -> str:
     """``report.html`` of the package being written (its contact sheets are read from the bag):
     the incident, the files, the custody timeline and the contact sheets; prints on letter or A4."""
     timeline = []
+    signed = {seq for seq, _, _ in context.signed}
     for event in context.events:
         subject = event.subject.get("evidence")
         about = context.name_of(subject).split("/", 1)[-1] if subject else f"incident {event.subject.get('incident')}"
         timeline.append({"seq": event.seq, "time": event.time, "who": f"{event.actor} ({event.role})",
+                         "signed": _signed_text(context, event.seq, signed),
                          "action": event.action, "about": about, "what": event_summary(event)})
     sheets = [
         {"file": item.file.split("/", 1)[1],
@@ -172,6 +194,7 @@ def render_report(context: ExportContext) -> str:
         ("Source organisation", context.organization),
         ("Ledger key", context.verifier.to_text()),
         ("Checkpoint", f"{checkpoint.origin}, {checkpoint.size} events, root (SHA-256) {checkpoint.root.hex()}"),
+        ("Who acted", _who_acted(context, signed)),
     ]
     store = getattr(context.workspace, "store", None)
     worm = getattr(getattr(store, "capabilities", None), "worm", None)

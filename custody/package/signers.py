@@ -33,7 +33,8 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Any) -> None:
     replay = ActorReplay(policy)
     for event in events:
         signature = stored.get(event.seq)
-        replay.check(act_of(event), signature.signature if signature else None)
+        for problem in replay.check(act_of(event), signature.signature if signature else None):
+            context.signature_problems.setdefault(event.seq, problem.message)
         if signature is not None:
             bag.text(layout.signature_path(event.seq), signature.signature)
             context.signed.append((event.seq, event.actor, event.time))

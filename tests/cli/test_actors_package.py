@@ -115,6 +115,9 @@ def test_each_signed_event_in_the_package_verifies_with_stock_ssh_keygen(office:
     assert set(report["actors"]["signers"]) == {"admin-1", "tech-1", "tech-2", "sup-1"}
     readme = (bag / "README.txt").read_text()
     assert "ssh-keygen -Y verify -f custody/allowed_signers -I " in readme
+    report_html = (bag / "report.html").read_text()
+    assert f"{len(signed)} of {len(events)} event(s) signed by the enrolled person who caused them" in report_html
+    assert "NOT signed by an enrolled person" not in report_html and "SIGNATURE PROBLEM" not in report_html
 
 
 def test_the_readme_block_runs_ssh_keygen_on_every_signature(office: dict[str, Any], tmp_path: Path) -> None:
@@ -199,3 +202,6 @@ def test_a_signature_by_a_revoked_key_after_its_revocation_is_reported(office: d
     assert f"revoked at event {revocation['seq']}" in report["findings"][0]["message"]
     text = office["custody"]("verify-package", str(bag))
     assert text.exit_code == 3 and "signed by tech-2's key" in text.stderr
+    report_html = (bag / "report.html").read_text()
+    assert "SIGNATURE PROBLEM: signed by tech-2" in report_html and "with a signature problem (events " \
+        f"{forged['seq']})" in report_html
