@@ -72,12 +72,24 @@ def _expectation(paths: list[str], given: dict[str, Any]) -> tuple[list[str], An
     return expect(paths, manifest, algorithm=algorithm, columns=parse_columns(columns), root=root)
 
 
-def report(results: list[IngestResult]) -> bool:
-    """Print what the manifest said of each result (stderr); whether any is a finding."""
+def sidecar_links(extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Printable sidecar path -> its link, for the ingest's output."""
+    rules = extra.get("sidecars")
+    return dict(rules.linked) if rules is not None else {}
+
+
+def report(results: list[IngestResult], links: dict[str, dict[str, Any]]) -> bool:
+    """Print what the manifest said of each result, and each sidecar link (stderr); whether
+    any result is a finding."""
     from custody.evidence.expected import describe, findings_of
 
     for result in results:
         line = describe(result)
         if line is not None:
             echo(f"custody: {printable(result.path)}: {line}", err=True)
+        link = links.get(result.path)
+        if link is not None:
+            event = f"event {link['seq']}" if link["seq"] is not None else "linked before"
+            echo(f"custody: {printable(result.path)}: sidecar of {printable(link['recording_path'])} "
+                 f"(rule {printable(link['rule'])}, {event})", err=True)
     return bool(findings_of(results))

@@ -106,7 +106,8 @@ def ingest(
     inspector.annotate(results)
     problems = [r for r in results if r.status in ("skipped", "failed")]
     if as_json:
-        emit_json([r.as_dict() for r in results])
+        links = expecting.sidecar_links(extra)
+        emit_json([r.as_dict() | ({"sidecar_of": links[r.path]} if r.path in links else {}) for r in results])
     else:
         for result in results:
             digest = (result.blake3 or "-")[:16]
@@ -119,7 +120,7 @@ def ingest(
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status] = counts.get(result.status, 0) + 1
-    findings = expecting.report(results)
+    findings = expecting.report(results, expecting.sidecar_links(extra))
     echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
     if unsigned is not None:
         raise unsigned

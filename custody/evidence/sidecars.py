@@ -74,6 +74,9 @@ class SidecarRules:
         self.rules = list(rules)
         self.pairs: list[tuple[str, str, SidecarRule]] = []
         """(recording path, sidecar path, rule), both as the plan names them."""
+        self.linked: dict[str, dict[str, Any]] = {}
+        """Printable sidecar path -> ``recording`` (BLAKE3), ``recording_path``, ``rule`` and
+        ``seq`` (the ``sidecar-linked`` event; None when the link was recorded before)."""
 
     def planned(self, files: Sequence[str]) -> list[tuple[str, os.stat_result]]:
         """Find the sidecars of the files an ingest will read; the path and ``stat`` of each
@@ -117,6 +120,8 @@ class SidecarRules:
             event = link_sidecar(workspace, parent.blake3, child, how="rule", rule=rule.pattern)
             if event is not None:
                 seqs.append(event.seq)
+            self.linked[child.path] = {"recording": parent.blake3, "recording_path": parent.path, "rule": rule.pattern,
+                                       "seq": event.seq if event is not None else None}
         return seqs
 
 
@@ -186,11 +191,12 @@ def with_sidecars(ledger: Any, blake3s: Sequence[str], before: int | None = None
     sidecar of another one asked for is carried as that sidecar; a sidecar of a sidecar is
     not carried (unless asked for, then as a recording)."""
     selected = set(blake3s)
+    disposed = {e.subject.get("evidence") for e in ledger.events(actions=("disposed",))}
     out: dict[str, str | None] = {b: None for b in blake3s}
     for recording in blake3s:
         for sidecar in sidecars_of(ledger, recording, before):
             found = sidecar["blake3"]
-            if found == recording or out.get(found) is not None:
+            if found == recording or out.get(found) is not None or (found in disposed and found not in selected):
                 continue
             if found in selected or ledger.evidence_row(found) is not None:
                 out[found] = recording

@@ -55,7 +55,12 @@ def test_rules_at_ingest_preserve_and_link_sidecars_and_show_lists_them(initiali
     assert out["BWC-001.json"]["status"] == "recorded" and out["BWC-001.json"]["blake3"] == b3(meta)
     assert out["BWC-001_audit.csv"]["blake3"] == b3(audit)
     recording = b3(clip_dir / "BWC-001.mp4")
+    assert out["BWC-001.json"]["sidecar_of"]["recording"] == recording
+    assert out["BWC-001.json"]["sidecar_of"]["rule"] == "{stem}.json"
+    assert "sidecar_of" not in out["BWC-002.mp4"]
     events = sidecar_events(initialized)
+    assert out["BWC-001_audit.csv"]["sidecar_of"]["seq"] == events[1]["seq"]
+    assert f"BWC-001.json: sidecar of {clip_dir / 'BWC-001.mp4'} (rule {{stem}}.json, event {events[0]['seq']})" in result.stderr
     assert [(e["subject"]["evidence"], e["details"]["sidecar"]["blake3"], e["details"]["rule"]) for e in events] == [
         (recording, b3(meta), "{stem}.json"), (recording, b3(audit), "{stem}_audit.csv")]
     assert events[0]["details"]["sidecar"]["name"] == "BWC-001.json" and events[0]["details"]["how"] == "rule"
