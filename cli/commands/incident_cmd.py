@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from cli.commands.coverage_cmd import coverage
 from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
@@ -217,5 +218,7 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
     event = link_evidence(ws, resolved.blake3, incident_id, camera=camera, officer=officer)
     echo(f"linked {resolved.blake3[:16]} to {incident_id} (event {event.seq})")
 
+
+incident.add_command(coverage)
 
 COMMANDS = [incident, link]

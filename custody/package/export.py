@@ -262,14 +262,19 @@ def _selected(workspace: Workspace, state: IncidentState, refs: Sequence[str]) -
     return chosen
 
 
-def _recorded_at_source(media: Mapping[str, Any], source: Mapping[str, Any]) -> str | None:
-    """Where an item's "recorded at" comes from, for the report (the same rule as
-    ``_write_payload``: the container's creation time, else the source file's mtime)."""
+def _recorded_at(details: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """An item's "recorded at" and where it comes from: the ingest event's ``recorded``
+    (``custody.media.recorded``: container, sidecar or mtime); for an event made before that
+    was recorded, the container's creation time, else the source file's mtime."""
+    recorded = details.get("recorded")
+    if isinstance(recorded, dict) and isinstance(recorded.get("start"), str):
+        return recorded["start"], str(recorded.get("source"))
+    media, source = details.get("media") or {}, details.get("source") or {}
     if media.get("creation_time"):
-        return "container"
+        return str(media["creation_time"]), "container"
     if source.get("mtime"):
-        return "mtime"
-    return None
+        return str(source["mtime"]), "mtime"
+    return None, None
 
 
 def _write_payload(workspace: Workspace, bag: BagWriter, state: IncidentState, blake3s: Sequence[str], tools: MediaTools,
@@ -286,7 +291,7 @@ def _write_payload(workspace: Workspace, bag: BagWriter, state: IncidentState, b
         link = state.evidence.get(blake3, {})
         camera = link.get("camera") or (media.get("device") or {}).get("serial")
         source = ingest.details.get("source") or {}
-        recorded_at = media.get("creation_time") or source.get("mtime")
+        recorded_at = _recorded_at(ingest.details)[0]
         planned.append((row, ingest, media, link, camera, recorded_at, source))
     planned.sort(key=lambda p: (_moment(p[5]) or datetime.max.replace(tzinfo=timezone.utc), p[4] or "", p[0]["blake3"]))
     recordings = [p for p in planned if carried.get(p[0]["blake3"]) is None]
@@ -302,7 +307,8 @@ def _write_payload(workspace: Workspace, bag: BagWriter, state: IncidentState, b
         items.append(ExportItem(
             blake3=row["blake3"], sha256=digests["sha256"], sha512=digests["sha512"], size=size, file=file,
             original_name=str(source.get("name", "")), camera=camera, officer=link.get("officer"),
-            recorded_at=recorded_at, recorded_at_source=_recorded_at_source(media, source),
+            recorded_at=recorded_at, recorded_at_source=_recorded_at(ingest.details)[1],
+            content_credentials=ingest.details.get("content_credentials"),
             ingest_seq=ingest.seq, ingested_at=ingest.time, ingested_by=ingest.actor,
             source=source, media_kind=media.get("kind"), duration_us=media.get("duration_us"),
             sidecar_of=carried.get(row["blake3"]),

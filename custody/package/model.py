@@ -40,8 +40,12 @@ class ExportItem:
     contact_sheet: str | None = None
     contact_sheet_error: str | None = None
     recorded_at_source: str | None = None
-    """``container`` (the recording's own creation time, from the camera's clock), ``mtime``
-    (the source file's modification time when it was preserved) or None."""
+    """``container`` (the recording's own creation time, from the camera's clock), ``sidecar``
+    (a start time in the vendor's metadata file beside it), ``mtime`` (the source file's
+    modification time when it was preserved) or None."""
+    content_credentials: dict[str, Any] | None = None
+    """What its ingest event recorded of its C2PA content credentials (status, signer, claim
+    generator, validation errors, hard binding): ``custody.media.credentials``."""
     sidecar_of: str | None = None
     """For a sidecar (custody.evidence.sidecars), the BLAKE3 of the recording it describes."""
 

@@ -13,6 +13,9 @@ import jinja2
 import markupsafe
 
 from custody import TOOL
+from custody.media.coverage import Coverage, Recording, chart, compute
+from custody.media.credentials import credentials_line
+from custody.media.recorded import SOURCE_WORDS, parse_time
 from custody.package.model import ExportContext, human_size
 
 if TYPE_CHECKING:
@@ -27,10 +30,8 @@ FIELD_LABELS = {
 }
 
 
-RECORDED_AT_SOURCES = {
-    "container": "the recording's own creation time (container metadata, from the camera's clock)",
-    "mtime": "the source file's modification time when it was preserved (the recording carried no creation time)",
-}
+RECORDED_AT_SOURCES = SOURCE_WORDS
+SOURCE_MARKS = {"container": "a", "mtime": "b", "sidecar": "c"}
 
 
 def hex_lines(digest: str, group: int = 4, per_line: int = 8) -> list[str]:
@@ -170,6 +171,22 @@ def _who_acted(context: ExportContext, signed: set[int]) -> str:
     return text
 
 
+def package_coverage(context: ExportContext) -> Coverage:
+    """The coverage (``custody.media.coverage``) of the recordings in the package."""
+    recordings = []
+    for item in context.items:
+        if item.sidecar_of:
+            continue
+        try:
+            start = parse_time(item.recorded_at) if item.recorded_at else None
+        except ValueError:
+            start = None
+        timed = item.media_kind in ("video", "audio") and isinstance(item.duration_us, int) and item.duration_us > 0
+        recordings.append(Recording(item.blake3, item.file.split("/", 1)[1], item.officer, item.camera, start,
+                                    item.duration_us if timed else None, item.recorded_at_source))
+    return compute(context.incident, recordings)
+
+
 def render_report(context: ExportContext) -> str:
     """``report.html`` of the package being written (its contact sheets are read from the bag):
     the incident, the files, the custody timeline and the contact sheets; prints on letter or A4."""
@@ -196,6 +213,7 @@ def render_report(context: ExportContext) -> str:
         ("Checkpoint", f"{checkpoint.origin}, {checkpoint.size} events, root (SHA-256) {checkpoint.root.hex()}"),
         ("Who acted", _who_acted(context, signed)),
     ]
+    coverage = package_coverage(context)
     store = getattr(context.workspace, "store", None)
     worm = getattr(getattr(store, "capabilities", None), "worm", None)
     return templates().get_template("report.html.j2").render(
@@ -208,6 +226,10 @@ def render_report(context: ExportContext) -> str:
         prepared_seq=context.prepared_seq,
         previous_size=context.previous_size,
         sources=RECORDED_AT_SOURCES,
+        marks=SOURCE_MARKS,
+        coverage=coverage.as_dict(),
+        chart=chart(coverage),
+        credentials_line=credentials_line,
         worm=worm,
         with_packets=sum(1 for i in context.items if i.packets),
         items=[{**item.as_dict(), "name": item.file.split("/", 1)[1],
