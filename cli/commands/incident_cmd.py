@@ -11,7 +11,7 @@ from cli.options import actor_option, json_option
 from cli.render import echo
 
 if TYPE_CHECKING:
-    from custody.cases.incidents import IncidentState
+    from custody.cases.incident_state import IncidentState
 
 CREDENTIALS = click.Choice(["verified", "refused", "not-attempted", "not-applicable"])
 
