@@ -20,10 +20,14 @@ import stat as stat_mod
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from custody.errors import BadInput
 from custody.ledger.canonical import printable_path
+from custody.workspace import Workspace
+
+if TYPE_CHECKING:
+    from custody.ledger.database import CustodyEvent, Ledger
 
 ACTION = "sidecar-linked"
 FIELDS = ("stem", "name")
@@ -105,7 +109,7 @@ class SidecarRules:
         self.pairs = [(r, s, rule) for r, s, rule in found if r not in sidecars]
         return added
 
-    def link(self, workspace: Any, results: Sequence[Outcome]) -> list[int]:
+    def link(self, workspace: Workspace, results: Sequence[Outcome]) -> list[int]:
         """Append a ``sidecar-linked`` event for each pair whose files are both preserved;
         the events' numbers."""
         preserved = {
@@ -125,14 +129,16 @@ class SidecarRules:
         return seqs
 
 
-def _already(ledger: Any, recording: str, sidecar: str) -> Any:
+def _already(ledger: Ledger, recording: str, sidecar: str) -> CustodyEvent | None:
     for event in ledger.events(evidence=recording, actions=(ACTION,)):
         if (event.details.get("sidecar") or {}).get("blake3") == sidecar:
             return event
     return None
 
 
-def link_sidecar(workspace: Any, recording: str, sidecar: Any, *, how: str, rule: str | None = None) -> Any:
+def link_sidecar(
+    workspace: Workspace, recording: str, sidecar: Any, *, how: str, rule: str | None = None
+) -> CustodyEvent | None:
     """Record that the preserved object ``sidecar`` (with ``blake3``, ``sha256``, ``size`` and
     ``path`` attributes, or an evidence row) describes the recording ``recording``. None if
     that link is already recorded (a second ingest of the same folder adds no second link)."""
@@ -158,7 +164,7 @@ def link_sidecar(workspace: Any, recording: str, sidecar: Any, *, how: str, rule
                          details=details)
 
 
-def sidecars_of(ledger: Any, recording: str, before: int | None = None) -> list[dict[str, Any]]:
+def sidecars_of(ledger: Ledger, recording: str, before: int | None = None) -> list[dict[str, Any]]:
     """The sidecars linked to ``recording`` (each once, oldest link first): ``blake3``,
     ``sha256``, ``size``, ``name``, ``how``, ``rule``, ``seq``, ``time``, ``actor``."""
     found: dict[str, dict[str, Any]] = {}
@@ -176,7 +182,7 @@ def sidecars_of(ledger: Any, recording: str, before: int | None = None) -> list[
     return list(found.values())
 
 
-def recordings_described_by(ledger: Any, sidecar: str) -> list[dict[str, Any]]:
+def recordings_described_by(ledger: Ledger, sidecar: str) -> list[dict[str, Any]]:
     """The recordings ``sidecar`` is linked to (a scan of every ``sidecar-linked`` event)."""
     return [
         {"blake3": event.subject.get("evidence"), "seq": event.seq, "time": event.time}
@@ -185,7 +191,7 @@ def recordings_described_by(ledger: Any, sidecar: str) -> list[dict[str, Any]]:
     ]
 
 
-def with_sidecars(ledger: Any, blake3s: Sequence[str], before: int | None = None) -> dict[str, str | None]:
+def with_sidecars(ledger: Ledger, blake3s: Sequence[str], before: int | None = None) -> dict[str, str | None]:
     """``blake3s`` and their sidecars that still have an evidence row: object -> the recording
     it is carried as a sidecar of, None for a recording. An object asked for that is also a
     sidecar of another one asked for is carried as that sidecar; a sidecar of a sidecar is

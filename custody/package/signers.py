@@ -13,7 +13,7 @@ A ledger where nobody is enrolled and nothing is signed gets none of these files
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.actors.replay import ActorReplay, allowed_signers
 from custody.actors.roles import load_roles
@@ -23,8 +23,11 @@ from custody.package import layout
 from custody.package.model import ExportContext
 from custody.package.writer import BagWriter
 
+if TYPE_CHECKING:
+    from custody.ledger.database import Ledger
 
-def write_signers(bag: BagWriter, context: ExportContext, ledger: Any) -> None:
+
+def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> None:
     """Write the signatures of ``context.events``, ``allowed_signers`` and ``roles.json``, and
     note in ``context.signed`` (seq, signer, time) each signed event, for the README."""
     events = [e for e in context.events if e.seq < context.checkpoint.size]
