@@ -3,6 +3,7 @@ throughput, and publishing tlog-tiles for a large log and for a few new events o
 
     python bench/bench_anchors.py                          # 1,000,000 events, 1,000 more
     python bench/bench_anchors.py --events 100000 --more 1000 --seals 20 --runs 3
+    python bench/bench_anchors.py --only tiles --s3 's3://BUCKET/bench?endpoint_url=http://127.0.0.1:7480'
 
 Reported (medians of --runs rounds):
 * ms per seal with 2 `custody witness serve` processes and infra/dev/tsa-server.py (openssl ts)
@@ -11,7 +12,10 @@ Reported (medians of --runs rounds):
   consistency proof, over one keep-alive connection;
 * seconds to publish the tiles of --events events into an empty directory, and then of --more
   events on top (target: the second is proportional to the new events: under 2% of the first),
-  against the floor of reading the level-0 hashes with the stock sqlite3 command.
+  against the floor of reading the level-0 hashes with the stock sqlite3 command;
+* with --s3 s3://BUCKET/PREFIX?endpoint_url=...: the same two publications to a fresh prefix
+  under it for each round (credentials from the environment, as for the evidence store), e.g.
+  on the Ceph RGW that infra/dev/start-ceph-rgw.sh starts.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -136,7 +142,27 @@ def _fill(home: Path, events: int, start: int = 0) -> None:
     db.close()
 
 
-def bench_tiles(base: Path, events: int, more: int, runs: int) -> list[Result]:
+def _s3_round(ledger: Any, url: str, events: int, more: int, notes_: tuple[str, str]) -> tuple[float, float]:
+    """Seconds to publish ``events`` to a fresh prefix under ``url``, then ``more`` on top."""
+    from urllib.parse import urlsplit
+
+    from custody.anchors.public_s3 import open_s3_log
+    from custody.anchors.tiles import publish
+
+    parts = urlsplit(url)
+    fresh = parts._replace(path=f"{parts.path.rstrip('/')}/bench-{uuid.uuid4().hex[:8]}").geturl()
+    log = open_s3_log(fresh)
+    began = time.perf_counter()
+    publish(ledger, log, events, notes_[0], [])
+    full = time.perf_counter() - began
+    log = open_s3_log(fresh)
+    began = time.perf_counter()
+    result = publish(ledger, log, events + more, notes_[1], [])
+    assert result.previous_size == events
+    return full, time.perf_counter() - began
+
+
+def bench_tiles(base: Path, events: int, more: int, runs: int, s3: str | None = None) -> list[Result]:
     from custody.anchors.tiles import publish
     from custody.ledger.database import Ledger
 
@@ -177,18 +203,32 @@ def bench_tiles(base: Path, events: int, more: int, runs: int) -> list[Result]:
     floor_text = f" (floor: sqlite3 reads the leaf hashes in {median(floor):.2f} s)" if floor else ""
     print(f"  publish {events:,}: {fmt_runs(full)}; {more:,} more: {fmt_runs(incremental)}{floor_text}")
     ratio = median(incremental) / median(full)
-    return [
+    results = [
         Result("anchors", f"publish tiles, {events:,} events", f"{median(full):.2f} s{floor_text}", "report", True),
         Result("anchors", f"publish tiles, {more:,} more", f"{median(incremental) * 1000:.1f} ms ({ratio:.2%} of full)", "< 2% of full", ratio < 0.02),
     ]
+    if s3:
+        rounds = [_s3_round(ledger, s3, events, more, (first_note, second_note)) for _ in range(runs)]
+        on_s3, on_s3_more = [r[0] for r in rounds], [r[1] for r in rounds]
+        print(f"  publish to S3 {events:,}: {fmt_runs(on_s3)}; {more:,} more: {fmt_runs(on_s3_more)}")
+        s3_ratio = median(on_s3_more) / median(on_s3)
+        results += [
+            Result("anchors", f"publish tiles to S3, {events:,} events", f"{median(on_s3):.2f} s", "report", True),
+            Result("anchors", f"publish tiles to S3, {more:,} more", f"{median(on_s3_more) * 1000:.1f} ms "
+                   f"({s3_ratio:.2%} of full)", "< 2% of full", s3_ratio < 0.02),
+        ]
+    return results
 
 
 def bench(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     with workdir(args.dir) as base:
-        results += bench_seal(base, args.seals, args.runs)
-        results += bench_witness(base, args.cosignatures, args.runs)
-        results += bench_tiles(base, args.events, args.more, args.runs)
+        if args.only in (None, "seal"):
+            results += bench_seal(base, args.seals, args.runs)
+        if args.only in (None, "witness"):
+            results += bench_witness(base, args.cosignatures, args.runs)
+        if args.only in (None, "tiles"):
+            results += bench_tiles(base, args.events, args.more, args.runs, args.s3)
     return results
 
 
@@ -200,6 +240,9 @@ def main() -> None:
     p.add_argument("--cosignatures", type=int, default=500, help="add-checkpoint requests per round (default 500)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--dir", default=None)
+    p.add_argument("--only", choices=["seal", "witness", "tiles"], default=None, help="run one of the three parts")
+    p.add_argument("--s3", default=None, metavar="URL",
+                   help="also publish the tiles to S3: s3://BUCKET/PREFIX?endpoint_url=... (credentials from the environment)")
     args = p.parse_args()
     check_args(args)
     finish(bench(args))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from storage.errors import ObjectExists, ObjectNotFound, StorageError
+from storage.errors import ObjectExists, ObjectNotFound, StorageError, StorageUnavailable
 from storage.s3.bucket import S3Bucket, b64
 from storage.s3.client import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -33,6 +33,7 @@ from storage.s3.client import (
     make_client,
     sign_known_payloads,
 )
+from storage.s3.translate import code_of
 from storage.s3.url import parse_store_url
 
 MAX_STATIC_OBJECT = 16 << 20
@@ -96,6 +97,17 @@ class StaticSite(S3Bucket):
         evidence store's tuning parameters are accepted and those that mean nothing here ignored."""
         bucket, prefix, settings = parse_store_url(url)
         return cls(bucket, prefix, **{**settings, **options})
+
+    def _translate(self, exc: Exception, action: str, key: str | None = None, version: str | None = None,
+                   lock: bool = False) -> StorageError:
+        """As for a store, except that a missing bucket is not told to get Object Lock."""
+        if isinstance(exc, ClientError) and code_of(exc) == "NoSuchBucket":
+            return StorageUnavailable(
+                f"bucket {self.bucket} does not exist at {self._endpoint()} ({action} {key or 'it'}); fix the "
+                f"URL, or create the bucket (aws s3api create-bucket --bucket {self.bucket}) and, to serve it "
+                "to the public, give it a policy that lets anyone read (s3:GetObject)"
+            )
+        return super()._translate(exc, action, key, version, lock)
 
     def url_of(self, key: str) -> str:
         """``s3://bucket/prefix/key``, for messages and reports."""

@@ -123,3 +123,6 @@ def test_publish_to_s3_refuses_a_ledger_that_no_longer_extends_the_published_log
     assert f"s3://{public_bucket}/log/checkpoint" in result.stderr
     tiles = [k for k in _versions(s3_admin, public_bucket, "log/") if k.startswith("tile/")]
     assert tiles == ["tile/0/000.p/10"], "nothing more was written"
+    missing = initialized("ledger", "publish", f"s3://no-such-log-bucket/log?endpoint_url={ceph_rgw.endpoint}")
+    assert missing.exit_code == 5
+    assert "bucket no-such-log-bucket does not exist" in missing.stderr and "Object Lock" not in missing.stderr
