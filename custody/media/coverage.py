@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TYPE_CHECKING
 
-from custody.cases.incidents import require_incident
+from custody.cases.incident_state import require_incident
 from custody.media.recorded import iso_utc, parse_time
 
 if TYPE_CHECKING:
