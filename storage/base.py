@@ -294,8 +294,15 @@ def whole_second_ceiling(moment: datetime) -> datetime:
     return moment
 
 
-def _iso(moment: datetime) -> str:
+def format_utc(moment: datetime) -> str:
+    """``moment`` as RFC 3339 in UTC, whole seconds, with ``Z``: how stores write times (the same
+    form as ``custody.times.format_utc``, which storage does not import)."""
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime:
+    """A time a store wrote with ``format_utc``, in UTC (``ValueError`` if it is not one)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def confirm_stored(
@@ -342,7 +349,7 @@ def confirm_stored(
             problems.append(f"its retention mode is {info.retention.mode}, not {retention.mode}")
         if info.retention.until < wanted:
             problems.append(
-                f"it is retained until {_iso(info.retention.until)}, earlier than {_iso(wanted)}"
+                f"it is retained until {format_utc(info.retention.until)}, earlier than {format_utc(wanted)}"
             )
     if legal_hold and not info.legal_hold:
         problems.append("the legal hold is not on")

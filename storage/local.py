@@ -32,7 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention
+from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention, format_utc, parse_utc
 from storage.errors import (
     IntegrityRejected,
     ObjectExists,
@@ -139,14 +139,6 @@ class StagingFile:
         self.path.unlink(missing_ok=True)
 
 
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -230,12 +222,12 @@ class LocalStore:
 
     def _info(self, key: str, records: list[dict[str, Any]]) -> ObjectInfo:
         put = records[0]
-        until = _utc(put["retain_until"])
+        until = parse_utc(put["retain_until"])
         mode = put["mode"]
         hold = bool(put.get("legal_hold", False))
         for record in records[1:]:
             if record["op"] == "retain":
-                candidate = _utc(record["until"])
+                candidate = parse_utc(record["until"])
                 until = max(until, candidate)
             elif record["op"] == "hold":
                 hold = bool(record["on"])
@@ -247,7 +239,7 @@ class LocalStore:
             retention=Retention(mode=mode, until=until),
             legal_hold=hold,
             metadata=dict(put.get("metadata", {})),
-            stored_at=_utc(put["time"]) if isinstance(put.get("time"), str) else None,
+            stored_at=parse_utc(put["time"]) if isinstance(put.get("time"), str) else None,
         )
 
     def _current(self, key: str, version: str | None) -> tuple[ObjectInfo, Path, Path]:
@@ -389,10 +381,10 @@ class LocalStore:
             "size": size,
             "sha256": sha256,
             "mode": retention.mode,
-            "retain_until": _iso(retention.until),
+            "retain_until": format_utc(retention.until),
             "legal_hold": legal_hold,
             "metadata": dict(metadata or {}),
-            "time": _iso(self.now()),
+            "time": format_utc(self.now()),
         }
         meta.parent.mkdir(parents=True, exist_ok=True)
         staged = self._tmp / f"{uuid.uuid4().hex}.meta"
@@ -445,17 +437,17 @@ class LocalStore:
         assert info.retention is not None
         if until < info.retention.until:
             raise RetentionViolation(
-                f"refusing to shorten the retention of {key} from {_iso(info.retention.until)} "
-                f"to {_iso(until)}: retention can only be extended"
+                f"refusing to shorten the retention of {key} from {format_utc(info.retention.until)} "
+                f"to {format_utc(until)}: retention can only be extended"
             )
         if until > info.retention.until:
-            self._append(meta, {"op": "retain", "until": _iso(until), "time": _iso(self.now())})
+            self._append(meta, {"op": "retain", "until": format_utc(until), "time": format_utc(self.now())})
         return self.stat(key, version)
 
     def set_legal_hold(self, key: str, version: str, on: bool) -> ObjectInfo:
         info, _, meta = self._current(key, version)
         if info.legal_hold != on:
-            self._append(meta, {"op": "hold", "on": on, "time": _iso(self.now())})
+            self._append(meta, {"op": "hold", "on": on, "time": format_utc(self.now())})
         return self.stat(key, version)
 
     def delete(self, key: str, version: str) -> None:
@@ -465,9 +457,9 @@ class LocalStore:
             raise RetentionViolation(f"refusing to delete {key}: it is under a legal hold")
         if info.retention.until > self.now():
             raise RetentionViolation(
-                f"refusing to delete {key}: retained until {_iso(info.retention.until)}"
+                f"refusing to delete {key}: retained until {format_utc(info.retention.until)}"
             )
-        self._append(meta, {"op": "delete", "time": _iso(self.now())})
+        self._append(meta, {"op": "delete", "time": format_utc(self.now())})
         os.chmod(data, stat_mod.S_IWUSR | stat_mod.S_IRUSR)
         data.unlink()
         _fsync_dir(data.parent)

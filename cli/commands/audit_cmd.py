@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from custody import times
 from cli.context import emit_json, settings_from
 from cli.options import actor_option, json_option
 from cli.progress import TerminalProgress
@@ -161,7 +162,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Shard, wo
             from custody.audit.metrics import failure_metrics, write_metrics
 
             previous = metrics.read_text(encoding="utf-8") if metrics.is_file() else None
-            write_metrics(metrics, failure_metrics(previous, shard, level, datetime.now(timezone.utc)))
+            write_metrics(metrics, failure_metrics(previous, shard, level, times.now()))
         raise
     finally:
         bar.close()

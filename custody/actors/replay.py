@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
+from custody import times
 from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.errors import Finding
@@ -130,12 +130,10 @@ def ssh_time(text: str) -> str | None:
     """An RFC 3339 time as ``YYYYMMDDHHMMSSZ`` (what allowed_signers and ``-O verify-time``
     take), truncated to the second; None if it is not a time."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        moment = times.parse_utc(text)
+    except ValueError:
         return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H%M%SZ")
+    return moment.strftime("%Y%m%d%H%M%SZ")
 
 
 def _plain(text: str) -> str:

@@ -7,6 +7,7 @@ import base64
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from custody import times
 from custody.anchors import records
 from custody.anchors.config import AnchorConfig, load_anchor_config
 from custody.anchors.timestamp import TimestampError, request_token, token_issuer
@@ -53,6 +54,6 @@ def timestamp_checkpoint(ledger: Ledger, store: ObjectStore, config: AnchorConfi
     records.record_anchor(
         ledger, store, size=size, kind=records.RFC3161, issuer=issuer,
         body=base64.b64encode(token).decode("ascii"), data=token,
-        time=when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        time=times.format_utc(when),
     )
     return True

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from custody.ledger.database import Ledger, utc_now
+from custody import times
+from custody.ledger.database import Ledger
 from custody.ledger.tables import checkpoint_anchors
 from custody.ledger.seal import CHECKPOINT_RETENTION_DAYS
 from storage.base import ObjectStore, Retention
@@ -82,7 +83,7 @@ def record_anchor(
             if exists is None:
                 conn.execute(
                     checkpoint_anchors.insert().values(
-                        size=size, kind=kind, issuer=issuer, body=body, time=time or utc_now(), store_key=key
+                        size=size, kind=kind, issuer=issuer, body=body, time=time or times.stamp(), store_key=key
                     )
                 )
     except SQLAlchemyError as exc:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from custody import times
 from custody.anchors import records
 from custody.anchors.config import AnchorConfig, WitnessConfig
 from custody.anchors.cosign import CosignatureError
@@ -194,11 +195,11 @@ def witness_checkpoint(
 
 
 def _cosignature_time(line: str) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     blob = base64.b64decode(line.rstrip("\n").rsplit(" ", 1)[1])
     seconds = int.from_bytes(blob[4:12], "big")
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return times.format_utc(datetime.fromtimestamp(seconds, times.UTC))
 
 
 @dataclass

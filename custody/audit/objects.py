@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from custody.audit.recorded import RecordedAttachment, RecordedObject, rfc3339
+from custody import times
+from custody.audit.recorded import RecordedAttachment, RecordedObject
 from custody.audit.rehash import LocalPrehash, content_digest
 from custody.audit.report import AuditReport, ObjectResult, ProgressSink
 from custody.errors import Finding
@@ -87,10 +88,10 @@ class ObjectAuditor:
 
     def _weak(self, info: ObjectInfo, until: datetime | None) -> tuple[str, str] | None:
         """(expected, found) when the stored lock is weaker than COMPLIANCE until ``until``."""
-        wanted = f"COMPLIANCE until {rfc3339(until)}" if until else "COMPLIANCE"
+        wanted = f"COMPLIANCE until {times.format_utc(until)}" if until else "COMPLIANCE"
         if info.retention is None:
             return wanted, "no retention"
-        found = f"{info.retention.mode} until {rfc3339(info.retention.until)}"
+        found = f"{info.retention.mode} until {times.format_utc(info.retention.until)}"
         if info.retention.mode != "COMPLIANCE" or (until is not None and info.retention.until < until):
             return wanted, found
         return None

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from custody import times
 from custody.audit.schedule import AuditRecord
 from custody.cases.holds import active_hold_names
 from custody.errors import Finding
@@ -97,13 +98,9 @@ class _Event:
 
 def parse_time(text: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+        return times.parse_utc(text)
     except ValueError:
         return None
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _corrupt(subject: str, message: str, **extra: Any) -> Finding:

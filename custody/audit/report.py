@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from custody.audit.recorded import rfc3339
+from custody import times
 from custody.audit.shards import Shard, slot_of
 from custody.errors import BadInput, Finding
 from storage.base import LockProbe
@@ -121,7 +121,7 @@ class InFlight:
             "key": self.key,
             "version": self.version,
             "size": self.size,
-            "stored_at": rfc3339(self.stored_at) if self.stored_at else None,
+            "stored_at": times.format_utc(self.stored_at) if self.stored_at else None,
             "recorded_during_audit": self.recorded_during_audit,
         }
 

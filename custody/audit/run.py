@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
+from custody import times
 from custody.audit.objects import ObjectAuditor
-from custody.audit.recorded import LedgerState, load_ledger_state, rfc3339
+from custody.audit.recorded import LedgerState, load_ledger_state
 from custody.audit.rehash import LocalPrehash
 from custody.audit.report import AuditProgress, AuditReport, AuditRequest, ProgressSink
 from custody.audit.schedule import last_full_checks, next_slot
@@ -91,13 +91,13 @@ def run_audit(
     ledger: Ledger = workspace.ledger
     store: ObjectStore = workspace.store
     clock = time.monotonic()
-    started = datetime.now(timezone.utc)
+    started = times.now()
     through_seq, _ = ledger.head()
     state = load_ledger_state(ledger, through_seq)
     slot = next_slot(state.audits, request.shard, request.rotation) if request.rotation else None
     report = AuditReport(
         request.level, request.shard, request.rotation, slot, through_seq,
-        store.describe(), store.capabilities.worm, rfc3339(started), in_flight_grace=request.in_flight_grace,
+        store.describe(), store.capabilities.worm, times.format_utc(started), in_flight_grace=request.in_flight_grace,
     )
     mine = [obj for obj in state.objects.values() if request.shard.contains(obj.blake3)]
     due = [o for o in mine if not o.disposed and report.due(o.blake3)]

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from custody.audit.recorded import LedgerState, rfc3339
+from custody import times
+from custody.audit.recorded import LedgerState
 from custody.audit.report import DEFAULT_IN_FLIGHT_GRACE, InFlight
 from custody.audit.shards import HEX64, Shard, key_digest
 from custody.errors import Finding
@@ -126,5 +127,5 @@ def list_unrecorded(
             f"{info.key} is in the store but not in the ledger (a crash before its ingest was recorded, or "
             "put there by something other than this tool); run 'custody ingest' on the original to record it",
             extra={"key": info.key, "version": info.version or None, "size": info.size,
-                   **({"stored_at": rfc3339(info.stored_at)} if info.stored_at else {})}))
+                   **({"stored_at": times.format_utc(info.stored_at)} if info.stored_at else {})}))
     return result

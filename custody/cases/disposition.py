@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.cases.holds import holds_on
-from custody.cases.retention import iso, load_categories, object_retention
+from custody import times
+from custody.cases.retention import load_categories, object_retention
 from custody.workspace import Workspace
 from storage.errors import ObjectNotFound
 
@@ -61,7 +62,7 @@ def expired(workspace: Workspace) -> list[Disposition]:
         due.append(
             Disposition(
                 row["blake3"], row["sha256"], row["size"], row["store_key"], row["version"],
-                state.category, iso(info.retention.until), attachments,
+                state.category, times.format_utc(info.retention.until), attachments,
             )
         )
     return due

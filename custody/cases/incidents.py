@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TYPE_CHECKING
 
+from custody import times
 from custody.cases.incident_state import IncidentState, incident_state, require_incident
 from custody.errors import BadInput
 from custody.workspace import Workspace
@@ -38,14 +38,9 @@ def _texts(name: str, value: Any) -> list[str]:
 def _rfc3339(name: str, value: Any) -> str:
     text = _text(name, value)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        times.parse(text)
     except ValueError as exc:
-        raise BadInput(f"--{name.replace('_', '-')}: {text!r} is not an RFC 3339 date-time") from exc
-    if moment.tzinfo is None or "T" not in text.upper():
-        raise BadInput(
-            f"--{name.replace('_', '-')}: {text!r} needs a date, a time and an offset, "
-            "e.g. 2026-11-01T14:03:00-06:00"
-        )
+        raise BadInput(f"--{name.replace('_', '-')}: {text!r}: {exc}") from exc
     return text
 
 

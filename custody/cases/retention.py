@@ -11,10 +11,11 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, TYPE_CHECKING
 
+from custody import times
 from custody.errors import BadInput, ConfigError, PolicyRefused
 from custody.workspace import Workspace
 
@@ -82,14 +83,6 @@ def load_categories(config: Mapping[str, Any]) -> dict[str, RetentionCategory]:
     return categories
 
 
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 @dataclass
 class ObjectRetention:
     """An object's retention as the ledger records it."""
@@ -107,11 +100,11 @@ class ObjectRetention:
         return {
             "blake3": self.blake3,
             "category": self.category,
-            "until": iso(self.until),
-            "ingested_at": iso(self.ingested_at),
-            "flagged_at": iso(self.flagged_at) if self.flagged_at else None,
+            "until": times.format_utc(self.until),
+            "ingested_at": times.format_utc(self.ingested_at),
+            "flagged_at": times.format_utc(self.flagged_at) if self.flagged_at else None,
             "disposed": self.disposed,
-            "recorded_at": iso(self.recorded_at) if self.recorded_at else None,
+            "recorded_at": times.format_utc(self.recorded_at) if self.recorded_at else None,
             "recorded_source": self.recorded_source,
         }
 
@@ -126,22 +119,22 @@ def object_retention(ledger: Ledger, blake3: str) -> ObjectRetention:
             state = ObjectRetention(
                 blake3,
                 DEFAULT_CATEGORY if category == "default" else category,
-                _utc(retention["until"]),
-                _utc(event.time),
+                times.parse_utc(retention["until"]),
+                times.parse_utc(event.time),
                 None,
             )
             recorded = event.details.get("recorded")
             if isinstance(recorded, dict) and isinstance(recorded.get("start"), str):
                 try:
-                    state.recorded_at = _utc(recorded["start"])
+                    state.recorded_at = times.parse_utc(recorded["start"])
                     state.recorded_source = str(recorded.get("source"))
                 except ValueError:
                     pass
         elif event.action == "retention-extended" and state is not None:
             state.category = event.details["category"]
-            state.until = max(state.until, _utc(event.details["until"]))
+            state.until = max(state.until, times.parse_utc(event.details["until"]))
             if event.details.get("flagged_at") and state.flagged_at is None:
-                state.flagged_at = _utc(event.details["flagged_at"])
+                state.flagged_at = times.parse_utc(event.details["flagged_at"])
         elif event.action == "disposed" and state is not None:
             state.disposed = True
     if state is None:
@@ -156,7 +149,7 @@ def _apply(workspace: Workspace, blake3: str, until: datetime) -> datetime:
         raise BadInput(f"{blake3}: not a preserved object")
     info = workspace.store.extend_retention(row["store_key"], row["version"], until)
     if info.retention is None or info.retention.mode != "COMPLIANCE" or info.retention.until < until - timedelta(seconds=1):
-        raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {iso(until)}")
+        raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {times.format_utc(until)}")
     return info.retention.until
 
 
@@ -166,19 +159,19 @@ def _extend(workspace: Workspace, blake3: str, category: str, until: datetime, r
         raise PolicyRefused(f"{blake3}: was disposed of; its retention cannot change")
     if until < current.until:
         raise PolicyRefused(
-            f"{blake3}: category {category!r} would shorten the retention from {iso(current.until)} to "
-            f"{iso(until)}; retention is only ever lengthened, nothing was changed"
+            f"{blake3}: category {category!r} would shorten the retention from {times.format_utc(current.until)} to "
+            f"{times.format_utc(until)}; retention is only ever lengthened, nothing was changed"
         )
     confirmed = _apply(workspace, blake3, until)
     details: dict[str, Any] = {
         "category": category,
-        "until": iso(confirmed),
-        "previous_until": iso(current.until),
+        "until": times.format_utc(confirmed),
+        "previous_until": times.format_utc(current.until),
         "previous_category": current.category,
         "reason": reason,
     }
     if flagged_at is not None:
-        details["flagged_at"] = iso(flagged_at)
+        details["flagged_at"] = times.format_utc(flagged_at)
     workspace.ledger.append(
         "retention-extended",
         actor=workspace.settings.actor,
@@ -236,8 +229,8 @@ def set_category(workspace: Workspace, blake3s: Sequence[str], category_name: st
             until = flagged_at + category.duration
         if until < current.until:
             raise PolicyRefused(
-                f"{blake3}: category {category_name!r} would shorten the retention from {iso(current.until)} "
-                f"to {iso(until)}; retention is only ever lengthened, nothing was changed"
+                f"{blake3}: category {category_name!r} would shorten the retention from {times.format_utc(current.until)} "
+                f"to {times.format_utc(until)}; retention is only ever lengthened, nothing was changed"
             )
         plan.append((blake3, until, flagged_at if current.flagged_at is None else None))
     changes = [_extend(workspace, b3, category_name, until, reason, flagged) for b3, until, flagged in plan]

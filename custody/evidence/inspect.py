@@ -3,19 +3,15 @@ parent and derivatives."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from custody import times
 from custody.ledger.database import Ledger
 from custody.evidence.references import resolve_preserved
 from custody.evidence.sidecars import recordings_described_by, sidecars_of
 from custody.workspace import Workspace
 from storage.base import ObjectStore
 from storage.errors import StorageError
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _parent(derived_from: Any) -> dict[str, Any] | None:
@@ -74,7 +70,7 @@ def describe_object(ledger: Ledger, store: ObjectStore, ref: str) -> dict[str, A
     try:
         info = store.stat(row["store_key"], row["version"])
         record["retention"] = (
-            {"mode": info.retention.mode, "until": _iso(info.retention.until)} if info.retention else None
+            {"mode": info.retention.mode, "until": times.format_utc(info.retention.until)} if info.retention else None
         )
         record["legal_hold"] = info.legal_hold
         record["store_status"] = "present"

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, select
 
+from custody import times
 from custody.errors import Finding, LedgerCorrupt, LedgerUnavailable
 from custody.ledger import events as stored_events
 from custody.ledger import schema
 from custody.ledger.engine import APPEND_LOCK, database_url, make_engine, where
-from custody.ledger.events import GENESIS, CustodyEvent, event_hash, utc_now
+from custody.ledger.events import GENESIS, CustodyEvent, event_hash
 from custody.ledger.nodes import SqlNodeStore
 from custody.ledger.schema import HEAD_REVISION, SchemaStatus, SchemaUpgrade, migration_chain
 from custody.ledger.tables import checkpoints, evidence, metadata
@@ -47,7 +48,6 @@ __all__ = [
     "event_hash",
     "metadata",
     "migration_chain",
-    "utc_now",
 ]
 
 T = TypeVar("T")
@@ -178,7 +178,7 @@ class Ledger:
         with writing(self) as conn:
             exists = conn.execute(select(checkpoints.c.size).where(checkpoints.c.size == size)).first()
             if exists is None:
-                conn.execute(checkpoints.insert().values(size=size, root=root, note=note, time=utc_now(), store_key=store_key))
+                conn.execute(checkpoints.insert().values(size=size, root=root, note=note, time=times.stamp(), store_key=store_key))
 
     def leaf_hashes_from(self, start: int) -> Iterator[str]:
         """Stored event hashes (hex) from sequence number ``start`` on."""

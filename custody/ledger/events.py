@@ -17,7 +17,6 @@ import json
 import json.encoder
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -69,10 +68,6 @@ class CustodyEvent:
 def event_hash(canonical: bytes) -> str:
     """SHA-256(0x00 || canonical bytes): the event's chain hash and its Merkle leaf hash."""
     return hashlib.sha256(b"\x00" + canonical).hexdigest()
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 _EVENT_ROWS = (

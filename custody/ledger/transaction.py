@@ -19,9 +19,10 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from custody import TOOL
+from custody import times
 from custody.errors import LedgerUnavailable
 from custody.ledger import events as stored_events
-from custody.ledger.events import CustodyEvent, append_conflict, event_hash, utc_now
+from custody.ledger.events import CustodyEvent, append_conflict, event_hash
 from custody.ledger.nodes import SqlNodeStore
 from custody.ledger.tables import event_signatures, evidence
 from custody.ledger.tree import append_leaf
@@ -197,7 +198,7 @@ class WriteTransaction:
         seq, prev = self.head()
         draft = CustodyEvent(
             seq=seq,
-            time=utc_now(),
+            time=times.stamp(),
             actor=actor,
             role=role,
             action=action,

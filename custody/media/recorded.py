@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from custody import times
 from custody.media.tools import _clean
 
 SOURCES = ("container", "sidecar", "mtime")
@@ -52,9 +53,7 @@ def _key(name: str) -> str:
 
 def iso_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``; milliseconds only when there are any."""
-    moment = moment.astimezone(timezone.utc)
-    spec = "milliseconds" if moment.microsecond // 1000 else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+    return times.format_utc(moment, "milliseconds" if moment.astimezone(times.UTC).microsecond // 1000 else "seconds")
 
 
 def parse_time(text: str) -> datetime:

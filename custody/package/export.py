@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custody import times
 from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
 from custody.evidence.sidecars import sidecar_names, with_sidecars
 from custody.ledger import checkpoint as notes
@@ -74,12 +75,9 @@ def _moment(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return times.parse_utc(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def payload_names(items: Sequence[tuple[str, str, str | None, str]]) -> list[str]:
@@ -170,7 +168,7 @@ def export_package(
             workspace=workspace, state=state.as_dict(history=True), items=items, events=events,
             checkpoint=parsed, checkpoint_note=checkpoint.note, verifier=verifier, package_id=package_id,
             recipient=recipient, organization=organization or "not stated", organization_given=bool(organization),
-            created=datetime.now(timezone.utc),
+            created=times.now(),
             sheets_tool=tools.version("ffmpeg") if any(i.contact_sheet for i in items) else None,
             bag_root=staging, disposed=disposed, objects=prepared.objects, prepared_seq=prepared.event.seq,
             previous_size=parse_consistency(consistency).old_size if consistency else None,

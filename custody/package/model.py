@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custody import times
 from custody.ledger import checkpoint as notes
 from custody.workspace import Workspace
 
@@ -131,7 +132,7 @@ class ExportContext:
 
     @property
     def created_text(self) -> str:
-        return self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return times.format_utc(self.created)
 
     def name_of(self, blake3: str | None) -> str:
         for item in self.items:

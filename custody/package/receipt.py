@@ -31,10 +31,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from custody import times
 from custody import TOOL
 from custody.ledger import checkpoint as notes
 from custody.errors import BadInput, Finding, IntegrityFailure
@@ -176,7 +177,7 @@ def load_signer_key(path: Path) -> notes.Signer:
 
 def make_receipt(report: PackageReport, signer: notes.Signer, *, now: datetime | None = None) -> Receipt:
     """The receipt of a verification (whatever its result)."""
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = now or times.now()
     checkpoint = report.checkpoint or {"origin": "-", "size": 0, "root": "-"}
     return Receipt(
         incident=report.incident or "-",
@@ -194,7 +195,7 @@ def make_receipt(report: PackageReport, signer: notes.Signer, *, now: datetime |
         proved_events=report.proved_events,
         result="verified" if report.ok else "findings",
         findings=len(report.findings),
-        verified_at=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        verified_at=times.format_utc(moment),
         tool=TOOL,
         recipient_key=signer.verifier().to_text(),
     )

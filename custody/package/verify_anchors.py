@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from custody import times
 from custody.anchors.bundle import (
     COSIGNATURES, KEY_ROTATIONS, TIMESTAMP, TSA_CA, check_cosignatures, check_timestamp, follow_rotations,
 )
@@ -98,6 +99,6 @@ def check_anchors(state: Verification, policy: AnchorPolicy, summary: AnchorSumm
         except ConfigError as exc:
             state.finding("malformed", TSA_CA if policy.tsa_ca is None else str(policy.tsa_ca), str(exc))
         else:
-            summary.timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+            summary.timestamp = times.format_utc(when)
             details.append(f"RFC 3161 timestamp {summary.timestamp} over {CHECKPOINT} ({summary.timestamp_ca})")
     check.detail = "; ".join(details)

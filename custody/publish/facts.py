@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TYPE_CHECKING
 
+from custody import times
 from custody.errors import LedgerUnavailable
 from custody.publish.rules import PublishRules
 
@@ -114,10 +115,10 @@ def incident_day(fields: Mapping[str, Any], recorded: str) -> date:
     occurred = fields.get("occurred_at")
     if isinstance(occurred, str):
         try:
-            return datetime.fromisoformat(occurred.replace("Z", "+00:00").replace("z", "+00:00")).date()
+            return times.parse(occurred).date()
         except ValueError:
             pass
-    return datetime.fromisoformat(recorded.replace("Z", "+00:00")).date()
+    return times.parse(recorded).date()
 
 
 def agency_group(agencies: Any, rules: PublishRules) -> str:

@@ -48,8 +48,6 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def iso(moment: datetime) -> str:
-    return utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class S3Bucket:

@@ -22,6 +22,7 @@ from storage.base import (
     ProgressCallback,
     Retention,
     confirm_stored,
+    format_utc,
     whole_second_ceiling,
 )
 from storage.errors import (
@@ -30,7 +31,7 @@ from storage.errors import (
     StorageError,
     StorageUnavailable,
 )
-from storage.s3.bucket import b64, head_hold, head_retention, iso, utc
+from storage.s3.bucket import b64, head_hold, head_retention, utc
 from storage.s3.client import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_ATTEMPTS,
@@ -325,7 +326,7 @@ class S3Store(S3Uploads):
         if current is not None and target < current.until:
             raise RetentionViolation(
                 f"refusing to shorten the retention of {key} (version {version}) from "
-                f"{iso(current.until)} to {iso(target)}: retention can only be extended"
+                f"{format_utc(current.until)} to {format_utc(target)}: retention can only be extended"
             )
         if current is not None and target == current.until:
             return info
@@ -364,7 +365,7 @@ class S3Store(S3Uploads):
             )
         if info.retention is not None and info.retention.until > self.now():
             raise RetentionViolation(
-                f"refusing to delete {key} (version {version}): retained until {iso(info.retention.until)}"
+                f"refusing to delete {key} (version {version}): retained until {format_utc(info.retention.until)}"
             )
         with self._boundary("deleting", key, version, lock=True):
             self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
@@ -461,7 +462,7 @@ class S3Store(S3Uploads):
                 return None
             raise
         until = head.get("ObjectLockRetainUntilDate")
-        return str(head.get("ObjectLockMode", "")), iso(until) if isinstance(until, datetime) else ""
+        return str(head.get("ObjectLockMode", "")), format_utc(until) if isinstance(until, datetime) else ""
 
     def _probe(self, action: str, key: str, full: str, version: str, until: datetime) -> LockProbe:
         where = f"canary {key} (version {version})"
