@@ -43,6 +43,41 @@ MAX_TEXT = 300
 MAX_JSON = 16 << 20
 _HARD_BINDING = re.compile(r"^assertion\.(dataHash|bmffHash|boxesHash|collectionHash)\.(match|mismatch)$")
 _SETTINGS: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+C2PA_BMFF_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+"""The ``uuid`` box that holds a C2PA manifest store in an ISO BMFF file (MP4, MOV): at file level."""
+_BMFF_FIRST = {b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid", b"pnot"}
+MAX_BOXES = 100_000
+
+
+def bmff_manifest_box(handle: BinaryIO) -> bool | None:
+    """Whether an ISO BMFF file has a C2PA ``uuid`` box at file level, from its box headers
+    alone (32 bytes a box, at most ``MAX_BOXES``); None when it is not BMFF or its boxes do
+    not add up, so that the library decides."""
+    size_of = handle.seek(0, 2)
+    offset = 0
+    for _ in range(MAX_BOXES):
+        if offset == size_of:
+            return False
+        handle.seek(offset)
+        head = handle.read(32)
+        if len(head) < 8:
+            return None
+        size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+        if offset == 0 and kind not in _BMFF_FIRST:
+            return None
+        body = 8
+        if size == 1:
+            if len(head) < 16:
+                return None
+            size, body = int.from_bytes(head[8:16], "big"), 16
+        elif size == 0:
+            size = size_of - offset
+        if size < body or offset + size > size_of:
+            return None
+        if kind == b"uuid" and head[body:body + 16] == C2PA_BMFF_UUID:
+            return True
+        offset += size
+    return None
 
 
 def _text(value: Any) -> str:
@@ -100,6 +135,9 @@ class CredentialReader:
         import c2pa
 
         try:
+            if bmff_manifest_box(handle) is False:
+                return {"status": "absent", "tool": self.tool}  # the library would read the same headers
+            handle.seek(0)
             reader = c2pa.Reader.try_create(None, handle, None, context)
             if reader is None:
                 return {"status": "absent", "tool": self.tool}

@@ -10,6 +10,7 @@ bytes changed, and absent (no manifest: not a fault).
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -176,3 +177,51 @@ def test_ingest_records_and_show_displays(initialized: Custody, signed_clips: di
     assert "VALID: signed by Test Camera Signer (Custody Tests)" in line and "hard binding match" in line
     line = next(l for l in initialized("show", by_kind["absent"][:16]).stdout.splitlines() if l.startswith("credentials:"))
     assert "none" in line and "INVALID" not in line
+
+
+def test_header_scan_agrees_with_the_library(signed_clips: dict[str, Path], tmp_path: Path) -> None:
+    """An MP4 is declared ``absent`` from its box headers alone only where the library itself
+    finds no manifest; a file with the C2PA box always goes to the library."""
+    import c2pa
+
+    from custody.media.credentials import bmff_manifest_box
+
+    for kind, path in signed_clips.items():
+        with path.open("rb") as handle:
+            by_headers = bmff_manifest_box(handle)
+            handle.seek(0)
+            by_library = c2pa.Reader.try_create(None, handle)
+        assert by_headers is (kind != "absent"), kind
+        assert (by_library is None) is (kind == "absent"), kind
+        if by_library is not None:
+            by_library.close()
+    lying = tmp_path / "lying.mp4"
+    data = signed_clips["absent"].read_bytes()
+    second = int.from_bytes(data[:4], "big")  # where the box after ftyp starts
+    lying.write_bytes(data[:second] + (len(data) * 2).to_bytes(4, "big") + data[second + 4:])  # larger than the file
+    with lying.open("rb") as handle:
+        assert bmff_manifest_box(handle) is None  # not decided from headers that do not add up
+
+
+def test_package_report_shows_each_result(initialized: Custody, signed_clips: dict[str, Path], tmp_path: Path) -> None:
+    incident = "2026-1101-ICE-22"
+    for args in (
+        ["incident", "create", incident, "--occurred-at", "2026-11-01T08:00:00-06:00", "--agency", "ICE"],
+        ["ingest", *(str(p) for p in signed_clips.values()), "--incident", incident, "--camera", "SN-01"],
+        ["export", "--incident", incident, "--out", str(tmp_path / "pkg"), "--recipient", "Cook County SAO",
+         "--no-contact-sheets"],
+    ):
+        result = initialized(*args)
+        assert result.exit_code == 0, (args, result.output)
+    items = json.loads((tmp_path / "pkg/custody/items.json").read_text())
+    by_name = {i["original_name"]: i for i in items}
+    assert by_name[signed_clips["valid"].name]["content_credentials"]["hard_binding"] == "match"
+    assert by_name[signed_clips["tampered"].name]["content_credentials"]["hard_binding"] == "mismatch"
+    assert by_name[signed_clips["absent"].name]["content_credentials"]["status"] == "absent"
+    report = (tmp_path / "pkg/report.html").read_text()
+    rows = re.findall(r'<tr class="credentials"><th>C2PA</th><td>([^<]*)</td></tr>', report)
+    assert len(rows) == 3
+    assert sum(r.startswith("VALID: signed by Test Camera Signer") and "hard binding match" in r for r in rows) == 1
+    assert sum(r.startswith("INVALID:") and "hard binding mismatch" in r and "assertion.bmffHash.mismatch" in r
+               for r in rows) == 1
+    assert sum(r.startswith("none (the file carries no C2PA manifest)") for r in rows) == 1
