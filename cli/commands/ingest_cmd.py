@@ -1,32 +1,15 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
 
 import click
 
 from cli.context import emit_json, workspace
 from cli.expect_options import EXPECT_HELP, expect_options
 from cli.options import actor_option, json_option
-from cli.progress import TerminalProgress
+from cli.ingest_report import IngestBar, echo_summary, summary
 from cli.render import echo
-
-if TYPE_CHECKING:
-    from custody.evidence.ingest import IngestResult
-
-
-class _Bar(TerminalProgress):
-    """Ingest progress: bytes read, rate and ETA, for multi-file or large work."""
-
-    def start(self, files: int, total_bytes: int) -> None:
-        if files >= 2 or total_bytes >= (256 << 20):
-            self.open(total_bytes, f"ingesting {files} file(s)")
-
-    def advance(self, nbytes: int) -> None:
-        self.count_bytes(nbytes)
-        self.step(nbytes)
-
-    def finished(self, result: IngestResult) -> None:
-        pass
 
 
 @click.command("ingest")
@@ -36,7 +19,7 @@ class _Bar(TerminalProgress):
 @click.option("--incident", "incident_id", help="Link every preserved file to this incident (it must exist).")
 @click.option("--camera", help="Camera serial number, recorded with the link to the incident.")
 @click.option("--officer", help="The recording officer's badge, recorded with the link to the incident.")
-@json_option("Print one JSON record per file.")
+@json_option("Print one JSON record per file; the summary goes to stderr as one JSON line.")
 @expect_options
 @click.pass_context
 def ingest(
@@ -58,6 +41,10 @@ def ingest(
     recorded. Bytes that are already preserved are recorded as another acquisition.
     Exits 2 after processing everything else if any input was skipped or failed; exits 3 if a
     digest declared by the --expect manifest does not match, or a file it lists is absent.
+
+    On a terminal one progress bar covers the whole job (files and bytes, rate, ETA); the
+    command ends with a summary: recorded, already stored, skipped and failed, with the
+    reasons. With --json the summary is the last line of stderr: {"summary": {...}}.
 
     \b
     Examples:
@@ -84,7 +71,7 @@ def ingest(
     paths_read, extra = expecting.build(list(paths), expect)
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
-    bar = _Bar()
+    bar = IngestBar()
     inspector = ingest_inspector()
     unsigned: CheckpointNotSigned | None = None
     try:
@@ -117,11 +104,8 @@ def ingest(
             echo(f"custody: warning: {printable(result.path)}: {printable(result.warning)}", err=True)
         if result.reason:
             echo(f"custody: {result.status}: {printable(result.path)}: {printable(result.reason)}", err=True)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
     findings = expecting.report(results, expecting.sidecar_links(extra))
-    echo("custody: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())), err=True)
+    echo_summary(summary(results, time.monotonic() - bar.started), as_json)
     if unsigned is not None:
         raise unsigned
     if findings:

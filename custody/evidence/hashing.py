@@ -53,6 +53,9 @@ def hash_stream(
     number of pages, so a sink may write them with ``O_DIRECT``. A ring of ``DEPTH`` buffers lets
     the next read overlap the hashing and the sink's writing of the earlier ones.
 
+    A source that ends within the first chunk (a short clip) is hashed and sunk on the calling
+    thread, without starting any.
+
     An exception from the read, the hashing or the sink stops the pipeline; it is re-raised
     once everything already submitted has finished, so no thread still touches a buffer."""
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,9 +63,26 @@ def hash_stream(
     b3 = blake3.blake3()
     sha = hashlib.sha256()
     legacy = hashlib.md5(usedforsecurity=False) if md5 else None
+    first = mmap.mmap(-1, CHUNK)
+    with memoryview(first) as view:
+        count = _fill(source, view)
+        if count < CHUNK:  # the whole source in one chunk (a short clip): no threads needed
+            with view[:count] as chunk:
+                if sink is not None and count:
+                    sink(chunk)
+                b3.update(chunk)
+                sha.update(chunk)
+                if legacy is not None:
+                    legacy.update(chunk)
+    if count < CHUNK:
+        first.close()
+        if progress is not None and count:
+            progress(count)
+        return Digests(b3.hexdigest(), sha.hexdigest(), count, legacy.hexdigest() if legacy is not None else None)
     sha_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
     sink_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink") if sink is not None else None
-    buffers = [mmap.mmap(-1, CHUNK) for _ in range(DEPTH)]
+    buffers = [first] + [mmap.mmap(-1, CHUNK) for _ in range(DEPTH - 1)]
+    filled = count  # the first buffer is already full
     pending: list[list[Future[None]]] = [[] for _ in range(DEPTH)]
     size = 0
     turn = 0
@@ -71,7 +91,7 @@ def hash_stream(
             for job in pending[turn]:
                 job.result()
             view = memoryview(buffers[turn])
-            count = _fill(source, view)
+            count, filled = (filled, 0) if filled else (_fill(source, view), 0)
             if not count:
                 break
             chunk = view[:count]

@@ -19,16 +19,19 @@ import io
 import os
 import socket
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, BinaryIO, Literal, TYPE_CHECKING, cast
+from typing import Any, BinaryIO, TYPE_CHECKING, cast
 
 from custody.errors import CustodyError
 from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
+from custody.evidence.bulk import EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
+from custody.evidence.collect import Candidate as Candidate, IngestPlan as IngestPlan, IngestResult as IngestResult
+from custody.evidence.collect import Status as Status, collect as collect
 from custody.evidence.hashing import Digests, hash_stream
-from custody.workspace import LedgerOpening, Workspace, background_priority
+from custody.workspace import LedgerOpening, Workspace
 from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFile, UploadPlan, UploadPlanning, confirm_stored
 from storage.errors import IntegrityRejected, ObjectExists, ObjectNotFound, StorageError
 
@@ -37,52 +40,6 @@ if TYPE_CHECKING:
     from custody.evidence.sidecars import SidecarRules
     from custody.ledger.database import Ledger
     from concurrent.futures import Future
-
-Status = Literal["recorded", "already-stored", "skipped", "failed", "absent"]
-
-
-@dataclass
-class IngestResult:
-    path: str
-    status: Status
-    blake3: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-    reason: str | None = None
-    warning: str | None = None
-    seq: int | None = None
-    store_key: str | None = None
-    declared: dict[str, Any] | None = None
-    """What a manifest (``--expect``) declared of the file, and the comparison (custody.evidence.expected)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None or k in ("blake3", "sha256", "size")}
-
-
-@dataclass
-class Candidate:
-    path: str
-    stat: os.stat_result
-
-
-@dataclass
-class IngestPlan:
-    """What an ingest will do, in the order the inputs were given and walked."""
-
-    items: list[Candidate | IngestResult] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[Candidate]:
-        return [item for item in self.items if isinstance(item, Candidate)]
-
-    @property
-    def rejected(self) -> list[IngestResult]:
-        return [item for item in self.items if isinstance(item, IngestResult)]
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(c.stat.st_size for c in self.files)
-
 
 @dataclass
 class Inspection:
@@ -111,85 +68,6 @@ class IngestProgress:
 
     def finished(self, result: IngestResult) -> None:
         pass
-
-
-_KINDS = (
-    (stat_mod.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat_mod.S_ISSOCK, "a socket"),
-    (stat_mod.S_ISCHR, "a character device"),
-    (stat_mod.S_ISBLK, "a block device"),
-)
-
-
-def _not_regular(mode: int) -> str:
-    for test, name in _KINDS:
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _skip(path: str, reason: str) -> IngestResult:
-    return IngestResult(printable_path(path), "skipped", reason=reason)
-
-
-def _classify(path: str, plan: IngestPlan, seen: dict[tuple[int, int], str]) -> os.stat_result | None:
-    """Stat ``path`` (following links) and add it to the plan if it is a regular file. Returns
-    the stat of a directory so the caller can walk it, else None."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            plan.items.append(_skip(path, f"broken symbolic link to {os.readlink(path)!r}"))
-        else:
-            plan.items.append(_skip(path, "no such file or directory"))
-        return None
-    except OSError as exc:
-        if exc.errno == 40:
-            plan.items.append(_skip(path, "symbolic link loop"))
-        else:
-            plan.items.append(_skip(path, f"cannot stat: {exc.strerror}"))
-        return None
-    if stat_mod.S_ISDIR(st.st_mode):
-        return st
-    if not stat_mod.S_ISREG(st.st_mode):
-        plan.items.append(_skip(path, f"{_not_regular(st.st_mode)}; only regular files are read"))
-        return None
-    identity = (st.st_dev, st.st_ino)
-    if identity in seen:
-        plan.items.append(
-            _skip(path, f"same file as {printable_path(seen[identity])}, given earlier in this command")
-        )
-        return None
-    seen[identity] = path
-    plan.items.append(Candidate(path, st))
-    return None
-
-
-def collect(paths: Iterable[str]) -> IngestPlan:
-    """Expand files and directories (recursively, in name order) into what will be read."""
-    plan = IngestPlan()
-    seen: dict[tuple[int, int], str] = {}
-    for given in paths:
-        if _classify(given, plan, seen) is None:
-            continue
-        before = len(plan.items)
-        errors: list[OSError] = []
-        for directory, dirnames, filenames in os.walk(given, onerror=errors.append):
-            followable = []
-            for name in sorted(dirnames):
-                full = os.path.join(directory, name)
-                if os.path.islink(full):
-                    plan.items.append(_skip(full, "symbolic link to a directory (not followed)"))
-                else:
-                    followable.append(name)
-            dirnames[:] = followable
-            for name in sorted(filenames):
-                _classify(os.path.join(directory, name), plan, seen)
-        for error in errors:
-            plan.items.append(_skip(error.filename or given, f"cannot read directory: {error.strerror}"))
-        if not any(isinstance(item, Candidate) for item in plan.items[before:]) and not errors:
-            plan.items.append(_skip(given, "directory contains no files"))
-    return plan
 
 
 def evidence_key(blake3: str) -> str:
@@ -229,8 +107,10 @@ class Ingestor:
         self.retention_starts = retention_starts  # "recorded": counted from the recording's start
         self.progress = progress or IngestProgress()
         self._after_read = after_read
-        self._early: Future[Inspection] | None = None  # the inspection started while the current file is read
+        self._early: Future[EarlyInspection] | None = None  # the inspection started while the file was read
         self._upload_plan: UploadPlan | None = None  # fed by the current file's read
+        self._resolved: Inspection | None = None  # the current file's inspection, once known
+        self._inspections = InspectionPool()
         self.inspector = inspector
         self.derivation = derivation
         self.expected = expected
@@ -246,6 +126,9 @@ class Ingestor:
         return self._ledger
 
     def run(self, paths: Sequence[str]) -> list[IngestResult]:
+        """Ingest every file of ``paths``, in order. Files are read (hashed, staged, probed) by
+        ``custody.evidence.bulk.ReadAhead`` a few files ahead of the one being stored and
+        recorded, so that one file's storing and recording overlaps the next ones' reading."""
         plan = collect(paths)
         if self.sidecars is not None:
             plan.items += [Candidate(path, st) for path, st in self.sidecars.planned([c.path for c in plan.files])]
@@ -253,90 +136,133 @@ class Ingestor:
             self.expected.planned([getattr(item, "path") for item in plan.items])
         self.progress.start(len(plan.files), plan.total_bytes)
         results: list[IngestResult] = []
-        for item in plan.items:
-            result = item if isinstance(item, IngestResult) else self.ingest_file(item)
-            results.append(result)
-            self.progress.finished(result)
+        with ReadAhead(self, plan.items) as reads:
+            for item in plan.items:
+                if isinstance(item, IngestResult):
+                    result = item
+                else:
+                    read = reads.take(item)
+                    result = read if isinstance(read, IngestResult) else self.finish(read)
+                results.append(result)
+                self.progress.finished(result)
         absent = self.expected.absent() if self.expected is not None else []
         return results + [IngestResult(path, "absent", reason=reason) for path, reason in absent]
 
     def ingest_file(self, candidate: Candidate) -> IngestResult:
+        read = self.read(candidate, self.likely_new(candidate.stat.st_size))
+        return read if isinstance(read, IngestResult) else self.finish(read)
+
+    def read(self, candidate: Candidate, likely_new: bool) -> Prepared | IngestResult:
+        """The one read of a file: hash it (into the store's staging area, or feeding an upload
+        plan, when ``likely_new``), probe it meanwhile, and check it did not change. Safe to
+        run on another thread while earlier files are finished: it touches neither the ledger
+        nor any stored object."""
         shown = printable_path(candidate.path)
         try:
             fd = os.open(candidate.path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
             return IngestResult(shown, "failed", reason=f"unreadable: {exc.strerror}")
-        with os.fdopen(fd, "rb", buffering=0) as handle:
-            before = os.fstat(fd)
-            if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
-                return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
-            os.set_blocking(fd, True)
-            likely_new = self._likely_new(before.st_size)
-            staging = self._open_staging(before.st_size) if likely_new else None
-            self._early = self._start_inspection(candidate.path) if likely_new else None
-            store = self.store
-            planning = likely_new and staging is None
-            self._upload_plan = store.plan_upload(before.st_size) if planning and isinstance(store, UploadPlanning) else None
-            sink = staging.write if staging is not None else (self._upload_plan.write if self._upload_plan else None)
-            try:
-                md5 = self.expected is not None and self.expected.needs_md5
-                digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink, md5=md5)
-            except OSError as exc:
-                if staging is not None:
-                    staging.abort()
-                return IngestResult(shown, "failed", reason=f"unreadable: read error: {exc.strerror}")
-            except BaseException:
-                if staging is not None:
-                    staging.abort()
-                raise
-            crash_point("read")
-            staged = None
+        handle = os.fdopen(fd, "rb", buffering=0)
+        try:
+            read = self._read_open(handle, fd, candidate, likely_new)
+        except BaseException:
+            handle.close()
+            raise
+        if isinstance(read, IngestResult):
+            handle.close()
+        return read
+
+    def _read_open(self, handle: Any, fd: int, candidate: Candidate, likely_new: bool) -> Prepared | IngestResult:
+        shown = printable_path(candidate.path)
+        before = os.fstat(fd)
+        if not stat_mod.S_ISREG(before.st_mode) or before.st_ino != candidate.stat.st_ino:
+            return IngestResult(shown, "skipped", reason="replaced by something else since it was listed")
+        os.set_blocking(fd, True)
+        staging = self._open_staging(before.st_size) if likely_new else None
+        early = self._start_inspection(candidate.path) if likely_new else None
+        store = self.store
+        planning = likely_new and staging is None
+        upload_plan = store.plan_upload(before.st_size) if planning and isinstance(store, UploadPlanning) else None
+        sink = staging.write if staging is not None else (upload_plan.write if upload_plan else None)
+        try:
+            md5 = self.expected is not None and self.expected.needs_md5
+            digests = hash_stream(cast(BinaryIO, handle), self.progress.advance, sink=sink, md5=md5)
+        except OSError as exc:
             if staging is not None:
-                if digests.size == staging.size:
-                    staged = staging.finish()
-                else:
-                    staging.abort()
-            if self._after_read is not None:
-                self._after_read(candidate.path)
-            changed = self._changed(fd, candidate.path, before, digests.size)
-            if changed:
-                self._discard(staged)
-                return IngestResult(shown, "failed", size=digests.size, reason=changed)
+                staging.abort()
+            return IngestResult(shown, "failed", reason=f"unreadable: read error: {exc.strerror}")
+        except BaseException:
+            if staging is not None:
+                staging.abort()
+            raise
+        crash_point("read")
+        staged = None
+        if staging is not None:
+            if digests.size == staging.size:
+                staged = staging.finish()
+            else:
+                staging.abort()
+        if self._after_read is not None:
+            self._after_read(candidate.path)
+        changed = self._changed(fd, candidate.path, before, digests.size)
+        if changed:
+            self._discard(staged)
+            return IngestResult(shown, "failed", size=digests.size, reason=changed)
+        return Prepared(candidate, handle, fd, before, digests, staged, upload_plan, early)
+
+    def finish(self, read: Prepared) -> IngestResult:
+        """Store (or find stored) and record a file ``read`` has hashed, in the crash-safe order.
+        Runs on the thread that called ``run``, one file at a time, in the planned order."""
+        with read.handle:
+            digests, candidate = read.digests, read.candidate
             warning = "zero-byte file: preserved, but check that the recording is complete" if digests.size == 0 else None
             declared = self.expected.compare(candidate.path, digests) if self.expected is not None else None
-            result = self._preserve(handle, fd, candidate, before, digests, staged)
+            self._upload_plan, self._early, self._resolved = read.upload_plan, read.early, None
+            try:
+                result = self._preserve(read.handle, read.fd, candidate, read.before, digests, read.staged)
+            finally:
+                self._upload_plan, self._early, self._resolved = None, None, None
             result.declared = declared
             result.warning = result.warning or warning
             return result
 
-    def _start_inspection(self, path: str) -> Future[Inspection] | None:
-        """Start the inspector (ffprobe, in other processes) now, so that it runs while the file
-        is hashed rather than after. Only for a file that will likely be stored: its result
-        is used only if the file proves unchanged by the end of the read."""
+    def abandon(self, read: Prepared) -> None:
+        """Close a file read but not finished (the ingest stopped), discarding its staged copy."""
+        read.handle.close()
+        self._discard(read.staged)
+
+    def _start_inspection(self, path: str) -> Future[EarlyInspection] | None:
+        """Start the inspector (on another thread; ffprobe runs in other processes) now, so that
+        it runs while the file is hashed rather than after. Only for a file that will likely be
+        stored: its result is used only if the file proves unchanged (``inspect_unchanged``)."""
         if self.inspector is None:
             return None
-        from concurrent.futures import ThreadPoolExecutor
+        return self._inspections.submit(inspect_unchanged, self.inspector, path)
 
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inspect")
-        future = pool.submit(_in_background, self.inspector, path)
-        pool.shutdown(wait=False)
-        return future
+    def _inspection(self, path: str, before: os.stat_result) -> Inspection:
+        """The file's inspection: the one started during its read if the file did not change
+        since, else one made now (once per file)."""
+        assert self.inspector is not None
+        if self._resolved is None:
+            early, self._early = self._early, None
+            self._resolved = early.result().valid_for(before) if early is not None else None
+            if self._resolved is None:  # none started, or the file changed since: inspect it now
+                self._resolved = self.inspector(path)
+        return self._resolved
 
-    def _retain_until(self, path: str) -> datetime:
+    def _retain_until(self, path: str, before: os.stat_result) -> datetime:
         """Now plus the retention; when it counts from the recording, the start the inspection
         found (its ``recorded``) plus the retention, never less than a day ahead."""
         now = self.store.now()
         if self.retention_starts != "recorded" or self.inspector is None:
             return now + self.retention
-        if self._early is None:
-            self._early = _done(self.inspector(path))
         try:
-            start = datetime.fromisoformat(str(self._early.result().event["recorded"]["start"]).replace("Z", "+00:00"))
+            start = datetime.fromisoformat(str(self._inspection(path, before).event["recorded"]["start"]).replace("Z", "+00:00"))
         except (KeyError, TypeError, ValueError):
             return now + self.retention
         return max(start + self.retention, now + timedelta(days=1))
 
-    def _likely_new(self, size: int) -> bool:
+    def likely_new(self, size: int) -> bool:
         """Whether the file is probably not preserved yet, so that its bytes are worth sending to
         the store (staging, an upload plan) and probing during the one read. False when bytes of
         that size are already preserved (likely a repeat acquisition: hash first, store nothing).
@@ -414,7 +340,7 @@ class Ingestor:
             return self._acquired(result, candidate, before, known)
         key = evidence_key(digests.blake3)
         result.store_key = key
-        retention = Retention("COMPLIANCE", self._retain_until(candidate.path))
+        retention = Retention("COMPLIANCE", self._retain_until(candidate.path, before))
         recovered = False
         try:
             info = self.store.stat(key)
@@ -465,7 +391,7 @@ class Ingestor:
             result.reason = changed + " (the bytes read were preserved, but are not recorded)"
             return result
         assert info.retention is not None
-        inspection = self._inspect(candidate.path, digests, info.retention)
+        inspection = self._inspect(candidate.path, before, digests, info.retention)
         crash_point("attachments")
         with self.ledger.transaction() as tx:
             known = tx.evidence_row(digests.blake3)
@@ -517,13 +443,12 @@ class Ingestor:
         return result
 
     def _inspect(
-        self, path: str, digests: Digests, retention: Retention
+        self, path: str, before: os.stat_result, digests: Digests, retention: Retention
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
         """Run the inspector and store its attachments; never prevents preservation."""
         if self.inspector is None:
             return None
-        early, self._early = self._early, None
-        inspection = early.result() if early is not None else self.inspector(path)
+        inspection = self._inspection(path, before)
         stored: dict[str, Any] = {}
         for kind, data in sorted(inspection.attachments.items()):
             key = f"{kind}/{digests.blake3}"
@@ -563,19 +488,6 @@ class Ingestor:
         result.store_key = known["store_key"]
         result.seq = event.seq
         return result
-
-
-def _done(inspection: Inspection) -> Future[Inspection]:
-    from concurrent.futures import Future
-
-    future: Future[Inspection] = Future()
-    future.set_result(inspection)
-    return future
-
-
-def _in_background(inspector: Inspector, path: str) -> Inspection:
-    background_priority()
-    return inspector(path)
 
 
 def ingest_paths(
