@@ -29,14 +29,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from custody.evidence.collect import Candidate, IngestResult
+from custody.evidence.collect import Candidate, IngestResult, Inspection
 from custody.evidence.hashing import Digests
-from storage.base import StagedCopy, Staging, UploadPlan
+from storage.base import ObjectStore, StagedCopy, Staging, UploadPlan
 
-if TYPE_CHECKING:
-    from custody.evidence.ingest import Ingestor, Inspection
+
+class Reader(Protocol):
+    """What ``ReadAhead`` needs of an ``Ingestor``."""
+
+    store: ObjectStore
+
+    def read(self, candidate: Candidate, likely_new: bool) -> Prepared | IngestResult: ...
+
+    def likely_new(self, size: int) -> bool: ...
+
+    def abandon(self, read: Prepared) -> None: ...
 
 AHEAD = 6
 READERS = 2
@@ -115,7 +124,7 @@ class ReadAhead:
     docstring). ``take(candidate)`` returns the candidate's read, from the pool or done now.
     Leaving the ``with`` block closes and discards every read not taken."""
 
-    def __init__(self, ingestor: Ingestor, items: Sequence[Candidate | IngestResult]) -> None:
+    def __init__(self, ingestor: Reader, items: Sequence[Candidate | IngestResult]) -> None:
         self._ingestor = ingestor
         self._queue = [item for item in items if isinstance(item, Candidate)]
         self._next = 0  # index in _queue of the next candidate to submit

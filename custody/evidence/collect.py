@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,6 +60,22 @@ class IngestPlan:
     @property
     def total_bytes(self) -> int:
         return sum(c.stat.st_size for c in self.files)
+
+
+@dataclass
+class Inspection:
+    """What an inspector learned about a file at ingest: ``details`` go into the ingest event
+    (under ``media``); each attachment (kind -> bytes, e.g. ``packets``) is stored as a retained
+    object ``<kind>/<blake3>`` and its key, SHA-256 and size recorded in the event; ``event``
+    holds keys added to the event's details beside ``media`` (``recorded``,
+    ``content_credentials``)."""
+
+    details: dict[str, Any]
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    event: dict[str, Any] = field(default_factory=dict)
+
+
+Inspector = Callable[[str], Inspection]
 
 
 _KINDS = (

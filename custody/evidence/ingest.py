@@ -20,7 +20,6 @@ import os
 import socket
 import stat as stat_mod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO, TYPE_CHECKING, cast
 
@@ -29,7 +28,7 @@ from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
 from custody.evidence.bulk import EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
 from custody.evidence.collect import Candidate as Candidate, IngestPlan as IngestPlan, IngestResult as IngestResult
-from custody.evidence.collect import Status as Status, collect as collect
+from custody.evidence.collect import Inspection as Inspection, Inspector as Inspector, Status as Status, collect as collect
 from custody.evidence.hashing import Digests, hash_stream
 from custody.workspace import LedgerOpening, Workspace
 from storage.base import ObjectStore, Retention, StagedCopy, Staging, StagingFile, UploadPlan, UploadPlanning, confirm_stored
@@ -40,22 +39,6 @@ if TYPE_CHECKING:
     from custody.evidence.sidecars import SidecarRules
     from custody.ledger.database import Ledger
     from concurrent.futures import Future
-
-@dataclass
-class Inspection:
-    """What an inspector learned about a file at ingest: ``details`` go into the ingest event
-    (under ``media``); each attachment (kind -> bytes, e.g. ``packets``) is stored as a retained
-    object ``<kind>/<blake3>`` and its key, SHA-256 and size recorded in the event; ``event``
-    holds keys added to the event's details beside ``media`` (``recorded``,
-    ``content_credentials``)."""
-
-    details: dict[str, Any]
-    attachments: dict[str, bytes] = field(default_factory=dict)
-    event: dict[str, Any] = field(default_factory=dict)
-
-
-Inspector = Callable[[str], Inspection]
-
 
 class IngestProgress:
     """Callbacks an ingest reports to; the default does nothing."""
