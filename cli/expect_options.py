@@ -92,4 +92,8 @@ def report(results: list[IngestResult], links: dict[str, dict[str, Any]]) -> boo
             event = f"event {link['seq']}" if link["seq"] is not None else "linked before"
             echo(f"custody: {printable(result.path)}: sidecar of {printable(link['recording_path'])} "
                  f"(rule {printable(link['rule'])}, {event})", err=True)
+    kinds = {(r.declared or {}).get("result") for r in results}
+    if any(r.status == "absent" for r in results) and "not-listed" in kinds and not kinds & {"match", "mismatch"}:
+        echo("custody: hint: no file matched any entry of the manifest; if its paths are relative to another "
+             "folder than its own, give that folder with --expect-root", err=True)
     return bool(findings_of(results))

@@ -146,3 +146,30 @@ def test_bytes_already_preserved_get_the_comparison_in_their_acquisition_event(i
     acquired = [e for e in initialized.json("log") if e["action"] == "acquired"]
     assert len(acquired) == 1 and acquired[0]["details"]["declared"]["result"] == "match"
     assert acquired[0]["details"]["declared"]["value"] == hashlib.sha256((clip_dir / "BWC-001.mp4").read_bytes()).hexdigest()
+
+
+def test_a_manifest_made_from_another_folder_gets_a_hint_then_matches_with_expect_root(initialized: Custody,
+                                                                                       clip_dir: Path) -> None:
+    manifest = clip_dir / "SHA256SUMS"
+    manifest.write_text(sums("sha256sum", clip_dir.parent, *(f"{clip_dir.name}/{n}" for n in CLIPS)))
+    wrong = initialized("ingest", str(clip_dir), "--expect", str(manifest), "--json")
+    assert wrong.exit_code == 3
+    absent = sorted(r["path"] for r in json.loads(wrong.stdout) if r["status"] == "absent")
+    assert absent == [str(clip_dir / clip_dir.name / n) for n in CLIPS]
+    assert "give that folder with --expect-root" in wrong.stderr
+    right = initialized("ingest", str(clip_dir), "--expect", str(manifest), "--expect-root", str(clip_dir.parent), "--json")
+    assert right.exit_code == 0, right.output
+    assert [by_name(right)[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
+    assert "--expect-root" not in right.stderr
+
+
+def test_a_manifest_that_lists_itself_is_the_manifest_not_a_mismatch(initialized: Custody, clip_dir: Path) -> None:
+    (clip_dir / "SHA256SUMS").write_text("from an earlier run\n")
+    # made again over the old one: the glob names it, and it is hashed while being rewritten
+    subprocess.run("sha256sum * > SHA256SUMS", shell=True, cwd=clip_dir, check=True)
+    assert "SHA256SUMS" in (clip_dir / "SHA256SUMS").read_text()
+    result = initialized("ingest", str(clip_dir), "--expect", str(clip_dir / "SHA256SUMS"), "--json")
+    assert result.exit_code == 0, result.output
+    out = by_name(result)
+    assert out["SHA256SUMS"]["declared"]["result"] == "manifest"
+    assert [out[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
