@@ -19,7 +19,7 @@ kept in derived tables written in the same transaction as the event that implies
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 
@@ -32,10 +32,7 @@ from custody.ledger.events import GENESIS, CustodyEvent, event_hash
 from custody.ledger.nodes import SqlNodeStore
 from custody.ledger.schema import HEAD_REVISION, SchemaStatus, SchemaUpgrade, migration_chain
 from custody.ledger.tables import checkpoints, evidence, metadata
-from custody.ledger.transaction import WriteTransaction, reading, unavailable, writing
-
-if TYPE_CHECKING:
-    from custody.ledger.signatures import EventSigner
+from custody.ledger.transaction import EventSigner, WriteTransaction, reading, unavailable, writing
 
 __all__ = [
     "APPEND_LOCK",

@@ -22,7 +22,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,20 +30,9 @@ from custody.errors import BadInput, ConfigError
 from custody.ledger import sshsig
 from custody.ledger.database import Ledger
 from custody.ledger.tables import event_signatures
+from custody.ledger.transaction import EventSigner as EventSigner
 
 MAX_KEY_FILE = 16384
-
-
-class EventSigner(Protocol):
-    """Signs events' canonical bytes as one enrolled person."""
-
-    name: str
-    """The enrolled person's name: the ``actor`` of every event signed."""
-    public_key: sshsig.PublicKey
-
-    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
-        """Armored SSH signatures (namespace ``custody-event``), one per message, in order."""
-        ...
 
 
 def read_key_file(path: Path, what: str) -> str:

@@ -11,7 +11,7 @@ Nothing above the ledger wing sees a SQLAlchemy exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,7 @@ from custody.ledger.tables import event_signatures, evidence
 from custody.ledger.tree import append_leaf
 
 if TYPE_CHECKING:
-    from custody.ledger.database import Ledger
+    from custody.ledger.sshsig import PublicKey
 
 
 class Database(Protocol):
@@ -42,6 +42,29 @@ class Database(Protocol):
 
     @property
     def busy_timeout(self) -> float: ...
+
+
+class EventSigner(Protocol):
+    """Signs events' canonical bytes as one enrolled person (``custody.ledger.signatures``)."""
+
+    name: str
+    """The enrolled person's name: the ``actor`` of every event signed."""
+    public_key: PublicKey
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        """Armored SSH signatures (namespace ``custody-event``), one per message, in order."""
+        ...
+
+
+class Appending(Database, Protocol):
+    """What a write transaction needs of its ledger (``custody.ledger.database.Ledger``): the
+    database, and who signs and who may refuse the events appended."""
+
+    @property
+    def event_signer(self) -> EventSigner | None: ...
+
+    @property
+    def append_policy(self) -> Callable[[CustodyEvent], None] | None: ...
 
 
 _LOST_CONNECTION = ("57P01", "57P02", "57P03")
@@ -120,7 +143,7 @@ class WriteTransaction:
     ``custody.ledger.engine``), so that concurrent writers never fork the chain. The events
     appended are signed (``Ledger.event_signer``) just before the commit."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Appending) -> None:
         self.ledger = ledger
         self.conn: Connection | None = None
         self._head: tuple[int, str] | None = None
