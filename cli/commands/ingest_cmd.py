@@ -72,7 +72,7 @@ def ingest(
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
     bar = IngestBar()
-    inspector = ingest_inspector()
+    inspector = ingest_inspector(ws.settings.config)
     unsigned: CheckpointNotSigned | None = None
     try:
         results = ingest_paths(

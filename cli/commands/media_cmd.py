@@ -6,6 +6,7 @@ ffprobe and ffmpeg are taken from PATH, or from ``CUSTODY_FFPROBE`` / ``CUSTODY_
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,11 +31,13 @@ def media_tools() -> MediaTools:
     )
 
 
-def ingest_inspector() -> MediaInspector:
-    """The inspector ``custody ingest`` runs on every file (custody.media.inspection.MediaInspector)."""
+def ingest_inspector(config: Mapping[str, Any] | None = None) -> MediaInspector:
+    """The inspector ``custody ingest`` runs on every file (custody.media.inspection.MediaInspector);
+    ``config`` (config.toml) may name the C2PA trust anchors."""
+    from custody.media.credentials import CredentialReader, trust_anchors_from
     from custody.media.inspection import MediaInspector
 
-    return MediaInspector(media_tools())
+    return MediaInspector(media_tools(), CredentialReader(trust_anchors_from(config or {})))
 
 
 @click.group("clip")
@@ -188,7 +191,7 @@ def derive(ctx: click.Context, file: str, ref: str, tool: str, params: str, note
     from custody.media.derivation import derive as derive_object
 
     ws = workspace(ctx, actor)
-    derived = derive_object(ws, file, ref, tool=tool, params=params, note=note, inspector=ingest_inspector())
+    derived = derive_object(ws, file, ref, tool=tool, params=params, note=note, inspector=ingest_inspector(ws.settings.config))
     result = derived.result
     if as_json:
         emit_json(derived.as_dict())

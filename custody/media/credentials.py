@@ -85,6 +85,34 @@ def _text(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+MAX_ANCHORS = 1 << 20
+
+
+def trust_anchors_from(config: Mapping[str, Any]) -> str | None:
+    """The PEM certificates named by ``[content_credentials] trust_anchors = "PATH"`` in
+    config.toml (the roots of the signers an agency trusts, e.g. its camera vendor's), or None.
+    ``ConfigError`` (exit 5) naming the file when it cannot be used."""
+    from custody.errors import ConfigError
+
+    section = config.get("content_credentials") or {}
+    path = section.get("trust_anchors") if isinstance(section, dict) else None
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise ConfigError("[content_credentials] trust_anchors: give the path of a PEM file of certificates")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_ANCHORS + 1)
+    except OSError as exc:
+        raise ConfigError(f"[content_credentials] trust_anchors: cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_ANCHORS:
+        raise ConfigError(f"[content_credentials] trust_anchors: {path} is larger than {MAX_ANCHORS} bytes")
+    text = data.decode("ascii", "replace")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(f"[content_credentials] trust_anchors: {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return text
+
+
 def library_version() -> str:
     """``c2pa-python X (c2pa-rs Y)``, or why the library is not available."""
     try:

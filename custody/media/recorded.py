@@ -57,14 +57,8 @@ def iso_utc(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """An RFC 3339 time with an offset; ValueError (saying why) otherwise."""
-    value = text.strip()
-    if not value or len(value) > 64:
-        raise ValueError("not a date-time")
-    moment = datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in "zZ" else value)
-    if moment.tzinfo is None:
-        raise ValueError("no time zone offset (the zone would be a guess)")
-    return moment.astimezone(timezone.utc)
+    """An RFC 3339 time with an offset, in UTC (``custody.times``); ValueError saying why."""
+    return times.parse_utc(text.strip())
 
 
 def believable(moment: datetime, now: datetime) -> str | None:
@@ -140,7 +134,7 @@ def sidecar_start(sidecar: str) -> tuple[str, str] | str:
 
 def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: datetime | None = None) -> dict[str, Any]:
     """The ``recorded`` record of the file at ``path`` (see the module's docstring)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or times.now()
     rejected: list[dict[str, str]] = []
     found: tuple[datetime, str, str] | None = None
     creation = media.get("creation_time")

@@ -225,3 +225,18 @@ def test_package_report_shows_each_result(initialized: Custody, signed_clips: di
     assert sum(r.startswith("INVALID:") and "hard binding mismatch" in r and "assertion.bmffHash.mismatch" in r
                for r in rows) == 1
     assert sum(r.startswith("none (the file carries no C2PA manifest)") for r in rows) == 1
+
+
+def test_trust_anchors_from_config(initialized: Custody, signed_clips: dict[str, Path], test_pki: Path) -> None:
+    """An agency names the roots it trusts in config.toml: the same signature is then trusted."""
+    config = initialized.home / "config.toml"
+    config.write_text(f'[content_credentials]\ntrust_anchors = "{test_pki / "leaf.key"}"\n')
+    refused = initialized("ingest", str(signed_clips["valid"]))
+    assert refused.exit_code == 5 and "holds no PEM certificate" in refused.stderr and "leaf.key" in refused.stderr
+    assert all(e["action"] != "ingested" for e in initialized.json("log"))
+
+    config.write_text(f'[content_credentials]\ntrust_anchors = "{test_pki / "root.pem"}"\n')
+    result = initialized("ingest", "--json", str(signed_clips["valid"]))
+    assert result.exit_code == 0, result.output
+    event = _event(initialized, json.loads(result.stdout)[0]["blake3"])["details"]["content_credentials"]
+    assert (event["status"], event["trusted"], event["validation_state"], event["errors"]) == ("valid", True, "Trusted", [])
