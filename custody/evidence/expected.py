@@ -63,10 +63,14 @@ class Expectation:
         return self.manifest.algorithm == "md5"
 
     def _relative(self, path: str) -> str | None:
-        relative = os.path.relpath(os.path.abspath(path), self.manifest.root)
-        if relative == ".." or relative.startswith("../") or os.path.isabs(relative):
-            return None
-        return relative.replace(os.sep, "/")
+        """``path`` relative to the manifest's root, as given or, failing that, with links
+        resolved (a root or folder named through a symbolic link); None outside the root."""
+        for base, full in ((self.manifest.root, os.path.abspath(path)),
+                           (os.path.realpath(self.manifest.root), os.path.realpath(path))):
+            relative = os.path.relpath(full, base)
+            if not (relative == ".." or relative.startswith("../") or os.path.isabs(relative)):
+                return relative.replace(os.sep, "/")
+        return None
 
     def _is_manifest(self, path: str) -> bool:
         try:
@@ -166,8 +170,9 @@ def expect(paths: list[str], manifest_path: str, **reading: Any) -> tuple[list[s
     manifest = read_manifest(manifest_path, **reading)
     expectation = Expectation(manifest)
     covered = False
+    real = os.path.realpath(manifest.path)
     for given in paths:
-        given_abs = os.path.abspath(given)
-        if given_abs == manifest.path or os.path.isdir(given) and os.path.commonpath([given_abs, manifest.path]) == given_abs:
-            covered = True
+        for base, target in ((os.path.abspath(given), manifest.path), (os.path.realpath(given), real)):
+            if base == target or os.path.isdir(given) and os.path.commonpath([base, target]) == base:
+                covered = True
     return (list(paths) if covered else [*paths, manifest_path]), expectation

@@ -173,3 +173,26 @@ def test_a_manifest_that_lists_itself_is_the_manifest_not_a_mismatch(initialized
     out = by_name(result)
     assert out["SHA256SUMS"]["declared"]["result"] == "manifest"
     assert [out[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
+
+
+def test_control_characters_in_manifest_names_never_reach_the_terminal(initialized: Custody, clip_dir: Path) -> None:
+    listed = sums("sha256sum", clip_dir, *CLIPS)
+    evil = "\x1b]0;owned\x07\x1b[2Jgone.mp4"
+    (clip_dir / "SHA256SUMS").write_text(listed + f"{'ab' * 32}  {evil}\n")
+    result = initialized("ingest", str(clip_dir), "--expect", str(clip_dir / "SHA256SUMS"))
+    assert result.exit_code == 3, result.output
+    assert "\x1b" not in result.stdout and "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "gone.mp4" in result.stderr and "SHA256SUMS line 4" in result.stderr
+    as_json = initialized("ingest", str(clip_dir), "--expect", str(clip_dir / "SHA256SUMS"), "--json")
+    absent = [r for r in json.loads(as_json.stdout) if r["status"] == "absent"]
+    assert [Path(r["path"]).name for r in absent] == [evil]  # --json keeps the exact name
+
+
+def test_a_folder_given_through_a_symbolic_link_still_matches(initialized: Custody, clip_dir: Path, tmp_path: Path) -> None:
+    manifest = clip_dir / "SHA256SUMS"
+    manifest.write_text(sums("sha256sum", clip_dir, *CLIPS))
+    alias = tmp_path / "dock-mount"
+    alias.symlink_to(clip_dir)
+    result = initialized("ingest", str(alias), "--expect", str(manifest), "--json")
+    assert result.exit_code == 0, result.output
+    assert [by_name(result)[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
