@@ -168,3 +168,27 @@ def test_sidecars_travel_in_the_package_next_to_the_recording_and_verify(initial
     broken = initialized("verify-package", str(tampered), "--json")
     assert broken.exit_code == 3
     assert any(f["subject"] == items[b3(late)]["file"] for f in json.loads(broken.stdout)["findings"])
+
+
+def test_a_disposed_sidecar_is_left_out_of_the_package(initialized: Custody, clip_dir: Path, tmp_path: Path) -> None:
+    import time
+
+    (initialized.home / "config.toml").write_text('[retention.categories.unflagged]\ndays = 0\nseconds = 2\n')
+    audit = audit_csv(clip_dir / "BWC-001.mp4", tmp_path / "audit.csv")
+    recording = b3(clip_dir / "BWC-001.mp4")
+    for args in (
+        ["incident", "create", "INC-S", "--location", "Pilsen"],
+        ["ingest", str(clip_dir / "BWC-001.mp4"), "--incident", "INC-S"],
+        ["hold", "place", "KEEP", "--authority", "court", "--reason", "r", recording[:12]],
+        ["link", "--sidecar", str(audit), "--to", recording[:12]],
+    ):
+        result = initialized(*args)
+        assert result.exit_code == 0, (args, result.output)
+    time.sleep(3)
+    disposed = initialized.json("dispose", "--expired", "--confirm")["objects"]
+    assert [o["blake3"] for o in disposed] == [b3(audit)]
+    out = tmp_path / "pkg"
+    result = initialized("export", "--incident", "INC-S", "--out", str(out), "--no-contact-sheets", "--json")
+    assert result.exit_code == 0, result.output
+    assert [i["blake3"] for i in json.loads((out / "custody/items.json").read_text())] == [recording]
+    assert initialized("verify-package", str(out)).exit_code == 0
