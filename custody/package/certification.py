@@ -67,7 +67,8 @@ def render_certification(context: ExportContext) -> str:
         files.append(
             f"  {number}. {item.file}\n"
             f"     original file name: {item.original_name}; camera: {item.camera or 'not recorded'}; "
-            f"recorded at: {item.recorded_at or 'not recorded'}\n"
+            f"recorded at: {item.recorded_at or 'not recorded'}"
+            f"{f' (from {item.recorded_at_source})' if item.recorded_at and item.recorded_at_source else ''}\n"
             f"     first preserved {item.ingested_at} by {item.ingested_by} (custody event {item.ingest_seq}), "
             f"read from {source.get('host')}:{source.get('path')}\n"
             f"     size:     {item.size} bytes\n"

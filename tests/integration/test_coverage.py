@@ -179,3 +179,5 @@ def test_items_json_says_where_each_time_came_from(incident: tuple[Custody, Path
     assert {i["recorded_at_source"] for i in items} == {"container"}
     assert {i["content_credentials"]["status"] for i in items} == {"absent"}
     assert sorted(i["recorded_at"] for i in items) == ["2026-11-01T14:00:00Z", "2026-11-01T14:00:02Z", "2026-11-01T14:00:10Z"]
+    certification = (package / "hash-certification.txt").read_text()
+    assert "recorded at: 2026-11-01T14:00:10Z (from container)" in certification
