@@ -185,7 +185,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @click.option("--sidecar", metavar="FILE", help="Link this file (or preserved object) as a sidecar of --to.")
 @click.option("--to", "to", metavar="REF", help="The recording the --sidecar describes.")
 @actor_option("Who links it")
-@json_option("Print the sidecar link as JSON.")
+@json_option("Print the link as JSON.")
 @click.pass_context
 def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: str | None, officer: str | None,
          sidecar: str | None, to: str | None, actor: str | None, as_json: bool) -> None:
@@ -209,13 +209,16 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
     if sidecar is not None or to is not None:
         from cli.commands.link_sidecar import link_sidecar_command
 
-        link_sidecar_command(ctx, ref, incident_id, sidecar, to, actor, as_json)
+        link_sidecar_command(ctx, (ref, incident_id, camera, officer), sidecar, to, actor, as_json)
         return
     if ref is None or incident_id is None:
         raise click.UsageError("give REF and --incident ID (or --sidecar FILE --to REF)")
     ws = workspace(ctx, actor)
     resolved = resolve_preserved(ws.ledger, ref)
     event = link_evidence(ws, resolved.blake3, incident_id, camera=camera, officer=officer)
+    if as_json:
+        emit_json({"blake3": resolved.blake3, "incident": incident_id, "seq": event.seq})
+        return
     echo(f"linked {resolved.blake3[:16]} to {incident_id} (event {event.seq})")
 
 

@@ -8,12 +8,16 @@ from cli.context import emit_json, workspace
 from cli.render import echo
 
 
-def link_sidecar_command(ctx: click.Context, ref: str | None, incident_id: str | None, sidecar: str | None,
+def link_sidecar_command(ctx: click.Context, incident_link: tuple[str | None, ...], sidecar: str | None,
                          to: str | None, actor: str | None, as_json: bool) -> None:
+    """``incident_link``: REF, --incident, --camera and --officer, which a sidecar link refuses."""
     if sidecar is None or to is None:
         raise click.UsageError("give both --sidecar FILE and --to REF")
-    if ref is not None or incident_id is not None:
-        raise click.UsageError("--sidecar links to a recording (--to), not to an incident; link them separately")
+    if any(value is not None for value in incident_link):
+        raise click.UsageError(
+            "--sidecar links to a recording (--to); REF, --incident, --camera and --officer link to an incident: "
+            "run them as two commands"
+        )
     from custody.actors.identity import require_allowed
     from custody.evidence.sidecar_linking import link_file
 

@@ -192,3 +192,17 @@ def test_a_disposed_sidecar_is_left_out_of_the_package(initialized: Custody, cli
     assert result.exit_code == 0, result.output
     assert [i["blake3"] for i in json.loads((out / "custody/items.json").read_text())] == [recording]
     assert initialized("verify-package", str(out)).exit_code == 0
+
+
+def test_link_refuses_to_mix_a_sidecar_link_with_an_incident_link(initialized: Custody, clip_dir: Path) -> None:
+    assert initialized("ingest", str(clip_dir / "BWC-001.mp4"), str(clip_dir / "BWC-002.mp4")).exit_code == 0
+    one, two = b3(clip_dir / "BWC-001.mp4"), b3(clip_dir / "BWC-002.mp4")
+    mixed = initialized("link", "--sidecar", two[:12], "--to", one[:12], "--camera", "SN-1")
+    assert mixed.exit_code == 2 and "run them as two commands" in mixed.stderr
+    assert initialized("incident", "create", "INC-J", "--location", "Pilsen").exit_code == 0
+    linked = initialized("link", one[:12], "--incident", "INC-J", "--json")
+    assert linked.exit_code == 0, linked.output
+    done = json.loads(linked.stdout)
+    assert done["blake3"] == one and done["incident"] == "INC-J"
+    assert initialized.json("log")[done["seq"]]["action"] == "linked"
+    assert not [e for e in initialized.json("log") if e["action"] == "sidecar-linked"]
