@@ -148,11 +148,12 @@ class _Collector:
     def __init__(self, shown: str) -> None:
         self.shown = shown
         self.entries: dict[str, Declared] = {}
-        self.problems: list[str] = []
+        self.problems: list[tuple[int, str]] = []
+        """(line number, what is wrong); line 0 for the manifest as a whole."""
         self.lengths: set[int] = set()
 
     def problem(self, line: int, what: str) -> None:
-        self.problems.append(f"line {line}: {what}")
+        self.problems.append((line, what))
 
     def add(self, line: int, raw_path: str, digest: str) -> None:
         shown_path = raw_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -178,11 +179,11 @@ class _Collector:
             if len(entry.value) != want:
                 self.problem(entry.line, f"the digest has {len(entry.value)} hex digits; {algorithm.upper()} has {want}")
         if not self.entries and not self.problems:
-            self.problems.append("no entries")
+            self.problems.append((0, "no entries"))
         if self.problems:
-            self.problems.sort(key=lambda p: int(p.split(":")[0].split()[1]) if p.startswith("line ") else 0)
+            shown = [f"line {line}: {what}" if line else what for line, what in sorted(self.problems)[:SHOWN_PROBLEMS]]
             more = len(self.problems) - SHOWN_PROBLEMS
-            listed = "\n  ".join(self.problems[:SHOWN_PROBLEMS]) + (f"\n  ... and {more} more" if more > 0 else "")
+            listed = "\n  ".join(shown) + (f"\n  ... and {more} more" if more > 0 else "")
             raise BadInput(
                 f"{self.shown}: not a usable manifest, nothing was ingested:\n  {listed}\n"
                 "Fix or replace the manifest (or ingest without --expect)"

@@ -185,3 +185,14 @@ def test_a_manifest_changed_after_it_was_read_is_a_finding(tmp_path: Path) -> No
     assert absent[0].path == str(tmp_path / "gone.mp4") and "SHA256SUMS line 2" in str(absent[0].reason)
     results = [IngestResult(str(manifest_path), "recorded", declared=verdict), *absent]
     assert [r.status for r in findings_of(results)] == ["recorded", "absent"]
+
+
+def test_a_long_list_of_faults_is_cut_after_twenty_in_line_order(tmp_path: Path) -> None:
+    path = tmp_path / "MD5SUMS"
+    digest = hashlib.md5(b"").hexdigest()
+    path.write_text("".join(f"{digest}  ok-{n}.mp4\n" if n % 2 else f"{digest[:30]}  short-{n}.mp4\n" for n in range(50)))
+    with pytest.raises(BadInput) as caught:
+        read_manifest(str(path))
+    lines = [line.strip() for line in str(caught.value).splitlines()[1:-1]]
+    assert lines[:2] == ["line 1: the digest has 30 hex digits; MD5 has 32", "line 3: the digest has 30 hex digits; MD5 has 32"]
+    assert lines[19].startswith("line 39:") and lines[20] == "... and 5 more"
