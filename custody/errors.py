@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Self
 
 
@@ -49,13 +50,60 @@ class LedgerUnavailable(CustodyError):
     exit_code = 5
 
 
+class FindingKind(StrEnum):
+    """Every kind of integrity finding, as ``--json`` output, ledger events and metrics name it.
+
+    docs/findings.md says what each means and which check reports it; a test keeps the two
+    lists, and every kind the code produces, the same."""
+
+    # objects, files and their bytes
+    MISSING = "missing"
+    UNREADABLE = "unreadable"
+    MISMATCH = "mismatch"
+    UNRECORDED = "unrecorded"
+    WEAK_RETENTION = "weak-retention"
+    HOLD_MISMATCH = "hold-mismatch"
+    STORE_NOT_ENFORCING = "store-not-enforcing"
+    NOT_PRESERVED = "not-preserved"
+    DISPOSED = "disposed"
+    BAD_REFERENCE = "bad-reference"
+    # a previous system's manifest (ingest --expect)
+    ABSENT = "absent"
+    MANIFEST_CHANGED = "manifest-changed"
+    # the ledger and its signatures
+    LEDGER_CORRUPT = "ledger-corrupt"
+    BAD_SIGNATURE = "bad-signature"
+    UNSIGNED = "unsigned"
+    UNSIGNED_CLAIM = "unsigned-claim"
+    SIGNER_NOT_ENROLLED = "signer-not-enrolled"
+    SIGNER_REVOKED = "signer-revoked"
+    ACTOR_MISMATCH = "actor-mismatch"
+    ROLE_MISMATCH = "role-mismatch"
+    ROLE_NOT_PERMITTED = "role-not-permitted"
+    # packages and releases checked offline
+    NOT_A_PACKAGE = "not-a-package"
+    MALFORMED = "malformed"
+    UNSAFE = "unsafe"
+    UNEXPECTED = "unexpected"
+    UNTRUSTED_KEY = "untrusted-key"
+    UNPROVED = "unproved"
+    INCOMPLETE = "incomplete"
+    INCONSISTENT = "inconsistent"
+    UNDER_QUORUM = "under-quorum"
+    # clips checked against their original
+    NOT_DERIVED = "not-derived"
+    ALTERED = "altered"
+    GAP = "gap"
+    OUT_OF_ORDER = "out-of-order"
+    MISALIGNED = "misaligned"
+    EMPTY = "empty"
+
+
 @dataclass(frozen=True)
 class Finding:
     """One integrity problem about one thing (a file, an object, an event)."""
 
-    kind: str
-    """missing | unreadable | mismatch | unrecorded | weak-retention | hold-mismatch |
-    ledger-corrupt | store-not-enforcing | not-preserved"""
+    kind: FindingKind
     subject: str
     message: str
     algorithm: str | None = None
@@ -63,8 +111,12 @@ class Finding:
     found: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # a kind computed at run time (a manifest's verdict) must still be one of FindingKind
+        object.__setattr__(self, "kind", FindingKind(self.kind))
+
     def as_dict(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"kind": self.kind, "subject": self.subject, "message": self.message}
+        record: dict[str, Any] = {"kind": self.kind.value, "subject": self.subject, "message": self.message}
         for name in ("algorithm", "expected", "found"):
             value = getattr(self, name)
             if value is not None:

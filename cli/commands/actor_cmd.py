@@ -144,7 +144,7 @@ def signature(ctx: click.Context, seq: int, bytes_path: Path | None, as_json: bo
     Examples:
       custody actor signature 17 --bytes event.bytes > event.sig
     """
-    from custody.errors import Finding, IntegrityFailure
+    from custody.errors import Finding, FindingKind, IntegrityFailure
     from custody.ledger.signatures import stored_signatures
 
     ws = workspace(ctx)
@@ -153,7 +153,7 @@ def signature(ctx: click.Context, seq: int, bytes_path: Path | None, as_json: bo
         raise click.BadParameter(f"event {seq} does not exist", param_hint="SEQ")
     stored = next(stored_signatures(ws.ledger, start=seq, batch=1), None)
     if stored is None or stored.seq != seq:
-        raise IntegrityFailure([Finding("unsigned", f"event {seq}", "was not signed by an enrolled person")])
+        raise IntegrityFailure([Finding(FindingKind.UNSIGNED, f"event {seq}", "was not signed by an enrolled person")])
     if bytes_path is not None:
         bytes_path.write_bytes(event.canonical())
     if as_json:

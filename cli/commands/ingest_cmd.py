@@ -58,7 +58,7 @@ def ingest(
     """
     from cli.commands.media_cmd import ingest_inspector
     from cli.render import printable
-    from custody.errors import BadInput, Finding, IntegrityFailure
+    from custody.errors import BadInput, Finding, FindingKind, IntegrityFailure
     from custody.evidence.expected import describe, findings_of
     from custody.evidence.ingest import CheckpointNotSigned, ingest_paths
 
@@ -110,7 +110,7 @@ def ingest(
         raise unsigned
     if findings:
         raise IntegrityFailure([
-            Finding((r.declared or {}).get("result") or r.status, r.path, describe(r) or r.status)
+            Finding(FindingKind((r.declared or {}).get("result") or r.status), r.path, describe(r) or r.status)
             for r in findings_of(results)
         ]).already_shown()
     if problems:

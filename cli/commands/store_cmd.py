@@ -34,7 +34,7 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
       custody store check
       custody store check --json
     """
-    from custody.errors import Finding, IntegrityFailure
+    from custody.errors import Finding, FindingKind, IntegrityFailure
     from custody.evidence.storecheck import check_store
 
     result = check_store(workspace(ctx, actor))
@@ -56,7 +56,7 @@ def check(ctx: click.Context, actor: str | None, as_json: bool) -> None:
     if not result.enforced:
         refused = ", ".join(p.action for p in result.probes if not p.refused) or "no lock probe ran"
         raise IntegrityFailure(
-            [Finding("store-not-enforcing", result.store, f"the store allowed: {refused}")]
+            [Finding(FindingKind.STORE_NOT_ENFORCING, result.store, f"the store allowed: {refused}")]
         ).already_shown()
 
 

@@ -25,7 +25,7 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
       custody verify ./copy-from-usb/clip.mp4 --json
       custody verify /media/dock3/export/
     """
-    from custody.errors import BadInput, IntegrityFailure
+    from custody.errors import BadInput, FindingKind, IntegrityFailure
     from custody.evidence.verify import verify_and_record
 
     results = verify_and_record(workspace(ctx), list(refs))
@@ -41,7 +41,7 @@ def verify(ctx: click.Context, refs: tuple[str, ...], as_json: bool) -> None:
             for finding in result.findings:
                 echo(f"  {finding.kind}: {finding.message}", err=True)
     findings = [f for r in results for f in r.findings]
-    if findings and all(f.kind == "bad-reference" for f in findings):
+    if findings and all(f.kind == FindingKind.BAD_REFERENCE for f in findings):
         raise BadInput("; ".join(f"{f.subject}: {f.message}" for f in findings)).already_shown()
     if not all(r.ok for r in results):
         raise IntegrityFailure(findings).already_shown()

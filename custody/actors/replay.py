@@ -23,7 +23,7 @@ from typing import Any
 from custody import times
 from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger import sshsig
 
 
@@ -74,10 +74,10 @@ class ActorReplay:
             parsed = sshsig.parse(signature)
             parsed.verify(act.canonical)
         except sshsig.SshSigError as exc:
-            return [finding("bad-signature", act, f"signature does not verify: {exc}")]
+            return [finding(FindingKind.BAD_SIGNATURE, act, f"signature does not verify: {exc}")]
         fingerprint = parsed.public_key.fingerprint
         if recorded_fingerprint is not None and recorded_fingerprint != fingerprint:
-            return [finding("bad-signature", act, f"recorded key {recorded_fingerprint} is not the signing key {fingerprint}")]
+            return [finding(FindingKind.BAD_SIGNATURE, act, f"recorded key {recorded_fingerprint} is not the signing key {fingerprint}")]
         roster = self.roster
         person = roster.by_fingerprint(fingerprint)
         if person is None:
@@ -85,27 +85,27 @@ class ActorReplay:
                 return []
             former = roster.ever(fingerprint)
             if former is not None:
-                return [finding("signer-revoked", act,
+                return [finding(FindingKind.SIGNER_REVOKED, act,
                                 f"signed by {former.name}'s key {fingerprint}, revoked at event {former.revoked_seq}",
                                 fingerprint=fingerprint)]
-            return [finding("signer-not-enrolled", act,
+            return [finding(FindingKind.SIGNER_NOT_ENROLLED, act,
                             f"signed by key {fingerprint}, which is not enrolled at this point", fingerprint=fingerprint)]
         found = []
         if act.actor != person.name:
-            found.append(finding("actor-mismatch", act, f"names {act.actor!r} but is signed by {person.name}'s key"))
+            found.append(finding(FindingKind.ACTOR_MISMATCH, act, f"names {act.actor!r} but is signed by {person.name}'s key"))
         if act.role != person.role:
-            found.append(finding("role-mismatch", act, f"claims role {act.role!r}; {person.name} is enrolled as {person.role}"))
+            found.append(finding(FindingKind.ROLE_MISMATCH, act, f"claims role {act.role!r}; {person.name} is enrolled as {person.role}"))
         if not self.policy.allows(person.role, act.action):
-            found.append(finding("role-not-permitted", act, f"{person.name} ({person.role}) may not record {act.action!r}"))
+            found.append(finding(FindingKind.ROLE_NOT_PERMITTED, act, f"{person.name} ({person.role}) may not record {act.action!r}"))
         return found
 
     def _unsigned(self, act: Act) -> list[Finding]:
         if not self.roster.people or act.action in ALWAYS_ALLOWED:
             return []
         if self.roster.ever_named(act.actor):
-            return [finding("unsigned-claim", act, f"names the enrolled person {act.actor!r} but carries no signature")]
+            return [finding(FindingKind.UNSIGNED_CLAIM, act, f"names the enrolled person {act.actor!r} but carries no signature")]
         if act.action in NEEDS_ENROLLED:
-            return [finding("unsigned-claim", act, f"{act.action!r} needs an enrolled person's signature; it has none")]
+            return [finding(FindingKind.UNSIGNED_CLAIM, act, f"{act.action!r} needs an enrolled person's signature; it has none")]
         return []
 
 
@@ -122,7 +122,7 @@ def _first_admin(act: Act, key: sshsig.PublicKey, roster: Roster) -> bool:
     )
 
 
-def finding(kind: str, act: Act, message: str, **extra: Any) -> Finding:
+def finding(kind: FindingKind, act: Act, message: str, **extra: Any) -> Finding:
     return Finding(kind, f"event {act.seq}", message, extra={"action": act.action, "actor": act.actor, **extra})
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from custody.actors.replay import Act, ActorReplay
 from custody.actors.roles import load_roles
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger.database import CustodyEvent, Ledger
 from custody.ledger.signatures import stored_signatures
 
@@ -52,7 +52,7 @@ def verify_actors(ledger: Ledger, config: Mapping[str, Any]) -> ActorReport:
     pending = next(signatures, None)
     for event in ledger.events():
         while pending is not None and pending.seq < event.seq:
-            findings.append(Finding("bad-signature", f"signature {pending.seq}", "a signature of no event"))
+            findings.append(Finding(FindingKind.BAD_SIGNATURE, f"signature {pending.seq}", "a signature of no event"))
             pending = next(signatures, None)
         stored = pending if pending is not None and pending.seq == event.seq else None
         if stored is not None:
@@ -61,6 +61,6 @@ def verify_actors(ledger: Ledger, config: Mapping[str, Any]) -> ActorReport:
         else:
             findings.extend(replay.check(act_of(event), None))
     while pending is not None:
-        findings.append(Finding("bad-signature", f"signature {pending.seq}", "a signature of no event"))
+        findings.append(Finding(FindingKind.BAD_SIGNATURE, f"signature {pending.seq}", "a signature of no event"))
         pending = next(signatures, None)
     return ActorReport(replay.events, replay.signed, replay.unsigned, findings, replay.signers)

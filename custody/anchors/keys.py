@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from custody.errors import ConfigError, Finding, PolicyRefused
+from custody.errors import ConfigError, Finding, FindingKind, PolicyRefused
 from custody.ledger import checkpoint as notes
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def key_chain(ledger: Ledger, root: notes.Verifier, backup: notes.Verifier | Non
             if fields["old"] != current.verifier.to_text() or fields["log"] != root.name or new.name != root.name:
                 raise ValueError("the statement names another key or log than the one in force")
         except (notes.TlogError, ValueError) as exc:
-            findings.append(Finding("ledger-corrupt", where, f"key rotation not accepted: {exc}"))
+            findings.append(Finding(FindingKind.LEDGER_CORRUPT, where, f"key rotation not accepted: {exc}"))
             continue
         chain.append(KeyPeriod(event.seq + 1, new, new_backup))
     return chain, findings
@@ -128,7 +128,7 @@ def check_checkpoint_keys(chain: list[KeyPeriod], rows: Sequence[Mapping[str, An
         except notes.TlogError:
             findings.append(
                 Finding(
-                    "ledger-corrupt", f"checkpoint {row['size']}",
+                    FindingKind.LEDGER_CORRUPT, f"checkpoint {row['size']}",
                     f"not signed by the key in force at that size ({expected.name}+{expected.key_id:08x})",
                 )
             )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from custody.errors import BadInput, LedgerCorrupt, Finding
+from custody.errors import BadInput, Finding, FindingKind, LedgerCorrupt
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.database import Ledger
@@ -213,7 +213,7 @@ def _level_hashes(conn: Any, level: int, start: int, end: int) -> Iterator[list[
         yield [row[1] for row in rows]
         expected += len(rows)
     if expected != end:
-        raise LedgerCorrupt([Finding("ledger-corrupt", "merkle tree", f"tree nodes of level {level} are missing from {expected}")])
+        raise LedgerCorrupt([Finding(FindingKind.LEDGER_CORRUPT, "merkle tree", f"tree nodes of level {level} are missing from {expected}")])
 
 
 def _tile_data(ledger: Ledger, specs: list[TileSpec]) -> Iterator[tuple[TileSpec, bytes]]:
@@ -246,14 +246,14 @@ def publish(ledger: Ledger, log: PublicLog | Path, size: int, note: str, cosigna
         old_size, old_root = previous
         if old_size > size:
             raise LedgerCorrupt([Finding(
-                "ledger-corrupt", log.where("checkpoint"),
+                FindingKind.LEDGER_CORRUPT, log.where("checkpoint"),
                 f"the published log has {old_size} entries but this ledger's checkpoint has {size}: "
                 "the ledger was rolled back or truncated",
             )])
         ours = ledger.with_nodes(lambda nodes: tree.root(nodes, old_size))
         if ours != old_root:
             raise LedgerCorrupt([Finding(
-                "ledger-corrupt", log.where("checkpoint"),
+                FindingKind.LEDGER_CORRUPT, log.where("checkpoint"),
                 f"the published checkpoint of size {old_size} has another root than this ledger at that size: "
                 "the ledger no longer extends what was published",
                 "sha256", old_root.hex(), ours.hex(),

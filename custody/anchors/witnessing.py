@@ -25,7 +25,7 @@ from custody import times
 from custody.anchors import records
 from custody.anchors.config import AnchorConfig, WitnessConfig
 from custody.anchors.cosign import CosignatureError
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.database import Ledger
@@ -291,7 +291,7 @@ def check_anchors(
                 witness.verifier.verify_line(anchor.body, body)
             except CosignatureError as exc:
                 report.findings.append(
-                    Finding("ledger-corrupt", f"checkpoint {row['size']}", f"the recorded cosignature of {anchor.issuer} does not verify: {exc}")
+                    Finding(FindingKind.LEDGER_CORRUPT, f"checkpoint {row['size']}", f"the recorded cosignature of {anchor.issuer} does not verify: {exc}")
                 )
                 continue
             valid.append(anchor.issuer)
@@ -319,7 +319,7 @@ def check_anchors(
                     )
                 report.findings.append(
                     Finding(
-                        "ledger-corrupt", f"witness {witness.issuer}", detail,
+                        FindingKind.LEDGER_CORRUPT, f"witness {witness.issuer}", detail,
                         extra={"witness_size": outcome.witness_size, "ledger_size": events, "witness_url": witness.url},
                     )
                 )
@@ -354,7 +354,7 @@ def _check_timestamps(ledger: Ledger, config: AnchorConfig, rows: Sequence[Mappi
                 verify_token(config.tsa.ca, base64.b64decode(anchor.body), row["note"].encode("utf-8"))
             except TimestampError as exc:
                 report.findings.append(
-                    Finding("ledger-corrupt", f"checkpoint {row['size']}", f"its RFC 3161 timestamp from {anchor.issuer}: {exc}")
+                    Finding(FindingKind.LEDGER_CORRUPT, f"checkpoint {row['size']}", f"its RFC 3161 timestamp from {anchor.issuer}: {exc}")
                 )
                 continue
             report.timestamps += 1

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from custody import times
 from custody.audit.schedule import AuditRecord
 from custody.cases.holds import active_hold_names
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger.queries import LedgerEventSummary, events_with_actions
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def parse_time(text: str) -> datetime | None:
 
 
 def _corrupt(subject: str, message: str, **extra: Any) -> Finding:
-    return Finding("ledger-corrupt", subject, message, extra=extra)
+    return Finding(FindingKind.LEDGER_CORRUPT, subject, message, extra=extra)
 
 
 def load_ledger_state(ledger: Ledger, through_seq: int) -> LedgerState:

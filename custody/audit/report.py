@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from custody import times
 from custody.audit.shards import Shard, slot_of
-from custody.errors import BadInput, Finding
+from custody.errors import BadInput, Finding, FindingKind
 from storage.base import LockProbe
 
 if TYPE_CHECKING:
@@ -19,16 +19,17 @@ if TYPE_CHECKING:
 
 Level = Literal["quick", "full"]
 LEVELS: tuple[Level, ...] = ("quick", "full")
-FINDING_KINDS = (
-    "missing",
-    "unreadable",
-    "mismatch",
-    "weak-retention",
-    "hold-mismatch",
-    "unrecorded",
-    "ledger-corrupt",
-    "store-not-enforcing",
+FINDING_KINDS: tuple[FindingKind, ...] = (
+    FindingKind.MISSING,
+    FindingKind.UNREADABLE,
+    FindingKind.MISMATCH,
+    FindingKind.WEAK_RETENTION,
+    FindingKind.HOLD_MISMATCH,
+    FindingKind.UNRECORDED,
+    FindingKind.LEDGER_CORRUPT,
+    FindingKind.STORE_NOT_ENFORCING,
 )
+"""The kinds an audit reports; each has a count (0 included) in the report and the metrics."""
 DEFAULT_WORKERS = 8
 DEFAULT_IN_FLIGHT_GRACE = timedelta(hours=1)
 
@@ -188,9 +189,9 @@ class AuditReport:
         return sum(o.bytes_hashed for o in self.objects)
 
     def by_kind(self) -> dict[str, int]:
-        counts = dict.fromkeys(FINDING_KINDS, 0)
+        counts = {kind.value: 0 for kind in FINDING_KINDS}
         for finding in self.findings:
-            counts[finding.kind] = counts.get(finding.kind, 0) + 1
+            counts[finding.kind.value] = counts.get(finding.kind.value, 0) + 1
         return counts
 
     def counts(self) -> dict[str, int]:
@@ -201,7 +202,7 @@ class AuditReport:
             "bytes_hashed": self.bytes_hashed,
             "disposed": sum(1 for o in self.objects if o.disposed),
             "listed": self.listed,
-            "unrecorded": sum(1 for f in self.findings if f.kind == "unrecorded"),
+            "unrecorded": sum(1 for f in self.findings if f.kind == FindingKind.UNRECORDED),
             "in_flight": len(self.in_flight),
             "findings": len(self.findings),
         }

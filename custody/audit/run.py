@@ -15,7 +15,7 @@ from custody.audit.rehash import LocalPrehash
 from custody.audit.report import AuditProgress, AuditReport, AuditRequest, ProgressSink
 from custody.audit.schedule import last_full_checks, next_slot
 from custody.audit.unrecorded import StoreListing, list_unrecorded
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.workspace import Workspace
 from storage.base import LockProbe, ObjectStore
 from storage.errors import StorageError
@@ -123,7 +123,7 @@ def run_audit(
     if not report.canary_enforced:
         allowed = [p for p in report.probes if not p.refused]
         report.findings.append(Finding(
-            "store-not-enforcing", report.store,
+            FindingKind.STORE_NOT_ENFORCING, report.store,
             "the store let a locked canary be weakened: "
             + "; ".join(f"{p.action}: {p.detail}" for p in allowed)
             + ". Retention locks on this store cannot be relied on",

@@ -36,7 +36,7 @@ from custody import times
 from custody.audit.recorded import LedgerState
 from custody.audit.report import DEFAULT_IN_FLIGHT_GRACE, InFlight
 from custody.audit.shards import HEX64, Shard, key_digest
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from storage.base import ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def list_unrecorded(
             if info.key == obj.key and info.version and obj.version and info.version != obj.version \
                     and shard.contains(owner) and not obj.disposed:
                 result.newer.append(Finding(
-                    "unrecorded", info.key,
+                    FindingKind.UNRECORDED, info.key,
                     f"{info.key} has a newer version {info.version} that the ledger does not know; the recorded "
                     f"version is {obj.version} (a plain read of the key returns the unrecorded bytes)",
                     extra={"key": info.key, "version": info.version, "size": info.size}))
@@ -123,7 +123,7 @@ def list_unrecorded(
             result.in_flight.append(InFlight(info.key, info.version or None, info.size, info.stored_at))
             continue
         result.unrecorded.append(Finding(
-            "unrecorded", info.key,
+            FindingKind.UNRECORDED, info.key,
             f"{info.key} is in the store but not in the ledger (a crash before its ingest was recorded, or "
             "put there by something other than this tool); run 'custody ingest' on the original to record it",
             extra={"key": info.key, "version": info.version or None, "size": info.size,

@@ -9,7 +9,7 @@ from typing import Any
 import blake3 as blake3_mod
 
 from custody.ledger.canonical import printable_path
-from custody.errors import BadInput, Finding
+from custody.errors import BadInput, Finding, FindingKind
 from custody.evidence.hashing import blake3_file
 from custody.evidence.references import Resolved, resolve
 from custody.ledger.database import Ledger
@@ -57,7 +57,7 @@ def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> Ver
         result.file_matches = False
         result.findings.append(
             Finding(
-                "not-preserved",
+                FindingKind.NOT_PRESERVED,
                 subject,
                 f"these bytes (BLAKE3 {resolved.blake3}) are not a preserved object",
             )
@@ -73,7 +73,7 @@ def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> Ver
         result.ok = False
         result.findings.append(
             Finding(
-                "disposed",
+                FindingKind.DISPOSED,
                 subject,
                 f"the object was destroyed under its retention rules on {disposed.time} (event {disposed.seq}); "
                 "its digests remain in the ledger",
@@ -85,20 +85,20 @@ def verify_object(ledger: Ledger, store: ObjectStore, resolved: Resolved) -> Ver
     except ObjectNotFound:
         result.ok = False
         result.findings.append(
-            Finding("missing", subject, f"the stored object {row['store_key']} (version {row['version']}) is missing")
+            Finding(FindingKind.MISSING, subject, f"the stored object {row['store_key']} (version {row['version']}) is missing")
         )
         return result
     except (OSError, StorageError) as exc:
         result.ok = False
         result.findings.append(
-            Finding("unreadable", subject, f"the stored object {row['store_key']} could not be read: {exc}")
+            Finding(FindingKind.UNREADABLE, subject, f"the stored object {row['store_key']} could not be read: {exc}")
         )
         return result
     if found != row["blake3"]:
         result.ok = False
         result.findings.append(
             Finding(
-                "mismatch",
+                FindingKind.MISMATCH,
                 subject,
                 f"the stored object {row['store_key']} no longer has the recorded content",
                 "blake3",
@@ -135,12 +135,12 @@ def verify_refs(ledger: Ledger, store: ObjectStore, refs: list[str]) -> list[Ver
     for ref, skipped in expand_directories(refs):
         if skipped is not None:
             shown = printable_path(ref)
-            results.append(VerifyResult(ref, None, ok=False, findings=[Finding("bad-reference", shown, f"{shown}: {skipped}")]))
+            results.append(VerifyResult(ref, None, ok=False, findings=[Finding(FindingKind.BAD_REFERENCE, shown, f"{shown}: {skipped}")]))
             continue
         try:
             resolved = resolve(ledger, ref)
         except BadInput as exc:
-            results.append(VerifyResult(ref, None, ok=False, findings=[Finding("bad-reference", printable_path(ref), str(exc))]))
+            results.append(VerifyResult(ref, None, ok=False, findings=[Finding(FindingKind.BAD_REFERENCE, printable_path(ref), str(exc))]))
             continue
         results.append(verify_object(ledger, store, resolved))
     return results

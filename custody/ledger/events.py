@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from custody.errors import Finding, LedgerCorrupt
+from custody.errors import Finding, FindingKind, LedgerCorrupt
 from custody.ledger.canonical import canonical_bytes
 from custody.ledger.tables import events
 
@@ -113,7 +113,7 @@ def stored_leaf(row: Sequence[Any]) -> str:
 
 def not_utf8(seq: int) -> LedgerCorrupt:
     return LedgerCorrupt([Finding(
-        "ledger-corrupt", f"event {seq}",
+        FindingKind.LEDGER_CORRUPT, f"event {seq}",
         "its stored text is not valid UTF-8: the event was altered outside custody; "
         "run 'custody ledger verify' for every finding",
     )])
@@ -123,7 +123,7 @@ def append_conflict(seq: int) -> LedgerCorrupt:
     """An append that collides with stored rows: appends are serialized, so rows already there
     for the next event mean events were removed or the ledger was otherwise altered."""
     return LedgerCorrupt([Finding(
-        "ledger-corrupt", f"event {seq}",
+        FindingKind.LEDGER_CORRUPT, f"event {seq}",
         f"cannot append event {seq}: the ledger already holds tree data for it, so events were removed "
         "or the ledger was altered after they were sealed; nothing was appended. Run 'custody ledger "
         "verify' for every finding",
@@ -256,11 +256,11 @@ def verify_chain(
             seq, prev_hash, stored_hash = row[0], row[9], row[10]
             count += 1
             if seq != expected_seq:
-                findings.append(Finding("ledger-corrupt", f"event {seq}", f"sequence gap: expected event {expected_seq}"))
+                findings.append(Finding(FindingKind.LEDGER_CORRUPT, f"event {seq}", f"sequence gap: expected event {expected_seq}"))
             if prev_hash != expected_prev:
                 findings.append(
                     Finding(
-                        "ledger-corrupt",
+                        FindingKind.LEDGER_CORRUPT,
                         f"event {seq}",
                         "previous-hash link broken (an event before it was changed, removed or inserted)",
                         "sha256",
@@ -272,7 +272,7 @@ def verify_chain(
             if leaf.hex() != stored_hash:
                 findings.append(
                     Finding(
-                        "ledger-corrupt",
+                        FindingKind.LEDGER_CORRUPT,
                         f"event {seq}",
                         "content does not match its hash (the event was altered)",
                         "sha256",

@@ -20,7 +20,7 @@ from typing import Any
 
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
-from custody.errors import BadInput, ConfigError, Finding
+from custody.errors import BadInput, ConfigError, Finding, FindingKind
 from custody.settings import crash_point
 from custody.ledger.database import Ledger
 from storage.base import ObjectStore, Retention
@@ -192,12 +192,12 @@ def _store_checkpoints(store: ObjectStore, report: LedgerReport) -> dict[int, st
             with store.open(info.key, info.version or None) as stream:
                 text = stream.read().decode("utf-8")
         except (ObjectNotFound, UnicodeDecodeError, OSError) as exc:
-            report.findings.append(Finding("ledger-corrupt", f"checkpoint {info.key}", f"unreadable in the store: {exc}"))
+            report.findings.append(Finding(FindingKind.LEDGER_CORRUPT, f"checkpoint {info.key}", f"unreadable in the store: {exc}"))
             continue
         try:
             size = int(name)
         except ValueError:
-            report.findings.append(Finding("ledger-corrupt", f"checkpoint {info.key}", "unexpected object under checkpoints/"))
+            report.findings.append(Finding(FindingKind.LEDGER_CORRUPT, f"checkpoint {info.key}", "unexpected object under checkpoints/"))
             continue
         found[size] = text
     return found
@@ -209,11 +209,11 @@ def _open(note: str, verifiers: Sequence[notes.Verifier], where: str, report: Le
     except notes.UnverifiedNote:
         keys = " or ".join(v.to_text() for v in verifiers)
         report.findings.append(
-            Finding("ledger-corrupt", where, f"not signed by the ledger's key {keys}")
+            Finding(FindingKind.LEDGER_CORRUPT, where, f"not signed by the ledger's key {keys}")
         )
         return None
     except notes.TlogError as exc:
-        report.findings.append(Finding("ledger-corrupt", where, f"signature or format invalid: {exc}"))
+        report.findings.append(Finding(FindingKind.LEDGER_CORRUPT, where, f"signature or format invalid: {exc}"))
         return None
     return checkpoint
 
@@ -251,7 +251,7 @@ def verify_ledger(
         if stored_root != recomputed_root:
             report.findings.append(
                 Finding(
-                    "ledger-corrupt",
+                    FindingKind.LEDGER_CORRUPT,
                     "merkle tree",
                     "the stored tree nodes do not match the events",
                     "sha256",
@@ -263,11 +263,11 @@ def verify_ledger(
         where = f"checkpoint {size}"
         if size in in_store and size not in in_database:
             report.findings.append(
-                Finding("ledger-corrupt", where, "in WORM storage but missing from the database (removed from the database)")
+                Finding(FindingKind.LEDGER_CORRUPT, where, "in WORM storage but missing from the database (removed from the database)")
             )
         if size in in_database and size not in in_store:
             report.findings.append(
-                Finding("ledger-corrupt", where, "recorded in the database but missing from WORM storage")
+                Finding(FindingKind.LEDGER_CORRUPT, where, "recorded in the database but missing from WORM storage")
             )
         copies = [("WORM", in_store[size])] if size in in_store else []
         if size in in_database:
@@ -277,12 +277,12 @@ def verify_ledger(
             if checkpoint is None:
                 continue
             if checkpoint.size != size:
-                report.findings.append(Finding("ledger-corrupt", where, f"{origin} copy is for tree size {checkpoint.size}"))
+                report.findings.append(Finding(FindingKind.LEDGER_CORRUPT, where, f"{origin} copy is for tree size {checkpoint.size}"))
                 continue
             if size > report.events:
                 report.findings.append(
                     Finding(
-                        "ledger-corrupt",
+                        FindingKind.LEDGER_CORRUPT,
                         where,
                         f"the {origin} checkpoint covers {size} events but the ledger has only {report.events}: "
                         "events were deleted, or the database was truncated or replaced by an older copy",
@@ -292,7 +292,7 @@ def verify_ledger(
             if wanted.get(size) != checkpoint.root:
                 report.findings.append(
                     Finding(
-                        "ledger-corrupt",
+                        FindingKind.LEDGER_CORRUPT,
                         where,
                         f"the ledger's first {size} events no longer have the root this {origin} checkpoint signed: "
                         "events were altered, inserted or replaced",
@@ -306,7 +306,7 @@ def verify_ledger(
                 proof = ledger.with_nodes(lambda nodes: tree.consistency_proof(nodes, size, report.events))
                 if not tree.verify_consistency(size, report.events, checkpoint.root, stored_root, proof):
                     report.findings.append(
-                        Finding("ledger-corrupt", where, "no valid consistency proof from this checkpoint to the current tree")
+                        Finding(FindingKind.LEDGER_CORRUPT, where, "no valid consistency proof from this checkpoint to the current tree")
                     )
     if in_store:
         report.latest_checkpoint = max(in_store)

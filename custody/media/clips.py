@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger.canonical import printable_path
 from custody.media.listing import packet_list
 from custody.media.packets import Packet, PacketList
@@ -108,7 +108,7 @@ class _Aligner:
             return 0, 0
         return min(starts), max(ends)
 
-    def _finding(self, kind: str, message: str, **extra: Any) -> None:
+    def _finding(self, kind: FindingKind, message: str, **extra: Any) -> None:
         where = f"clip stream {self.clip_stream}: "
         self.findings.append(Finding(kind, self.subject, where + message,
                                      extra={"clip_stream": self.clip_stream, "original_stream": self.stream, **extra}))
@@ -156,7 +156,7 @@ class _Aligner:
     def _report_unknown(self, unknown: list[int], before: int | None, at_end: bool = False) -> None:
         where = "at the end" if at_end else "at the start" if before is None else f"before original packet {before}"
         self._finding(
-            "altered",
+            FindingKind.ALTERED,
             f"{len(unknown)} packet(s) (clip packets {unknown[0]}-{unknown[-1]}) are not in the original "
             f"({where}): changed or inserted",
             clip_packets=[unknown[0], unknown[-1]],
@@ -171,14 +171,14 @@ class _Aligner:
             start, end = self._span(expected, q - 1)
             if unknown:
                 self._finding(
-                    "altered",
+                    FindingKind.ALTERED,
                     f"original packets {expected}-{q - 1} ({start}-{end}) were replaced by {len(unknown)} "
                     f"packet(s) that are not in the original (clip packets {unknown[0]}-{unknown[-1]})",
                     original_packets=[expected, q - 1], clip_packets=[unknown[0], unknown[-1]], start=start, end=end,
                 )
             else:
                 self._finding(
-                    "gap",
+                    FindingKind.GAP,
                     f"{q - expected} packet(s) of the original are missing between clip packets {j - 1} and {j}: "
                     f"original packets {expected}-{q - 1}, {start}-{end}",
                     original_packets=[expected, q - 1], missing=q - expected, start=start, end=end,
@@ -189,7 +189,7 @@ class _Aligner:
         if q < expected:
             start, _ = self._span(q, q)
             self._finding(
-                "out-of-order",
+                FindingKind.OUT_OF_ORDER,
                 f"clip packet {j} is original packet {q} ({start}), which comes before original packet "
                 f"{expected} where the clip had got to (repeated or reordered)",
                 clip_packets=[j, j], original_packets=[q, q], start=start,
@@ -217,7 +217,7 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
     try:
         clip = packet_list(clip_path, tools)
     except MediaUnreadable as exc:
-        report.findings.append(Finding("unreadable", shown, f"cannot be read as audio or video: {exc.detail}"))
+        report.findings.append(Finding(FindingKind.UNREADABLE, shown, f"cannot be read as audio or video: {exc.detail}"))
         return report
     owners: dict[str, set[int]] = {}
     for packet in listing.packets:
@@ -235,7 +235,7 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
             hits.update(owners.get(packet.sha256, ()))
         if not hits:
             report.findings.append(Finding(
-                "not-derived", shown,
+                FindingKind.NOT_DERIVED, shown,
                 f"clip stream {index} ({info.media_type} {info.codec}, {len(packets)} packets): none of its packets "
                 "is in the original; re-encoded or altered",
                 extra={"clip_stream": index},
@@ -249,7 +249,7 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
         report.findings.extend(aligner.findings)
     matched = [s for s in report.streams if s.start_us is not None and s.end_us is not None]
     if not any(s.packets for s in report.streams):
-        report.findings.append(Finding("empty", shown, "the clip has no packets"))
+        report.findings.append(Finding(FindingKind.EMPTY, shown, "the clip has no packets"))
     if matched:
         shown_streams = [s for s in matched if s.media_type == "video"] or matched
         report.start_us = min(s.start_us for s in shown_streams if s.start_us is not None)
@@ -260,7 +260,7 @@ def verify_clip(clip_path: str | os.PathLike[str], original: bytes, tools: Media
                         and b.end_us is not None and a.start_us is not None \
                         and (a.end_us <= b.start_us or b.end_us <= a.start_us):
                     report.findings.append(Finding(
-                        "misaligned", shown,
+                        FindingKind.MISALIGNED, shown,
                         f"clip streams {a.clip_stream} and {b.clip_stream} come from disjoint times of the original "
                         f"({format_time(a.start_us)}-{format_time(a.end_us)} and "
                         f"{format_time(b.start_us)}-{format_time(b.end_us)})",

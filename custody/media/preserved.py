@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from custody.errors import BadInput, Finding, IntegrityFailure
+from custody.errors import BadInput, Finding, FindingKind, IntegrityFailure
 from custody.evidence.references import resolve_preserved
 from custody.ledger.canonical import printable_path
 from custody.media.clips import ClipReport, verify_clip
@@ -58,13 +58,13 @@ def recorded_packet_list(workspace: Workspace, ref: str, tools: MediaTools = DEF
         with workspace.store.open(key) as stream:
             data = stream.read()
     except ObjectNotFound as exc:
-        raise IntegrityFailure([Finding("missing", key, f"the packet list recorded in event {event.seq} is missing")]) from exc
+        raise IntegrityFailure([Finding(FindingKind.MISSING, key, f"the packet list recorded in event {event.seq} is missing")]) from exc
     except (OSError, StorageError) as exc:
-        raise IntegrityFailure([Finding("unreadable", key, f"the packet list could not be read: {exc}")]) from exc
+        raise IntegrityFailure([Finding(FindingKind.UNREADABLE, key, f"the packet list could not be read: {exc}")]) from exc
     found = hashlib.sha256(data).hexdigest()
     if found != attachment["sha256"]:
         raise IntegrityFailure([Finding(
-            "mismatch", key, f"the stored packet list no longer has the SHA-256 recorded in event {event.seq}",
+            FindingKind.MISMATCH, key, f"the stored packet list no longer has the SHA-256 recorded in event {event.seq}",
             "sha256", attachment["sha256"], found,
         )])
     return blake3, data, f"{key} (SHA-256 checked against event {event.seq})"

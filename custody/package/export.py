@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from custody import times
-from custody.errors import BadInput, ConfigError, Finding, IntegrityFailure
+from custody.errors import BadInput, ConfigError, Finding, FindingKind, IntegrityFailure
 from custody.evidence.sidecars import sidecar_names, with_sidecars
 from custody.ledger import checkpoint as notes
 from custody.package import layout
@@ -337,22 +337,22 @@ def _copy_object(store: ObjectStore, row: Mapping[str, Any], bag: BagWriter, fil
             os.fsync(handle.fileno())
     except ObjectNotFound:
         hasher.hexdigests()
-        findings.append(Finding("missing", subject, f"the stored object {row['store_key']} is missing"))
+        findings.append(Finding(FindingKind.MISSING, subject, f"the stored object {row['store_key']} is missing"))
         return None, 0
     except (OSError, StorageError) as exc:
         hasher.hexdigests()
-        findings.append(Finding("unreadable", subject, f"the stored object {row['store_key']} could not be read: {exc}"))
+        findings.append(Finding(FindingKind.UNREADABLE, subject, f"the stored object {row['store_key']} could not be read: {exc}"))
         return None, 0
     digests = hasher.hexdigests()
     for algorithm in ("blake3", "sha256"):
         if digests[algorithm] != row[algorithm]:
             findings.append(Finding(
-                "mismatch", subject, f"the stored object {row['store_key']} no longer has its recorded {algorithm.upper()}; "
+                FindingKind.MISMATCH, subject, f"the stored object {row['store_key']} no longer has its recorded {algorithm.upper()}; "
                 "run 'custody verify' and 'custody audit'", algorithm, str(row[algorithm]), digests[algorithm],
             ))
             return None, 0
     if hasher.size != row["size"]:
-        findings.append(Finding("mismatch", subject, "the stored object's size differs from the recorded size",
+        findings.append(Finding(FindingKind.MISMATCH, subject, "the stored object's size differs from the recorded size",
                                 "size", str(row["size"]), str(hasher.size)))
         return None, 0
     return digests, hasher.size

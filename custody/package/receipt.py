@@ -38,7 +38,7 @@ from typing import Any, Final
 from custody import times
 from custody import TOOL
 from custody.ledger import checkpoint as notes
-from custody.errors import BadInput, Finding, IntegrityFailure
+from custody.errors import BadInput, Finding, FindingKind, IntegrityFailure
 from custody.package.verify import PackageReport
 from custody.workspace import Workspace
 
@@ -238,9 +238,9 @@ def open_receipt(note: str, trusted: notes.Verifier | None = None, where: str = 
     except notes.NoteError as exc:
         raise BadInput(f"{where}: not a signed note: {exc}") from exc
     except (notes.UnverifiedNote, notes.InvalidSignature) as exc:
-        raise IntegrityFailure([Finding("bad-signature", where, f"not signed by {verifier.to_text()} ({exc})")]) from exc
+        raise IntegrityFailure([Finding(FindingKind.BAD_SIGNATURE, where, f"not signed by {verifier.to_text()} ({exc})")]) from exc
     if trusted is not None and receipt.recipient_key != trusted.to_text():
-        raise IntegrityFailure([Finding("mismatch", where, "signed by the trusted key but names another recipient-key")])
+        raise IntegrityFailure([Finding(FindingKind.MISMATCH, where, "signed by the trusted key but names another recipient-key")])
     return OpenedReceipt(receipt, note, verifier, trusted is not None)
 
 
@@ -292,7 +292,7 @@ def import_receipt(workspace: Workspace, path: Path, trusted: notes.Verifier | N
     row = rows.get(receipt.checkpoint_size)
     if row is None or row["root"] != receipt.checkpoint_root:
         raise IntegrityFailure([Finding(
-            "mismatch", str(path),
+            FindingKind.MISMATCH, str(path),
             f"the receipt's checkpoint (size {receipt.checkpoint_size}, root {receipt.checkpoint_root}) is not one "
             "this ledger signed: the recipient checked a package against another ledger state",
             "sha256", row["root"] if row else None, receipt.checkpoint_root,

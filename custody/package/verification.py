@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from custody import TOOL
-from custody.errors import Finding
+from custody.errors import Finding, FindingKind
 from custody.ledger import checkpoint as notes
 from custody.package.layout import EVENTS
 from custody.package.reading import MAX_TEXT, Entry, PackageFiles, UnsafeEntry
@@ -128,7 +128,7 @@ class Verification:
         self.report.checks.append(self._check)
         return self._check
 
-    def finding(self, kind: str, subject: str, message: str, algorithm: str | None = None,
+    def finding(self, kind: FindingKind, subject: str, message: str, algorithm: str | None = None,
                 expected: str | None = None, found: str | None = None, **extra: Any) -> None:
         self.report.findings.append(Finding(kind, subject, message, algorithm, expected, found, dict(extra)))
         if self._check is not None:
@@ -144,13 +144,13 @@ class Verification:
             return self.files.read(name, limit)
         except FileNotFoundError:
             if required and not self.has_finding(name):
-                self.finding("missing", name, "required file is missing from the package")
+                self.finding(FindingKind.MISSING, name, "required file is missing from the package")
         except UnsafeEntry as exc:
             if not self.has_finding(name):
-                self.finding("unsafe", name, exc.reason)
+                self.finding(FindingKind.UNSAFE, name, exc.reason)
         except OSError as exc:
             if not self.has_finding(name):
-                self.finding("unreadable", name, f"cannot be read: {exc.strerror or exc}")
+                self.finding(FindingKind.UNREADABLE, name, f"cannot be read: {exc.strerror or exc}")
         return None
 
     def read_text(self, name: str, *, required: bool = True, limit: int = MAX_TEXT) -> str | None:
@@ -161,7 +161,7 @@ class Verification:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            self.finding("malformed", name, "is not UTF-8 text")
+            self.finding(FindingKind.MALFORMED, name, "is not UTF-8 text")
             return None
 
     def read_json(self, name: str, *, required: bool = True) -> Any:
@@ -173,7 +173,7 @@ class Verification:
         try:
             return json.loads(text, object_pairs_hook=unique_keys)
         except (ValueError, RecursionError) as exc:
-            self.finding("malformed", name, f"is not JSON ({_short(exc)})")
+            self.finding(FindingKind.MALFORMED, name, f"is not JSON ({_short(exc)})")
             return None
 
 

@@ -14,7 +14,7 @@ from custody.anchors.bundle import (
     COSIGNATURES, KEY_ROTATIONS, TIMESTAMP, TSA_CA, check_cosignatures, check_timestamp, follow_rotations,
 )
 from custody.anchors.cosign import CosignerVerifier
-from custody.errors import ConfigError
+from custody.errors import ConfigError, FindingKind
 from custody.package.layout import CHECKPOINT
 from custody.package.verification import Verification
 
@@ -59,7 +59,7 @@ def follow_trusted_key(state: Verification, summary: AnchorSummary) -> None:
     state.begin("key rotations")
     chain = follow_rotations(state.trusted, text)
     for problem in chain.problems:
-        state.finding("bad-signature", KEY_ROTATIONS, problem)
+        state.finding(FindingKind.BAD_SIGNATURE, KEY_ROTATIONS, problem)
     summary.rotations_followed = chain.followed
     if chain.followed:
         state.report.checks[-1].detail = f"{chain.followed} rotation(s) followed from the trusted key to {chain.key.to_text()}"
@@ -77,11 +77,11 @@ def check_anchors(state: Verification, policy: AnchorPolicy, summary: AnchorSumm
     lines = state.read_text(COSIGNATURES, required=False)
     cosigned = check_cosignatures(text, lines, list(policy.witnesses))
     for problem in cosigned.problems:
-        state.finding("bad-signature", COSIGNATURES, problem)
+        state.finding(FindingKind.BAD_SIGNATURE, COSIGNATURES, problem)
     summary.cosigned_by = cosigned.valid
     if policy.witnesses and len(cosigned.valid) < policy.quorum:
         state.finding(
-            "under-quorum", COSIGNATURES,
+            FindingKind.UNDER_QUORUM, COSIGNATURES,
             f"{len(cosigned.valid)} of the trusted witnesses cosigned the checkpoint; {policy.quorum} required",
             expected=str(policy.quorum), found=str(len(cosigned.valid)),
         )
@@ -95,9 +95,9 @@ def check_anchors(state: Verification, policy: AnchorPolicy, summary: AnchorSumm
         try:
             when = check_timestamp(state.root, ca, text.encode("utf-8"))
         except TimestampError as exc:
-            state.finding("bad-signature" if token_present else "missing", TIMESTAMP, str(exc))
+            state.finding(FindingKind.BAD_SIGNATURE if token_present else FindingKind.MISSING, TIMESTAMP, str(exc))
         except ConfigError as exc:
-            state.finding("malformed", TSA_CA if policy.tsa_ca is None else str(policy.tsa_ca), str(exc))
+            state.finding(FindingKind.MALFORMED, TSA_CA if policy.tsa_ca is None else str(policy.tsa_ca), str(exc))
         else:
             summary.timestamp = times.format_utc(when)
             details.append(f"RFC 3161 timestamp {summary.timestamp} over {CHECKPOINT} ({summary.timestamp_ca})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+from custody.errors import FindingKind
 from custody.package.digests import stream_digests
 from custody.package.layout import (
     BAG_INFO, BAGIT, BAGIT_TEXT, BLAKE3_SUMS, CHUNK, MANIFESTS, PAYLOAD_DIR, SEAL, TAG_MANIFESTS, parse_bag_info,
@@ -25,21 +26,21 @@ def check_contents(state: Verification) -> bool:
         for entry in state.files.walk():
             state.entries[entry.name] = entry
     except UnsafeEntry as exc:
-        state.finding("unsafe", exc.name or ".", exc.reason)
+        state.finding(FindingKind.UNSAFE, exc.name or ".", exc.reason)
     except OSError as exc:
-        state.finding("unreadable", ".", f"the package directory cannot be listed: {exc.strerror or exc}")
+        state.finding(FindingKind.UNREADABLE, ".", f"the package directory cannot be listed: {exc.strerror or exc}")
     tops = {name.split("/", 1)[0] for name in state.entries}
     if not any(mark in tops for mark in _PACKAGE_MARKS):
         state.report.is_package = False
-        state.finding("not-a-package", str(state.root),
+        state.finding(FindingKind.NOT_A_PACKAGE, str(state.root),
                       "holds none of a package's files (bagit.txt, bag-info.txt, data/, custody/): "
                       "give the directory that 'custody export' wrote")
         return False
     for name, entry in sorted(state.entries.items()):
         if entry.kind == "link":
-            state.finding("unsafe", name, "is a symbolic link; a package holds none, and it was not followed")
+            state.finding(FindingKind.UNSAFE, name, "is a symbolic link; a package holds none, and it was not followed")
         elif entry.kind == "special":
-            state.finding("unsafe", name, "is a FIFO, device or socket, not a regular file; it was not opened")
+            state.finding(FindingKind.UNSAFE, name, "is a FIFO, device or socket, not a regular file; it was not opened")
     check.detail = f"{len(state.entries)} entr{'y' if len(state.entries) == 1 else 'ies'}, no link followed"
     return True
 
@@ -48,29 +49,29 @@ def check_bag(state: Verification) -> None:
     check = state.begin("bag declaration")
     text = state.read_text(BAGIT, limit=4096)
     if text is not None and text.replace("\r\n", "\n") != BAGIT_TEXT:
-        state.finding("malformed", BAGIT, "must declare 'BagIt-Version: 1.0' and 'Tag-File-Character-Encoding: UTF-8'")
+        state.finding(FindingKind.MALFORMED, BAGIT, "must declare 'BagIt-Version: 1.0' and 'Tag-File-Character-Encoding: UTF-8'")
     info_text = state.read_text(BAG_INFO, limit=1 << 20)
     info = parse_bag_info(info_text) if info_text is not None else {}
     incident = info.get("External-Identifier", [None])[0]
     state.report.incident = incident
     state.report.package_id = info.get("Internal-Sender-Identifier", [None])[0]
     if info_text is not None and not incident:
-        state.finding("malformed", BAG_INFO, "has no External-Identifier (the incident)")
+        state.finding(FindingKind.MALFORMED, BAG_INFO, "has no External-Identifier (the incident)")
     for label in ("External-Identifier", "Internal-Sender-Identifier", "Payload-Oxum"):
         if len(info.get(label, [])) > 1:
-            state.finding("malformed", BAG_INFO, f"gives {label} {len(info[label])} times (ambiguous)")
+            state.finding(FindingKind.MALFORMED, BAG_INFO, f"gives {label} {len(info[label])} times (ambiguous)")
     root = state.files.lstat(PAYLOAD_DIR)
     if root is None:
-        state.finding("missing", PAYLOAD_DIR, "the payload directory is missing")
+        state.finding(FindingKind.MISSING, PAYLOAD_DIR, "the payload directory is missing")
     payload = [e for name, e in state.entries.items() if name.startswith(PAYLOAD_DIR + "/")]
     oxum = info.get("Payload-Oxum", [None])[0]
     count, size = len(payload), sum(e.size for e in payload if e.kind == "file")
     if info_text is not None:
         if oxum is None:
-            state.finding("malformed", BAG_INFO, "has no Payload-Oxum")
+            state.finding(FindingKind.MALFORMED, BAG_INFO, "has no Payload-Oxum")
         elif oxum != f"{size}.{count}":
             state.finding(
-                "mismatch", BAG_INFO, f"Payload-Oxum says {oxum} (bytes.files) but data/ holds {size}.{count}",
+                FindingKind.MISMATCH, BAG_INFO, f"Payload-Oxum says {oxum} (bytes.files) but data/ holds {size}.{count}",
                 "payload-oxum", oxum, f"{size}.{count}",
             )
     check.detail = f"BagIt 1.0, Payload-Oxum {oxum or 'absent'}"
@@ -88,10 +89,10 @@ def check_payload(state: Verification) -> None:
             with state.files.open(name) as handle:
                 state.payload[name] = stream_digests(handle)
         except UnsafeEntry as exc:
-            state.finding("unsafe", name, exc.reason)
+            state.finding(FindingKind.UNSAFE, name, exc.reason)
             state.unreadable.add(name)
         except OSError as exc:
-            state.finding("unreadable", name, f"cannot be read: {exc.strerror or exc}")
+            state.finding(FindingKind.UNREADABLE, name, f"cannot be read: {exc.strerror or exc}")
             state.unreadable.add(name)
     present = set(state.payload) | state.unreadable
     lists = [(alg, manifest) for alg, manifest in MANIFESTS.items()] + [("blake3", BLAKE3_SUMS)]
@@ -103,10 +104,10 @@ def check_payload(state: Verification) -> None:
             continue
         entries, bad = parse_manifest(text)
         for where in bad:
-            state.finding("malformed", manifest, where)
+            state.finding(FindingKind.MALFORMED, manifest, where)
         for name in sorted(entries):
             if not name.startswith(PAYLOAD_DIR + "/") or ".." in name.split("/"):
-                state.finding("malformed", manifest, f"lists {name!r}, which is not a path under data/")
+                state.finding(FindingKind.MALFORMED, manifest, f"lists {name!r}, which is not a path under data/")
                 continue
             if name not in present:
                 missing.setdefault(name, []).append(manifest)
@@ -116,15 +117,15 @@ def check_payload(state: Verification) -> None:
             found = state.payload[name][0][algorithm]
             if found != entries[name]:
                 state.finding(
-                    "mismatch", name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
+                    FindingKind.MISMATCH, name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
                     algorithm, entries[name], found, manifest=manifest,
                 )
         for name in sorted(present - set(entries)):
             unlisted.setdefault(name, []).append(manifest)
     for name, manifests in sorted(missing.items()):
-        state.finding("missing", name, f"listed in {', '.join(manifests)} but not in the package (removed)")
+        state.finding(FindingKind.MISSING, name, f"listed in {', '.join(manifests)} but not in the package (removed)")
     for name, manifests in sorted(unlisted.items()):
-        state.finding("unexpected", name, f"in data/ but not listed in {', '.join(manifests)} (added)")
+        state.finding(FindingKind.UNEXPECTED, name, f"in data/ but not listed in {', '.join(manifests)} (added)")
     state.report.payload_files = len(present)
     state.report.payload_bytes = sum(size for _, size in state.payload.values())
     check.detail = f"{len(present)} file(s), SHA-256, SHA-512 and BLAKE3"
@@ -140,13 +141,13 @@ def file_digest(state: Verification, name: str, algorithm: str) -> str | None:
             return hasher.hexdigest()
     except FileNotFoundError:
         if not state.has_finding(name):
-            state.finding("missing", name, "is listed but not in the package (removed)")
+            state.finding(FindingKind.MISSING, name, "is listed but not in the package (removed)")
     except UnsafeEntry as exc:
         if not state.has_finding(name):
-            state.finding("unsafe", name, exc.reason)
+            state.finding(FindingKind.UNSAFE, name, exc.reason)
     except OSError as exc:
         if not state.has_finding(name):
-            state.finding("unreadable", name, f"cannot be read: {exc.strerror or exc}")
+            state.finding(FindingKind.UNREADABLE, name, f"cannot be read: {exc.strerror or exc}")
     return None
 
 
@@ -167,25 +168,25 @@ def check_tags(state: Verification) -> None:
             state.report.tagmanifest_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
         entries, bad = parse_manifest(text)
         for where in bad:
-            state.finding("malformed", manifest, where)
+            state.finding(FindingKind.MALFORMED, manifest, where)
         for name, expected in sorted(entries.items()):
             listed.add(name)
             if name.startswith(PAYLOAD_DIR + "/") or ".." in name.split("/") or name.startswith("/"):
-                state.finding("malformed", manifest, f"lists {name!r}, which is not a tag file")
+                state.finding(FindingKind.MALFORMED, manifest, f"lists {name!r}, which is not a tag file")
                 continue
             if name not in state.entries:
-                state.finding("missing", name, f"listed in {manifest} but not in the package (removed)")
+                state.finding(FindingKind.MISSING, name, f"listed in {manifest} but not in the package (removed)")
                 continue
             if state.entries[name].kind != "file":
                 continue
             found = file_digest(state, name, algorithm)
             if found is not None and found != expected:
                 state.finding(
-                    "mismatch", name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
+                    FindingKind.MISMATCH, name, f"its {algorithm.upper()} is not the one in {manifest} (the file was altered)",
                     algorithm, expected, found, manifest=manifest,
                 )
     for name in sorted(tag_files - listed):
         if state.entries[name].kind == "file":
-            state.finding("unexpected", name, f"not listed in {TAG_MANIFESTS['sha256']} (added to the package)")
+            state.finding(FindingKind.UNEXPECTED, name, f"not listed in {TAG_MANIFESTS['sha256']} (added to the package)")
     state.report.tag_files = len(tag_files)
     check.detail = f"{len(tag_files)} tag file(s)"

@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from custody.errors import FindingKind
 from custody.package.layout import EVENTS, INCIDENT, ITEMS
 from custody.package.verification import Verification
 
@@ -47,16 +48,16 @@ def check_bindings(state: Verification) -> None:
         if isinstance(loaded, list) and all(isinstance(i, dict) and isinstance(i.get("file"), str) for i in loaded):
             state.items = loaded
         else:
-            state.finding("malformed", ITEMS, "is not a list of items, each with its 'file'")
+            state.finding(FindingKind.MALFORMED, ITEMS, "is not a list of items, each with its 'file'")
     described: set[str] = set()
     for item in state.items:
         if item["file"] in described:
-            state.finding("malformed", ITEMS, f"describes {item['file']!r} twice (ambiguous)")
+            state.finding(FindingKind.MALFORMED, ITEMS, f"describes {item['file']!r} twice (ambiguous)")
             continue
         _check_item(state, item, by_seq, bodies, incident)
         described.add(item["file"])
     for name in sorted(set(state.payload) - described):
-        state.finding("unrecorded", name, f"is not described in {ITEMS}, so no custody event vouches for it")
+        state.finding(FindingKind.UNRECORDED, name, f"is not described in {ITEMS}, so no custody event vouches for it")
     _check_incident(state, by_seq, incident)
     check.detail = f"{len(described)} item(s) against {len(bodies)} event(s)"
 
@@ -66,13 +67,13 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
     name = item["file"]
     if name not in state.payload:
         if name not in state.unreadable and not state.has_finding(name):
-            state.finding("missing", name, f"described in {ITEMS} but not in the package")
+            state.finding(FindingKind.MISSING, name, f"described in {ITEMS} but not in the package")
         return
     digests, size = state.payload[name]
     ingest = by_seq.get(as_seq(item.get("ingest_seq")))
     details = obj(ingest.get("details")) if ingest else {}
     if ingest is None or ingest.get("action") != "ingested":
-        state.finding("unrecorded", name, f"its ingest event {item.get('ingest_seq')!r} is not in {EVENTS}")
+        state.finding(FindingKind.UNRECORDED, name, f"its ingest event {item.get('ingest_seq')!r} is not in {EVENTS}")
     else:
         for label, recorded, found in (
             ("blake3", obj(ingest.get("subject")).get("evidence"), digests["blake3"]),
@@ -81,7 +82,7 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
         ):
             if recorded != found:
                 state.finding(
-                    "mismatch", name, f"its {label} differs from the one recorded at ingest (event {ingest['seq']})",
+                    FindingKind.MISMATCH, name, f"its {label} differs from the one recorded at ingest (event {ingest['seq']})",
                     label, str(recorded), str(found),
                 )
     blake3_hex = str(obj(ingest.get("subject")).get("evidence")) if ingest else digests["blake3"]
@@ -90,13 +91,13 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
         and _linked(bodies, obj(b.get("subject")).get("evidence"), incident)
         for b in bodies
     ):
-        state.finding("unrecorded", name, f"no 'linked' event in {EVENTS} ties it to incident {incident}, "
+        state.finding(FindingKind.UNRECORDED, name, f"no 'linked' event in {EVENTS} ties it to incident {incident}, "
                       "nor a 'sidecar-linked' event to a recording linked to it")
     packets = item.get("packets")
     if packets is None:
         return
     if not isinstance(packets, str):
-        state.finding("malformed", ITEMS, f"the packet list of {name} is not a path")
+        state.finding(FindingKind.MALFORMED, ITEMS, f"the packet list of {name} is not a path")
         return
     recorded = obj(obj(details.get("attachments")).get("packets")).get("sha256")
     data = state.read_bytes(packets)
@@ -104,10 +105,10 @@ def _check_item(state: Verification, item: Mapping[str, Any], by_seq: Mapping[in
         return
     found_sha = hashlib.sha256(data).hexdigest()
     if recorded is None:
-        state.finding("unrecorded", packets, "its ingest event recorded no packet list")
+        state.finding(FindingKind.UNRECORDED, packets, "its ingest event recorded no packet list")
     elif found_sha != recorded:
         state.finding(
-            "mismatch", packets, f"its SHA-256 is not the one recorded at ingest (event {item.get('ingest_seq')})",
+            FindingKind.MISMATCH, packets, f"its SHA-256 is not the one recorded at ingest (event {item.get('ingest_seq')})",
             "sha256", str(recorded), found_sha,
         )
 
@@ -125,24 +126,24 @@ def _check_incident(state: Verification, by_seq: Mapping[int, dict[str, Any]], i
     if record is None:
         return
     if not isinstance(record, dict):
-        state.finding("malformed", INCIDENT, "is not an incident record")
+        state.finding(FindingKind.MALFORMED, INCIDENT, "is not an incident record")
         return
     if incident is not None and record.get("incident") != incident:
-        state.finding("mismatch", INCIDENT, f"is about {record.get('incident')!r}, not the package's {incident!r}")
+        state.finding(FindingKind.MISMATCH, INCIDENT, f"is about {record.get('incident')!r}, not the package's {incident!r}")
     history = record.get("history") or []
     if not isinstance(history, list):
-        state.finding("malformed", INCIDENT, "its history is not a list")
+        state.finding(FindingKind.MALFORMED, INCIDENT, "its history is not a list")
         return
     for entry in history:
         if not isinstance(entry, dict):
-            state.finding("malformed", INCIDENT, "has a history entry that is not an object")
+            state.finding(FindingKind.MALFORMED, INCIDENT, "has a history entry that is not an object")
             continue
         body = by_seq.get(as_seq(entry.get("seq")))
         if body is None:
-            state.finding("unrecorded", INCIDENT, f"its history names event {entry.get('seq')!r}, which is not in {EVENTS}")
+            state.finding(FindingKind.UNRECORDED, INCIDENT, f"its history names event {entry.get('seq')!r}, which is not in {EVENTS}")
             continue
         for field in ("time", "actor", "action", "details"):
             if entry.get(field) != body.get(field):
-                state.finding("mismatch", INCIDENT,
+                state.finding(FindingKind.MISMATCH, INCIDENT,
                               f"its history entry for event {body['seq']} differs from the event ({field})")
                 break

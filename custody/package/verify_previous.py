@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from custody.errors import FindingKind
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.consistency import ConsistencyFormatError, parse_consistency
@@ -29,10 +30,10 @@ def check_consistency_file(state: Verification) -> None:
     try:
         proof = parse_consistency(text)
     except ConsistencyFormatError as exc:
-        state.finding("malformed", CONSISTENCY, str(exc))
+        state.finding(FindingKind.MALFORMED, CONSISTENCY, str(exc))
         return
     if state.checkpoint_text is not None and proof.checkpoint != state.checkpoint_text:
-        state.finding("mismatch", CONSISTENCY, f"ends with another checkpoint than {CHECKPOINT}")
+        state.finding(FindingKind.MISMATCH, CONSISTENCY, f"ends with another checkpoint than {CHECKPOINT}")
         return
     check.detail = (f"from the recipient's previous package's checkpoint ({proof.old_size} events); "
                     "check it with --previous")
@@ -50,17 +51,17 @@ def check_previous(state: Verification, previous: Path) -> None:
             old_text = files.read(CHECKPOINT, 1 << 16).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.reason if isinstance(exc, UnsafeEntry) else getattr(exc, "strerror", None) or str(exc)
-        state.finding("unreadable", where, f"the previous package's checkpoint cannot be read: {reason}")
+        state.finding(FindingKind.UNREADABLE, where, f"the previous package's checkpoint cannot be read: {reason}")
         return
     try:
         old, _ = notes.open_checkpoint(old_text, [verifier], origin=verifier.name)
     except notes.TlogError as exc:
-        state.finding("bad-signature", where, f"is not a checkpoint signed by {verifier.to_text()} ({exc})")
+        state.finding(FindingKind.BAD_SIGNATURE, where, f"is not a checkpoint signed by {verifier.to_text()} ({exc})")
         return
     new = state.checkpoint
     state.report.previous = {"path": str(previous), "size": old.size, "root": old.root.hex(), "consistent": False}
     if old.size > new.size:
-        state.finding("inconsistent", CHECKPOINT,
+        state.finding(FindingKind.INCONSISTENT, CHECKPOINT,
                       f"covers {new.size} events, fewer than the previous package's {old.size}: give the older package "
                       "as --previous")
         return
@@ -74,13 +75,13 @@ def check_previous(state: Verification, previous: Path) -> None:
             except ConsistencyFormatError:
                 parsed = None
         if parsed is None or parsed.old_size != old.size:
-            state.finding("missing", CONSISTENCY,
+            state.finding(FindingKind.MISSING, CONSISTENCY,
                           f"the package carries no consistency proof from the previous package's checkpoint "
                           f"({old.size} events); ask the sender for 'custody ledger consistency {old.size} {new.size}'")
             return
         proof = parsed.proof
     if not tree.verify_consistency(old.size, new.size, old.root, new.root, proof):
-        state.finding("inconsistent", CHECKPOINT,
+        state.finding(FindingKind.INCONSISTENT, CHECKPOINT,
                       f"its tree of {new.size} events does not extend the previous package's tree of {old.size} "
                       "events: the ledger was rewritten or forked between the two packages")
         return

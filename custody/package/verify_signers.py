@@ -17,6 +17,7 @@ from typing import Any
 
 from custody.actors.replay import Act, ActorReplay, allowed_signers
 from custody.actors.roles import RolePolicy, shipped_roles
+from custody.errors import FindingKind
 from custody.ledger import sshsig
 from custody.package.layout import ALLOWED_SIGNERS, ROLES, SIGNATURES, signature_path
 from custody.package.verification import Verification, unique_keys
@@ -76,9 +77,9 @@ def _check_files(state: Verification, carried: set[int]) -> None:
             continue
         match = SIGNATURE_FILE.match(name)
         if match is None:
-            state.finding("unexpected", name, "is not a signature file (custody/signatures/event-N.sig)")
+            state.finding(FindingKind.UNEXPECTED, name, "is not a signature file (custody/signatures/event-N.sig)")
         elif int(match.group(1)) not in state.events:
-            state.finding("unexpected", name, f"is the signature of event {match.group(1)}, which the package does not carry")
+            state.finding(FindingKind.UNEXPECTED, name, f"is the signature of event {match.group(1)}, which the package does not carry")
 
 
 def _check_listed(state: Verification) -> None:
@@ -92,13 +93,13 @@ def _check_listed(state: Verification) -> None:
     details = obj(obj(json.loads(last.record["leaf"])).get("details"))
     listed = details.get("signed", [])
     if not isinstance(listed, list):
-        state.finding("malformed", last.where, "its 'signed' is not a list of events")
+        state.finding(FindingKind.MALFORMED, last.where, "its 'signed' is not a list of events")
         return
     for seq in listed:
         if as_seq(seq) < 0:
-            state.finding("malformed", last.where, f"lists {seq!r} as a signed event")
+            state.finding(FindingKind.MALFORMED, last.where, f"lists {seq!r} as a signed event")
         elif signature_path(seq) not in state.entries:
-            state.finding("missing", signature_path(seq),
+            state.finding(FindingKind.MISSING, signature_path(seq),
                           f"event {seq} was signed by an enrolled person (the export-prepared event {last.record['seq']} "
                           "says so) but its signature is not in the package")
 
@@ -110,7 +111,7 @@ def _check_allowed_signers(state: Verification, replay: ActorReplay) -> None:
         return
     text = state.read_text(ALLOWED_SIGNERS)
     if text is not None and text != expected:
-        state.finding("mismatch", ALLOWED_SIGNERS,
+        state.finding(FindingKind.MISMATCH, ALLOWED_SIGNERS,
                       "is not the allowed_signers that the package's enrollment and revocation events give "
                       "(a key was added, removed or its validity changed)")
 
@@ -128,7 +129,7 @@ def _policy(state: Verification) -> tuple[RolePolicy, str]:
             {str(k): _names(v) for k, v in obj(obj(value).get("approvals")).items()},
         )
     except (ValueError, RecursionError) as exc:
-        state.finding("malformed", ROLES, f"is not a table of roles ({str(exc)[:200]})")
+        state.finding(FindingKind.MALFORMED, ROLES, f"is not a table of roles ({str(exc)[:200]})")
         return shipped_roles(), "the roles shipped with custody"
     return policy, ROLES
 

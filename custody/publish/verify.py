@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from custody.errors import BadInput, Finding
+from custody.errors import BadInput, Finding, FindingKind
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.canonical import canonical_bytes
@@ -55,7 +55,7 @@ class ReleaseCheck:
     def ok(self) -> bool:
         return not self.findings
 
-    def finding(self, kind: str, subject: str, message: str, **extra: Any) -> None:
+    def finding(self, kind: FindingKind, subject: str, message: str, **extra: Any) -> None:
         self.findings.append(Finding(kind, subject, message, extra=extra))
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,13 +81,13 @@ def _read(check: ReleaseCheck, name: str, limit: int = MAX_SMALL) -> bytes | Non
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        check.finding("missing", name, "missing from the release")
+        check.finding(FindingKind.MISSING, name, "missing from the release")
         return None
     if not stat.S_ISREG(info.st_mode):
-        check.finding("unexpected", name, "is not a regular file (a link or special file); it was not read")
+        check.finding(FindingKind.UNEXPECTED, name, "is not a regular file (a link or special file); it was not read")
         return None
     if info.st_size > limit:
-        check.finding("mismatch", name, f"is larger than {limit} bytes; it was not read")
+        check.finding(FindingKind.MISMATCH, name, f"is larger than {limit} bytes; it was not read")
         return None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as handle:
@@ -103,17 +103,17 @@ def _event(check: ReleaseCheck) -> tuple[dict[str, Any], bytes] | None:
         body = {k: event[k] for k in ("seq", "time", "actor", "role", "action", "subject", "details", "tool", "prev_hash")}
         leaf = canonical_bytes(body)
     except (ValueError, KeyError, TypeError) as exc:
-        check.finding("mismatch", EVENT, f"is not a ledger event: {exc}")
+        check.finding(FindingKind.MISMATCH, EVENT, f"is not a ledger event: {exc}")
         return None
     if not isinstance(event, dict) or not isinstance(event.get("details"), dict):
-        check.finding("mismatch", EVENT, "is not a ledger event")
+        check.finding(FindingKind.MISMATCH, EVENT, "is not a ledger event")
         return None
     digest = hashlib.sha256(b"\x00" + leaf).hexdigest()
     if event.get("hash") != digest:
-        check.finding("mismatch", EVENT, "its hash does not match its content (the event was altered)",
+        check.finding(FindingKind.MISMATCH, EVENT, "its hash does not match its content (the event was altered)",
                       expected=str(event.get("hash")), found=digest)
     if event.get("action") != ACTION:
-        check.finding("mismatch", EVENT, f"is a {event.get('action')!r} event, not {ACTION!r}")
+        check.finding(FindingKind.MISMATCH, EVENT, f"is a {event.get('action')!r} event, not {ACTION!r}")
     check.event = event
     return event, hashlib.sha256(b"\x00" + leaf).digest()
 
@@ -128,7 +128,7 @@ def _verifier(check: ReleaseCheck, trusted: notes.Verifier | None) -> notes.Veri
     try:
         verifier = notes.Verifier.from_text(raw.decode("utf-8").strip())
     except (UnicodeDecodeError, notes.TlogError) as exc:
-        check.finding("mismatch", VERIFIER_KEY, f"is not a verifier key: {exc}")
+        check.finding(FindingKind.MISMATCH, VERIFIER_KEY, f"is not a verifier key: {exc}")
         return None
     check.key = verifier.to_text()
     return verifier
@@ -142,20 +142,20 @@ def _proofs(check: ReleaseCheck, event: Mapping[str, Any], leaf: bytes, verifier
         try:
             proved = notes.verify_tlog_proof(proof_text, [verifier], leaf_hash=leaf, origin=verifier.name)
         except (notes.TlogError, ValueError) as exc:
-            check.finding("mismatch", PROOF, f"does not prove the event in a checkpoint signed by the key: {exc}")
+            check.finding(FindingKind.MISMATCH, PROOF, f"does not prove the event in a checkpoint signed by the key: {exc}")
         else:
             if proved.index != event.get("seq"):
-                check.finding("mismatch", PROOF, f"proves index {proved.index}, but the event is {event.get('seq')}")
+                check.finding(FindingKind.MISMATCH, PROOF, f"proves index {proved.index}, but the event is {event.get('seq')}")
     if checkpoint_text is None:
         return
     try:
         point, _ = notes.open_checkpoint(checkpoint_text, [verifier], origin=verifier.name)
     except notes.TlogError as exc:
-        check.finding("mismatch", CHECKPOINT, f"is not a checkpoint signed by the key: {exc}")
+        check.finding(FindingKind.MISMATCH, CHECKPOINT, f"is not a checkpoint signed by the key: {exc}")
         return
     named = event.get("details", {}).get("checkpoint", {})
     if named.get("size") != point.size or named.get("root") != point.root.hex():
-        check.finding("mismatch", CHECKPOINT, f"is checkpoint {point.size}, but the event names {named.get('size')}")
+        check.finding(FindingKind.MISMATCH, CHECKPOINT, f"is checkpoint {point.size}, but the event names {named.get('size')}")
     if proved is None:
         return
     raw = _read(check, CONSISTENCY)
@@ -166,24 +166,24 @@ def _proofs(check: ReleaseCheck, event: Mapping[str, Any], leaf: bytes, verifier
         old, new = int(lines[0]), int(lines[1])
         hashes = [base64.b64decode(line, validate=True) for line in lines[2:] if line]
     except (UnicodeDecodeError, ValueError, IndexError, binascii.Error) as exc:
-        check.finding("mismatch", CONSISTENCY, f"is malformed: {exc}")
+        check.finding(FindingKind.MISMATCH, CONSISTENCY, f"is malformed: {exc}")
         return
     later = proved.checkpoint
     if (old, new) != (point.size, later.size) or not tree.verify_consistency(
         point.size, later.size, point.root, later.root, hashes
     ):
-        check.finding("mismatch", CONSISTENCY,
+        check.finding(FindingKind.MISMATCH, CONSISTENCY,
                       f"does not prove checkpoint {point.size} is part of checkpoint {later.size}")
 
 
 def _files(check: ReleaseCheck, event: Mapping[str, Any]) -> None:
     named = event.get("details", {}).get("files")
     if not isinstance(named, dict) or not named:
-        check.finding("mismatch", EVENT, "names no files")
+        check.finding(FindingKind.MISMATCH, EVENT, "names no files")
         return
     for name, expected in sorted(named.items()):
         if not isinstance(name, str) or not FILE_NAME.match(name) or name in ENVELOPE:
-            check.finding("mismatch", EVENT, f"names an unacceptable file {name!r}")
+            check.finding(FindingKind.MISMATCH, EVENT, f"names an unacceptable file {name!r}")
             continue
         data = _read(check, name, MAX_FILE)
         if data is None:
@@ -191,16 +191,16 @@ def _files(check: ReleaseCheck, event: Mapping[str, Any]) -> None:
         check.files_checked += 1
         found = hashlib.sha256(data).hexdigest()
         if found != expected:
-            check.finding("mismatch", name, "its SHA-256 is not the one the published event records (the file was changed)",
+            check.finding(FindingKind.MISMATCH, name, "its SHA-256 is not the one the published event records (the file was changed)",
                           algorithm="sha256", expected=str(expected), found=found)
     try:
         present = sorted(os.listdir(check.root))
     except OSError as exc:
-        check.finding("missing", str(check.root), f"cannot be listed: {exc.strerror}")
+        check.finding(FindingKind.MISSING, str(check.root), f"cannot be listed: {exc.strerror}")
         return
     for name in present:
         if name not in named and name not in ENVELOPE:
-            check.finding("unexpected", name, "is in the release directory but not named by its event")
+            check.finding(FindingKind.UNEXPECTED, name, "is in the release directory but not named by its event")
 
 
 def verify_release(root: Path, trusted: notes.Verifier | None = None) -> ReleaseCheck:
@@ -233,7 +233,7 @@ def release_cells(check: ReleaseCheck) -> dict[tuple[str, str, str], int | None]
                 cells[(table["name"], cell["period"], cell[dimension])] = cell["count"]
         return cells
     except (ValueError, KeyError, TypeError) as exc:
-        check.finding("mismatch", "data.json", f"is malformed: {exc}")
+        check.finding(FindingKind.MISMATCH, "data.json", f"is malformed: {exc}")
         return None
 
 
@@ -250,11 +250,11 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
     size, root = details["checkpoint"]["size"], details["checkpoint"]["root"]
     head, _ = ledger.head()
     if size > head:
-        check.finding("mismatch", "ledger", f"has {head} events, fewer than the release's checkpoint {size}")
+        check.finding(FindingKind.MISMATCH, "ledger", f"has {head} events, fewer than the release's checkpoint {size}")
         return
     actual = ledger.with_nodes(lambda nodes: tree.root(nodes, size)).hex()
     if actual != root:
-        check.finding("mismatch", "ledger", f"its first {size} events do not have the root the release names",
+        check.finding(FindingKind.MISMATCH, "ledger", f"its first {size} events do not have the root the release names",
                       expected=root, found=actual)
         return
     check.recomputed = True
@@ -268,5 +268,5 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
             check.mismatched_cells.append({"table": key[0], "period": key[1], "column": key[2],
                                            "recomputed": expected.get(key, "absent"), "release": found.get(key, "absent")})
     if check.mismatched_cells:
-        check.finding("mismatch", "data.json",
+        check.finding(FindingKind.MISMATCH, "data.json",
                       f"{len(check.mismatched_cells)} of {check.cells_compared} value(s) differ from the recomputation")
