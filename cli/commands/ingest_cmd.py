@@ -73,6 +73,8 @@ def ingest(
     require_allowed(ws, "ingested")
     bar = IngestBar()
     inspector = ingest_inspector(ws.settings.config)
+    if extra.get("expected") is not None:
+        inspector.declared_start = extra["expected"].declared_start
     unsigned: CheckpointNotSigned | None = None
     try:
         results = ingest_paths(

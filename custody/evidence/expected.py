@@ -117,6 +117,14 @@ class Expectation:
         self._verdicts[path] = verdict
         return verdict
 
+    def declared_start(self, path: str) -> tuple[str, str] | None:
+        """(where, value) of the recording start the manifest declares for ``path`` (a CSV's
+        start column), as written; None when it declares none."""
+        declared = self._listed.get(path)
+        if declared is None or not declared.started:
+            return None
+        return f"{printable_path(self.manifest.name)} line {declared.line}", declared.started
+
     def verdict(self, path: str) -> dict[str, Any] | None:
         return self._verdicts.get(path)
 

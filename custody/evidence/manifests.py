@@ -40,6 +40,10 @@ ALGORITHMS = {"sha256": 64, "blake3": 64, "md5": 32}
 """Each algorithm a manifest may declare, with its digest's length in hex digits."""
 PATH_HEADERS = ("path", "file", "filename", "file name", "file_name", "name", "relative path")
 DIGEST_HEADERS = ("sha256", "sha-256", "blake3", "b3", "md5", "digest", "hash", "checksum")
+START_HEADERS = ("recording start", "recorded at", "recorded on", "start time", "started at", "start")
+"""An optional CSV column: when the recording started, as the previous system declared it
+(recorded as the recording's start when the file carries no creation time of its own)."""
+MAX_START = 64
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _TAGGED = re.compile(r"(?P<tag>SHA256|BLAKE3|MD5) \((?P<name>.*)\) = (?P<hex>[0-9a-fA-F]*)")
@@ -54,6 +58,8 @@ class Declared:
     path: str
     value: str
     line: int
+    started: str | None = None
+    """The recording's start the manifest declares (a CSV's start column), as written."""
 
 
 @dataclass
@@ -155,7 +161,7 @@ class _Collector:
     def problem(self, line: int, what: str) -> None:
         self.problems.append((line, what))
 
-    def add(self, line: int, raw_path: str, digest: str) -> None:
+    def add(self, line: int, raw_path: str, digest: str, started: str | None = None) -> None:
         shown_path = raw_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         path = clean_path(raw_path)
         if not _HEX.fullmatch(digest):
@@ -171,7 +177,7 @@ class _Collector:
             self.problem(line, f"more than {MAX_ENTRIES} entries")
             return
         self.lengths.add(len(digest))
-        self.entries[path] = Declared(path, digest.lower(), line)
+        self.entries[path] = Declared(path, digest.lower(), line, started.strip()[:MAX_START] if started and started.strip() else None)
 
     def finish(self, algorithm: str) -> dict[str, Declared]:
         want = ALGORITHMS[algorithm]
@@ -254,6 +260,10 @@ def _parse_csv(text: str, found: _Collector, columns: Mapping[str, str]) -> str:
         raise BadInput(f"{found.shown}: line 1: no CSV header row ({exc or 'empty'})") from None
     path_at = _column(headers, columns.get("path"), PATH_HEADERS, "path", found.shown)
     digest_at = _column(headers, columns.get("digest"), DIGEST_HEADERS, "digest", found.shown)
+    folded = [h.strip().lower() for h in headers]
+    start_at = next((folded.index(n) for n in START_HEADERS if n in folded), None)
+    if columns.get("start") is not None:
+        start_at = _column(headers, columns.get("start"), START_HEADERS, "start", found.shown)
     width = len(headers)
     while True:
         line = reader.line_num + 1
@@ -269,7 +279,7 @@ def _parse_csv(text: str, found: _Collector, columns: Mapping[str, str]) -> str:
         if len(row) != width:
             found.problem(line, f"has {len(row)} fields; the header has {width}")
             continue
-        found.add(line, row[path_at], row[digest_at].strip())
+        found.add(line, row[path_at], row[digest_at].strip(), row[start_at] if start_at is not None else None)
     return headers[digest_at]
 
 
@@ -341,14 +351,14 @@ def read_manifest(
 
 def parse_columns(text: str | None) -> dict[str, str]:
     """``path=File,digest=SHA256`` -> ``{"path": "File", "digest": "SHA256"}`` (BadInput
-    for anything else)."""
+    for anything else); ``start=HEADER`` names the column of the recordings' start times."""
     if not text:
         return {}
     out: dict[str, str] = {}
     for part in text.split(","):
         key, sep, value = part.partition("=")
         key = key.strip().lower()
-        if not sep or key not in ("path", "digest") or not value.strip():
-            raise BadInput(f"--expect-columns {text!r}: give path=HEADER,digest=HEADER")
+        if not sep or key not in ("path", "digest", "start") or not value.strip():
+            raise BadInput(f"--expect-columns {text!r}: give path=HEADER,digest=HEADER[,start=HEADER]")
         out[key] = value.strip()
     return out

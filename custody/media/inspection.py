@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -141,13 +141,15 @@ def _with_packets(details: dict[str, Any], listing: PacketList) -> Inspection:
     return Inspection(details, {"packets": listing.render()})
 
 
-def provenance(path: str, details: dict[str, Any], credentials: CredentialReader) -> dict[str, Any]:
-    """The ingest event's ``recorded`` (audio and video only) and ``content_credentials``."""
+def provenance(path: str, details: dict[str, Any], credentials: CredentialReader,
+               declared: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The ingest event's ``recorded`` (audio and video only; ``declared``: the start a vendor
+    manifest gives) and ``content_credentials``."""
     event: dict[str, Any] = {}
     if details.get("kind") in ("video", "audio", "unreadable-media"):
         try:
             mtime = datetime.fromtimestamp(os.stat(path).st_mtime_ns // 1_000_000_000, timezone.utc)
-            event["recorded"] = recording_start(path, details, mtime)
+            event["recorded"] = recording_start(path, details, mtime, declared=declared)
         except OSError:
             pass
     event["content_credentials"] = credentials.read(path)
@@ -179,10 +181,13 @@ class MediaInspector:
         self.tools = tools
         self.credentials = credentials or CredentialReader()
         self.warnings: dict[str, str] = {}
+        self.declared_start: Callable[[str], tuple[str, str] | None] | None = None
+        """Where set (``ingest --expect``): the recording start a vendor manifest declares."""
 
     def __call__(self, path: str) -> Inspection:
         inspection = inspect_media(path, self.tools)
-        inspection.event.update(provenance(path, inspection.details, self.credentials))
+        declared = self.declared_start(path) if self.declared_start is not None else None
+        inspection.event.update(provenance(path, inspection.details, self.credentials, declared))
         found = [media_warning(inspection.details), credentials_warning(inspection.event.get("content_credentials"))]
         warning = "; ".join(w for w in found if w) or None
         if warning:

@@ -3,7 +3,7 @@
 ``recording_start`` gives the ingest event's ``recorded``::
 
     start        RFC 3339 UTC (``...Z``, milliseconds when the source has them)
-    source       "container" | "sidecar" | "mtime"
+    source       "container" | "manifest" | "sidecar" | "mtime"
     from         where exactly: the container tag, the sidecar's file and field, or the file
     duration_us  the recording's duration as probed, when known
     rejected     sources that were present but not believable, each with the reason
@@ -12,11 +12,13 @@ Sources, best first:
 
 1. ``container``: the recording's own creation time (MP4/MOV ``creation_time``, from the probe
    already done at ingest), written by the camera from its clock when it recorded.
-2. ``sidecar``: a vendor's metadata file beside the recording (``NAME.json``, ``NAME.xml``,
+2. ``manifest``: the start a vendor's manifest declares for the file (``ingest --expect`` with a
+   CSV whose start column is found by name, ``custody.evidence.manifests.START_HEADERS``).
+3. ``sidecar``: a vendor's metadata file beside the recording (``NAME.json``, ``NAME.xml``,
    ``NAME.EXT.json``, ``NAME.EXT.xml``) with a start-time field (``StartTime``,
    ``recording_start``, ``RecordedAt``, ...: see ``START_FIELDS``) holding an RFC 3339 time with
    an offset. Read bounded (``SIDECAR_LIMIT`` bytes, nesting ``MAX_DEPTH``).
-3. ``mtime``: the file's modification time when it was preserved; copying a file can change it,
+4. ``mtime``: the file's modification time when it was preserved; copying a file can change it,
    so it is the last resort, and said to be.
 
 A time is not believed when it cannot be parsed, has no offset (the zone would be a guess), lies
@@ -36,7 +38,7 @@ from typing import Any
 from custody import times
 from custody.media.tools import _clean
 
-SOURCES = ("container", "sidecar", "mtime")
+SOURCES = ("container", "manifest", "sidecar", "mtime")
 SIDECAR_LIMIT = 1 << 20
 MAX_DEPTH = 8
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -132,8 +134,23 @@ def sidecar_start(sidecar: str) -> tuple[str, str] | str:
     return "no start-time field"
 
 
-def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: datetime | None = None) -> dict[str, Any]:
-    """The ``recorded`` record of the file at ``path`` (see the module's docstring)."""
+def _declared(declared: tuple[str, str], now: datetime, rejected: list[dict[str, str]]) -> tuple[datetime, str, str] | None:
+    where, value = _clean(declared[0])[:200], _clean(declared[1])[:64]
+    try:
+        moment = parse_time(value)
+        why = believable(moment, now)
+    except ValueError as exc:
+        why = str(exc)
+    if why is None:
+        return moment, "manifest", f"{where}: start"
+    rejected.append({"source": "manifest", "value": f"{where}: {value}", "reason": why})
+    return None
+
+
+def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: datetime | None = None,
+                    declared: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The ``recorded`` record of the file at ``path`` (see the module's docstring);
+    ``declared``: (where, value) of the start a vendor manifest declares for it."""
     now = now or times.now()
     rejected: list[dict[str, str]] = []
     found: tuple[datetime, str, str] | None = None
@@ -148,6 +165,8 @@ def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: d
             found = (moment, "container", "creation_time tag")
         else:
             rejected.append({"source": "container", "value": _clean(creation)[:64], "reason": why})
+    if found is None and declared is not None:
+        found = _declared(declared, now, rejected)
     if found is None:
         for sidecar in sidecars(path):
             name = _clean(os.path.basename(sidecar))
@@ -200,6 +219,7 @@ def recorded_of(details: Mapping[str, Any]) -> dict[str, Any] | None:
 
 SOURCE_WORDS = {
     "container": "the recording's own creation time (container metadata, from the camera's clock)",
+    "manifest": "the start time the previous system's manifest (ingest --expect, a CSV) declared",
     "sidecar": "a start time in the vendor's metadata file beside the recording",
     "mtime": "the source file's modification time when it was preserved (the recording carried no creation time)",
 }

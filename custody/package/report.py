@@ -31,7 +31,7 @@ FIELD_LABELS = {
 
 
 RECORDED_AT_SOURCES = SOURCE_WORDS
-SOURCE_MARKS = {"container": "a", "mtime": "b", "sidecar": "c"}
+SOURCE_MARKS = {"container": "a", "mtime": "b", "sidecar": "c", "manifest": "d"}
 
 
 def hex_lines(digest: str, group: int = 4, per_line: int = 8) -> list[str]:

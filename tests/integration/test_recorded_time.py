@@ -139,3 +139,34 @@ def test_retention_counts_from_the_recording(initialized: Custody, tmp_path: Pat
     (initialized.home / "config.toml").write_text('[retention.categories.unflagged]\ndays = 90\nstarts = "camera"\n')
     refused = initialized("retention", "categories")
     assert refused.exit_code == 5 and "starts must be one of ingest, recorded, flagging" in refused.stderr
+
+
+def test_a_vendor_manifest_declares_the_start(initialized: Custody, tmp_path: Path) -> None:
+    """``ingest --expect audit.csv`` with a start column: the declared start is the recording's
+    when the file has no creation time of its own, and is named with its manifest line; one
+    without an offset is rejected (and the next source used), never guessed."""
+    import hashlib
+
+    export = tmp_path / "export"
+    export.mkdir()
+    declared = clip(export / "J-declared.mp4", None)
+    naive = clip(export / "K-naive.mp4", None)
+    own = clip(export / "L-own.mp4", "2026-11-01T13:59:00Z")
+    for path in (declared, naive):
+        os.utime(path, (MTIME.timestamp(), MTIME.timestamp()))
+    rows = [("J-declared.mp4", "2026-11-01T09:10:11-05:00"), ("K-naive.mp4", "2026-11-01 09:10:11"),
+            ("L-own.mp4", "2026-11-01T09:10:11-05:00")]
+    (tmp_path / "audit.csv").write_text("File,SHA256,Recorded At\n" + "".join(
+        f"{name},{hashlib.sha256((export / name).read_bytes()).hexdigest()},{start}\n" for name, start in rows))
+    result = initialized("ingest", "--json", str(export), "--expect", str(tmp_path / "audit.csv"),
+                         "--expect-root", str(export))
+    assert result.exit_code == 0, result.output
+    by_name = {Path(r["path"]).name: r["blake3"] for r in json.loads(result.stdout)}
+    events = {e["subject"]["evidence"]: e["details"] for e in initialized.json("log") if e["action"] == "ingested"}
+    recorded = events[by_name["J-declared.mp4"]]["recorded"]
+    assert (recorded["start"], recorded["source"], recorded["from"]) == ("2026-11-01T14:10:11Z", "manifest", "audit.csv line 2: start")
+    recorded = events[by_name["K-naive.mp4"]]["recorded"]
+    assert recorded["source"] == "mtime"
+    assert recorded["rejected"][0]["source"] == "manifest" and "no time zone offset" in recorded["rejected"][0]["reason"]
+    recorded = events[by_name["L-own.mp4"]]["recorded"]
+    assert (recorded["start"], recorded["source"]) == ("2026-11-01T13:59:00Z", "container")  # the camera's own time first
