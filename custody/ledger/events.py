@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from custody.errors import Finding, FindingKind, LedgerCorrupt
 from custody.ledger.canonical import canonical_bytes
@@ -89,7 +89,7 @@ _EVENT_ROWS = (
     .limit(bindparam("limit"))
 )
 
-_quote: Any = json.encoder.encode_basestring
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 """JSON string encoding exactly as ``json.dumps(..., ensure_ascii=False)`` does it (C speed)."""
 
 
@@ -144,7 +144,7 @@ def _details(stored: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"unparseable": stored}
 
 
-def row_event(row: Any) -> CustodyEvent:
+def row_event(row: Row[Any]) -> CustodyEvent:
     """The event of a stored row; ``LedgerCorrupt`` naming it when its text is not UTF-8."""
     if any(_has_surrogates(value) for value in (row.time, row.actor, row.role, row.action, row.subject_evidence,
                                                 row.subject_incident, row.details, row.tool, row.prev_hash, row.hash)):
