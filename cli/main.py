@@ -188,7 +188,11 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM is handled as Ctrl-C is (``KeyboardInterrupt``):
+    what the command was writing is cleaned up, and it exits 130."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         cli.main(prog_name="custody")
         code: str | int | None = 0
@@ -204,7 +208,11 @@ def _leave(code: str | int | None) -> None:
     """End the process without the interpreter's module-by-module teardown, which costs a tenth
     of a second or more once SQLAlchemy is loaded. Nothing is lost by it: every command has
     closed its files and committed its database transactions before it returns, and the two
-    output streams are flushed here."""
+    output streams are flushed here, and staging files the store still holds (an interrupt
+    caught between two steps of an ingest) are removed."""
+    staging = sys.modules.get("storage.staging")
+    if staging is not None:
+        staging.discard_held()
     if isinstance(code, str):
         click.echo(code, err=True)
         code = 1

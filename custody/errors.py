@@ -64,6 +64,7 @@ class FindingKind(StrEnum):
     WEAK_RETENTION = "weak-retention"
     HOLD_MISMATCH = "hold-mismatch"
     STORE_NOT_ENFORCING = "store-not-enforcing"
+    STAGING_LEFTOVER = "staging-leftover"
     NOT_PRESERVED = "not-preserved"
     DISPOSED = "disposed"
     BAD_REFERENCE = "bad-reference"

@@ -5,7 +5,9 @@ Layout under the store's root::
     objects/<key>          the stored bytes, mode 0444, never rewritten
     meta/<key>.jsonl       append-only record of the object: the put (size, sha256, version,
                            metadata), then every retention extension, hold change and deletion
-    tmp/                   staging files, on the same filesystem so that a rename is atomic
+    tmp/                   staging files, on the same filesystem so that a rename is atomic;
+                           each locked by its writer, so that those of killed writers can be
+                           told apart and swept (``storage.staging``)
 
 Writes go to a temporary file that is fsynced, then hard-linked into place (a link never
 replaces an existing name), then the directory is fsynced. WORM here is enforced by this
@@ -27,11 +29,11 @@ import re
 import stat as stat_mod
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from storage import staging as staging_area
 from storage.base import Capabilities, LockProbe, ObjectInfo, ProgressCallback, Retention, format_utc, parse_utc
 from storage.errors import (
     IntegrityRejected,
@@ -41,102 +43,11 @@ from storage.errors import (
     StorageError,
     StorageUnavailable,
 )
+from storage.staging import Leftover, StagedCopy, StagingFile
+
+__all__ = ["LocalStore", "Leftover", "StagedCopy", "StagingFile"]
 
 CHUNK = 1 << 20
-DIRECT_ALIGN = 4096  # O_DIRECT wants block-aligned lengths and offsets; 4 KiB covers common disks
-
-
-@dataclass(frozen=True)
-class StagedCopy:
-    """Bytes written and fsynced in the store's staging area, not yet under any key."""
-
-    path: Path
-    size: int
-
-
-class StagingFile:
-    """A staging file written chunk by chunk, in order (see ``LocalStore.open_staging``).
-
-    Page-aligned chunks go to the disk with ``O_DIRECT`` where the filesystem allows it: the
-    bytes are not copied into the page cache, and the disk writes them while the caller is still
-    hashing the next chunks, so the final fsync has little left to do. A chunk that is not a whole
-    number of blocks (the last one), or a filesystem that refuses direct I/O (tmpfs), uses
-    ordinary buffered writes. After a failed write, every later one fails too."""
-
-    def __init__(self, path: Path, fd: int, size: int, direct: bool, root: Path) -> None:
-        self.path = path
-        self.size = size
-        self._fd = fd
-        self._direct = direct
-        self._root = root
-        self._written = 0
-        self._error: StorageUnavailable | None = None
-
-    @classmethod
-    def open(cls, tmp_dir: Path, size: int, root: Path) -> StagingFile:
-        path = tmp_dir / f"{uuid.uuid4().hex}.part"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        direct = getattr(os, "O_DIRECT", 0)
-        try:
-            try:
-                fd = os.open(path, flags | direct, 0o600) if direct else os.open(path, flags, 0o600)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                direct = 0
-                fd = os.open(path, flags, 0o600)
-        except OSError as exc:
-            raise StorageUnavailable(f"cannot write to the local store {root}: {exc.strerror}") from exc
-        return cls(path, fd, size, bool(direct), root)
-
-    def write(self, chunk: memoryview) -> None:
-        if self._error is not None:
-            raise self._error
-        try:
-            if self._direct and len(chunk) % DIRECT_ALIGN:
-                self._buffered()
-            try:
-                _pwrite_all(self._fd, chunk, self._written)
-            except OSError as exc:
-                if not (self._direct and exc.errno == errno.EINVAL):
-                    raise
-                self._buffered()
-                _pwrite_all(self._fd, chunk, self._written)
-            self._written += len(chunk)
-        except OSError as exc:
-            self._error = StorageUnavailable(f"writing to the local store {self._root} failed: {exc}")
-            raise self._error from exc
-
-    def _buffered(self) -> None:
-        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~getattr(os, "O_DIRECT", 0))
-        self._direct = False
-
-    def finish(self) -> StagedCopy:
-        """fsync and close; the staged copy, to commit or discard. ``IntegrityRejected`` if the
-        bytes written are not ``size`` (the source shrank or grew while it was read)."""
-        try:
-            if self._error is not None:
-                raise self._error
-            try:
-                os.fsync(self._fd)
-            except OSError as exc:
-                raise StorageUnavailable(f"writing to the local store {self._root} failed: {exc}") from exc
-        except BaseException:
-            self.abort()
-            raise
-        os.close(self._fd)
-        self._fd = -1
-        if self._written != self.size:
-            self.path.unlink(missing_ok=True)
-            raise IntegrityRejected(f"{self._written} bytes were staged where {self.size} were expected: the source changed")
-        return StagedCopy(self.path, self.size)
-
-    def abort(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        self.path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -272,10 +183,9 @@ class LocalStore:
         staged = self._stage_stream(key, source, size, sha256, progress)
         return self.commit_staged(staged, key, sha256=sha256, retention=retention, legal_hold=legal_hold, metadata=metadata)
 
-    def _new_staging_file(self) -> tuple[Path, int]:
-        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+    def _new_staging_file(self) -> staging_area.HeldFile:
         try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            return staging_area.create(self._tmp, ".part")
         except OSError as exc:
             raise StorageUnavailable(f"cannot write to the local store {self.root}: {exc.strerror}") from exc
 
@@ -283,7 +193,8 @@ class LocalStore:
         self, key: str, source: BinaryIO, size: int, sha256: str, progress: ProgressCallback | None
     ) -> StagedCopy:
         """Write the stream to a staging file, hashing what is received; reject a mismatch."""
-        tmp, fd = self._new_staging_file()
+        held = self._new_staging_file()
+        tmp, fd = held.path, held.fd
         digest = hashlib.sha256()
         received = 0
         try:
@@ -305,19 +216,19 @@ class LocalStore:
                     if progress is not None:
                         progress(count)
                 os.fsync(fd)
-            finally:
-                os.close(fd)
+            except BaseException:
+                held.release()
+                raise
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
         if received != size or digest.hexdigest() != sha256.lower():
-            tmp.unlink(missing_ok=True)
+            held.release()
             raise IntegrityRejected(
                 f"the local store received {received} bytes with SHA-256 {digest.hexdigest()} "
                 f"for {key}, but {size} bytes with SHA-256 {sha256.lower()} were declared; "
                 "nothing was stored (was the source changed while it was read?)"
             )
-        return StagedCopy(tmp, size)
+        return StagedCopy(tmp, size, held)
 
     def open_staging(self, size: int) -> StagingFile:
         """A new file in the staging area for the caller to write, in order, with exactly the
@@ -327,7 +238,12 @@ class LocalStore:
         return StagingFile.open(self._tmp, size, self.root)
 
     def discard_staged(self, staged: StagedCopy) -> None:
-        staged.path.unlink(missing_ok=True)
+        staged.release()
+
+    def sweep_staging(self, remove: bool = True) -> builtins.list[Leftover]:
+        """The staging files left by writers that are gone (killed), removed unless ``remove``
+        is False; a live writer's files are never touched (``storage.staging``)."""
+        return staging_area.sweep(self._tmp, remove)
 
     def commit_staged(
         self,
@@ -356,7 +272,7 @@ class LocalStore:
         except OSError as exc:
             raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
         finally:
-            staged.path.unlink(missing_ok=True)
+            staged.release()
         return self.stat(key)
 
     def _link_meta(
@@ -369,11 +285,19 @@ class LocalStore:
         legal_hold: bool,
         metadata: Mapping[str, str] | None,
     ) -> None:
-        """Write the object's first lock record, unless an interrupted put already did."""
+        """Write the object's first lock record, unless an interrupted put already did: then
+        its retention is extended to ``retention`` and its hold put on if asked, so that what
+        ``stat`` reports afterwards is at least what this put asked for."""
         existing = self._records(meta)
         if existing:
             if existing[0]["sha256"] != sha256 or int(existing[0]["size"]) != size:
                 raise ObjectExists(key)
+            info = self._info(key, existing)
+            assert info.retention is not None
+            if retention.until.replace(microsecond=0) > info.retention.until:
+                self._append(meta, {"op": "retain", "until": format_utc(retention.until), "time": format_utc(self.now())})
+            if legal_hold and not info.legal_hold:
+                self._append(meta, {"op": "hold", "on": True, "time": format_utc(self.now())})
             return
         record = {
             "op": "put",
@@ -387,19 +311,15 @@ class LocalStore:
             "time": format_utc(self.now()),
         }
         meta.parent.mkdir(parents=True, exist_ok=True)
-        staged = self._tmp / f"{uuid.uuid4().hex}.meta"
-        staged.write_text(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-        fd = os.open(staged, os.O_RDONLY)
+        staged = staging_area.create(self._tmp, ".meta")
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(staged, meta)
+            _write_all(staged.fd, (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode())
+            os.fsync(staged.fd)
+            os.link(staged.path, meta)
         except FileExistsError as exc:
             raise ObjectExists(key) from exc
         finally:
-            staged.unlink()
+            staged.release()
         _fsync_dir(meta.parent)
 
     def stat(self, key: str, version: str | None = None) -> ObjectInfo:
@@ -536,15 +456,6 @@ class LocalStore:
 
     def _refuse_mode_change(self, key: str) -> None:
         raise RetentionViolation(f"{key}: the local store keeps every object in COMPLIANCE mode")
-
-
-def _pwrite_all(fd: int, chunk: memoryview, offset: int) -> None:
-    done = 0
-    while done < len(chunk):
-        try:
-            done += os.pwrite(fd, chunk[done:], offset + done)
-        except InterruptedError:
-            continue
 
 
 def _write_all(fd: int, chunk: bytes | memoryview) -> None:

@@ -71,6 +71,11 @@ def ingest(
     paths_read, extra = expecting.build(list(paths), expect)
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
+    from custody.audit.leftovers import describe_leftovers, sweep_leftovers
+
+    swept = sweep_leftovers(ws.store)  # staging files of writers that were killed
+    if swept:
+        echo(f"custody: {describe_leftovers(swept)}", err=True)
     bar = IngestBar()
     inspector = ingest_inspector(ws.settings.config)
     if extra.get("expected") is not None:

@@ -28,6 +28,7 @@ FINDING_KINDS: tuple[FindingKind, ...] = (
     FindingKind.UNRECORDED,
     FindingKind.LEDGER_CORRUPT,
     FindingKind.STORE_NOT_ENFORCING,
+    FindingKind.STAGING_LEFTOVER,
 )
 """The kinds an audit reports; each has a count (0 included) in the report and the metrics."""
 DEFAULT_WORKERS = 8

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from custody import times
+from custody.audit.leftovers import leftover_findings
 from custody.audit.objects import ObjectAuditor
 from custody.audit.recorded import LedgerState, load_ledger_state
 from custody.audit.rehash import LocalPrehash
@@ -56,6 +57,7 @@ class _StoreWide:
     ledger: LedgerReport
     listing: StoreListing
     probes: list[LockProbe]
+    leftovers: list[Finding]
 
 
 def _store_wide(workspace: Workspace, state: LedgerState, request: AuditRequest) -> _StoreWide:
@@ -69,7 +71,7 @@ def _store_wide(workspace: Workspace, state: LedgerState, request: AuditRequest)
     for line in anchors.notices():
         logging.getLogger("custody.audit").warning(line)
     listing = list_unrecorded(store, state, request.shard, ledger, request.in_flight_grace)
-    return _StoreWide(report, listing, store.lock_self_test())
+    return _StoreWide(report, listing, store.lock_self_test(), leftover_findings(store))
 
 
 def run_audit(
@@ -120,6 +122,7 @@ def run_audit(
     for result in report.objects:
         report.findings.extend(result.findings)
     report.findings.extend(whole.listing.findings)
+    report.findings.extend(whole.leftovers)
     if not report.canary_enforced:
         allowed = [p for p in report.probes if not p.refused]
         report.findings.append(Finding(

@@ -28,7 +28,7 @@ from storage.base import Retention
 from storage.local import LocalStore
 from tests.conftest import Custody
 
-KINDS = ["hold-mismatch", "ledger-corrupt", "mismatch", "missing", "store-not-enforcing", "unreadable",
+KINDS = ["hold-mismatch", "ledger-corrupt", "mismatch", "missing", "staging-leftover", "store-not-enforcing", "unreadable",
          "unrecorded", "weak-retention"]
 
 

@@ -162,7 +162,7 @@ def test_removed_unrecorded_and_unheld_objects_on_ceph_rgw_are_found_by_quick(
     assert event["seq"] == report["seq"]
     assert event["details"]["findings"] == report["findings"]
     assert event["details"]["findings_by_kind"] == {
-        "hold-mismatch": 1, "ledger-corrupt": 0, "mismatch": 0, "missing": 1, "store-not-enforcing": 0,
+        "hold-mismatch": 1, "ledger-corrupt": 0, "mismatch": 0, "missing": 1, "staging-leftover": 0, "store-not-enforcing": 0,
         "unreadable": 0, "unrecorded": 1, "weak-retention": 0}
     assert event["details"]["counts"]["findings"] == 3
     assert custody("ledger", "verify").exit_code == 0

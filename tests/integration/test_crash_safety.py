@@ -143,11 +143,9 @@ def _crash_and_recover(site: Site, tmp_path: Path, store_check: Any) -> dict[str
 
 
 def _no_leftovers(site: Site) -> None:
-    """Staging files and probe directories left by a killed process must be removed by the
-    next command (issue 14). Until that lands, what is left is reported as an expected failure,
-    after every other check of the test has passed; once nothing is left, the test passes."""
-    if site.leftovers:
-        pytest.xfail("leftovers after SIGKILL not yet cleaned up by the next run: " + "; ".join(site.leftovers))
+    """Staging files and probe directories left by a killed process are removed by the next
+    command (issue 14): after every re-run, nothing is left."""
+    assert site.leftovers == [], "leftovers after SIGKILL not cleaned up by the next run: " + "; ".join(site.leftovers)
 
 
 def test_ingest_killed_at_every_point_on_the_local_store(tmp_path: Path) -> None:

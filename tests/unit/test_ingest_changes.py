@@ -79,13 +79,13 @@ def test_the_bytes_staged_while_hashing_are_what_gets_stored(tmp_path: Path) -> 
 def test_a_failing_store_write_leaves_nothing_staged_or_recorded(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    import storage.local
+    import storage.staging
     from storage.errors import StorageUnavailable
 
     ledger, store = _setup(tmp_path)
     path = tmp_path / "clip.mp4"
     path.write_bytes(b"z" * (40 << 20))
-    original = storage.local._pwrite_all
+    original = storage.staging._pwrite_all
     calls = {"n": 0}
 
     def write_then_fail(fd: int, chunk: memoryview, offset: int) -> None:
@@ -94,7 +94,7 @@ def test_a_failing_store_write_leaves_nothing_staged_or_recorded(tmp_path: Path,
             raise OSError(28, "No space left on device")
         original(fd, chunk, offset)
 
-    monkeypatch.setattr(storage.local, "_pwrite_all", write_then_fail)
+    monkeypatch.setattr(storage.staging, "_pwrite_all", write_then_fail)
     with pytest.raises(StorageUnavailable, match="No space left on device") as raised:
         Ingestor(ledger, store, actor="t").run([str(path)])
     assert str(tmp_path / "store") in str(raised.value)
