@@ -58,8 +58,8 @@ def ingest(
     """
     from cli.commands.media_cmd import ingest_inspector
     from cli.render import printable
-    from custody.errors import BadInput, Finding, FindingKind, IntegrityFailure
-    from custody.evidence.expected import describe, findings_of
+    from custody.errors import BadInput, IntegrityFailure
+    from custody.evidence.expected import as_findings
     from custody.evidence.ingest import CheckpointNotSigned, ingest_paths
 
     if (camera or officer) and not incident_id:
@@ -116,10 +116,7 @@ def ingest(
     if unsigned is not None:
         raise unsigned
     if findings:
-        raise IntegrityFailure([
-            Finding(FindingKind((r.declared or {}).get("result") or r.status), r.path, describe(r) or r.status)
-            for r in findings_of(results)
-        ]).already_shown()
+        raise IntegrityFailure(as_findings(results)).already_shown()
     if problems:
         raise BadInput(f"{len(problems)} of {len(results)} file(s) not preserved").already_shown()
 

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar
 
+from custody.errors import Finding, FindingKind
 from custody.evidence.hashing import Digests
 from custody.evidence.manifests import Declared, Manifest
 from custody.ledger.canonical import printable_path
@@ -150,6 +151,15 @@ def findings_of(results: Iterable[O]) -> list[O]:
         if result.status == "absent" or result_kind in ("mismatch", "manifest-changed"):
             out.append(result)
     return out
+
+
+def as_findings(results: Iterable[Outcome]) -> list[Finding]:
+    """``findings_of`` as integrity findings: ``mismatch``, ``manifest-changed`` or ``absent``."""
+    return [
+        Finding(FindingKind.ABSENT if r.status == "absent" else FindingKind(str((r.declared or {}).get("result"))),
+                r.path, describe(r) or "listed in the manifest but not among the files ingested")
+        for r in findings_of(results)
+    ]
 
 
 def describe(result: Outcome) -> str | None:
