@@ -41,6 +41,8 @@ def expect_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--expect-columns", metavar="path=HEADER,digest=HEADER",
                      help="The CSV columns holding the path and the digest (e.g. path=File,digest=SHA256)."),
         click.option("--expect-root", metavar="DIR", help="The folder the manifest's paths are relative to."),
+        click.option("--expect-windows-paths", is_flag=True,
+                     help="The manifest's paths separate folders with '\\' (a Windows export); drive letters are refused."),
         click.option("--sidecar", "sidecar_patterns", metavar="PATTERN", multiple=True,
                      help="Preserve the file named PATTERN next to each recording and link it as a sidecar."),
     ]
@@ -62,14 +64,17 @@ def build(paths: list[str], given: dict[str, Any]) -> tuple[list[str], dict[str,
 def _expectation(paths: list[str], given: dict[str, Any]) -> tuple[list[str], Any]:
     manifest = given.pop("expect_path")
     algorithm, columns, root = given.pop("expect_algorithm"), given.pop("expect_columns"), given.pop("expect_root")
+    windows = given.pop("expect_windows_paths")
     if manifest is None:
-        if algorithm or columns or root:
-            raise click.UsageError("--expect-algorithm, --expect-columns and --expect-root need --expect MANIFEST")
+        if algorithm or columns or root or windows:
+            raise click.UsageError(
+                "--expect-algorithm, --expect-columns, --expect-root and --expect-windows-paths need --expect MANIFEST"
+            )
         return paths, None
     from custody.evidence.expected import expect
     from custody.evidence.manifests import parse_columns
 
-    return expect(paths, manifest, algorithm=algorithm, columns=parse_columns(columns), root=root)
+    return expect(paths, manifest, algorithm=algorithm, columns=parse_columns(columns), root=root, windows_paths=windows)
 
 
 def sidecar_links(extra: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -46,6 +46,7 @@ START_HEADERS = ("recording start", "recorded at", "recorded on", "start time", 
 MAX_START = 64
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_DRIVE = re.compile(r"[A-Za-z]:")
 _TAGGED = re.compile(r"(?P<tag>SHA256|BLAKE3|MD5) \((?P<name>.*)\) = (?P<hex>[0-9a-fA-F]*)")
 _TAGS = {"SHA256": "sha256", "BLAKE3": "blake3", "MD5": "md5"}
 
@@ -151,8 +152,9 @@ def _unescape(name: str) -> str | None:
 class _Collector:
     """Entries and problems, as a manifest is read."""
 
-    def __init__(self, shown: str) -> None:
+    def __init__(self, shown: str, windows_paths: bool = False) -> None:
         self.shown = shown
+        self.windows_paths = windows_paths
         self.entries: dict[str, Declared] = {}
         self.problems: list[tuple[int, str]] = []
         """(line number, what is wrong); line 0 for the manifest as a whole."""
@@ -163,6 +165,9 @@ class _Collector:
 
     def add(self, line: int, raw_path: str, digest: str, started: str | None = None) -> None:
         shown_path = raw_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if self.windows_paths:
+            rooted = _DRIVE.match(raw_path) is not None or raw_path.startswith(("\\", "//"))
+            raw_path = "/" if rooted else raw_path.replace("\\", "/")
         path = clean_path(raw_path)
         if not _HEX.fullmatch(digest):
             self.problem(line, f"the digest {digest[:80]!r} is not hexadecimal")
@@ -290,11 +295,14 @@ def read_manifest(
     algorithm: str | None = None,
     columns: Mapping[str, str] | None = None,
     csv_format: bool | None = None,
+    windows_paths: bool = False,
 ) -> Manifest:
     """Read and check the manifest at ``path``. ``root`` (default: the manifest's directory) is
     what its paths are relative to; ``algorithm`` overrides any inference; ``columns`` (keys
     ``path`` and ``digest``) names the CSV headers; ``csv_format`` forces the CSV reading (by
-    default: a ``.csv``/``.tsv`` name, or ``columns`` given). ``BadInput`` names every fault."""
+    default: a ``.csv``/``.tsv`` name, or ``columns`` given); with ``windows_paths`` a ``\\``
+    in a path separates folders, as in Windows exports (a drive letter or a UNC path is
+    absolute, so refused). ``BadInput`` names every fault."""
     shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if algorithm is not None and algorithm not in ALGORITHMS:
         raise BadInput(f"--expect-algorithm {algorithm!r}: give one of {', '.join(ALGORITHMS)}")
@@ -322,7 +330,7 @@ def read_manifest(
     if text.startswith("\ufeff"):
         text = text[1:]
     is_csv = csv_format if csv_format is not None else bool(columns) or path.lower().endswith((".csv", ".tsv"))
-    found = _Collector(shown)
+    found = _Collector(shown, windows_paths)
     if is_csv:
         header = _parse_csv(text, found, columns or {})
         hint = algorithm or hint_from_name(header)

@@ -196,3 +196,19 @@ def test_a_folder_given_through_a_symbolic_link_still_matches(initialized: Custo
     result = initialized("ingest", str(alias), "--expect", str(manifest), "--json")
     assert result.exit_code == 0, result.output
     assert [by_name(result)[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
+
+
+def test_a_windows_export_csv_matches_with_expect_windows_paths(initialized: Custody, clip_dir: Path) -> None:
+    (clip_dir / "cam1").mkdir()
+    for name in CLIPS:
+        (clip_dir / name).rename(clip_dir / "cam1" / name)
+    rows = [line.split("  ", 1) for line in sums("sha256sum", clip_dir / "cam1", *CLIPS).splitlines()]
+    manifest = clip_dir / "export.csv"
+    manifest.write_text("Path,SHA256\r\n" + "".join(f"cam1\\{n},{d.upper()}\r\n" for d, n in rows))
+    plain = initialized("ingest", str(clip_dir), "--expect", str(manifest), "--json")
+    assert plain.exit_code == 3  # read as POSIX names, nothing matches: absent, and the clips not listed
+    assert [r["status"] for r in json.loads(plain.stdout)].count("absent") == 3
+    windows = initialized("ingest", str(clip_dir), "--expect", str(manifest), "--expect-windows-paths", "--json")
+    assert windows.exit_code == 0, windows.output
+    assert [by_name(windows)[n]["declared"]["result"] for n in CLIPS] == ["match"] * 3
+    assert by_name(windows)["BWC-002.mp4"]["declared"]["path"] == "cam1/BWC-002.mp4"

@@ -196,3 +196,17 @@ def test_a_long_list_of_faults_is_cut_after_twenty_in_line_order(tmp_path: Path)
     lines = [line.strip() for line in str(caught.value).splitlines()[1:-1]]
     assert lines[:2] == ["line 1: the digest has 30 hex digits; MD5 has 32", "line 3: the digest has 30 hex digits; MD5 has 32"]
     assert lines[19].startswith("line 39:") and lines[20] == "... and 5 more"
+
+
+def test_windows_paths_are_read_only_when_asked_and_rooted_ones_are_refused(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"").hexdigest()
+    path = tmp_path / "export.csv"
+    path.write_text(f"Path,SHA256\r\ncam1\\BWC-001.mp4,{digest}\r\n")
+    assert list(read_manifest(str(path)).entries) == ["cam1\\BWC-001.mp4"]
+    assert list(read_manifest(str(path), windows_paths=True).entries) == ["cam1/BWC-001.mp4"]
+    rooted = ("C:\\exports\\a.mp4", "\\\\server\\share\\a.mp4", "..\\a.mp4", "\\a.mp4")
+    path.write_text(f"Path,SHA256\r\nok.mp4,{digest}\r\n" + "".join(f"{p},{digest}\r\n" for p in rooted))
+    with pytest.raises(BadInput) as caught:
+        read_manifest(str(path), windows_paths=True)
+    for line, given in enumerate(rooted, 3):
+        assert f"line {line}: the path {given!r} is empty, absolute or climbs out" in str(caught.value)
