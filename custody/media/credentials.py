@@ -21,9 +21,11 @@ validation (a hard binding that no longer matches the bytes, a broken signature)
 and the library refusing the file (a corrupt manifest store) is ``error``; both carry a
 ``finding`` and are reported at ingest, and the bytes are preserved as they are either way.
 
-Bounds: the library streams the file (its hard-binding check is the only full read, and at
-ingest it runs in the background inspection while the one read hashes the file, so the file
-comes from the page cache); nothing is fetched over the network (remote manifests and OCSP are
+Bounds: an MP4/MOV whose file-level boxes hold no C2PA ``uuid`` box is ``absent`` from its box
+headers alone (``bmff_manifest_box``: a few reads of 32 bytes, no library call). Otherwise the
+library streams the file (its hard-binding check is the only full read, and at ingest it runs
+in the background inspection while the one read hashes the file, so the file comes from the
+page cache, never from memory: nothing holds the whole file); nothing is fetched over the network (remote manifests and OCSP are
 switched off); at most ``MAX_ERRORS`` status entries of at most ``MAX_TEXT`` characters each
 are recorded, and a manifest store whose JSON exceeds ``MAX_JSON`` is recorded as an error.
 """
