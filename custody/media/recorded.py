@@ -18,8 +18,9 @@ Sources, best first:
    ``NAME.EXT.json``, ``NAME.EXT.xml``) with a start-time field (``StartTime``,
    ``recording_start``, ``RecordedAt``, ...: see ``START_FIELDS``) holding an RFC 3339 time with
    an offset. Read bounded (``SIDECAR_LIMIT`` bytes, nesting ``MAX_DEPTH``).
-4. ``mtime``: the file's modification time when it was preserved; copying a file can change it,
-   so it is the last resort, and said to be.
+4. ``mtime``: the file's modification time when it was preserved, less the recording's
+   duration (a camera last writes a file when the recording ends); copying a file can change
+   it, so it is the last resort, and said to be.
 
 A time is not believed when it cannot be parsed, has no offset (the zone would be a guess), lies
 before ``EARLIEST`` (a camera clock reset to its epoch) or more than a day after ingest.
@@ -184,10 +185,14 @@ def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: d
                 found = (moment, "sidecar", f"{name}: {field_name}")
                 break
             rejected.append({"source": "sidecar", "value": f"{name}: {field_name} = {value}", "reason": why})
-    if found is None:
-        found = (mtime.astimezone(timezone.utc), "mtime", "the file's modification time when preserved")
-    record: dict[str, Any] = {"start": iso_utc(found[0]), "source": found[1], "from": found[2]}
     duration = media.get("duration_us")
+    if found is None:
+        moment, told = mtime.astimezone(timezone.utc), "the file's modification time when preserved"
+        if isinstance(duration, int) and not isinstance(duration, bool) and duration > 0:
+            # a camera writes a file until the recording ends: its last write is the end
+            moment, told = moment - timedelta(microseconds=duration), told + ", less the recording's duration"
+        found = (moment, "mtime", told)
+    record: dict[str, Any] = {"start": iso_utc(found[0]), "source": found[1], "from": found[2]}
     if isinstance(duration, int) and not isinstance(duration, bool) and duration >= 0:
         record["duration_us"] = duration
     if rejected:
@@ -221,7 +226,7 @@ SOURCE_WORDS = {
     "container": "the recording's own creation time (container metadata, from the camera's clock)",
     "manifest": "the start time the previous system's manifest (ingest --expect, a CSV) declared",
     "sidecar": "a start time in the vendor's metadata file beside the recording",
-    "mtime": "the source file's modification time when it was preserved (the recording carried no creation time)",
+    "mtime": "the source file's modification time when it was preserved, less the recording's duration (the recording carried no creation time)",
 }
 
 

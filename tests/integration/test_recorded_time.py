@@ -50,6 +50,12 @@ def _ingested(custody: Custody, path: Path) -> dict[str, Any]:
 MTIME = datetime(2026, 10, 30, 7, 45, 12, tzinfo=timezone.utc)
 
 
+def _before(end: datetime, duration_us: int) -> str:
+    """RFC 3339 (milliseconds when there are any) of ``end`` less a duration."""
+    start = end - timedelta(microseconds=duration_us)
+    return start.strftime("%Y-%m-%dT%H:%M:%S") + (f".{start.microsecond // 1000:03d}" if start.microsecond // 1000 else "") + "Z"
+
+
 def test_each_source_is_named(initialized: Custody, tmp_path: Path) -> None:
     container = clip(tmp_path / "A-container.mp4", "2026-11-01T14:00:00Z")  # MP4 keeps whole seconds
     details = _ingested(initialized, container)
@@ -70,8 +76,9 @@ def test_each_source_is_named(initialized: Custody, tmp_path: Path) -> None:
     bare = clip(tmp_path / "C-bare.mp4", None)
     os.utime(bare, (MTIME.timestamp(), MTIME.timestamp()))
     details = _ingested(initialized, bare)
-    assert details["recorded"]["source"] == "mtime"
-    assert details["recorded"]["start"] == "2026-10-30T07:45:12Z" == details["source"]["mtime"]
+    assert details["recorded"]["source"] == "mtime" and details["source"]["mtime"] == "2026-10-30T07:45:12Z"
+    assert details["recorded"]["start"] == _before(MTIME, details["media"]["duration_us"])  # last written at the end
+    assert details["recorded"]["from"].endswith("less the recording's duration")
 
     shown = initialized("show", str(sidecar))
     line = next(l for l in shown.stdout.splitlines() if l.startswith("recorded:"))
@@ -85,7 +92,7 @@ def test_unbelievable_times_are_rejected_with_reasons(initialized: Custody, tmp_
     os.utime(reset, (MTIME.timestamp(), MTIME.timestamp()))
     details = _ingested(initialized, reset)
     recorded = details["recorded"]
-    assert recorded["source"] == "mtime" and recorded["start"] == "2026-10-30T07:45:12Z"
+    assert recorded["source"] == "mtime" and recorded["start"] == _before(MTIME, details["media"]["duration_us"])
     reasons = {r["source"]: r["reason"] for r in recorded["rejected"]}
     assert "camera clock reset" in reasons["container"]
     assert "no time zone offset" in reasons["sidecar"]
