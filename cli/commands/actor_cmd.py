@@ -51,9 +51,12 @@ def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_f
     from custody.actors.enrollment import enroll as enroll_person, parse_key
     from custody.ledger.signatures import read_public_key
 
-    if (key_text is None) == (key_file is None):
+    if key_text is not None and key_file is None:
+        key = parse_key(key_text, "--key")
+    elif key_file is not None and key_text is None:
+        key = read_public_key(key_file)
+    else:
         raise click.UsageError("give the public key with --key 'ssh-ed25519 AAAA...' or --key-file FILE.pub")
-    key = parse_key(key_text, "--key") if key_text is not None else read_public_key(key_file)  # type: ignore[arg-type]
     person = enroll_person(workspace(ctx), name, role, key)
     if as_json:
         emit_json(person.as_dict())

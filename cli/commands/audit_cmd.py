@@ -14,6 +14,7 @@ from cli.progress import TerminalProgress
 from cli.render import echo
 
 if TYPE_CHECKING:
+    from custody.audit.report import Level
     from custody.audit.shards import Shard
     from custody.audit.report import AuditReport
 
@@ -107,7 +108,7 @@ def _summary(report: AuditReport) -> list[str]:
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
               help="Write Prometheus text-format metrics to FILE (node exporter textfile collector).")
 @click.pass_context
-def audit(ctx: click.Context, level: str, rotation: int | None, shard: Shard, workers: int, grace: timedelta,
+def audit(ctx: click.Context, level: Level, rotation: int | None, shard: Shard, workers: int, grace: timedelta,
           actor: str | None, as_json: bool, metrics: Path | None) -> None:
     """Check that every preserved object is there, unaltered, locked and accounted for.
 
@@ -139,7 +140,7 @@ def audit(ctx: click.Context, level: str, rotation: int | None, shard: Shard, wo
     from storage.errors import StorageError
 
     try:
-        request = AuditRequest(level, shard, rotation, workers, grace)  # type: ignore[arg-type]
+        request = AuditRequest(level, shard, rotation, workers, grace)
     except BadInput as exc:
         raise click.UsageError(str(exc), ctx) from exc
     bar = _Bar()

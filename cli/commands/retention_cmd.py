@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from cli.context import emit_json, settings_from, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.home import Workspace
 
 
 @click.group("retention")
@@ -46,7 +51,7 @@ def categories(ctx: click.Context, as_json: bool) -> None:
         echo(f"{'':<12} source: {category.source}")
 
 
-def _render(changes: list[dict], as_json: bool) -> None:  # type: ignore[type-arg]
+def _render(changes: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         emit_json(changes)
         return
@@ -102,7 +107,7 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
     _render(changes, as_json)
 
 
-def _targets(ws, refs: tuple[str, ...], incident_id: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+def _targets(ws: Workspace, refs: tuple[str, ...], incident_id: str | None) -> list[str]:
     from custody.cases.incident_state import require_incident
     from custody.evidence.references import resolve_preserved
 

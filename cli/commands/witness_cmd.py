@@ -137,8 +137,8 @@ def serve(ctx: click.Context, listen: str, path: Path | None, quiet: bool) -> No
         from custody.errors import ConfigError
 
         raise ConfigError(f"cannot listen on {listen}: {exc.strerror}") from exc
-    logs = ", ".join(sorted(server.RequestHandlerClass.witness.logs)) or "none (use 'custody witness add-log')"  # type: ignore[attr-defined]
-    echo(f"witness {server.RequestHandlerClass.witness.cosigner.name} listening on {listen}; logs: {logs}", err=True)  # type: ignore[attr-defined]
+    logs = ", ".join(sorted(server.witness.logs)) or "none (use 'custody witness add-log')"
+    echo(f"witness {server.witness.cosigner.name} listening on {listen}; logs: {logs}", err=True)
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

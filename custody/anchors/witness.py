@@ -337,10 +337,18 @@ class _Handler(BaseHTTPRequestHandler):
             os.write(2, f"{self.address_string()} {message}\n".encode())
 
 
-def make_server(directory: WitnessDirectory, host: str, port: int, *, quiet: bool = False) -> ThreadingHTTPServer:
+class WitnessServer(ThreadingHTTPServer):
+    """The HTTP server of one witness (``make_server``), which it names."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], witness: Witness) -> None:
+        super().__init__(address, handler)
+        self.witness = witness
+
+
+def make_server(directory: WitnessDirectory, host: str, port: int, *, quiet: bool = False) -> WitnessServer:
     """A threading HTTP server answering add-checkpoint for ``directory``'s witness."""
     witness = Witness(directory)
     handler = type("WitnessHandler", (_Handler,), {"witness": witness, "quiet": quiet})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = WitnessServer((host, port), handler, witness)
     server.daemon_threads = True
     return server

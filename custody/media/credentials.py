@@ -118,7 +118,7 @@ def trust_anchors_from(config: Mapping[str, Any]) -> str | None:
 def library_version() -> str:
     """``c2pa-python X (c2pa-rs Y)``, or why the library is not available."""
     try:
-        import c2pa  # type: ignore[import-untyped]
+        import c2pa  # type: ignore[import-untyped]  # c2pa-python ships no type information
 
         return f"c2pa-python {metadata.version('c2pa-python')} (c2pa-rs {c2pa.sdk_version()})"
     except Exception as exc:  # a missing or broken native library is reported, not raised

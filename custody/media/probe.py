@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-import ffmpeg  # type: ignore[import-untyped]
+import ffmpeg  # type: ignore[import-untyped]  # ffmpeg-python ships no type information
 
 from custody.media.tools import (
     DEFAULT_TOOLS,

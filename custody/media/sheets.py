@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import ffmpeg  # type: ignore[import-untyped]
+import ffmpeg  # type: ignore[import-untyped]  # ffmpeg-python ships no type information
 
 from custody.errors import BadInput
 from custody.media.probe import probe

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
+from typing import Protocol
 
 import blake3
 
@@ -53,7 +53,13 @@ class PayloadDigests:
         return {"sha256": self._sha256.hexdigest(), "sha512": self._sha512.hexdigest(), "blake3": self._blake3.hexdigest()}
 
 
-def stream_digests(handle: BinaryIO) -> tuple[dict[str, str], int]:
+class ReadsInto(Protocol):
+    """An open binary file, read with ``readinto`` (``io.BufferedReader``, ``io.FileIO``)."""
+
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
+
+
+def stream_digests(handle: ReadsInto) -> tuple[dict[str, str], int]:
     """(digests, size) of an open file read to its end once, into two buffers used in turn. A
     read error propagates as ``OSError``."""
     hasher = PayloadDigests()
@@ -62,7 +68,7 @@ def stream_digests(handle: BinaryIO) -> tuple[dict[str, str], int]:
     try:
         while True:
             buffer = buffers[turn]
-            count = handle.readinto(buffer)  # type: ignore[attr-defined]
+            count = handle.readinto(buffer)
             if not count:
                 break
             hasher.update(memoryview(buffer)[:count])

@@ -9,11 +9,12 @@ Every read is bounded: a file's size, a directory tree's depth and its number of
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Final
 
 MAX_TEXT: Final = 64 << 20
 """The largest tag file read into memory (packet lists of long recordings are the biggest)."""
@@ -94,7 +95,7 @@ class PackageFiles:
             raise
         return fd
 
-    def open(self, name: str) -> BinaryIO:
+    def open(self, name: str) -> io.BufferedReader:
         """The regular file ``name`` (relative, ``/``-separated) opened for reading.
         ``FileNotFoundError`` if absent; ``UnsafeEntry`` for anything that is not a regular
         file reached without links."""
