@@ -216,7 +216,7 @@ def init_home(
         if key_created:
             settings.verifier_key_path.unlink(missing_ok=True)
             _write_exclusive(settings.verifier_key_path, verifier + "\n", 0o644)
-            backup_key = _make_backup_key(settings, verifier)
+            backup_key = _make_backup_key(settings, signer)
     from custody.ledger.database import Ledger
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
@@ -234,19 +234,22 @@ def init_home(
     )
 
 
-def _make_backup_key(settings: Settings, verifier: str) -> str:
+def _make_backup_key(settings: Settings, signer_text: str) -> str:
     """A second key of the same name, ``backup.key`` (mode 0600, to be moved offline), able to
-    rotate the signing key when it is lost; ``root.vkeys`` names both (custody.anchors.keys)."""
-    from custody.anchors.keys import write_root
-    from custody.ledger.checkpoint import generate_signer
+    rotate the signing key when it is lost; ``root.vkeys`` names both, and ``root-backup.note``
+    is the first key's signed statement naming its backup (custody.anchors.keys)."""
+    from custody.anchors.keys import ROOT_BACKUP_NOTE, sign_backup_nomination, write_root
+    from custody.ledger.checkpoint import Signer, generate_signer
 
-    name = verifier.split("+", 1)[0]
-    backup, backup_verifier = generate_signer(name)
+    signer = Signer.from_text(signer_text)
+    verifier = signer.verifier().to_text()
+    backup, backup_verifier = generate_signer(signer.name)
     home = settings.home
     (home / "backup.key").unlink(missing_ok=True)
     _write_exclusive(home / "backup.key", backup + "\n", 0o600)
     (home / "backup.vkey").write_text(backup_verifier + "\n")
     write_root(home / "root.vkeys", verifier, backup_verifier)
+    (home / ROOT_BACKUP_NOTE).write_text(sign_backup_nomination(signer, Signer.from_text(backup)))
     return backup_verifier
 
 

@@ -9,7 +9,10 @@ Tag files (beside ``custody/checkpoint.txt``, the signed checkpoint every proof 
   (a recipient should get that CA from the authority itself and pass it with --tsa-ca);
 * ``custody/key-rotations.jsonl``: the ledger's ``key-rotated`` statements up to the
   checkpoint, one JSON object per line (``seq``, ``note``), so that a recipient who pinned an
-  earlier key follows the chain to the key that signed the checkpoint.
+  earlier key follows the chain to the key that signed the checkpoint;
+* ``custody/root-backup.txt``: with the rotations, the first key's statement naming its backup
+  key, signed by both, so that a recipient who pinned the first key follows a rotation the
+  backup key signed after the first key was lost.
 
 The verification half imports no database or network code (``verify-package`` needs none).
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from custody.anchors.cosign import CosignatureError, CosignerVerifier
-from custody.anchors.keys import ROTATION_HEADER
+from custody.anchors.keys import open_backup_nomination, rotation_fields
 from custody.ledger import checkpoint as notes
 
 if TYPE_CHECKING:
@@ -34,6 +37,7 @@ COSIGNATURES: Final = "custody/cosignatures.txt"
 TIMESTAMP: Final = "custody/checkpoint.tsr"
 TSA_CA: Final = "custody/tsa-ca.pem"
 KEY_ROTATIONS: Final = "custody/key-rotations.jsonl"
+ROOT_BACKUP: Final = "custody/root-backup.txt"
 MAX_ROTATIONS: Final = 1000
 
 
@@ -43,7 +47,7 @@ def export_files(ledger: Ledger, settings: Settings, size: int) -> dict[str, byt
 
     from custody.anchors import records
     from custody.anchors.config import load_anchor_config
-    from custody.anchors.keys import ROTATED
+    from custody.anchors.keys import ROOT_BACKUP_NOTE, ROTATED
 
     files: dict[str, bytes] = {}
     lines = [a.body for a in records.anchors(ledger, size=size, kind=records.COSIGNATURE)]
@@ -61,6 +65,9 @@ def export_files(ledger: Ledger, settings: Settings, size: int) -> dict[str, byt
     ]
     if rotations:
         files[KEY_ROTATIONS] = ("\n".join(rotations) + "\n").encode("utf-8")
+        nomination = settings.home / ROOT_BACKUP_NOTE
+        if nomination.is_file():
+            files[ROOT_BACKUP] = nomination.read_bytes()
     return files
 
 
@@ -73,39 +80,64 @@ class KeyChain:
     problems: list[str] = field(default_factory=list)
 
 
-def follow_rotations(trusted: notes.Verifier, text: str | None) -> KeyChain:
+def follow_rotations(trusted: notes.Verifier, text: str | None, nomination: str | None = None) -> KeyChain:
     """Follow ``key-rotations.jsonl`` from ``trusted``: each statement must name the key in
-    force as ``old`` and be signed by it (or by the backup an earlier followed statement named)
-    and by its new key. The first statement that does not verify stops the chain."""
+    force as ``old`` and be signed by it (or by its backup) and by its new key. The backup of
+    the first key is the one ``nomination`` (``root-backup.txt``) names, signed by it; a later
+    key's backup is the one the statement that introduced it names. Statements before the
+    trusted key came into force are skipped. The first statement that does not verify stops
+    the chain."""
     chain = KeyChain(trusted)
     if not text:
         return chain
     backup: notes.Verifier | None = None
-    for number, line in enumerate(text.splitlines()[:MAX_ROTATIONS], 1):
-        if not line.strip():
-            continue
+    if nomination is not None:
         try:
-            record = json.loads(line)
-            note = record["note"]
+            backup = open_backup_nomination(nomination, trusted)
+        except (ValueError, notes.TlogError):
+            backup = None  # a nomination by another (earlier) key: see the rotations below
+    lines = [(number, line) for number, line in enumerate(text.splitlines()[:MAX_ROTATIONS], 1) if line.strip()]
+    start = _start_of(trusted, lines)
+    if start is not None:
+        backup = start[1]
+        lines = [(number, line) for number, line in lines if number > start[0]]
+    for number, line in lines:
+        try:
+            note = json.loads(line)["note"]
             authorities = [chain.key] + ([backup] if backup else [])
-            opened = notes.open_note(note, authorities)
-            lines = opened.text.rstrip("\n").split("\n")
-            if lines[0] != ROTATION_HEADER:
-                raise ValueError("not a key rotation statement")
-            fields = dict(line.partition(" ")[::2] for line in lines[1:])
-            if fields.get("old") != chain.key.to_text():
+            fields = rotation_fields(notes.open_note(note, authorities).text)
+            if fields["old"] != chain.key.to_text():
                 raise ValueError("it names another old key than the one in force")
             new = notes.Verifier.from_text(fields["new"])
             notes.open_note(note, [new])
-            if new.name != chain.key.name:
+            if new.name != chain.key.name or fields["log"] != chain.key.name:
                 raise ValueError("the new key has another name")
             backup = notes.Verifier.from_text(fields["backup"])
-        except (ValueError, KeyError, TypeError, notes.TlogError) as exc:
+        except notes.TlogError as exc:
+            hint = "" if backup is not None or chain.followed else (
+                f" (a rotation signed by the first key's backup needs {ROOT_BACKUP}, the first key's statement naming it)"
+            )
+            chain.problems.append(f"{KEY_ROTATIONS}:{number}: rotation not followed: {exc}{hint}")
+            break
+        except (ValueError, KeyError, TypeError) as exc:
             chain.problems.append(f"{KEY_ROTATIONS}:{number}: rotation not followed: {exc}")
             break
         chain.key = new
         chain.followed += 1
     return chain
+
+
+def _start_of(trusted: notes.Verifier, lines: list[tuple[int, str]]) -> tuple[int, notes.Verifier] | None:
+    """When ``trusted`` is the new key of a statement that it signed, that statement's line and
+    the backup it names: the chain starts after it (a recipient who pinned a later key)."""
+    for number, line in reversed(lines):
+        try:
+            fields = rotation_fields(notes.open_note(json.loads(line)["note"], [trusted]).text)
+            if fields["new"] == trusted.to_text():
+                return number, notes.Verifier.from_text(fields["backup"])
+        except (ValueError, KeyError, TypeError, notes.TlogError):
+            continue
+    return None
 
 
 @dataclass
@@ -173,5 +205,10 @@ def readme_section(files: dict[str, bytes], checkpoint_name: str) -> str:
   {KEY_ROTATIONS} lists the ledger's key rotations: each statement names the old and the new
   key and is signed by both (or by the backup key kept offline). With --trust-key set to an
   earlier key of the ledger, verify-package follows them to the key that signed {checkpoint_name}.
+""")
+    if ROOT_BACKUP in files:
+        parts.append(f"""
+  {ROOT_BACKUP} is the first key's statement naming its backup key, signed by both: it lets
+  verify-package follow a rotation the backup key signed after the first key was lost.
 """)
     return "".join(parts)

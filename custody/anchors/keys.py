@@ -16,6 +16,16 @@ signed by the current key or its backup (the authority) and by the new key (proo
 possession). Every checkpoint of a tree that includes the event is signed by the new key; a
 checkpoint is accepted only when signed by the key in force at its size. A key that is lost is
 never silently replaced: without the old key or the backup there is no rotation.
+
+So that a recipient who pinned only the first key can follow a recovery by its backup, ``init``
+also writes ``root-backup.note``: a note signed by the first key and by the backup key::
+
+    custody key backup/v1
+    log <origin>
+    key <the first key>
+    backup <its backup key>
+
+Packages carry it (``custody/root-backup.txt``) beside the rotations.
 """
 
 from __future__ import annotations
@@ -34,6 +44,8 @@ if TYPE_CHECKING:
 
 ROTATION_HEADER = "custody key rotation/v1"
 ROTATED = "key-rotated"
+BACKUP_HEADER = "custody key backup/v1"
+ROOT_BACKUP_NOTE = "root-backup.note"
 
 
 @dataclass(frozen=True)
@@ -75,18 +87,42 @@ def rotation_text(origin: str, old: notes.Verifier, new: notes.Verifier, backup:
     )
 
 
-def _fields(text: str) -> dict[str, str]:
+def _fields(text: str, header: str = ROTATION_HEADER, needed: tuple[str, ...] = ("log", "old", "new", "backup")) -> dict[str, str]:
     lines = text.rstrip("\n").split("\n")
-    if not lines or lines[0] != ROTATION_HEADER:
-        raise ValueError("not a custody key rotation statement")
+    if not lines or lines[0] != header:
+        raise ValueError(f"not a '{header}' statement")
     out: dict[str, str] = {}
     for line in lines[1:]:
         key, _, value = line.partition(" ")
         out[key] = value
-    for needed in ("log", "old", "new", "backup"):
-        if needed not in out:
-            raise ValueError(f"the rotation statement has no {needed} line")
+    for name in needed:
+        if name not in out:
+            raise ValueError(f"the statement has no {name} line")
     return out
+
+
+def rotation_fields(text: str) -> dict[str, str]:
+    """The lines of a rotation statement (``ValueError`` when it is not one)."""
+    return _fields(text)
+
+
+def sign_backup_nomination(key: notes.NoteSigner, backup: notes.NoteSigner) -> str:
+    """The first key's statement naming its backup key, signed by both."""
+    text = f"{BACKUP_HEADER}\nlog {key.name}\nkey {key.verifier().to_text()}\nbackup {backup.verifier().to_text()}\n"
+    return notes.sign_note(text, [key, backup])
+
+
+def open_backup_nomination(note: str, key: notes.Verifier) -> notes.Verifier:
+    """The backup key that ``key`` named in ``note``; ``ValueError`` or ``notes.TlogError`` when
+    the note is not such a statement signed by ``key`` and by the backup it names."""
+    fields = _fields(notes.open_note(note, [key]).text, BACKUP_HEADER, ("log", "key", "backup"))
+    if fields["key"] != key.to_text() or fields["log"] != key.name:
+        raise ValueError("it names another key or log than the trusted key")
+    backup = notes.Verifier.from_text(fields["backup"])
+    if backup.name != key.name:
+        raise ValueError("the backup key has another name")
+    notes.open_note(note, [backup])
+    return backup
 
 
 def key_chain(ledger: Ledger, root: notes.Verifier, backup: notes.Verifier | None) -> tuple[list[KeyPeriod], list[Finding]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from custody import times
 from custody.anchors.bundle import (
-    COSIGNATURES, KEY_ROTATIONS, TIMESTAMP, TSA_CA, check_cosignatures, check_timestamp, follow_rotations,
+    COSIGNATURES, KEY_ROTATIONS, ROOT_BACKUP, TIMESTAMP, TSA_CA, check_cosignatures, check_timestamp, follow_rotations,
 )
 from custody.anchors.cosign import CosignerVerifier
 from custody.errors import ConfigError, FindingKind
@@ -57,7 +57,7 @@ def follow_trusted_key(state: Verification, summary: AnchorSummary) -> None:
     if text is None:
         return
     state.begin("key rotations")
-    chain = follow_rotations(state.trusted, text)
+    chain = follow_rotations(state.trusted, text, state.read_text(ROOT_BACKUP, required=False))
     for problem in chain.problems:
         state.finding(FindingKind.BAD_SIGNATURE, KEY_ROTATIONS, problem)
     summary.rotations_followed = chain.followed
