@@ -7,14 +7,14 @@ MARKER (JSON: ``pid``, ``point``, ``backend_pid``) and wait until MARKER is remo
 ``CUSTODY_TEST_PAUSE_SECONDS``, default 60), then go on. POINT is ``insert`` (just before the
 event's INSERT: the append lock is held, nothing is written yet) or ``commit`` (the event, its
 tree nodes and derived rows are written but not committed). It is read here, in cli/, because
-the core never reads the environment.
+the core never reads the environment; the hook itself is ``custody.ledger.faults``.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -122,44 +122,16 @@ COMMANDS = [db]
 
 
 def _install_test_pause(setting: str) -> None:
-    """The ``CUSTODY_TEST_PAUSE`` hook (see the module docstring), on every engine."""
-    import json
-    import time
-
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
+    """The ``CUSTODY_TEST_PAUSE`` hook (see the module docstring), on every engine
+    (``custody.ledger.faults``)."""
+    from custody.ledger.faults import pause_first_append
 
     point, _, marker = setting.partition(":")
     if point not in ("insert", "commit") or not marker:
         echo(f"custody: warning: ignoring {PAUSE_VARIABLE}={setting!r} (insert:PATH or commit:PATH)", err=True)
         return
     limit = float(os.environ.get("CUSTODY_TEST_PAUSE_SECONDS", "60"))
-    state = {"done": False}
-
-    def pause(connection: Any) -> None:
-        state["done"] = True
-        dbapi = connection.connection.dbapi_connection
-        backend = getattr(getattr(dbapi, "info", None), "backend_pid", None)
-        path = Path(marker)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps({"pid": os.getpid(), "point": point, "backend_pid": backend}))
-        temporary.rename(path)
-        deadline = time.monotonic() + limit
-        while path.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    @event.listens_for(Engine, "before_cursor_execute")
-    def _before(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not state["done"] and statement.lstrip().upper().startswith("INSERT INTO EVENTS"):
-            if point == "insert":
-                pause(connection)
-            else:
-                connection.info["custody_test_event_inserted"] = True
-
-    @event.listens_for(Engine, "commit")
-    def _commit(connection: Any) -> None:
-        if connection.info.pop("custody_test_event_inserted", False) and not state["done"]:
-            pause(connection)
+    pause_first_append("insert" if point == "insert" else "commit", Path(marker), limit)
 
 
 if os.environ.get(PAUSE_VARIABLE):

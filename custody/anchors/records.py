@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-
 from custody import times
 from custody.ledger.database import Ledger
-from custody.ledger.tables import checkpoint_anchors
+from custody.ledger import queries
 from custody.ledger.seal import CHECKPOINT_RETENTION_DAYS
 from storage.base import ObjectStore, Retention
 from storage.errors import ObjectExists
@@ -71,56 +68,24 @@ def record_anchor(
         )
     except ObjectExists:
         pass
-    try:
-        with ledger.engine.connect().execution_options(custody_write=True) as conn, conn.begin():
-            exists = conn.execute(
-                select(checkpoint_anchors.c.size).where(
-                    checkpoint_anchors.c.size == size,
-                    checkpoint_anchors.c.kind == kind,
-                    checkpoint_anchors.c.issuer == issuer,
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    checkpoint_anchors.insert().values(
-                        size=size, kind=kind, issuer=issuer, body=body, time=time or times.stamp(), store_key=key
-                    )
-                )
-    except SQLAlchemyError as exc:
-        raise ledger._unavailable(exc) from exc
+    queries.record_anchor_row(
+        ledger, size=size, kind=kind, issuer=issuer, body=body, time=time or times.stamp(), store_key=key
+    )
     return Anchor(size, kind, issuer, body, time, key)
 
 
 def anchors(ledger: Ledger, *, size: int | None = None, kind: str | None = None) -> list[Anchor]:
     """Recorded anchors, by size then kind then issuer."""
-    query = select(checkpoint_anchors).order_by(
-        checkpoint_anchors.c.size, checkpoint_anchors.c.kind, checkpoint_anchors.c.issuer
-    )
-    if size is not None:
-        query = query.where(checkpoint_anchors.c.size == size)
-    if kind is not None:
-        query = query.where(checkpoint_anchors.c.kind == kind)
-    try:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(query).all()
-    except SQLAlchemyError as exc:
-        raise ledger._unavailable(exc) from exc
-    return [Anchor(r.size, r.kind, r.issuer, r.body, r.time, r.store_key) for r in rows]
+    return [
+        Anchor(r["size"], r["kind"], r["issuer"], r["body"], r["time"], r["store_key"])
+        for r in queries.anchor_rows(ledger, size=size, kind=kind)
+    ]
 
 
 def last_cosigned(ledger: Ledger, issuers: Sequence[str]) -> dict[str, int]:
     """For each witness, the largest checkpoint size it cosigned (0 if none)."""
     found = {issuer: 0 for issuer in issuers}
-    try:
-        with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                select(checkpoint_anchors.c.issuer, func.max(checkpoint_anchors.c.size))
-                .where(checkpoint_anchors.c.kind == COSIGNATURE)
-                .group_by(checkpoint_anchors.c.issuer)
-            ).all()
-    except SQLAlchemyError as exc:
-        raise ledger._unavailable(exc) from exc
-    for issuer, size in rows:
+    for issuer, size in queries.largest_anchored_sizes(ledger, COSIGNATURE).items():
         if issuer in found:
-            found[issuer] = int(size)
+            found[issuer] = size
     return found

@@ -34,7 +34,7 @@ from custody.errors import BadInput, Finding, FindingKind, LedgerCorrupt
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.database import Ledger
-from custody.ledger.tables import tree_nodes
+from custody.ledger import queries
 
 TILE_WIDTH = 256
 TILE_HEIGHT = 8
@@ -196,42 +196,23 @@ def _published(log: PublicLog, origin: str) -> tuple[int, bytes] | None:
     return checkpoint.size, checkpoint.root
 
 
-def _level_hashes(conn: Any, level: int, start: int, end: int) -> Iterator[list[str]]:
-    """The stored nodes ``(level, start .. end-1)`` as hex, in order and in batches, from one
-    query on the driver's own cursor (SQLAlchemy's row objects cost more than the query for a
-    million rows); a gap is a ``LedgerCorrupt``."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cursor = conn.connection.dbapi_connection.cursor()
-    cursor.execute(
-        f"SELECT idx, hash FROM {tree_nodes.name} WHERE level = {mark} AND idx >= {mark} AND idx < {mark} ORDER BY idx",
-        (level, start, end),
-    )
-    expected = start
-    while rows := cursor.fetchmany(8 * TILE_WIDTH):
-        if rows[0][0] != expected or rows[-1][0] != expected + len(rows) - 1:
-            break
-        yield [row[1] for row in rows]
-        expected += len(rows)
-    if expected != end:
-        raise LedgerCorrupt([Finding(FindingKind.LEDGER_CORRUPT, "merkle tree", f"tree nodes of level {level} are missing from {expected}")])
-
-
 def _tile_data(ledger: Ledger, specs: list[TileSpec]) -> Iterator[tuple[TileSpec, bytes]]:
-    """Each tile's bytes; the tiles of one level are contiguous, so each level is one query."""
-    with ledger.engine.connect() as conn:
-        for level in sorted({spec.level for spec in specs}):
-            at_level = [spec for spec in specs if spec.level == level]
-            start = at_level[0].index * TILE_WIDTH
-            end = at_level[-1].index * TILE_WIDTH + at_level[-1].width
-            pending: list[str] = []
-            batches = _level_hashes(conn, TILE_HEIGHT * level, start, end)
-            for spec in at_level:
-                while len(pending) < spec.width:
-                    pending.extend(next(batches))
-                yield spec, bytes.fromhex("".join(pending[:spec.width]))
-                del pending[:spec.width]
-            for _ in batches:
-                pass
+    """Each tile's bytes; the tiles of one level are contiguous, so each level is one query
+    (``custody.ledger.queries.node_hash_runs``)."""
+    levels = sorted({spec.level for spec in specs})
+    runs = []
+    for level in levels:
+        at_level = [spec for spec in specs if spec.level == level]
+        runs.append((TILE_HEIGHT * level, at_level[0].index * TILE_WIDTH, at_level[-1].index * TILE_WIDTH + at_level[-1].width))
+    for level, batches in zip(levels, queries.node_hash_runs(ledger, runs, 8 * TILE_WIDTH), strict=True):
+        pending: list[str] = []
+        for spec in (spec for spec in specs if spec.level == level):
+            while len(pending) < spec.width:
+                pending.extend(next(batches))
+            yield spec, bytes.fromhex("".join(pending[:spec.width]))
+            del pending[:spec.width]
+        for _ in batches:
+            pass
 
 
 def publish(ledger: Ledger, log: PublicLog | Path, size: int, note: str, cosignature_lines: list[str]) -> Publication:

@@ -9,7 +9,8 @@
     events       the event, its hash, and storing, reading and verifying the chain
     nodes        the Merkle tree's stored nodes
     schema       migrations: status, upgrade, readiness
-    queries      read-only queries for the wings above (audit, anchors, publish)
+    queries      the queries of the wings above (audit, anchors, publish, package)
+    faults       the test-only pause in the middle of an append (CUSTODY_TEST_PAUSE)
 
 Nothing is ever updated or deleted: triggers refuse it, and the chain (and the signed
 checkpoints) make any change detectable. Current state, such as which objects are stored, is
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, select
 
 from custody import times
-from custody.errors import Finding, LedgerCorrupt, LedgerUnavailable
+from custody.errors import Finding, LedgerCorrupt
 from custody.ledger import events as stored_events
 from custody.ledger import schema
 from custody.ledger.engine import APPEND_LOCK, database_url, make_engine, where
@@ -32,7 +33,7 @@ from custody.ledger.events import GENESIS, CustodyEvent, event_hash
 from custody.ledger.nodes import SqlNodeStore
 from custody.ledger.schema import HEAD_REVISION, SchemaStatus, SchemaUpgrade, migration_chain
 from custody.ledger.tables import checkpoints, evidence, metadata
-from custody.ledger.transaction import EventSigner, WriteTransaction, reading, unavailable, writing
+from custody.ledger.transaction import EventSigner, WriteTransaction, reading, writing
 
 __all__ = [
     "APPEND_LOCK",
@@ -69,10 +70,6 @@ class Ledger:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
-
-    def _unavailable(self, exc: Exception) -> LedgerUnavailable:
-        """The error a command shows for a database error ``exc`` (``custody.ledger.transaction``)."""
-        return unavailable(self, exc)
 
     def close(self) -> None:
         """Close the database connections this ledger holds."""

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from custody.errors import BadInput, ConfigError
 from custody.ledger import sshsig
 from custody.ledger.database import Ledger
 from custody.ledger.tables import event_signatures
 from custody.ledger.transaction import EventSigner as EventSigner
+from custody.ledger.transaction import reading
 
 MAX_KEY_FILE = 16384
 
@@ -179,19 +179,16 @@ class StoredSignature:
 def stored_signatures(ledger: Ledger, start: int = 0, batch: int = 5000) -> Iterator[StoredSignature]:
     """Every stored event signature from event ``start`` on, in event order."""
     position = start
-    try:
-        with ledger.engine.connect() as conn:
-            while True:
-                rows = conn.execute(
-                    select(event_signatures)
-                    .where(event_signatures.c.seq >= position)
-                    .order_by(event_signatures.c.seq)
-                    .limit(batch)
-                ).all()
-                if not rows:
-                    return
-                for row in rows:
-                    yield StoredSignature(row.seq, row.signer, row.key_fingerprint, row.signature)
-                position = rows[-1].seq + 1
-    except SQLAlchemyError as exc:
-        raise ledger._unavailable(exc) from exc
+    with reading(ledger) as conn:
+        while True:
+            rows = conn.execute(
+                select(event_signatures)
+                .where(event_signatures.c.seq >= position)
+                .order_by(event_signatures.c.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield StoredSignature(row.seq, row.signer, row.key_fingerprint, row.signature)
+            position = rows[-1].seq + 1

@@ -110,7 +110,8 @@ def unavailable(db: Database, exc: Exception, *, migrating: bool = False) -> Led
 
 @contextmanager
 def translated(db: Database, *, appending: int | None = None, migrating: bool = False) -> Iterator[None]:
-    """Turn the database errors raised inside into the project's: ``LedgerUnavailable``, or,
+    """Turn the database errors raised inside (SQLAlchemy's, and the driver's own, from a raw
+    cursor) into the project's: ``LedgerUnavailable``, or,
     with ``appending`` (the sequence number of the event being appended), ``LedgerCorrupt`` for
     rows that are already there. The project's own errors pass through unchanged."""
     try:
@@ -121,6 +122,11 @@ def translated(db: Database, *, appending: int | None = None, migrating: bool = 
         raise unavailable(db, exc, migrating=migrating) from exc
     except SQLAlchemyError as exc:
         raise unavailable(db, exc, migrating=migrating) from exc
+    except Exception as exc:
+        dbapi = getattr(db.engine.dialect, "loaded_dbapi", None)
+        if dbapi is not None and isinstance(exc, dbapi.Error):
+            raise unavailable(db, exc, migrating=migrating) from exc
+        raise
 
 
 @contextmanager

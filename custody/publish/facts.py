@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any, TYPE_CHECKING
 
 from custody import times
-from custody.errors import LedgerUnavailable
 from custody.publish.rules import PublishRules
 
 if TYPE_CHECKING:
@@ -55,27 +54,12 @@ def read_events(ledger: Ledger, size: int, batch: int = 10000) -> Iterator[Incid
     """The incident events among the first ``size`` events of the ledger: every creation, then
     every amendment, then every referral, each kind in ledger order (one indexed scan each).
 
-    Read through the database driver's own cursor: this is the one loop over hundreds of
-    thousands of rows, and row objects would cost more than the reading."""
-    from sqlalchemy.exc import SQLAlchemyError
+    Read through the database driver's own cursor (``custody.ledger.queries``): this is the one
+    loop over hundreds of thousands of rows."""
+    from custody.ledger import queries
 
-    mark = "?" if ledger.engine.dialect.paramstyle == "qmark" else "%s"  # SQLite; psycopg (pyformat)
-    query = f"SELECT seq, time, subject_incident, details FROM events WHERE action = {mark} AND seq < {mark} ORDER BY seq"
-    failures = (SQLAlchemyError, ledger.engine.dialect.loaded_dbapi.Error)
-    try:
-        raw = ledger.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            for action in ACTIONS:
-                cursor.execute(query, (action, size))
-                while rows := cursor.fetchmany(batch):
-                    for seq, time, incident, details in rows:
-                        yield seq, time, action, incident or "", details
-            cursor.close()
-        finally:
-            raw.close()
-    except failures as exc:
-        raise LedgerUnavailable(f"the ledger {ledger.where} could not be read: {exc}") from exc
+    for seq, time, action, incident, details in queries.events_by_action_rows(ledger, ACTIONS, size, batch):
+        yield seq, time, action, incident or "", details
 
 
 @dataclass(slots=True)
