@@ -50,6 +50,7 @@ def render_readme(context: ExportContext) -> str:
         key_source=context.organization if context.organization_given else "the sending agency",
         signed=context.signed,
         example=_example(context),
+        sidecars=sum(1 for item in context.items if item.sidecar_of),
     )
 
 

@@ -151,6 +151,8 @@ def test_sidecars_travel_in_the_package_next_to_the_recording_and_verify(initial
     # says what it declared and which file is whose sidecar
     manifest_item = items[b3(clip_dir / "SHA256SUMS")]
     assert (out / manifest_item["file"]).read_bytes() == (clip_dir / "SHA256SUMS").read_bytes()
+    readme = (out / "README.txt").read_text()
+    assert "and 2 sidecar file(s)" in readme and "<recording's name>.sidecar-<n>.<ext>" in readme
     report_html = (out / "report.html").read_text()
     assert f"sidecar of {Path(recording['file']).name}" in report_html
     assert "the previous system&#39;s SHA256 (SHA256SUMS line 1): MATCH" in report_html
