@@ -67,15 +67,13 @@ def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_backgro
     """The command's workspace, acting as the person whose enrolled key was given (--key,
     CUSTODY_KEY, ``key`` in config.toml), or as an unsigned station without one. Kept on the
     context so that a refusal can be recorded (cli.main)."""
-    from dataclasses import replace
-
     from custody.actors.identity import act_as, unsigned_station
     from custody.home import open_workspace
 
     settings = settings_from(ctx, actor)
     root = ctx.find_root().obj
     if settings.key is None:
-        ws = open_workspace(replace(settings, ledger_hooks=(unsigned_station(),)), ledger_in_background=ledger_in_background)
+        ws = open_workspace(settings, ledger_hooks=(unsigned_station(),), ledger_in_background=ledger_in_background)
     else:
         ws = open_workspace(settings)
         act_as(ws, settings.key)

@@ -7,14 +7,14 @@ import os
 import re
 import secrets
 import stat as stat_mod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TYPE_CHECKING
 from pathlib import Path
 
 from custody.errors import ConfigError
 from custody.settings import Settings
-from custody.workspace import LedgerOpening, background_priority, open_ledger
+from custody.workspace import LedgerHook, LedgerOpening, background_priority, open_ledger
 from storage.base import BucketSetup, ObjectStore
 from storage.url import open_store
 
@@ -385,15 +385,18 @@ class Workspace:
         return anchor_checkpoint(self.ledger, self.store, self.settings, size, note)
 
 
-def open_workspace(settings: Settings, *, need_store: bool = True, ledger_in_background: bool = False) -> Workspace:
-    """Open the ledger (checking its schema) and the store; clear errors when not initialized.
-    With ``ledger_in_background``, the ledger is opened on a thread (``LedgerOpening``): its
-    errors surface when it is first used."""
+def open_workspace(
+    settings: Settings, *, need_store: bool = True, ledger_in_background: bool = False,
+    ledger_hooks: Sequence[LedgerHook] = (),
+) -> Workspace:
+    """Open the ledger (checking its schema, then calling each of ``ledger_hooks`` with it) and
+    the store; clear errors when not initialized. With ``ledger_in_background``, the ledger is
+    opened on a thread (``LedgerOpening``): its errors surface when it is first used."""
     if settings.db_url.startswith("sqlite:///") and not Path(settings.db_url[len("sqlite:///"):]).exists():
         raise ConfigError(
             f"no custody ledger at {settings.db_url[len('sqlite:///'):]}; run 'custody init' "
             f"(data directory {settings.home})"
         )
     make_private(settings)
-    ledger = LedgerOpening(settings) if ledger_in_background else open_ledger(settings)
+    ledger = LedgerOpening(settings, ledger_hooks) if ledger_in_background else open_ledger(settings, ledger_hooks)
     return Workspace(settings, ledger, open_store(settings.store_url))

@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from pathlib import Path
 
 _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):(?P<secret>[^@\s/]*)@")
@@ -48,8 +48,6 @@ class Settings:
     key: Path | None = None
     """The acting person's enrolled SSH key (a private key file, or the .pub of a key in
     ssh-agent or on a token); None for an unsigned station (``custody.actors.identity``)."""
-    ledger_hooks: tuple[Callable[[Any], None], ...] = ()
-    """Called with the ledger once it is open (e.g. to install an append policy)."""
 
     @property
     def key_path(self) -> Path:

@@ -13,6 +13,7 @@ hashing meanwhile).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from custody.settings import Settings
@@ -51,16 +52,21 @@ class Workspace(Protocol):
         ...
 
 
+LedgerHook = Callable[["Ledger"], None]
+"""Called with the ledger once it is open (e.g. ``custody.actors.identity.unsigned_station``
+installs an append policy)."""
+
+
 class LedgerOpening:
     """The ledger, being opened on a background thread: importing SQLAlchemy and checking the
     schema take a few tenths of a second that a command can spend reading files meanwhile.
     ``get()`` waits for it, and re-raises whatever opening it raised."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hooks: Sequence[LedgerHook] = ()) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="open-ledger")
-        self._future = pool.submit(_open_ledger_in_background, settings)
+        self._future = pool.submit(_open_ledger_in_background, settings, hooks)
         pool.shutdown(wait=False)
 
     def ready(self) -> bool:
@@ -70,9 +76,9 @@ class LedgerOpening:
         return self._future.result()
 
 
-def _open_ledger_in_background(settings: Settings) -> Ledger:
+def _open_ledger_in_background(settings: Settings, hooks: Sequence[LedgerHook]) -> Ledger:
     background_priority()
-    return open_ledger(settings)
+    return open_ledger(settings, hooks)
 
 
 def background_priority() -> None:
@@ -87,12 +93,12 @@ def background_priority() -> None:
         pass
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """The ledger of ``settings``, its schema checked, the settings' ledger hooks run."""
+def open_ledger(settings: Settings, hooks: Sequence[LedgerHook] = ()) -> Ledger:
+    """The ledger of ``settings``, its schema checked, then each of ``hooks`` called with it."""
     from custody.ledger.database import Ledger
 
     ledger = Ledger(settings.db_url, settings.db_timeout)
     ledger.check_ready()
-    for hook in settings.ledger_hooks:
+    for hook in hooks:
         hook(ledger)
     return ledger

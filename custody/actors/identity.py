@@ -100,7 +100,7 @@ class UnsignedStation:
 
 
 def unsigned_station() -> Callable[[Ledger], None]:
-    """A ledger hook (``Settings.ledger_hooks``) that installs ``UnsignedStation``."""
+    """A ledger hook (``custody.workspace.LedgerHook``) that installs ``UnsignedStation``."""
 
     def install(ledger: Ledger) -> None:
         ledger.append_policy = UnsignedStation(ledger)
@@ -111,7 +111,7 @@ def unsigned_station() -> Callable[[Ledger], None]:
 def require_allowed(workspace: Workspace, action: str) -> None:
     """Refuse now, before any side effect in the store, an action the acting person's role may
     not record (the same check the ledger makes when the event is appended)."""
-    ledger = workspace.ledger_or_opening() if hasattr(workspace, "ledger_or_opening") else workspace.ledger
-    policy = getattr(ledger, "append_policy", None)
+    ledger = workspace.ledger_or_opening()
+    policy = ledger.append_policy if isinstance(ledger, Ledger) else None  # still opening: checked at append
     if isinstance(policy, SignedActor) and not policy.policy.allows(policy.person.role, action):
         policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, {}, {}, "", "", ""))

@@ -142,9 +142,9 @@ def _slow_opening(tmp_path: Path, monkeypatch, gate):  # type: ignore[no-untyped
 
     real = custody.workspace.open_ledger
 
-    def slow(settings):  # type: ignore[no-untyped-def]
+    def slow(settings, hooks=()):  # type: ignore[no-untyped-def]
         gate.wait(30)
-        return real(settings)
+        return real(settings, hooks)
 
     monkeypatch.setattr(custody.workspace, "open_ledger", slow)
     settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'l.db'}", store_url="", actor="t")
