@@ -33,7 +33,10 @@ are recorded, and a manifest store whose JSON exceeds ``MAX_JSON`` is recorded a
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+import threading
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any, BinaryIO
@@ -134,6 +137,7 @@ class CredentialReader:
         self.trust_anchors = trust_anchors
         self._context: Any = None
         self._unavailable: str | None = None
+        self._lock = threading.Lock()  # one file at a time through the shared library context
         self.tool = library_version()
 
     def _ready(self) -> Any:
@@ -151,11 +155,19 @@ class CredentialReader:
 
     def read(self, path: str) -> dict[str, Any]:
         """The ``content_credentials`` record of the file at ``path`` (never raises for it)."""
+        with self._lock:
+            return self._read_path(path)
+
+    def _read_path(self, path: str) -> dict[str, Any]:
         context = self._ready()
         if context is None:
             return {"status": "error", "tool": self.tool, "finding": self._unavailable or "C2PA library unavailable"}
         try:
-            with open(path, "rb") as handle:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place never blocks
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return {"status": "error", "tool": self.tool, "finding": "not a regular file; not read"}
+                os.set_blocking(fd, True)
                 return self._read(handle, context)
         except OSError as exc:
             return {"status": "error", "tool": self.tool,

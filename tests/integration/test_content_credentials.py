@@ -10,6 +10,7 @@ bytes changed, and absent (no manifest: not a fault).
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import subprocess
@@ -143,6 +144,10 @@ def test_broken_manifest_is_a_finding_not_a_traceback(signed_clips: dict[str, Pa
     text = tmp_path / "notes.txt"
     text.write_text("officer's notes\n")
     assert CredentialReader().read(str(text))["status"] == "unsupported"
+    fifo = tmp_path / "swapped.mp4"
+    os.mkfifo(fifo)  # a named pipe put where a file was: reported, never waited on
+    assert CredentialReader().read(str(fifo)) == {"status": "error", "tool": CredentialReader().tool,
+                                                   "finding": "not a regular file; not read"}
 
 
 def _event(custody: Custody, blake3: str) -> dict[str, Any]:
