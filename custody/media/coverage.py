@@ -77,10 +77,13 @@ class Track:
     recordings: list[Recording] = field(default_factory=list)
     ranges: list[Span] = field(default_factory=list)
     gaps: list[Span] = field(default_factory=list)
+    conflicts: list[tuple[Span, Recording, Recording]] = field(default_factory=list)
+    """Stretches two recordings of the same camera both claim: one camera records one file at
+    a time, so a wrong clock, a wrong link or the same footage twice (re-encoded)."""
 
     @property
     def label(self) -> str:
-        return f"officer {self.officer or '?'}, camera {self.camera or '?'}"
+        return f"officer {self.officer or 'not recorded'}, camera {self.camera or 'not recorded'}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class Track:
             "recordings": [r.as_dict() for r in self.recordings],
             "ranges": [s.as_dict() for s in self.ranges],
             "gaps": [s.as_dict() for s in self.gaps],
+            "conflicts": [{**span.as_dict(), "recordings": [a.name, b.name]} for span, a, b in self.conflicts],
             "covered_ms": sum(s.ms for s in self.ranges),
         }
 
@@ -146,6 +150,17 @@ def _between(ranges: Sequence[Span]) -> list[Span]:
     return [Span(a.end, b.start) for a, b in zip(ranges, ranges[1:]) if b.start > a.end]
 
 
+def _conflicts(recordings: Sequence[Recording]) -> list[tuple[Span, Recording, Recording]]:
+    found = []
+    for i, first in enumerate(recordings):
+        for second in recordings[i + 1:]:
+            assert first.start and first.end and second.start and second.end
+            if second.start >= first.end:
+                break  # sorted by start: no later one reaches back into ``first``
+            found.append((Span(second.start, min(first.end, second.end)), first, second))
+    return found
+
+
 def compute(incident: str, recordings: Iterable[Recording], join: timedelta = JOIN) -> Coverage:
     """Tracks, gaps, overlaps between cameras and uncovered stretches of ``recordings``."""
     tracks: dict[tuple[str, str], Track] = {}
@@ -161,6 +176,7 @@ def compute(incident: str, recordings: Iterable[Recording], join: timedelta = JO
         track.recordings.sort(key=lambda r: (r.start, r.blake3))
         track.ranges = _merge((Span(r.start, r.end) for r in track.recordings if r.start and r.end), join)
         track.gaps = _between(track.ranges)
+        track.conflicts = _conflicts(track.recordings) if track.camera else []
     overlaps: list[Overlap] = []
     for i, first in enumerate(ordered):
         for second in ordered[i + 1:]:
@@ -244,6 +260,9 @@ def coverage_lines(coverage: Coverage) -> list[str]:
                          f"(start from {recording.source})")
         for gap in track.gaps:
             lines.append(f"  GAP {_clock(gap.start)} - {_clock(gap.end)} ({_seconds(gap)})")
+        for span, a, b in track.conflicts:
+            lines.append(f"  CONFLICT {_clock(span.start)} - {_clock(span.end)} ({_seconds(span)}): {a.name} and {b.name} "
+                         "both claim it (one camera records one file at a time: check its clock)")
     for overlap in coverage.overlaps:
         lines.append(f"overlap {_clock(overlap.span.start)} - {_clock(overlap.span.end)} ({_seconds(overlap.span)}): "
                      + " and ".join(t.label for t in overlap.tracks))

@@ -245,3 +245,7 @@ def test_trust_anchors_from_config(initialized: Custody, signed_clips: dict[str,
     assert result.exit_code == 0, result.output
     event = _event(initialized, json.loads(result.stdout)[0]["blake3"])["details"]["content_credentials"]
     assert (event["status"], event["trusted"], event["validation_state"], event["errors"]) == ("valid", True, "Trusted", [])
+    # the three clips share one camera and one creation time: the coverage says they cannot all be right
+    assert report.count("<tr><td>Conflict</td>") == 3
+    text = initialized("incident", "coverage", incident)
+    assert text.stdout.count("CONFLICT 14:00:00Z") == 3 and "check its clock" in text.stdout

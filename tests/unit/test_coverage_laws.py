@@ -54,6 +54,15 @@ def test_tracks_gaps_overlaps_and_holes(items: list[Recording], join_ms: int) ->
             if a.camera < b.camera and a.start < b.end and b.start < a.end:  # type: ignore[operator]
                 moment = max(a.start, b.start)  # type: ignore[type-var]
                 assert any(o.span.start <= moment < o.span.end for o in coverage.overlaps)
+    # two recordings of one camera that claim the same moment are always a conflict, never hidden
+    for track in coverage.tracks:
+        for a in track.recordings:
+            for b in track.recordings:
+                if a is not b and a.start <= b.start < a.end:  # type: ignore[operator]
+                    assert any(c.start == b.start and {x.blake3 for x in (p, q)} == {a.blake3, b.blake3}
+                               for c, p, q in track.conflicts)
+        for c, p, q in track.conflicts:
+            assert p.start <= c.start < c.end <= p.end and q.start <= c.start < c.end <= q.end  # type: ignore[operator]
     span = coverage.span
     if span is not None:
         assert span.start == min(r.start for r in items) and span.end == max(r.end for r in items)  # type: ignore[type-var]
