@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.progress import TerminalProgress
 from cli.render import echo, printable
+
+if TYPE_CHECKING:
+    from custody.evidence.collect import IngestResult
 
 STATUSES = (("recorded", "recorded"), ("already-stored", "already stored"), ("skipped", "skipped"), ("failed", "failed"))
 _ABSENT = ("absent", "absent")  # listed by an --expect manifest, not found: shown when there are any
@@ -44,7 +47,7 @@ class IngestBar(TerminalProgress):
         self.count_bytes(nbytes)
         self.step(nbytes)
 
-    def finished(self, result: Any) -> None:
+    def finished(self, result: IngestResult) -> None:
         with self._lock:
             self._done += 1
             if self._bar is not None:

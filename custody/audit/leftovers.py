@@ -13,9 +13,10 @@ re-running its ingest records it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from custody.errors import Finding, FindingKind
+from storage.base import ObjectStore
 from storage.staging import Leftover
 
 @runtime_checkable
@@ -23,7 +24,7 @@ class Sweeping(Protocol):
     def sweep_staging(self, remove: bool = True) -> list[Leftover]: ...
 
 
-def sweep_leftovers(store: Any) -> list[Leftover]:
+def sweep_leftovers(store: ObjectStore) -> list[Leftover]:
     """Remove the staging files of dead writers from ``store`` (none on a store without a
     staging area); what was found."""
     return store.sweep_staging() if isinstance(store, Sweeping) else []
@@ -39,7 +40,7 @@ def describe_leftovers(leftovers: Sequence[Leftover]) -> str:
     return text
 
 
-def leftover_findings(store: Any) -> list[Finding]:
+def leftover_findings(store: ObjectStore) -> list[Finding]:
     """Sweep ``store``'s staging area and report each leftover found as a finding."""
     findings = []
     for item in sweep_leftovers(store):
