@@ -230,6 +230,10 @@ def test_package_report_shows_each_result(initialized: Custody, signed_clips: di
     assert sum(r.startswith("INVALID:") and "hard binding mismatch" in r and "assertion.bmffHash.mismatch" in r
                for r in rows) == 1
     assert sum(r.startswith("none (the file carries no C2PA manifest)") for r in rows) == 1
+    # the three clips share one camera and one creation time: the coverage says they cannot all be right
+    assert report.count("<tr><td>Conflict</td>") == 3
+    text = initialized("incident", "coverage", incident)
+    assert text.stdout.count("CONFLICT 14:00:00Z") == 3 and "check its clock" in text.stdout
 
 
 def test_trust_anchors_from_config(initialized: Custody, signed_clips: dict[str, Path], test_pki: Path) -> None:
@@ -245,7 +249,3 @@ def test_trust_anchors_from_config(initialized: Custody, signed_clips: dict[str,
     assert result.exit_code == 0, result.output
     event = _event(initialized, json.loads(result.stdout)[0]["blake3"])["details"]["content_credentials"]
     assert (event["status"], event["trusted"], event["validation_state"], event["errors"]) == ("valid", True, "Trusted", [])
-    # the three clips share one camera and one creation time: the coverage says they cannot all be right
-    assert report.count("<tr><td>Conflict</td>") == 3
-    text = initialized("incident", "coverage", incident)
-    assert text.stdout.count("CONFLICT 14:00:00Z") == 3 and "check its clock" in text.stdout
