@@ -137,7 +137,7 @@ def _already(ledger: Ledger, recording: str, sidecar: str) -> CustodyEvent | Non
 
 
 def link_sidecar(
-    workspace: Workspace, recording: str, sidecar: Any, *, how: str, rule: str | None = None
+    workspace: Workspace, recording: str, sidecar: Outcome | Mapping[str, Any], *, how: str, rule: str | None = None
 ) -> CustodyEvent | None:
     """Record that the preserved object ``sidecar`` (with ``blake3``, ``sha256``, ``size`` and
     ``path`` attributes, or an evidence row) describes the recording ``recording``. None if
@@ -145,7 +145,7 @@ def link_sidecar(
     ledger = workspace.ledger
 
     def get(key: str) -> Any:
-        return sidecar.get(key) if isinstance(sidecar, dict) else getattr(sidecar, key, None)
+        return sidecar.get(key) if isinstance(sidecar, Mapping) else getattr(sidecar, key, None)
 
     blake3 = str(get("blake3"))
     if blake3 == recording:
