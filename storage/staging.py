@@ -121,13 +121,15 @@ def create(directory: Path, suffix: str, flags: int = 0) -> HeldFile:
 
 @dataclass(frozen=True)
 class Leftover:
-    """A staging file whose writer was gone: what it was, and whether the sweep removed it."""
+    """Something a dead writer left: a staging file (``kind`` "file"), or on S3 an unfinished
+    multipart upload ("upload"); what it was, and whether the sweep removed it."""
 
     path: str
     size: int
     linked: bool  # also a name of a stored object (its writer died while committing it)
     removed: bool
     error: str | None = None
+    kind: str = "file"
 
     def as_dict(self) -> dict[str, object]:
         found: dict[str, object] = {"path": self.path, "size": self.size, "linked": self.linked,

@@ -13,15 +13,26 @@ re-running its ingest records it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from custody.errors import Finding, FindingKind
 from storage.base import ObjectStore
 from storage.staging import Leftover
 
+
 @runtime_checkable
 class Sweeping(Protocol):
+    """A store with a staging area whose writers hold locks (the local store)."""
+
     def sweep_staging(self, remove: bool = True) -> list[Leftover]: ...
+
+
+@runtime_checkable
+class SweepingUploads(Protocol):
+    """A store whose writers leave unfinished uploads when they die (S3): told by age only."""
+
+    def sweep_uploads(self, older_than: timedelta, remove: bool = True) -> list[Leftover]: ...
 
 
 def sweep_leftovers(store: ObjectStore) -> list[Leftover]:
@@ -40,14 +51,25 @@ def describe_leftovers(leftovers: Sequence[Leftover]) -> str:
     return text
 
 
-def leftover_findings(store: ObjectStore) -> list[Finding]:
-    """Sweep ``store``'s staging area and report each leftover found as a finding."""
+def leftover_findings(store: ObjectStore, grace: timedelta) -> list[Finding]:
+    """Sweep ``store``'s staging area (on S3: its unfinished uploads begun more than ``grace``
+    ago) and report each leftover found as a finding."""
+    found = sweep_leftovers(store)
+    if isinstance(store, SweepingUploads):
+        found += store.sweep_uploads(grace)
     findings = []
-    for item in sweep_leftovers(store):
-        what = f"a staging file of {item.size} bytes whose writer is gone (killed while it wrote)"
-        if item.linked:
-            what += "; it was also linked as a stored object, which stays as stored"
-        outcome = "it was removed" if item.removed else f"it could not be removed ({item.error}): remove it by hand"
+    for item in found:
+        if item.kind == "upload":
+            what = (f"an unfinished multipart upload begun more than {int(grace.total_seconds())} s ago "
+                    "(--in-flight-grace): its writer died or gave up")
+            fix = "abort it (aws s3api abort-multipart-upload), or give the bucket a lifecycle rule that does"
+        else:
+            what = f"a staging file of {item.size} bytes whose writer is gone (killed while it wrote)"
+            if item.linked:
+                what += "; it was also linked as a stored object, which stays as stored"
+            fix = "remove it by hand"
+        done = "it was aborted" if item.kind == "upload" else "it was removed"
+        outcome = done if item.removed else f"it could not be removed ({item.error}): {fix}"
         extra = {"size": item.size, "removed": item.removed}
         findings.append(Finding(FindingKind.STAGING_LEFTOVER, item.path, f"{what}; {outcome}", extra=extra))
     return findings

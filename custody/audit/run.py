@@ -71,7 +71,7 @@ def _store_wide(workspace: Workspace, state: LedgerState, request: AuditRequest)
     for line in anchors.notices():
         logging.getLogger("custody.audit").warning(line)
     listing = list_unrecorded(store, state, request.shard, ledger, request.in_flight_grace)
-    return _StoreWide(report, listing, store.lock_self_test(), leftover_findings(store))
+    return _StoreWide(report, listing, store.lock_self_test(), leftover_findings(store, request.in_flight_grace))
 
 
 def run_audit(

@@ -51,7 +51,8 @@ shared files, profiles, instance or container roles), never from the store URL.
 Modules: ``client`` (the botocore client, timeouts, retries, the known-payload signer),
 ``translate`` (the one boundary from botocore's exceptions to ``storage.errors``), ``readers``
 (seekable request and response bodies), ``bucket`` (naming, bucket checks, object locks),
-``uploads`` (single PutObject, multipart, upload plans), ``url`` (what a store URL may say) and
+``uploads`` (single PutObject, multipart, upload plans), ``leftovers`` (unfinished uploads of
+writers that died), ``url`` (what a store URL may say) and
 ``store`` (``S3Store``).
 
 Every call has a deadline: each socket operation waits at most ``read_timeout`` seconds
@@ -59,8 +60,9 @@ Every call has a deadline: each socket operation waits at most ``read_timeout`` 
 attempts (default 3), so a server that stops answering becomes ``StorageUnavailable`` naming
 the endpoint within a bounded time. An interrupted multipart upload (an error, a timeout,
 KeyboardInterrupt, or SIGTERM, which the command line turns into KeyboardInterrupt) is aborted
-before the error propagates; one whose abort could not reach the server is aborted by the next
-put of the same key.
+before the error propagates; one whose abort could not reach the server, or whose writer was
+killed, is aborted by the next put of the same key, and by an audit once it is older than the
+audit's in-flight grace (``leftovers``).
 """
 
 from storage.base import confirm_stored, whole_second_ceiling

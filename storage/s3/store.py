@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import re
@@ -41,6 +42,7 @@ from storage.s3.client import (
     make_client,
     sign_known_payloads,
 )
+from storage.s3.leftovers import unfinished_uploads
 from storage.s3.readers import ObjectReader
 from storage.s3.translate import NOT_FOUND_CODES, code_of, server_message, status_of
 from storage.s3.url import parse_store_url
@@ -54,6 +56,7 @@ from storage.s3.uploads import (
     S3Uploads,
     UploadPlan,
 )
+from storage.staging import Leftover
 
 _Probes = list[LockProbe]
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -369,6 +372,12 @@ class S3Store(S3Uploads):
             )
         with self._boundary("deleting", key, version, lock=True):
             self._client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
+
+    def sweep_uploads(self, older_than: timedelta, remove: bool = True) -> builtins.list[Leftover]:
+        """Unfinished multipart uploads under this store's prefix begun more than
+        ``older_than`` ago (by the server's clock), aborted unless ``remove`` is False
+        (``storage.s3.leftovers``)."""
+        return unfinished_uploads(self, self.now(), older_than, remove)
 
     def now(self) -> datetime:
         """The server's time from the Date header of a HeadBucket answer (whole seconds, so up

@@ -8,6 +8,9 @@
   its lock) is left alone by an ingest and an audit run meanwhile, and the stopped ingest, once
   continued, stores and records its file;
 * SIGTERM during an ingest exits 130 ("interrupted") and leaves nothing in the staging area;
+* on Ceph RGW, a multipart upload left by an ingest killed with SIGKILL is left alone by an
+  audit while it is younger than ``--in-flight-grace`` (it may be a live ingest's), and
+  reported as a ``staging-leftover`` and aborted by an audit once it is older;
 * a writer killed after the object's lock record was written but before its bytes were linked
   under the key (the commit half done) is recovered by the next ingest with the retention that
   ingest asked for, and audits find nothing (no ``weak-retention``, no exit 5).
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -187,3 +191,43 @@ def test_a_commit_killed_half_way_is_recovered_with_the_retention_asked_for(site
     assert site.parts() == []
     audit = site.run("audit", "--json")
     assert audit.returncode == 0 and json.loads(audit.stdout)["findings"] == [], audit.stdout
+
+
+def test_an_upload_left_by_a_killed_ingest_on_ceph_rgw_is_reported_and_aborted_by_audit(
+    rgw_credentials: object, rgw_url: str, s3_admin: Any, tmp_path: Path
+) -> None:
+    site = Site(tmp_path)
+    site.env["CUSTODY_STORE"] = rgw_url + "&multipart_threshold_mib=8&part_size_mib=8"
+    site.home.mkdir(mode=0o700)
+    (site.home / "config.toml").write_text("[retention.categories.unflagged]\ndays = 1\n")
+    assert site.run("init").returncode == 0
+    bucket = rgw_url.split("/")[2].split("?")[0]
+    prefix = rgw_url.split("?")[0].split("/", 3)[3] + "/"
+
+    def uploads() -> list[dict[str, Any]]:
+        listed = s3_admin.list_multipart_uploads(Bucket=bucket, Prefix=prefix + "evidence/").get("Uploads", [])
+        return list(listed)
+
+    source = tmp_path / "upload.bin"
+    source.write_bytes(os.urandom(1 << 20) * 300)  # 300 MiB in 8 MiB parts
+    process = site.start("ingest", str(source))
+    deadline = time.monotonic() + 120
+    while not uploads():
+        assert process.poll() is None and time.monotonic() < deadline, "no multipart upload began"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    [left] = uploads()
+
+    young = site.run("audit", "--json")  # begun less than the grace ago: maybe a live ingest's
+    assert young.returncode == 0, young.stdout
+    assert json.loads(young.stdout)["findings"] == [] and uploads() == [left]
+
+    old = site.run("audit", "--json", "--in-flight-grace", "0s")
+    assert old.returncode == 3, old.stdout
+    [finding] = json.loads(old.stdout)["findings"]
+    assert finding["kind"] == "staging-leftover" and finding["removed"] is True
+    assert left["Key"] in finding["subject"] and left["UploadId"] in finding["subject"]
+    assert uploads() == []
+    again = site.run("audit", "--json", "--in-flight-grace", "0s")
+    assert again.returncode == 0 and json.loads(again.stdout)["findings"] == [], again.stdout
