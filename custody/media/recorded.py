@@ -124,6 +124,8 @@ def sidecar_start(sidecar: str) -> tuple[str, str] | str:
         if sidecar.lower().endswith(".json"):
             fields = _walk_json(json.loads(data.decode("utf-8")))
         else:
+            if b"\x00" in data or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                return "not UTF-8 XML; not read"
             if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
                 return "an XML document type or entity declaration; not read"
             fields = _walk_xml(ElementTree.fromstring(data))

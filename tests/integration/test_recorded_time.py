@@ -102,6 +102,9 @@ def test_sidecar_reading_is_bounded_and_refuses_entities(tmp_path: Path) -> None
     bomb = tmp_path / "E.xml"
     bomb.write_text('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaa">]><r><StartTime>&a;</StartTime></r>')
     assert sidecar_start(str(bomb)) == "an XML document type or entity declaration; not read"
+    wide = tmp_path / "E16.xml"
+    wide.write_bytes(bomb.read_text().replace('"1.0"?>', '"1.0" encoding="UTF-16"?>').encode("utf-16"))
+    assert sidecar_start(str(wide)) == "not UTF-8 XML; not read"  # its declarations would hide from a byte search
     big = tmp_path / "F.json"
     big.write_text(json.dumps({"pad": "x" * (1 << 20), "StartTime": "2026-11-01T14:00:00Z"}))
     assert "larger than" in str(sidecar_start(str(big)))
