@@ -113,6 +113,16 @@ class Coverage:
     uncovered: list[Span]
     untimed: list[Recording]
     join: timedelta = JOIN
+    occurred_at: datetime | None = None
+    """When the incident record says it happened (``occurred_at``), if it says."""
+
+    @property
+    def covering_occurrence(self) -> list[Track]:
+        """The tracks recording at the moment the incident is said to have occurred."""
+        moment = self.occurred_at
+        if moment is None:
+            return []
+        return [t for t in self.tracks if any(s.start <= moment < s.end for s in t.ranges)]
 
     @property
     def span(self) -> Span | None:
@@ -132,6 +142,8 @@ class Coverage:
             "overlaps": [o.as_dict() for o in self.overlaps],
             "uncovered": [s.as_dict() for s in self.uncovered],
             "untimed": [r.as_dict() for r in self.untimed],
+            "occurred_at": iso_utc(self.occurred_at) if self.occurred_at else None,
+            "occurred_at_covered_by": [{"officer": t.officer, "camera": t.camera} for t in self.covering_occurrence],
         }
 
 
@@ -161,8 +173,10 @@ def _conflicts(recordings: Sequence[Recording]) -> list[tuple[Span, Recording, R
     return found
 
 
-def compute(incident: str, recordings: Iterable[Recording], join: timedelta = JOIN) -> Coverage:
-    """Tracks, gaps, overlaps between cameras and uncovered stretches of ``recordings``."""
+def compute(incident: str, recordings: Iterable[Recording], join: timedelta = JOIN,
+            occurred_at: datetime | None = None) -> Coverage:
+    """Tracks, gaps, overlaps between cameras and uncovered stretches of ``recordings``;
+    ``occurred_at``: when the incident record says it happened."""
     tracks: dict[tuple[str, str], Track] = {}
     untimed: list[Recording] = []
     for recording in recordings:
@@ -189,7 +203,7 @@ def compute(incident: str, recordings: Iterable[Recording], join: timedelta = JO
                         overlaps.append(Overlap(Span(start, end), (first, second)))
     overlaps.sort(key=lambda o: (o.span.start, o.span.end))
     union = _merge((s for t in ordered for s in t.ranges), join)
-    return Coverage(incident, ordered, overlaps, _between(union), untimed, join)
+    return Coverage(incident, ordered, overlaps, _between(union), untimed, join, occurred_at)
 
 
 def _moment(text: Any) -> datetime | None:
@@ -232,7 +246,7 @@ def incident_coverage(ledger: Ledger, incident_id: str, join: timedelta = JOIN) 
         ingest = next(ledger.events(evidence=blake3, start=row["first_seq"]))
         source = ingest.details.get("source") or {}
         recordings.append(recording_of(blake3, str(source.get("name") or blake3[:16]), link, ingest.details))
-    return compute(incident_id, recordings, join)
+    return compute(incident_id, recordings, join, _moment(state.fields.get("occurred_at")))
 
 
 def _clock(moment: datetime) -> str:
@@ -270,6 +284,11 @@ def coverage_lines(coverage: Coverage) -> list[str]:
         lines.append(f"NOT COVERED by any camera: {_clock(hole.start)} - {_clock(hole.end)} ({_seconds(hole)})")
     for recording in coverage.untimed:
         lines.append(f"untimed (no start or duration known): {recording.name}")
+    if coverage.occurred_at is not None:
+        covering = coverage.covering_occurrence
+        said = f"the incident record says it occurred at {iso_utc(coverage.occurred_at)}: "
+        lines.append(said + ("recorded by " + " and ".join(t.label for t in covering) if covering
+                             else "NO recording covers that moment"))
     return lines
 
 
@@ -279,11 +298,18 @@ def chart(coverage: Coverage, width: int = 960, row: int = 28, label: int = 230)
     span = coverage.span
     if span is None:
         return None
+    occurred = coverage.occurred_at
+    if occurred is not None and (span.start - occurred > 3 * (span.end - span.start) or
+                                 occurred - span.end > 3 * (span.end - span.start)):
+        occurred = None  # far outside the recordings: said in words, not drawn (it would squash the bars)
+    if occurred is not None:
+        span = Span(min(span.start, occurred), max(span.end, occurred))
     total = max((span.end - span.start).total_seconds(), 1.0)
     plot = width - label - 10
+    start = span.start
 
     def x(moment: datetime) -> float:
-        return round(label + (moment - span.start).total_seconds() / total * plot, 2)
+        return round(label + (moment - start).total_seconds() / total * plot, 2)
 
     def w(part: Span) -> float:
         return round(max((part.end - part.start).total_seconds() / total * plot, 1.0), 2)
@@ -312,6 +338,7 @@ def chart(coverage: Coverage, width: int = 960, row: int = 28, label: int = 230)
         ticks.append({"x": x(moment), "text": _clock(moment)})
     uncovered = [{"x": x(s.start), "w": w(s), "title": f"not covered {iso_utc(s.start)} to {iso_utc(s.end)}"}
                  for s in coverage.uncovered]
+    marker = {"x": x(occurred), "text": f"reported {_clock(occurred)}"} if occurred is not None else None
     return {"width": width, "height": height, "label": label, "plot": plot, "top": top, "row": row,
             "axis_y": top + len(rows) * row + 4, "rows": rows, "overlaps": overlaps, "ticks": ticks,
-            "uncovered": uncovered}
+            "uncovered": uncovered, "occurred": marker}

@@ -184,7 +184,12 @@ def package_coverage(context: ExportContext) -> Coverage:
         timed = item.media_kind in ("video", "audio") and isinstance(item.duration_us, int) and item.duration_us > 0
         recordings.append(Recording(item.blake3, item.file.split("/", 1)[1], item.officer, item.camera, start,
                                     item.duration_us if timed else None, item.recorded_at_source))
-    return compute(context.incident, recordings)
+    occurred = (context.state.get("fields") or {}).get("occurred_at")
+    try:
+        moment = parse_time(occurred) if isinstance(occurred, str) else None
+    except ValueError:
+        moment = None
+    return compute(context.incident, recordings, occurred_at=moment)
 
 
 def render_report(context: ExportContext) -> str:

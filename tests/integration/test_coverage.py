@@ -90,6 +90,18 @@ def test_coverage_json_finds_the_gap_the_overlap_and_the_hole(incident: tuple[Cu
     joined = custody.json("incident", "coverage", INCIDENT, "--join", "6000")
     assert [t["gaps"] for t in joined["tracks"]] == [[], []] and joined["uncovered"] == []
 
+    assert report["occurred_at"] == "2026-11-01T14:00:00Z"  # 08:00 at -06:00, as the incident record says
+    assert report["occurred_at_covered_by"] == [{"officer": "10231", "camera": "SN-A"}]
+    assert "occurred at 2026-11-01T14:00:00Z: recorded by officer 10231, camera SN-A" in text.stdout
+
+    amended = custody("incident", "amend", INCIDENT, "--occurred-at", "2026-11-01T08:00:08-06:00",
+                      "--reason", "dispatch log: 08:00:08")
+    assert amended.exit_code == 0, amended.output
+    hole = custody.json("incident", "coverage", INCIDENT)
+    assert hole["occurred_at"] == "2026-11-01T14:00:08Z" and hole["occurred_at_covered_by"] == []
+    assert "occurred at 2026-11-01T14:00:08Z: NO recording covers that moment" in custody(
+        "incident", "coverage", INCIDENT).stdout
+
     missing = custody("incident", "coverage", "no-such-incident")
     assert missing.exit_code == 2 and "no incident 'no-such-incident'" in missing.stderr
 
@@ -145,6 +157,7 @@ def test_report_draws_the_timeline_in_chromium(incident: tuple[Custody, Path], t
     assert overlap[1] == pytest.approx(2 * scale, abs=0.05)
     assert ranges[-1][0] + ranges[-1][1] == pytest.approx(ranges[0][0] + 14 * scale, abs=0.05)
 
+    assert '<line class="occurred"' in done.stdout and "reported 14:00:00Z" in done.stdout  # the record's time, marked
     text = re.sub(r"<[^>]+>", " ", done.stdout)
     flat = " ".join(text.split())
     assert "Gap 2026-11-01T14:00:04Z 2026-11-01T14:00:10Z 6.0 officer 10231, camera SN-A" in flat
