@@ -396,7 +396,7 @@ def test_a_self_test_deletes_the_expired_canaries_of_earlier_ones_and_nothing_el
     store = _store(rgw_url, canary_seconds=10)
     data = os.urandom(1000)
     kept = store.put("canary/not-a-canary", io.BytesIO(data), len(data), sha256=_sha(data),
-                     retention=Retention("COMPLIANCE", store.now() + timedelta(seconds=1)))
+                     retention=Retention("COMPLIANCE", store.now() + timedelta(seconds=5)))  # expired well before the second self-test, 12 s on
     first = store.lock_self_test()
     assert all(p.refused for p in first)
     prefix = store.prefix + "canary/"
