@@ -61,7 +61,7 @@ def two_people_needed(workspace: Workspace) -> bool:
 
 
 def _require_signed(workspace: Workspace, what: str) -> None:
-    if getattr(workspace.ledger, "event_signer", None) is None:
+    if workspace.ledger.event_signer is None:
         raise PolicyRefused(
             f"{what} needs two enrolled people in this ledger: give your enrolled key with --key "
             "(or CUSTODY_KEY) to request it"

@@ -51,7 +51,7 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
         raise BadInput(f"the key {key.fingerprint} is already enrolled as {holder.name}")
     if roster.ever(key.fingerprint) is not None:
         raise PolicyRefused(f"the key {key.fingerprint} was revoked; a revoked key is never enrolled again")
-    if getattr(workspace.ledger, "event_signer", None) is None:
+    if workspace.ledger.event_signer is None:
         raise PolicyRefused("enrolling a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
     workspace.ledger.append(
         ENROLL, actor=workspace.settings.actor, role=workspace.settings.role, details=_enrollment(name, role, key)
@@ -95,7 +95,7 @@ def revoke(workspace: Workspace, name: str, reason: str) -> Person:
     person = roster.by_name(name)
     if person is None:
         raise BadInput(f"{name} is not enrolled (or already revoked); see 'custody actor list'")
-    if getattr(workspace.ledger, "event_signer", None) is None:
+    if workspace.ledger.event_signer is None:
         raise PolicyRefused("revoking a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
     if person.name == workspace.settings.actor and person.role == "admin" and sum(
         1 for p in roster.active() if p.role == "admin"

@@ -58,7 +58,7 @@ def render_certification(context: ExportContext) -> str:
     the copies were made."""
     settings = context.workspace.settings
     store = context.workspace.store.describe()
-    lock = lock_statement(getattr(getattr(context.workspace.store, "capabilities", None), "worm", None))
+    lock = lock_statement(context.workspace.store.capabilities.worm)
     agency = context.organization if context.organization_given else "______________________________ [agency]"
     tools = "\n".join(f"     - {name}: {version}" for name, version in tool_versions(context))
     files = []

@@ -219,8 +219,7 @@ def render_report(context: ExportContext) -> str:
         ("Who acted", _who_acted(context, signed)),
     ]
     coverage = package_coverage(context)
-    store = getattr(context.workspace, "store", None)
-    worm = getattr(getattr(store, "capabilities", None), "worm", None)
+    worm = context.workspace.store.capabilities.worm
     return templates().get_template("report.html.j2").render(
         incident=context.incident,
         package_id=context.package_id,

@@ -41,7 +41,8 @@ def _context(tmp_path: Path) -> ExportContext:
     event = SimpleNamespace(seq=0, time="2026-11-01T00:00:00Z", actor=HOSTILE, role="technician", action="note",
                             subject={"incident": HOSTILE}, details={"note": HOSTILE})
     return ExportContext(
-        workspace=SimpleNamespace(settings=SimpleNamespace(actor=HOSTILE)),
+        workspace=SimpleNamespace(settings=SimpleNamespace(actor=HOSTILE),
+                                  store=SimpleNamespace(capabilities=SimpleNamespace(worm=None))),
         state={"incident": HOSTILE, "fields": {"location": HOSTILE, "use_of_force": HOSTILE}},
         items=[item], events=[event], checkpoint=notes.Checkpoint("example.org/custody", 1, b"\0" * 32),
         checkpoint_note="", verifier=verifier, package_id="id", recipient=HOSTILE, organization=HOSTILE,
