@@ -28,7 +28,8 @@ import os
 import re
 import stat as stat_mod
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -74,6 +75,37 @@ class LocalStore:
         self._objects = self.root / "objects"
         self._meta = self.root / "meta"
         self._tmp = self.root / "tmp"
+        self._deferred_dirs: set[Path] | None = None
+
+    def _sync_dir(self, path: Path) -> None:
+        if self._deferred_dirs is not None:
+            self._deferred_dirs.add(path)
+        else:
+            _fsync_dir(path)
+
+    @contextmanager
+    def directory_syncs_deferred(self) -> Iterator[Callable[[], None]]:
+        """Within it, the directory fsyncs that make new objects' names durable (``put``,
+        ``commit_staged``) are collected instead of done one by one; the function it yields does
+        them, each directory once, and must be called before anything relies on those objects
+        being durable (before they are recorded). Leaving does the ones still pending. The
+        objects' bytes and lock records are still fsynced before they are linked under their
+        keys. For the one thread that stores; a bulk ingest uses it for a batch of files."""
+        self._deferred_dirs = set()
+
+        def flush() -> None:
+            pending, self._deferred_dirs = self._deferred_dirs or set(), set()
+            try:
+                for directory in sorted(pending):
+                    _fsync_dir(directory)
+            except OSError as exc:
+                raise StorageUnavailable(f"writing to the local store {self.root} failed: {exc}") from exc
+
+        try:
+            yield flush
+            flush()
+        finally:
+            self._deferred_dirs = None
 
     @classmethod
     def create(cls, root: Path | str) -> LocalStore:
@@ -268,7 +300,7 @@ class LocalStore:
                 os.link(staged.path, data)
             except FileExistsError as exc:
                 raise ObjectExists(key) from exc
-            _fsync_dir(data.parent)
+            self._sync_dir(data.parent)
         except OSError as exc:
             raise StorageUnavailable(f"writing {key} to the local store failed: {exc}") from exc
         finally:
@@ -320,7 +352,7 @@ class LocalStore:
             raise ObjectExists(key) from exc
         finally:
             staged.release()
-        _fsync_dir(meta.parent)
+        self._sync_dir(meta.parent)
 
     def stat(self, key: str, version: str | None = None) -> ObjectInfo:
         info, data, _ = self._current(key, version)

@@ -22,12 +22,18 @@ if TYPE_CHECKING:
 
 
 def media_tools() -> MediaTools:
-    """The ffmpeg/ffprobe programs: ``CUSTODY_FFMPEG`` / ``CUSTODY_FFPROBE``, else PATH."""
+    """The ffmpeg/ffprobe programs: ``CUSTODY_FFMPEG`` / ``CUSTODY_FFPROBE``, else PATH. Ingest
+    demuxes in this process with PyAV (no ffprobe start per file) unless ``CUSTODY_FFPROBE``
+    names an ffprobe to use or ``CUSTODY_DEMUXER=ffprobe``."""
+    from custody.media.inprocess import available
     from custody.media.tools import MediaTools
 
+    named = os.environ.get("CUSTODY_FFPROBE")
+    wanted = (os.environ.get("CUSTODY_DEMUXER") or "pyav").lower()
     return MediaTools(
         ffmpeg=os.environ.get("CUSTODY_FFMPEG") or "ffmpeg",
-        ffprobe=os.environ.get("CUSTODY_FFPROBE") or "ffprobe",
+        ffprobe=named or "ffprobe",
+        in_process=not named and wanted != "ffprobe" and available(),
     )
 
 

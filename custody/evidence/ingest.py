@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import socket
+from contextlib import nullcontext
 import stat as stat_mod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -26,7 +27,7 @@ from typing import Any, BinaryIO, TYPE_CHECKING, cast
 from custody.errors import CustodyError
 from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
-from custody.evidence.bulk import EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
+from custody.evidence.bulk import Batch, EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
 from custody.evidence.collect import Candidate as Candidate, IngestPlan as IngestPlan, IngestResult as IngestResult
 from custody.evidence.collect import Inspection as Inspection, Inspector as Inspector, Status as Status, collect as collect
 from custody.evidence.hashing import Digests, hash_stream
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from custody.evidence.expected import Expectation
     from custody.evidence.sidecars import SidecarRules
     from custody.ledger.database import Ledger
+    from custody.ledger.transaction import WriteTransaction
     from concurrent.futures import Future
 
 class IngestProgress:
@@ -94,6 +96,7 @@ class Ingestor:
         self._upload_plan: UploadPlan | None = None  # fed by the current file's read
         self._resolved: Inspection | None = None  # the current file's inspection, once known
         self._inspections = InspectionPool()
+        self.batch: WriteTransaction | None = None  # the open transaction of a batch of files
         self.inspector = inspector
         self.derivation = derivation
         self.expected = expected
@@ -119,13 +122,14 @@ class Ingestor:
             self.expected.planned([getattr(item, "path") for item in plan.items])
         self.progress.start(len(plan.files), plan.total_bytes)
         results: list[IngestResult] = []
-        with ReadAhead(self, plan.items) as reads:
+        with ReadAhead(self, plan.items) as reads, Batch(self) as batch:
+            finish = batch.finish if reads.enabled else self.finish
             for item in plan.items:
                 if isinstance(item, IngestResult):
                     result = item
                 else:
                     read = reads.take(item)
-                    result = read if isinstance(read, IngestResult) else self.finish(read)
+                    result = read if isinstance(read, IngestResult) else finish(read)
                 results.append(result)
                 self.progress.finished(result)
         absent = self.expected.absent() if self.expected is not None else []
@@ -208,6 +212,9 @@ class Ingestor:
             result.declared = declared
             result.warning = result.warning or warning
             return result
+
+    def transaction(self) -> WriteTransaction:
+        return self.ledger.transaction()
 
     def abandon(self, read: Prepared) -> None:
         """Close a file read but not finished (the ingest stopped), discarding its staged copy."""
@@ -318,7 +325,7 @@ class Ingestor:
     ) -> IngestResult:
         shown = printable_path(candidate.path)
         result = IngestResult(shown, "recorded", digests.blake3, digests.sha256, digests.size)
-        known = self.ledger.evidence_row(digests.blake3)
+        known = (self.batch or self.ledger).evidence_row(digests.blake3)
         if known is not None:
             return self._acquired(result, candidate, before, known)
         key = evidence_key(digests.blake3)
@@ -376,7 +383,7 @@ class Ingestor:
         assert info.retention is not None
         inspection = self._inspect(candidate.path, before, digests, info.retention)
         crash_point("attachments")
-        with self.ledger.transaction() as tx:
+        with nullcontext(self.batch) if self.batch is not None else self.transaction() as tx:
             known = tx.evidence_row(digests.blake3)
             if known is not None:
                 event = tx.append(
@@ -421,7 +428,8 @@ class Ingestor:
                 seq=event.seq,
             )
             crash_point("before-commit")
-        crash_point("recorded")
+        if self.batch is None:
+            crash_point("recorded")  # in a batch: once the batch is committed (custody.evidence.bulk.Batch)
         result.seq = event.seq
         return result
 
@@ -460,7 +468,7 @@ class Ingestor:
     def _acquired(
         self, result: IngestResult, candidate: Candidate, before: os.stat_result, known: Mapping[str, Any]
     ) -> IngestResult:
-        event = self.ledger.append(
+        event = (self.batch or self.ledger).append(
             "acquired",
             actor=self.actor,
             role=self.role,

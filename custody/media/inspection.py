@@ -80,10 +80,19 @@ def inspect_media(path: str, tools: MediaTools = DEFAULT_TOOLS) -> Inspection:
       or XML sidecar) is recognised without running ffprobe: ``{"probed": false, "kind":
       "not-media", "reason"}``;
     - no ffprobe: ``{"probed": false, "reason"}``.
+    With ``tools.in_process``, a video or audio file that demuxes cleanly in this process
+    (``custody.media.inprocess``, PyAV) is probed and listed there, without ffprobe; the
+    ``tool`` says which. Everything else goes to ffprobe as above.
     When listing packets fails after a good probe, ``packets_error`` and ``finding`` say so;
     ffprobe's complaints while listing them are in ``packets_warning``."""
     if _text_file(path):
         return Inspection({"probed": False, "kind": "not-media", "reason": "a text file (sidecar metadata?), not audio or video"})
+    if tools.in_process:
+        from custody.media.inprocess import probe_and_list as in_process
+
+        found = in_process(path)
+        if found is not None and found[0]["kind"] in ("video", "audio"):
+            return _with_packets(*found)
     try:
         details, listing = probe_and_list(path, tools)
     except MediaToolsMissing as exc:

@@ -132,11 +132,14 @@ def probe(path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> di
     return describe(raw, path, tools)
 
 
-def describe(raw: Any, path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS) -> dict[str, Any]:
+def describe(
+    raw: Any, path: str | os.PathLike[str], tools: MediaTools = DEFAULT_TOOLS, *, tool: str | None = None
+) -> dict[str, Any]:
     """``probe``'s result from what ffprobe printed with ``-show_program_version -show_format
-    -show_streams -of json`` (``raw``: the parsed JSON; packets in it are ignored)."""
+    -show_streams -of json`` (``raw``: the parsed JSON; packets in it are ignored). ``tool``
+    names what read the file when it was not ffprobe (``custody.media.inprocess``)."""
     program = tools.ffprobe
-    version = _version_in(raw, program) or tools.version(program)
+    version = tool or _version_in(raw, program) or tools.version(program)
     fmt = raw.get("format") if isinstance(raw, dict) else None
     if not isinstance(fmt, dict):
         raise MediaUnreadable(os.fspath(path), "ffprobe found no container")

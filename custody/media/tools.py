@@ -60,6 +60,9 @@ class MediaTools:
 
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    in_process: bool = False
+    """Ingest's inspection demuxes in this process with PyAV where it can
+    (``custody.media.inprocess``), and runs ffprobe only for what that cannot read."""
 
     def version(self, program: str) -> str:
         """``"ffprobe 5.1.9-0+deb12u1"``: the program's name and version. Raises
