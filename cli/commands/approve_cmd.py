@@ -20,8 +20,13 @@ def carry_out(ws: Workspace) -> CarryOut:
         if kind == "disposal":
             from custody.cases.disposition import dispose_expired
 
-            items = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved")
-            return {"disposed": [item.as_dict() for item in items]}
+            # only what the request named and the approver saw: an object that expired since is
+            # not in it, and one held since is no longer due
+            asked = [str(b) for b in params.get("objects", [])]
+            items = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved",
+                                    only=asked)
+            kept = sorted(set(asked) - {item.blake3 for item in items})
+            return {"disposed": [item.as_dict() for item in items], "kept": kept}
         from custody.cases.holds import release_hold
 
         released = release_hold(
@@ -68,6 +73,10 @@ def approve(ctx: click.Context, request: int | None, list_requests: bool, as_jso
         emit_json(done.as_dict())
     else:
         echo(f"request {done.seq} ({done.kind}) approved by {done.approved_by} (event {done.approved_seq}) and carried out")
+        kept = done.outcome.get("kept", [])
+        if kept:
+            echo(f"{len(kept)} object(s) of the request kept: no longer due (held or retained since): "
+                 + ", ".join(b[:16] for b in kept))
 
 
 COMMANDS = [approve]

@@ -9,6 +9,7 @@ Objects under retention or hold are never asked to be deleted. Each deletion is 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,10 +69,16 @@ def expired(workspace: Workspace) -> list[Disposition]:
     return due
 
 
-def dispose_expired(workspace: Workspace, *, confirm: bool, reason: str | None = None) -> list[Disposition]:
+def dispose_expired(
+    workspace: Workspace, *, confirm: bool, reason: str | None = None, only: Collection[str] | None = None
+) -> list[Disposition]:
     """List the objects due for destruction; with ``confirm``, delete each version and record a
-    ``disposed`` event for it."""
+    ``disposed`` event for it. With ``only`` (an approved request's list), nothing outside that
+    list is touched, and an object of the list no longer due (held since) is kept."""
     due = expired(workspace)
+    if only is not None:
+        allowed = set(only)
+        due = [item for item in due if item.blake3 in allowed]
     if not confirm:
         return due
     for item in due:

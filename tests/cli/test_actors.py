@@ -291,3 +291,27 @@ def test_the_auditors_audit_is_signed_and_says_which_events_no_enrolled_person_s
     audited = [e for e in office.custody.json("log") if e["action"] == "audited"]
     assert [(e["actor"], e["role"]) for e in audited] == [("aud-1", "auditor"), ("aud-1", "auditor")]
     assert office.custody.json("actor", "signature", str(audited[0]["seq"]))["signer"] == "aud-1"
+
+
+def test_an_approved_disposal_destroys_only_what_its_request_named_and_still_due(office: Office, tmp_path: Path) -> None:
+    """The approver approves a list: an object that expired after the request is not in it, and
+    one placed under a hold between request and approval is kept."""
+    (office.custody.home / "config.toml").write_text('[retention.categories.unflagged]\ndays = 0\nseconds = 2\n')
+    first, held = _ingested(office, "tech-1", _file(tmp_path, "e1.bin", b"expired one"), _file(tmp_path, "e2.bin", b"expired two"))
+    stored = office.custody.home / "store" / "objects" / "evidence"
+    time.sleep(3)
+    asked = office.json_as("sup-1", "dispose", "--expired", "--confirm")
+    assert sorted(o["blake3"] for o in asked["objects"]) == sorted([first["blake3"], held["blake3"]])
+    later = [r for r in _ingested(office, "tech-1", _file(tmp_path, "e3.bin", b"expired later"))
+             if r["blake3"] not in (first["blake3"], held["blake3"])][0]
+    office.json_as("sup-1", "hold", "place", "SAO-9", "--authority", "court", "--reason", "subpoena", held["blake3"][:12])
+    time.sleep(3)
+    assert {o["blake3"] for o in office.json_as("sup-1", "dispose", "--expired")["objects"]} == {first["blake3"], later["blake3"]}
+    done = office.json_as("sup-2", "approve", str(asked["request"]["request"]))
+    assert [d["blake3"] for d in done["outcome"]["disposed"]] == [first["blake3"]]
+    assert done["outcome"]["kept"] == [held["blake3"]]
+    assert not (stored / first["blake3"]).exists()
+    assert (stored / held["blake3"]).exists() and (stored / later["blake3"]).exists()
+    disposed = [e["subject"]["evidence"] for e in office.custody.json("log") if e["action"] == "disposed"]
+    assert disposed == [first["blake3"]]
+    assert office.verify()[0] == 0
