@@ -72,28 +72,41 @@ def stats(ctx: click.Context, as_of: str, period: str, out: Path, actor: str | N
 @click.option("--key", "trust_key", metavar="VKEY",
               help="The ledger's verifier key you expect (text name+keyid+base64, or a file holding it).")
 @click.option("--recompute", is_flag=True, help="Also recompute every count from the ledger (needs ledger access).")
+@click.option("--trust-witness", "trust_witnesses", metavar="VKEY", multiple=True,
+              help="A witness whose cosignature counts (its key name+keyid+base64, or a file holding it); repeatable.")
+@click.option("--witness-quorum", type=click.IntRange(min=0), default=None,
+              help="How many trusted witnesses must have cosigned the release's checkpoint (default: all given).")
 @json_option("Print the report as JSON.")
 @click.pass_context
-def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute: bool, as_json: bool) -> None:
+def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute: bool,
+           trust_witnesses: tuple[str, ...], witness_quorum: int | None, as_json: bool) -> None:
     """Check a release: its files, its event and proofs; with --recompute, every count.
 
     Without --recompute no database, store or configuration is needed. Exits 3 on any finding
-    (a changed file, a bad proof, a count that differs), 2 if DIRECTORY is not a release
-    directory or the key is unusable.
+    (a changed file, a bad proof, a count that differs, fewer trusted witnesses' cosignatures
+    than --witness-quorum in cosignatures.txt), 2 if DIRECTORY is not a release directory or
+    a key is unusable.
 
     \b
     Examples:
       custody publish verify release-2026-11
       custody publish verify release-2026-11 --key 'host/custody/1a2b3c4d+0badc0de+AQ...'
       custody publish verify release-2026-11 --recompute --json
+      custody publish verify release-2026-11 --key vkey --trust-witness w1.vkey --trust-witness w2.vkey
     """
     from custody.errors import IntegrityFailure
     from custody.package.verify import read_verifier_key
     from custody.publish.verify import recompute as recompute_release
     from custody.publish.verify import verify_release
 
+    from cli.commands.package_cmd import _witness_key
+
     trusted = read_verifier_key(trust_key) if trust_key else None
-    check = verify_release(directory, trusted)
+    witnesses = [_witness_key(value) for value in trust_witnesses]
+    quorum = len(witnesses) if witness_quorum is None else witness_quorum
+    if quorum > len(witnesses):
+        raise click.BadParameter(f"{quorum} is more than the {len(witnesses)} --trust-witness given", param_hint="--witness-quorum")
+    check = verify_release(directory, trusted, witnesses, quorum)
     if recompute and check.event is not None:
         recompute_release(check, workspace(ctx).ledger)
     if as_json:
@@ -107,7 +120,8 @@ def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute
         if check.ok:
             click.echo(f"verified: {check.files_checked} file(s) match published event {check.as_dict()['event']}, "
                        "which is proved in the ledger" + (
-                           f"; all {check.cells_compared} values match the recomputation" if check.recomputed else ""))
+                           f"; all {check.cells_compared} values match the recomputation" if check.recomputed else "")
+                       + (f"; cosigned by {', '.join(check.cosigned_by)}" if check.cosigned_by else ""))
             if check.key_source != "given":
                 click.echo("note: checked against the release's own key; pass --key with the key the agency "
                            "publishes", err=True)

@@ -32,6 +32,7 @@ from custody.publish.facts import incidents_at
 from custody.publish.render import FORMAT, chart, datapackage, render_html, sha256, table_csv
 from custody.publish.rules import PublishRules, rules_from_config
 from custody.publish.stats import TOTAL, Table, compute_tables, published_cells
+from custody.publish.witnessed import COSIGNATURES, cosignature_lines
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ PROOF = "published-event.tlog-proof"
 CONSISTENCY = "consistency-proof.txt"
 VERIFIER_KEY = "verifier.key"
 CHECKPOINT = "checkpoint.txt"
-ENVELOPE = (EVENT, PROOF, CONSISTENCY, VERIFIER_KEY)
+ENVELOPE = (EVENT, PROOF, CONSISTENCY, VERIFIER_KEY, COSIGNATURES)
 TITLE = "Documented encounters with federal immigration agents"
 
 README = """This directory is a public data release of custody (format {format}).
@@ -240,6 +241,9 @@ def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> R
         (staging / EVENT).write_text(json.dumps(event.as_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                                      encoding="utf-8")
         (staging / VERIFIER_KEY).write_text(workspace.verifier().to_text() + "\n", encoding="utf-8")
+        cosigned = cosignature_lines(ledger, size)
+        if cosigned is not None:
+            (staging / COSIGNATURES).write_text(cosigned, encoding="utf-8")
         for path in staging.iterdir():
             os.chmod(path, 0o644)
         os.chmod(staging, 0o755)

@@ -20,16 +20,18 @@ import json
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from custody.anchors.cosign import CosignerVerifier
 from custody.errors import BadInput, Finding, FindingKind
 from custody.ledger import checkpoint as notes
 from custody.ledger import tree
 from custody.ledger.canonical import canonical_bytes
 from custody.publish.release import ACTION, CHECKPOINT, CONSISTENCY, ENVELOPE, EVENT, PROOF, VERIFIER_KEY
+from custody.publish.witnessed import check_witnesses
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
@@ -49,6 +51,7 @@ class ReleaseCheck:
     cells_compared: int = 0
     mismatched_cells: list[dict[str, Any]] = field(default_factory=list)
     recomputed: bool = False
+    cosigned_by: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -68,6 +71,7 @@ class ReleaseCheck:
             "verifier_key": self.key,
             "verifier_key_from": self.key_source,
             "files_checked": self.files_checked,
+            "cosigned_by": self.cosigned_by,
             "recomputed": self.recomputed,
             "cells_compared": self.cells_compared,
             "mismatched_cells": self.mismatched_cells,
@@ -203,8 +207,10 @@ def _files(check: ReleaseCheck, event: Mapping[str, Any]) -> None:
             check.finding(FindingKind.UNEXPECTED, name, "is in the release directory but not named by its event")
 
 
-def verify_release(root: Path, trusted: notes.Verifier | None = None) -> ReleaseCheck:
-    """Check a release directory offline; every finding is collected."""
+def verify_release(root: Path, trusted: notes.Verifier | None = None, witnesses: Sequence[CosignerVerifier] = (),
+                   quorum: int = 0) -> ReleaseCheck:
+    """Check a release directory offline; every finding is collected. With ``witnesses``, at
+    least ``quorum`` of them must have cosigned the checkpoint the event is proved in."""
     if root.is_symlink() or not root.is_dir():
         raise BadInput(f"{root}: not a release directory")
     check = ReleaseCheck(root)
@@ -215,6 +221,13 @@ def verify_release(root: Path, trusted: notes.Verifier | None = None) -> Release
     event, leaf = loaded
     if verifier is not None:
         _proofs(check, event, leaf, verifier)
+    proof_path = root / PROOF  # read again without findings: _proofs reported any problem with it
+    proof = None
+    if witnesses and proof_path.is_file() and not proof_path.is_symlink():
+        with proof_path.open("rb") as handle:
+            proof = handle.read(MAX_SMALL).decode("utf-8", "replace")
+    check.cosigned_by, found = check_witnesses(root, proof, witnesses, quorum)
+    check.findings.extend(found)
     _files(check, event)
     return check
 
