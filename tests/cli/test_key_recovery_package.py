@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from custody.anchors import keys
 from custody.ledger import checkpoint as notes
 from custody.ledger.database import Ledger
 from tests.conftest import Custody
@@ -57,9 +58,12 @@ def recovered(initialized: Custody, tmp_path: Path) -> dict[str, Any]:
     _ok(initialized, "incident", "create", INCIDENT, "--occurred-at", "2026-11-01T14:03:00-06:00", "--agency", "ICE")
     _ingest(initialized, tmp_path, 0)
     _ok(initialized, "ledger", "checkpoint")
+    nominated = notes.Verifier.from_text((home / "backup.vkey").read_text().strip())
+    first_key = notes.Verifier.from_text(first)
+    assert keys.open_backup_nomination((home / keys.ROOT_BACKUP_NOTE).read_text(), first_key) == nominated
     (home / "signing.key").unlink()
     refused = initialized("ingest", str(tmp_path / "clip-0.mp4"))
-    assert refused.exit_code != 0
+    assert refused.exit_code == 5 and not (home / "signing.key").exists(), "no key is made silently"
     recovery = initialized.json("ledger", "rotate-key", "--with-backup", str(offline))
     assert recovery["authorized_by"] == "backup" and recovery["old_key"] == first
     _ingest(initialized, tmp_path, 1)
