@@ -460,3 +460,65 @@ def test_the_certification_says_exactly_where_the_lock_is_enforced(ledger: dict[
 
     server = " ".join(lock_statement("server").split())
     assert "by the storage server itself (S3 Object Lock). In COMPLIANCE mode" in server
+
+
+def _refresh_payload_manifests(bag: Path) -> None:
+    """What a forger who also edits payload files does: recompute the payload manifests and
+    blake3sums.txt, then the tag manifests."""
+    import blake3
+
+    for manifest, digest in (("manifest-sha256.txt", lambda d: hashlib.sha256(d).hexdigest()),
+                             ("manifest-sha512.txt", lambda d: hashlib.sha512(d).hexdigest()),
+                             ("blake3sums.txt", lambda d: blake3.blake3(d).hexdigest())):
+        path = bag / manifest
+        lines = []
+        for line in path.read_text().splitlines():
+            _, name = line.split("  ", 1)
+            lines.append(f"{digest((bag / name).read_bytes())}  {name}\n")
+        path.write_text("".join(lines))
+    refresh_tag_manifests(bag)
+
+
+def test_a_one_byte_edit_of_any_file_is_named_with_every_manifest_recomputed(ledger: dict[str, Any],
+                                                                             tmp_path: Path) -> None:
+    """Every file of the package, one at a time: a byte appended (for JSON and text, a space that
+    changes no value), every manifest a careful forger can recompute recomputed; with
+    --trust-key the edit is a finding naming that file."""
+    recomputable = {"manifest-sha256.txt", "manifest-sha512.txt", "blake3sums.txt", "tagmanifest-sha256.txt",
+                    "tagmanifest-sha512.txt"}
+    names = sorted(p.relative_to(ledger["second"]).as_posix() for p in ledger["second"].rglob("*") if p.is_file())
+    assert len(names) > 15
+    missed = []
+    for number, name in enumerate(names):
+        if name in recomputable:
+            continue
+        copy = tmp_path / f"pkg-{number}"
+        shutil.copytree(ledger["second"], copy)
+        with (copy / name).open("ab") as handle:
+            handle.write(b" ")
+        _refresh_payload_manifests(copy)
+        code, report = trusted(ledger, copy)
+        if code != 3 or name not in findings(report):
+            missed.append((name, code, [(f["subject"], f["kind"]) for f in report["findings"]]))
+        shutil.rmtree(copy)
+    assert missed == []
+
+
+def test_the_readme_python_makes_explicit_checks_and_reads_utf8(ledger: dict[str, Any]) -> None:
+    """'python3 -O' strips assert statements, so a check made with one would pass an edited
+    event; and text opened without an encoding depends on the reader's locale."""
+    import ast
+    import re
+
+    text = (ledger["second"] / "README.txt").read_text(encoding="utf-8")
+    programs = re.findall(r"python3 -I -[^\n]*<<'EOF'[^\n]*\n(.*?)\nEOF\n", text, re.S)
+    assert len(programs) >= 2
+    for program in programs:
+        parsed = ast.parse(program)
+        assert not [n for n in ast.walk(parsed) if isinstance(n, ast.Assert)], program[:200]
+        assert "sys.exit(" in program or "raise SystemExit" in program, program[:200]
+        for call in ast.walk(parsed):
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "open":
+                mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
+                binary = isinstance(mode, ast.Constant) and "b" in str(mode.value)
+                assert binary or any(k.arg == "encoding" for k in call.keywords), ast.unparse(call)
