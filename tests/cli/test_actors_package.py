@@ -205,3 +205,35 @@ def test_a_signature_by_a_revoked_key_after_its_revocation_is_reported(office: d
     report_html = (bag / "report.html").read_text()
     assert "SIGNATURE PROBLEM: signed by tech-2" in report_html and "with a signature problem (events " \
         f"{forged['seq']})" in report_html
+
+
+def test_a_station_event_is_named_unsigned_in_the_report_and_a_wrong_role_is_a_finding(office: dict[str, Any],
+                                                                                        tmp_path: Path) -> None:
+    """A third package after a station (no personal key) amended the incident and a technician's
+    key signed a hold no technician may place: the report names the unsigned event, and
+    verify-package names the event whose signer's role may not take that action."""
+    custody, keys = office["custody"], office["keys"]
+    station = custody("incident", "amend", INCIDENT, "--location", "Dock 3", "--reason", "typed at the station",
+                      env={"CUSTODY_ACTOR": "dock-3"})
+    assert station.exit_code == 0, station.output
+    events = custody.json("log")
+    unsigned = events[-1]
+    assert (unsigned["action"], unsigned["actor"]) == ("incident-amended", "dock-3")
+    evidence = next(e["subject"]["evidence"] for e in events if e["action"] == "ingested" and e["actor"] == "tech-1")
+    ledger = Ledger(f"sqlite:///{custody.home / 'custody.db'}")
+    ledger.event_signer = FileKeySigner.load("tech-1", keys["tech-1"])
+    wrong = ledger.append("hold-placed", actor="tech-1", role="technician", subject={"evidence": evidence, "incident": INCIDENT},
+                          details={"hold": "H-X", "authority": "none", "reason": "not a supervisor"})
+    ledger.event_signer = None
+    bag = _export(custody, keys, tmp_path / "third")
+    in_package = {e["seq"] for e in _events(bag)}
+    assert {unsigned["seq"], wrong.seq} <= in_package
+    report_html = " ".join((bag / "report.html").read_text().split())
+    assert "NOT signed by an enrolled person" in report_html
+    assert f"NOT signed by an enrolled person (events {unsigned['seq']}" in report_html
+    code, report = _verify(custody, bag)
+    assert code == 3
+    assert unsigned["seq"] in report["actors"]["unsigned_events"]
+    line = _line(bag, wrong.seq)
+    assert ("role-not-permitted", f"custody/events.jsonl:{line} (event {wrong.seq})") in {
+        (f["kind"], f["subject"]) for f in report["findings"]}
