@@ -95,6 +95,9 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--trust-key", "trust_key", metavar="VKEY",
               help="The ledger's verifier key you expect (text name+keyid+base64, or a file holding it).")
+@click.option("--trust-backup", "trust_backup", metavar="VKEY",
+              help="The backup key of the --trust-key key (the 'backup' line of the agency's root.vkeys): "
+                   "follows a rotation it signed, for a package without custody/root-backup.txt.")
 @click.option("--receipt", "receipt_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a receipt, signed with --signer-key, saying what was verified and when.")
 @click.option("--signer-key", "signer_key", type=click.Path(dir_okay=False, path_type=Path),
@@ -108,7 +111,7 @@ def export(ctx: click.Context, refs: tuple[str, ...], incident_id: str, out: Pat
 @click.option("--previous", "previous", type=click.Path(file_okay=False, path_type=Path), metavar="OLD_DIR",
               help="An earlier package from the same ledger: check that this package's checkpoint extends its own.")
 @json_option("Print the report as JSON.")
-def verify_package_command(directory: Path, trust_key: str | None, receipt_out: Path | None,
+def verify_package_command(directory: Path, trust_key: str | None, trust_backup: str | None, receipt_out: Path | None,
                            signer_key: Path | None, trust_witnesses: tuple[str, ...], witness_quorum: int | None,
                            tsa_ca: Path | None, previous: Path | None, as_json: bool) -> None:
     """Check a package offline: every file, every custody claim.
@@ -138,6 +141,7 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
       custody verify-package pkg --trust-key vkey --trust-witness w1.vkey --trust-witness w2.vkey \\
           --witness-quorum 2 --tsa-ca tsa-ca.pem
       custody verify-package pkg-march --previous pkg-january --trust-key vkey
+      custody verify-package pkg --trust-key first.vkey --trust-backup backup.vkey
     """
     from custody.errors import IntegrityFailure
     from custody.package.receipt import load_signer_key, make_receipt, write_receipt
@@ -151,7 +155,10 @@ def verify_package_command(directory: Path, trust_key: str | None, receipt_out: 
     quorum = len(witnesses) if witness_quorum is None else witness_quorum
     if quorum > len(witnesses):
         raise click.BadParameter(f"{quorum} is more than the {len(witnesses)} --trust-witness given", param_hint="--witness-quorum")
-    report = verify_package(directory, trusted, AnchorPolicy(witnesses, quorum, tsa_ca), previous)
+    if trust_backup and not trusted:
+        raise click.UsageError("--trust-backup needs --trust-key (the key it is the backup of)")
+    backup = read_verifier_key(trust_backup) if trust_backup else None
+    report = verify_package(directory, trusted, AnchorPolicy(witnesses, quorum, tsa_ca, backup), previous)
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -80,10 +80,12 @@ class KeyChain:
     problems: list[str] = field(default_factory=list)
 
 
-def follow_rotations(trusted: notes.Verifier, text: str | None, nomination: str | None = None) -> KeyChain:
+def follow_rotations(trusted: notes.Verifier, text: str | None, nomination: str | None = None,
+                     trusted_backup: notes.Verifier | None = None) -> KeyChain:
     """Follow ``key-rotations.jsonl`` from ``trusted``: each statement must name the key in
     force as ``old`` and be signed by it (or by its backup) and by its new key. The backup of
-    the first key is the one ``nomination`` (``root-backup.txt``) names, signed by it; a later
+    the first key is the one ``nomination`` (``root-backup.txt``) names, signed by it (or, for a
+    ledger made before init wrote that statement, ``trusted_backup``, pinned by the recipient); a later
     key's backup is the one the statement that introduced it names. Statements before the
     trusted key came into force are skipped. The first statement that does not verify stops
     the chain."""
@@ -96,6 +98,8 @@ def follow_rotations(trusted: notes.Verifier, text: str | None, nomination: str 
             backup = open_backup_nomination(nomination, trusted)
         except (ValueError, notes.TlogError):
             backup = None  # a nomination by another (earlier) key: see the rotations below
+    if backup is None:
+        backup = trusted_backup
     lines = [(number, line) for number, line in enumerate(text.splitlines()[:MAX_ROTATIONS], 1) if line.strip()]
     start = _start_of(trusted, lines)
     if start is not None:
@@ -115,7 +119,8 @@ def follow_rotations(trusted: notes.Verifier, text: str | None, nomination: str 
             backup = notes.Verifier.from_text(fields["backup"])
         except notes.TlogError as exc:
             hint = "" if backup is not None or chain.followed else (
-                f" (a rotation signed by the first key's backup needs {ROOT_BACKUP}, the first key's statement naming it)"
+                f" (a rotation signed by the first key's backup needs {ROOT_BACKUP}, the first key's statement naming it,"
+                " or that backup key pinned with --trust-backup)"
             )
             chain.problems.append(f"{KEY_ROTATIONS}:{number}: rotation not followed: {exc}{hint}")
             break

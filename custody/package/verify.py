@@ -74,7 +74,7 @@ def verify_package(root: Path, trusted: notes.Verifier | None = None, policy: An
         check_bag(state)
         check_payload(state)
         check_tags(state)
-        follow_trusted_key(state, anchors)
+        follow_trusted_key(state, anchors, policy)
         check_signature(state)
         check_events(state)
         check_bindings(state)

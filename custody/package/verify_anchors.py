@@ -15,6 +15,7 @@ from custody.anchors.bundle import (
 )
 from custody.anchors.cosign import CosignerVerifier
 from custody.errors import ConfigError, FindingKind
+from custody.ledger import checkpoint as notes
 from custody.package.layout import CHECKPOINT
 from custody.package.verification import Verification
 
@@ -23,11 +24,13 @@ from custody.package.verification import Verification
 class AnchorPolicy:
     """What the recipient requires: witnesses it trusts and how many must have cosigned, and
     the CA of the time-stamping authority it trusts (None: the package's own CA, reported as
-    such, and a missing token is not a finding)."""
+    such, and a missing token is not a finding); the backup key of the trusted key, when the
+    recipient pinned it (``root.vkeys``), to follow a rotation it signed."""
 
     witnesses: Sequence[CosignerVerifier] = ()
     quorum: int = 0
     tsa_ca: Path | None = None
+    trusted_backup: notes.Verifier | None = None
 
 
 @dataclass
@@ -48,7 +51,7 @@ class AnchorSummary:
         }
 
 
-def follow_trusted_key(state: Verification, summary: AnchorSummary) -> None:
+def follow_trusted_key(state: Verification, summary: AnchorSummary, policy: AnchorPolicy | None = None) -> None:
     """With a trusted key that is not the package's, follow ``key-rotations.jsonl`` from it:
     the key reached becomes the trusted key the signature step checks against."""
     if state.trusted is None:
@@ -57,7 +60,8 @@ def follow_trusted_key(state: Verification, summary: AnchorSummary) -> None:
     if text is None:
         return
     state.begin("key rotations")
-    chain = follow_rotations(state.trusted, text, state.read_text(ROOT_BACKUP, required=False))
+    chain = follow_rotations(state.trusted, text, state.read_text(ROOT_BACKUP, required=False),
+                             policy.trusted_backup if policy is not None else None)
     for problem in chain.problems:
         state.finding(FindingKind.BAD_SIGNATURE, KEY_ROTATIONS, problem)
     summary.rotations_followed = chain.followed

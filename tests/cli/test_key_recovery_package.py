@@ -139,3 +139,21 @@ def test_a_rotation_signed_by_neither_the_key_nor_the_backup_is_refused(initiali
     code, report = _verify_package(initialized, bag, "--trust-key", first.to_text())
     assert code == 3
     assert "key-rotations.jsonl:1: rotation not followed" in _messages(report)
+
+
+def test_without_the_statement_a_recipient_may_pin_the_first_keys_backup(recovered: dict[str, Any], tmp_path: Path) -> None:
+    """A ledger made before init wrote root-backup.note: its package carries no statement, so the
+    recipient pins the backup from the agency's root.vkeys with --trust-backup; another key is refused."""
+    custody = recovered["custody"]
+    (custody.home / keys.ROOT_BACKUP_NOTE).unlink()
+    bag = _export(custody, tmp_path / "older")
+    assert not (bag / "custody/root-backup.txt").exists()
+    code, report = _verify_package(custody, bag, "--trust-key", recovered["first"])
+    assert code == 3 and "or that backup key pinned with --trust-backup" in _messages(report)
+    root_backup = (custody.home / "root.vkeys").read_text().splitlines()[1].removeprefix("backup ")
+    code, report = _verify_package(custody, bag, "--trust-key", recovered["first"], "--trust-backup", root_backup)
+    assert code == 0, _messages(report)
+    assert report["anchors"]["rotations_followed"] == 1
+    _, stranger = notes.generate_signer(notes.Verifier.from_text(recovered["first"]).name)
+    code, report = _verify_package(custody, bag, "--trust-key", recovered["first"], "--trust-backup", stranger)
+    assert code == 3 and "key-rotations.jsonl:1: rotation not followed" in _messages(report)
