@@ -8,8 +8,6 @@ from cli.context import emit_json, workspace
 from cli.options import json_option
 from cli.render import echo
 
-ROLE_CHOICE = click.Choice(["technician", "supervisor", "auditor", "admin"])
-
 
 def _escape(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
@@ -33,7 +31,9 @@ def actor() -> None:
 
 @actor.command("enroll")
 @click.argument("name")
-@click.option("--role", required=True, type=ROLE_CHOICE, help="What the person may do (roles.toml).")
+@click.option("--role", required=True, metavar="ROLE",
+              help="What the person may do: technician, supervisor, auditor, admin, or a role the agency adds "
+                   "in config.toml ([actors.roles.NAME]); an unknown role is refused (exit 2).")
 @click.option("--key", "key_text", help="The person's OpenSSH ed25519 public key ('ssh-ed25519 AAAA...').")
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help="A .pub file holding it.")
 @json_option("Print the enrollment as JSON.")

@@ -315,3 +315,27 @@ def test_an_approved_disposal_destroys_only_what_its_request_named_and_still_due
     disposed = [e["subject"]["evidence"] for e in office.custody.json("log") if e["action"] == "disposed"]
     assert disposed == [first["blake3"]]
     assert office.verify()[0] == 0
+
+
+def test_roles_are_data_an_agency_can_extend_and_add_to(office: Office, tmp_path: Path) -> None:
+    """config.toml's [actors.roles.NAME] overrides a shipped role or adds one; what a role may
+    do is then enforced (refused, exit 4) and checked by ledger verify from the same data."""
+    (office.custody.home / "config.toml").write_text(
+        '[actors.roles.technician]\nactions = ["ingested", "hold-placed"]\n'
+        '[actors.roles.evidence-clerk]\nactions = ["ingested", "linked"]\n')
+    [record] = _ingested(office, "tech-1", _file(tmp_path, "c.bin", b"clerk"))
+    placed = office.as_("tech-1", "hold", "place", "H-9", "--authority", "court", "--reason", "r", record["blake3"][:12])
+    assert placed.exit_code == 0, placed.output
+    narrowed = office.as_("tech-1", "incident", "create", "INC-T", "--location", "x")
+    assert narrowed.exit_code == 4 and "may not record 'incident-created'" in narrowed.stderr
+    clerk = make_key(tmp_path, "clerk-1")
+    office.keys["clerk-1"] = clerk
+    enrolled = office.json_as("admin-1", "actor", "enroll", "clerk-1", "--role", "evidence-clerk", "--key-file", str(clerk) + ".pub")
+    assert enrolled["role"] == "evidence-clerk"
+    assert office.as_("clerk-1", "ingest", str(_file(tmp_path, "k.bin", b"k"))).exit_code == 0
+    refused = office.as_("clerk-1", "hold", "place", "H-10", "--authority", "court", "--reason", "r", record["blake3"][:12])
+    assert refused.exit_code == 4 and "clerk-1 (evidence-clerk) may not record 'hold-placed'" in refused.stderr
+    code, report = office.verify()
+    assert code == 0, report["findings"]
+    unknown = office.as_("admin-1", "actor", "enroll", "x-1", "--role", "janitor", "--key-file", str(clerk) + ".pub")
+    assert unknown.exit_code == 2 and "janitor" in unknown.stderr
