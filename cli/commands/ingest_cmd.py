@@ -112,7 +112,9 @@ def ingest(
         if result.reason:
             echo(f"custody: {result.status}: {printable(result.path)}: {printable(result.reason)}", err=True)
     findings = expecting.report(results, expecting.sidecar_links(extra))
-    echo_summary(summary(results, time.monotonic() - bar.started), as_json)
+    counts = summary(results, time.monotonic() - bar.started)
+    counts["staging_leftovers_removed"] = sum(1 for item in swept if item.removed)
+    echo_summary(counts, as_json)
     if unsigned is not None:
         raise unsigned
     if findings:

@@ -118,6 +118,7 @@ def test_a_killed_writers_leftover_is_reported_by_audit_and_swept_by_the_next_in
     assert ingest.returncode == 0, ingest.stderr
     assert [r["status"] for r in json.loads(ingest.stdout)] == ["recorded"]
     assert "removed 1 staging file(s)" in ingest.stderr, ingest.stderr
+    assert json.loads(ingest.stderr.strip().splitlines()[-1])["summary"]["staging_leftovers_removed"] == 1
     assert not part.exists() and site.parts() == []
     again = site.run("audit", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["findings"] == [], again.stdout
