@@ -7,7 +7,8 @@
 * a live writer's staging file (an ingest stopped with SIGSTOP while it writes: alive, holding
   its lock) is left alone by an ingest and an audit run meanwhile, and the stopped ingest, once
   continued, stores and records its file;
-* SIGTERM during an ingest exits 130 ("interrupted") and leaves nothing in the staging area;
+* SIGTERM during an ingest exits 130 ("interrupted") and leaves nothing in the staging area,
+  wherever it lands in a run of several files (a re-run then completes, audit finds nothing);
 * on Ceph RGW, a multipart upload left by an ingest killed with SIGKILL is left alone by an
   audit while it is younger than ``--in-flight-grace`` (it may be a live ingest's), and
   reported as a ``staging-leftover`` and aborted by an audit once it is older;
@@ -232,3 +233,25 @@ def test_an_upload_left_by_a_killed_ingest_on_ceph_rgw_is_reported_and_aborted_b
     assert uploads() == []
     again = site.run("audit", "--json", "--in-flight-grace", "0s")
     assert again.returncode == 0 and json.loads(again.stdout)["findings"] == [], again.stdout
+
+
+@pytest.mark.parametrize("delay_ms", [300, 600, 900, 1300])
+def test_sigterm_at_any_point_of_an_ingest_leaves_nothing_and_a_rerun_completes(site: Site, tmp_path: Path, delay_ms: int) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for index in range(4):
+        (inputs / f"file-{index}.bin").write_bytes(os.urandom(8 << 20))
+    process = site.start("ingest", str(inputs))
+    time.sleep(delay_ms / 1000)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    # -SIGTERM: it came before the interpreter had started the command (nothing was begun)
+    assert process.returncode in (0, 130, -signal.SIGTERM), (delay_ms, process.returncode, err)
+    if process.returncode == 130:
+        assert "interrupted" in err
+    assert site.parts() == [], (delay_ms, site.parts())
+    rerun = site.run("ingest", str(inputs), "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "staging file" not in rerun.stderr, "an interrupted ingest left a staging file for the next one"
+    audit = site.run("audit", "--json")
+    assert audit.returncode == 0 and json.loads(audit.stdout)["findings"] == [], audit.stdout
