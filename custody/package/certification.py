@@ -8,6 +8,7 @@ import ssl
 from importlib import metadata
 
 from custody import TOOL
+from custody.package.lockcheck import NOT_ENFORCED, lock_tested
 from custody.package.model import ExportContext
 
 
@@ -26,14 +27,17 @@ def tool_versions(context: ExportContext) -> list[tuple[str, str]]:
     return versions
 
 
-def lock_statement(worm: str | None) -> str:
+def lock_statement(worm: str | None, tested: str = "") -> str:
     """Where the retention lock of the stored copies (and checkpoints) is enforced, said
-    exactly, as indented lines of paragraph 2."""
-    if worm == "server":
+    exactly, as indented lines of paragraph 2; ``tested`` is what the last recorded store check
+    found (custody.package.lockcheck)."""
+    if tested.startswith(NOT_ENFORCED):
+        text = tested
+    elif worm == "server":
         text = ("Where the lock is enforced: by the storage server itself (S3 Object Lock). In COMPLIANCE "
                 "mode, which this system uses for evidence and checkpoints, no user of the storage, its "
                 "administrators included, can delete or overwrite a locked object or shorten its retention "
-                "before the retention date.")
+                "before the retention date. " + tested)
     elif worm == "program":
         text = ("Where the lock is enforced: by this program only. The store is a directory on a local disk; "
                 "the program makes each file read-only and refuses to delete or shorten a retained object, "
@@ -58,7 +62,8 @@ def render_certification(context: ExportContext) -> str:
     the copies were made."""
     settings = context.workspace.settings
     store = context.workspace.store.describe()
-    lock = lock_statement(context.workspace.store.capabilities.worm)
+    worm = context.workspace.store.capabilities.worm
+    lock = lock_statement(worm, lock_tested(context.workspace))
     agency = context.organization if context.organization_given else "______________________________ [agency]"
     tools = "\n".join(f"     - {name}: {version}" for name, version in tool_versions(context))
     files = []

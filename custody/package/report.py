@@ -16,6 +16,7 @@ from custody import TOOL
 from custody.media.coverage import Coverage, Recording, chart, compute
 from custody.media.credentials import credentials_line
 from custody.media.recorded import SOURCE_WORDS, parse_time
+from custody.package.lockcheck import lock_tested
 from custody.package.model import ExportContext, human_size
 
 if TYPE_CHECKING:
@@ -235,6 +236,7 @@ def render_report(context: ExportContext) -> str:
         chart=chart(coverage),
         credentials_line=credentials_line,
         worm=worm,
+        lock_tested=lock_tested(context.workspace),
         with_packets=sum(1 for i in context.items if i.packets),
         items=[{**item.as_dict(), "name": item.file.split("/", 1)[1],
                 "sidecar_of_name": context.name_of(item.sidecar_of).split("/", 1)[-1] if item.sidecar_of else None}
