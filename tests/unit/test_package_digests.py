@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
-from typing import Any
 
 import blake3
 from hypothesis import given, settings
@@ -45,42 +43,3 @@ def test_a_stream_read_in_small_chunks(data: bytes, chunk: int) -> None:
     finally:
         setattr(digests, "CHUNK", saved)
     assert found == _expected(data) and size == len(data)
-
-
-class _CountingFile(io.FileIO):
-    """A real file that counts the bytes copied out of it by ``readinto``."""
-
-    copied = 0
-
-    def readinto(self, buffer: Any, /) -> int | None:
-        count = super().readinto(buffer)
-        self.copied += count or 0
-        return count
-
-
-@settings(max_examples=15, deadline=None)
-@given(data=st.binary(min_size=1, max_size=3000), chunk=st.integers(min_value=1, max_value=700))
-def test_a_regular_file_is_hashed_from_its_mapping_without_copying(tmp_path_factory: Any, data: bytes, chunk: int) -> None:
-    path = tmp_path_factory.mktemp("digests") / "clip.bin"
-    path.write_bytes(data)
-    saved = digests.CHUNK
-    setattr(digests, "CHUNK", chunk)
-    try:
-        with _CountingFile(path, "r") as handle:
-            found, size = stream_digests(handle)
-    finally:
-        setattr(digests, "CHUNK", saved)
-    assert found == _expected(data) and size == len(data)
-    assert handle.copied == 0, "the bytes were copied through readinto instead of hashed from the mapping"
-
-
-def test_a_file_opened_past_its_start_or_empty_is_read_as_a_stream(tmp_path: Path) -> None:
-    path = tmp_path / "clip.bin"
-    path.write_bytes(b"0123456789" * 100)
-    with _CountingFile(path, "r") as handle:
-        handle.seek(10)
-        found, size = stream_digests(handle)
-    assert found == _expected(b"0123456789" * 99) and size == 990 and handle.copied == 990
-    (tmp_path / "empty.bin").write_bytes(b"")
-    with _CountingFile(tmp_path / "empty.bin", "r") as handle:
-        assert stream_digests(handle) == (_expected(b""), 0)
