@@ -58,9 +58,11 @@ table, the rules and the suppression); index.html (tables and charts); checkpoin
 signed ledger checkpoint the counts were computed at). published-event.json is the ledger event
 that names every one of those files with its SHA-256; published-event.tlog-proof proves that
 event is in the ledger; consistency-proof.txt proves checkpoint.txt's tree is part of the tree
-the proof is against; verifier.key is the key that signed both checkpoints.
+the proof is against; verifier.key is the key that signed both checkpoints. Where the agency has
+witnesses, cosignatures.txt holds their cosignatures on the checkpoint the proof is against
+(written after the event, so the event does not name it).
 
-Check it: custody publish verify DIR [--key VERIFIER_KEY]
+Check it: custody publish verify DIR [--key VERIFIER_KEY] [--trust-witness WITNESS_KEY ... --witness-quorum N]
 Recompute it from the ledger: custody publish verify DIR --recompute
 Check the files by hand: sha256sum each file and compare with "files" in published-event.json.
 """
