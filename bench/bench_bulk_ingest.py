@@ -38,7 +38,7 @@ PACKET_ENTRIES = "packet=stream_index,pts,dts,duration,size,pos,flags,data_hash"
 
 def make_clips(directory: Path, count: int, ffmpeg: str) -> list[Path]:
     """The COUNT clips in ``directory`` (made there first if it is not complete)."""
-    done = directory / "COMPLETE"
+    done = directory.with_name(directory.name + ".complete")  # outside: everything inside is ingested
     if not done.exists():
         partial = directory.with_name(directory.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,10 @@ def ingest(
     Exits 2 after processing everything else if any input was skipped or failed; exits 3 if a
     digest declared by the --expect manifest does not match, or a file it lists is absent.
 
+    Each audio or video file is probed and its packet hash list kept; that is done in this
+    process (PyAV) where the file demuxes cleanly, else with ffprobe, which CUSTODY_FFPROBE or
+    CUSTODY_DEMUXER=ffprobe select for every file.
+
     On a terminal one progress bar covers the whole job (files and bytes, rate, ETA); the
     command ends with a summary: recorded, already stored, skipped and failed, with the
     reasons. With --json the summary is the last line of stderr: {"summary": {...}}.
