@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from custody import times
@@ -136,6 +137,12 @@ def ssh_time(text: str) -> str | None:
     return moment.strftime("%Y%m%d%H%M%SZ")
 
 
+def _one_second_later(stamp: str) -> str:
+    """``YYYYMMDDHHMMSSZ`` one second after ``stamp`` (same form)."""
+    moment = datetime.strptime(stamp, "%Y%m%d%H%M%SZ") + timedelta(seconds=1)
+    return moment.strftime("%Y%m%d%H%M%SZ")
+
+
 def _plain(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
@@ -161,6 +168,11 @@ def allowed_signers(people: list[Person]) -> str:
         state = f"enrolled at event {person.enrolled_seq} by {person.enrolled_by}"
         if person.revoked_seq is not None:
             before = ssh_time(person.revoked_at or "")
+            if before and after and before <= after:
+                # Enrolled and revoked within one second: ssh-keygen refuses a line whose
+                # valid-before is not after its valid-after (and then the whole file), so the
+                # narrowest window it accepts is two seconds; verify-package goes by position.
+                before = _one_second_later(after)
             if before:
                 options.append(f'valid-before="{before}"')
             state += f", revoked at event {person.revoked_seq} by {person.revoked_by}"

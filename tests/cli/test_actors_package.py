@@ -56,7 +56,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         _ok(custody("--key", str(keys[name]), "ingest", str(clip), "--incident", INCIDENT))
     first = _export(custody, keys, base / "first")
     _ok(custody("--key", str(keys["admin-1"]), "actor", "revoke", "tech-2", "--reason", "laptop stolen"))
-    time.sleep(1.1)  # allowed_signers' valid-before has a resolution of one second
+    time.sleep(2.1)  # valid-before has a resolution of one second, and a key revoked in the second it was enrolled keeps the next one too
     events = custody.json("log")
     evidence = next(e["subject"]["evidence"] for e in events if e["action"] == "ingested" and e["actor"] == "tech-2")
     ledger = Ledger(f"sqlite:///{custody.home / 'custody.db'}")
@@ -237,3 +237,40 @@ def test_a_station_event_is_named_unsigned_in_the_report_and_a_wrong_role_is_a_f
     line = _line(bag, wrong.seq)
     assert ("role-not-permitted", f"custody/events.jsonl:{line} (event {wrong.seq})") in {
         (f["kind"], f["subject"]) for f in report["findings"]}
+
+
+def test_a_key_revoked_in_the_second_it_was_enrolled_keeps_a_line_ssh_keygen_accepts(tmp_path: Path) -> None:
+    """ssh-keygen refuses an allowed_signers line whose valid-before is not after its valid-after,
+    and with it the whole file: a key enrolled and revoked within one second gets the narrowest
+    window it accepts, and stock ssh-keygen verifies a signature made in that second."""
+    from custody.actors.replay import allowed_signers
+    from custody.actors.roster import Person
+    from custody.ledger import sshsig
+
+    keygen = require_tool("ssh-keygen")
+    key = make_key(tmp_path, "tech-9")
+    line = (tmp_path / "tech-9.pub").read_text().strip()
+    public = " ".join(line.split()[:2])
+    person = Person(name="tech-9", role="technician", key=public, fingerprint=sshsig.PublicKey.parse(public).fingerprint,
+                    enrolled_seq=2, enrolled_by="admin-1", revoked_seq=3, revoked_by="admin-1",
+                    enrolled_at="2026-12-07T03:00:00.100000Z", revoked_at="2026-12-07T03:00:00.900000Z")
+    text = allowed_signers([person])
+    [entry] = [row for row in text.splitlines() if row.startswith("tech-9 ")]
+    assert 'valid-after="20261207030000Z"' in entry and 'valid-before="20261207030001Z"' in entry
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(text)
+    message = tmp_path / "event.bytes"
+    message.write_bytes(b"an event signed in the second of its enrollment\n")
+    subprocess.run([keygen, "-Y", "sign", "-q", "-f", str(key), "-n", "custody-event", str(message)], check=True)
+    signature = tmp_path / "event.bytes.sig"
+
+    def verify(when: str) -> subprocess.CompletedProcess[str]:
+        with message.open("rb") as stdin:
+            return subprocess.run([keygen, "-Y", "verify", "-f", str(signers), "-I", "tech-9", "-n", "custody-event",
+                                   "-O", f"verify-time={when}", "-s", str(signature)],
+                                  stdin=stdin, capture_output=True, text=True, timeout=60)
+
+    inside = verify("20261207030000Z")
+    assert inside.returncode == 0, inside.stderr
+    after = verify("20261207030005Z")
+    assert after.returncode != 0 and "bad options" not in after.stderr
