@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -37,16 +37,39 @@ from typing import Any, Protocol, runtime_checkable
 
 from custody.evidence.collect import Candidate, IngestResult, Inspection
 from custody.evidence.hashing import Digests
+from custody.ledger.events import CustodyEvent
+from custody.ledger.database import Ledger
 from custody.ledger.transaction import WriteTransaction
 from custody.settings import crash_point
 from storage.base import ObjectStore, StagedCopy, Staging, UploadPlan
+
+
+class Appender(Protocol):
+    """What finishing a file needs of the ledger inside a batch (``WriteTransaction`` has it)."""
+
+    def evidence_row(self, blake3: str) -> Mapping[str, Any] | None: ...
+
+    def append(
+        self,
+        action: str,
+        *,
+        actor: str,
+        role: str = ...,
+        subject: Mapping[str, str] | None = ...,
+        details: Mapping[str, Any] | None = ...,
+    ) -> CustodyEvent: ...
+
+    def add_evidence(self, *, blake3: str, sha256: str, size: int, store_key: str, version: str, seq: int) -> None: ...
 
 
 class Reader(Protocol):
     """What ``ReadAhead`` and ``Batch`` need of an ``Ingestor``."""
 
     store: ObjectStore
-    batch: WriteTransaction | None
+    batch: Appender | None
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     def read(self, candidate: Candidate, likely_new: bool) -> Prepared | IngestResult: ...
 
@@ -208,7 +231,12 @@ class Batch:
     done once for the batch, just before that commit. So every object is durable and confirmed
     before its event is committed, as DESIGN.md's crash-safe order asks; a crash before the
     commit leaves the batch's objects stored and unrecorded, which the next ingest of the same
-    files records (and audit reports meanwhile). Used only where files are read ahead."""
+    files records (and audit reports meanwhile). Used only where files are read ahead.
+
+    The ledger's write lock is taken only when the batch appends its first event, so that files
+    are stored while another writer holds it (a foreign writer never stops this one's storing);
+    a large file is finished after the open batch is committed, so that its store does not hold
+    the lock either."""
 
     def __init__(self, ingestor: Reader) -> None:
         self._ingestor = ingestor
@@ -230,7 +258,9 @@ class Batch:
             self._close(kind, value, trace)
 
     def finish(self, read: Prepared) -> IngestResult:
-        if self._transaction is None:
+        if self._transaction is not None and read.digests.size > SMALL:
+            self.commit()
+        if self._ingestor.batch is None:
             self._open()
         result = self._ingestor.finish(read)
         self._pending.append(result)
@@ -243,17 +273,25 @@ class Batch:
         if isinstance(store, DeferredSync):
             self._sync = store.directory_syncs_deferred()
             self._flush = self._sync.__enter__()
-        try:
-            self._transaction = self._ingestor.transaction()
-            self._ingestor.batch = self._transaction.__enter__()
-        except BaseException as exc:
-            self._close(type(exc), exc, exc.__traceback__)
-            raise
+        self._ingestor.batch = _Deferred(self)
         self._started = time.monotonic()
+
+    def transaction(self) -> WriteTransaction:
+        """The batch's write transaction, begun (the ledger's write lock taken) on first use."""
+        if self._transaction is None:
+            transaction = self._ingestor.transaction()
+            self._transaction = transaction.__enter__()
+        return self._transaction
+
+    def reading(self) -> WriteTransaction | None:
+        return self._transaction
+
+    def ledger_evidence_row(self, blake3: str) -> Mapping[str, Any] | None:
+        return self._ingestor.ledger.evidence_row(blake3)
 
     def commit(self) -> None:
         """Make the batch's objects durable, then commit its events."""
-        if self._transaction is None:
+        if self._ingestor.batch is None:
             return
         try:
             if self._flush is not None:
@@ -263,7 +301,8 @@ class Batch:
             raise
         transaction, self._transaction = self._transaction, None
         self._ingestor.batch = None
-        transaction.__exit__(None, None, None)
+        if transaction is not None:
+            transaction.__exit__(None, None, None)
         if self._sync is not None:
             sync, self._sync, self._flush = self._sync, None, None
             sync.__exit__(None, None, None)
@@ -283,3 +322,32 @@ class Batch:
             if self._sync is not None:
                 sync, self._sync, self._flush = self._sync, None, None
                 sync.__exit__(kind, value, trace)
+
+
+class _Deferred:
+    """The batch as ``Ingestor.batch``: reads go to the batch's transaction once it is begun
+    (they must see its own uncommitted rows) and to the ledger before; writes begin it."""
+
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
+
+    def evidence_row(self, blake3: str) -> Mapping[str, Any] | None:
+        transaction = self._batch.reading()
+        if transaction is None:
+            return self._batch.ledger_evidence_row(blake3)
+        return transaction.evidence_row(blake3)
+
+    def append(
+        self,
+        action: str,
+        *,
+        actor: str,
+        role: str = "technician",
+        subject: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> CustodyEvent:
+        return self._batch.transaction().append(action, actor=actor, role=role, subject=subject, details=details)
+
+    def add_evidence(self, *, blake3: str, sha256: str, size: int, store_key: str, version: str, seq: int) -> None:
+        self._batch.transaction().add_evidence(blake3=blake3, sha256=sha256, size=size, store_key=store_key,
+                                               version=version, seq=seq)

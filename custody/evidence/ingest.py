@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, TYPE_CHECKING, cast
 from custody.errors import CustodyError
 from custody.settings import crash_point
 from custody.ledger.canonical import printable_path
-from custody.evidence.bulk import Batch, EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
+from custody.evidence.bulk import Appender, Batch, EarlyInspection, InspectionPool, Prepared, ReadAhead, inspect_unchanged
 from custody.evidence.collect import Candidate as Candidate, IngestPlan as IngestPlan, IngestResult as IngestResult
 from custody.evidence.collect import Inspection as Inspection, Inspector as Inspector, Status as Status, collect as collect
 from custody.evidence.hashing import Digests, hash_stream
@@ -96,7 +96,7 @@ class Ingestor:
         self._upload_plan: UploadPlan | None = None  # fed by the current file's read
         self._resolved: Inspection | None = None  # the current file's inspection, once known
         self._inspections = InspectionPool()
-        self.batch: WriteTransaction | None = None  # the open transaction of a batch of files
+        self.batch: Appender | None = None  # the batch of files being finished (custody.evidence.bulk.Batch)
         self.inspector = inspector
         self.derivation = derivation
         self.expected = expected
