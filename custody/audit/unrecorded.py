@@ -86,7 +86,10 @@ def _recorded_since(ledger: Ledger, key: str, through_seq: int) -> bool:
 
 
 def _in_flight(info: ObjectInfo, since: datetime) -> bool:
-    return info.stored_at is not None and info.stored_at > since
+    """Stored after ``since``, compared to the whole second: an S3 server's time (its Date
+    header) is known only to the second while its listing gives milliseconds, so an object
+    stored a moment ago would otherwise look younger than ``--in-flight-grace 0``."""
+    return info.stored_at is not None and info.stored_at.replace(microsecond=0) > since
 
 
 def list_unrecorded(
