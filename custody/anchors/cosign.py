@@ -18,8 +18,6 @@ Every error raised for untrusted input is a :class:`CosignatureError`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -27,6 +25,8 @@ from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from custody.ledger import notes
 
 ALG_COSIGNATURE_V1: Final = 0x04
 HEADER: Final = "cosignature/v1"
@@ -41,18 +41,7 @@ class CosignatureError(ValueError):
     """A cosigner key, a cosignature line or a cosignature is malformed or does not verify."""
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: str) -> bytes | None:
-    if not text.isascii():
-        return None
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return data if _b64(data) == text else None
+_b64, _unb64 = notes.b64encode, notes.b64decode  # strict: canonical base64 only
 
 
 def _check_name(name: str) -> None:
