@@ -137,16 +137,21 @@ def sidecar_start(sidecar: str) -> tuple[str, str] | str:
     return "no start-time field"
 
 
-def _declared(declared: tuple[str, str], now: datetime, rejected: list[dict[str, str]]) -> tuple[datetime, str, str] | None:
-    where, value = _clean(declared[0])[:200], _clean(declared[1])[:64]
+def _judged(value: str, now: datetime) -> datetime | str:
+    """The time ``value`` names if it is a believable start time, else why it is not."""
     try:
         moment = parse_time(value)
-        why = believable(moment, now)
     except ValueError as exc:
-        why = str(exc)
-    if why is None:
-        return moment, "manifest", f"{where}: start"
-    rejected.append({"source": "manifest", "value": f"{where}: {value}", "reason": why})
+        return str(exc)
+    return believable(moment, now) or moment
+
+
+def _declared(declared: tuple[str, str], now: datetime, rejected: list[dict[str, str]]) -> tuple[datetime, str, str] | None:
+    where, value = _clean(declared[0])[:200], _clean(declared[1])[:64]
+    judged = _judged(value, now)
+    if isinstance(judged, datetime):
+        return judged, "manifest", f"{where}: start"
+    rejected.append({"source": "manifest", "value": f"{where}: {value}", "reason": judged})
     return None
 
 
@@ -159,15 +164,11 @@ def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: d
     found: tuple[datetime, str, str] | None = None
     creation = media.get("creation_time")
     if isinstance(creation, str) and creation:
-        try:
-            moment = parse_time(creation)
-            why = believable(moment, now)
-        except ValueError as exc:
-            why = str(exc)
-        if why is None:
-            found = (moment, "container", "creation_time tag")
+        judged = _judged(creation, now)
+        if isinstance(judged, datetime):
+            found = (judged, "container", "creation_time tag")
         else:
-            rejected.append({"source": "container", "value": _clean(creation)[:64], "reason": why})
+            rejected.append({"source": "container", "value": _clean(creation)[:64], "reason": judged})
     if found is None and declared is not None:
         found = _declared(declared, now, rejected)
     if found is None:
@@ -178,15 +179,11 @@ def recording_start(path: str, media: Mapping[str, Any], mtime: datetime, now: d
                 rejected.append({"source": "sidecar", "value": name, "reason": read})
                 continue
             field_name, value = read
-            try:
-                moment = parse_time(value)
-                why = believable(moment, now)
-            except ValueError as exc:
-                why = str(exc)
-            if why is None:
-                found = (moment, "sidecar", f"{name}: {field_name}")
+            judged = _judged(value, now)
+            if isinstance(judged, datetime):
+                found = (judged, "sidecar", f"{name}: {field_name}")
                 break
-            rejected.append({"source": "sidecar", "value": f"{name}: {field_name} = {value}", "reason": why})
+            rejected.append({"source": "sidecar", "value": f"{name}: {field_name} = {value}", "reason": judged})
     duration = media.get("duration_us")
     if found is None:
         moment, told = mtime.astimezone(timezone.utc), "the file's modification time when preserved"
