@@ -122,7 +122,7 @@ def test_a_rotation_signed_by_neither_the_key_nor_the_backup_is_refused(initiali
     new_text, new_vkey = notes.generate_signer(first.name)
     (tmp_path / "stranger.key").write_text(stranger_text + "\n")
     refused = initialized("ledger", "rotate-key", "--with-backup", str(tmp_path / "stranger.key"))
-    assert refused.exit_code != 0 and "neither the ledger's key in force nor its backup" in refused.output
+    assert refused.exit_code == 4 and "neither the ledger's key in force nor its backup" in refused.output  # refused by policy
     statement = (
         f"custody key rotation/v1\nlog {first.name}\nold {first.to_text()}\nnew {new_vkey}\nbackup {stranger_vkey}\n"
     )
