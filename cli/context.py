@@ -59,6 +59,7 @@ def settings_from(ctx: click.Context, actor: str | None = None) -> Settings:
         db_timeout=timeout,
         config=config,
         key=Path(key).expanduser() if key else None,
+        command=" ".join(["custody", *ctx.command_path.split()[1:]]),
     )
 
 
@@ -74,11 +75,11 @@ def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_backgro
     root = ctx.find_root().obj
     if settings.key is None:
         ws = open_workspace(settings, ledger_hooks=(unsigned_station(),), ledger_in_background=ledger_in_background)
+        root["workspace"] = ws
     else:
         ws = open_workspace(settings)
+        root["workspace"] = ws  # a key refused (not enrolled, revoked) is recorded too
         act_as(ws, settings.key)
-    root["workspace"] = ws
-    root["command"] = " ".join(["custody", *ctx.command_path.split()[1:]])
     return ws
 
 

@@ -92,18 +92,18 @@ class CustodyGroup(click.Group):
 
 
 def _record_refusal(ctx: click.Context, exc: Exception) -> None:
-    """Record a command refused by policy, lock or retention as a ``refused`` event (best effort:
-    the refusal is reported either way)."""
-    from custody.actors.refusals import record_refusal
-    from custody.errors import CustodyError
+    """Record a command refused by role, enrollment, the two-person rule, a lock, retention or
+    policy as a ``refused`` event (best effort: the refusal is reported either way). One the
+    core recorded already (inside a batch) is not recorded again."""
+    from custody.refusals import record_error
 
-    kind = "policy" if isinstance(exc, CustodyError) else ("lock" if type(exc).__name__ == "RetentionViolation" else "store")
     try:
-        event = record_refusal(ctx.obj["workspace"], ctx.obj.get("command", "custody"), str(exc), kind)
+        event = record_error(ctx.obj["workspace"], exc)
     except Exception as error:  # a refusal must still be reported when recording it fails
         click.echo(f"custody: warning: the refusal could not be recorded in the ledger: {error}", err=True)
         return
-    click.echo(f"custody: refusal recorded as event {event.seq}", err=True)
+    if event is not None:
+        click.echo(f"custody: refusal recorded as event {event.seq}", err=True)
 
 
 @click.group(cls=CustodyGroup, epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,7 +4,7 @@
     ├── BadInput               2  a path, reference or value the user gave is not usable
     ├── IntegrityFailure       3  findings: mismatch, missing, unreadable, unrecorded (all of them)
     ├── LedgerCorrupt          3  the custody ledger does not verify
-    ├── PolicyRefused          4  refused by retention, hold or policy
+    ├── PolicyRefused          4  refused by role, enrollment, two-person rule, lock, retention or policy
     ├── ConfigError            5  configuration or data directory unusable
     └── LedgerUnavailable      5  the database cannot be opened, is locked, or is of another schema
 
@@ -38,8 +38,47 @@ class BadInput(CustodyError):
     exit_code = 2
 
 
+class RefusedBy(StrEnum):
+    """What refused an action: the ``refused_by`` of a ``refused`` event."""
+
+    ROLE = "role"
+    """the acting person's role may not take the action (roles.toml, [actors.roles])"""
+    ENROLLMENT = "enrollment"
+    """the act needs an enrolled person's key: none given, not enrolled, or revoked"""
+    TWO_PERSON = "two-person"
+    """an irreversible act's approval by its own requester, or a second approval"""
+    LOCK = "lock"
+    """the stored object is locked: Object Lock retention or a legal hold (our check or the store's)"""
+    RETENTION = "retention"
+    """retention is only ever lengthened: a shortening, or a change after disposal"""
+    STORE = "store"
+    """the store did not do or confirm what was asked, for no reason it named"""
+    POLICY = "policy"
+    """any other rule (the ledger's key chain, the first administrator, ...)"""
+
+
 class PolicyRefused(CustodyError):
+    """An action refused by a rule. ``refused_by`` says which kind of rule; ``subject`` the
+    evidence object and/or incident it targeted, ``target`` anything else it named (a request,
+    a key). ``recorded`` is the sequence number of the ``refused`` event when the core has
+    recorded it already (a refusal inside a batch), so that it is not recorded twice."""
+
     exit_code = 4
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        refused_by: RefusedBy = RefusedBy.POLICY,
+        subject: dict[str, str] | None = None,
+        target: dict[str, Any] | None = None,
+        recorded: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.refused_by = RefusedBy(refused_by)
+        self.subject = dict(subject or {})
+        self.target = dict(target or {})
+        self.recorded = recorded
 
 
 class ConfigError(CustodyError):

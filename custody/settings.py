@@ -48,6 +48,8 @@ class Settings:
     key: Path | None = None
     """The acting person's enrolled SSH key (a private key file, or the .pub of a key in
     ssh-agent or on a token); None for an unsigned station (``custody.actors.identity``)."""
+    command: str = "custody"
+    """The command line acting (``custody approve``), named in ``refused`` events."""
 
     @property
     def key_path(self) -> Path:

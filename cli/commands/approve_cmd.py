@@ -23,10 +23,11 @@ def carry_out(ws: Workspace) -> CarryOut:
             # only what the request named and the approver saw: an object that expired since is
             # not in it, and one held since is no longer due
             asked = [str(b) for b in params.get("objects", [])]
-            items = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved",
-                                    only=asked)
-            kept = sorted(set(asked) - {item.blake3 for item in items})
-            return {"disposed": [item.as_dict() for item in items], "kept": kept}
+            run = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved",
+                                  only=asked)
+            kept = sorted(set(asked) - {item.blake3 for item in run.items if item.done})
+            return {"disposed": [item.as_dict() for item in run.items if item.done], "kept": kept,
+                    "refused": [refusal.as_dict() for refusal in run.refusals]}
         from custody.cases.holds import release_hold
 
         released = release_hold(
@@ -55,6 +56,7 @@ def approve(ctx: click.Context, request: int | None, list_requests: bool, as_jso
       custody --key ~/.ssh/sup-17_ed25519 approve 42 --json
     """
     from custody.actors.approvals import all_requests, approve as approve_request
+    from custody.errors import PolicyRefused, RefusedBy
 
     ws = workspace(ctx)
     if list_requests or request is None:
@@ -69,14 +71,19 @@ def approve(ctx: click.Context, request: int | None, list_requests: bool, as_jso
             echo("no requests", err=True)
         return
     done = approve_request(ws, request, carry_out(ws))
+    refused = done.outcome.get("refused", [])
     if as_json:
         emit_json(done.as_dict())
     else:
         echo(f"request {done.seq} ({done.kind}) approved by {done.approved_by} (event {done.approved_seq}) and carried out")
         kept = done.outcome.get("kept", [])
         if kept:
-            echo(f"{len(kept)} object(s) of the request kept: no longer due (held or retained since): "
-                 + ", ".join(b[:16] for b in kept))
+            echo(f"{len(kept)} object(s) of the request kept: no longer due or refused: " + ", ".join(b[:16] for b in kept))
+    if refused:
+        for refusal in refused:
+            echo(f"refused ({refusal['refused_by']}), event {refusal['seq']}: {refusal['reason']}", err=True)
+        raise PolicyRefused(f"{len(refused)} disposal(s) of request {done.seq} refused", refused_by=RefusedBy(refused[-1]["refused_by"]),
+                            recorded=refused[-1]["seq"]).already_shown()
 
 
 COMMANDS = [approve]

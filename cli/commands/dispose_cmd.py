@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
+
+if TYPE_CHECKING:
+    from custody.cases.disposition import DisposalRun
 
 
 @click.command("dispose")
@@ -32,7 +37,7 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
 
     ws = workspace(ctx, actor)
     if confirm and two_people_needed(ws):
-        due = dispose_expired(ws, confirm=False)
+        due = dispose_expired(ws, confirm=False).items
         if not due:
             echo("nothing has expired")
             return
@@ -44,17 +49,30 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
             echo(f"disposal request {asked.seq} recorded for {len(due)} object(s); a second enrolled person "
                        f"must approve it: custody approve {asked.seq}")
         return
-    items = dispose_expired(ws, confirm=confirm)
+    run = dispose_expired(ws, confirm=confirm)
+    items = run.items
     if as_json:
-        emit_json({"confirmed": confirm, "objects": [i.as_dict() for i in items]})
+        emit_json({"confirmed": confirm, "objects": [i.as_dict() for i in items],
+                   "refused": [r.as_dict() for r in run.refusals]})
+        _end_refused(run)
         return
     for item in items:
-        state = "disposed" if item.done else "would dispose"
+        state = "disposed" if item.done else ("refused" if confirm else "would dispose")
         echo(f"{state:<14} {item.blake3[:16]}  {item.size:>12} bytes  {item.category}, retained until {item.retained_until}")
     if not items:
         echo("nothing has expired")
     elif not confirm:
         echo(f"{len(items)} object(s) due; run again with --confirm to delete them", err=True)
+    _end_refused(run)
+
+
+def _end_refused(run: DisposalRun) -> None:
+    """Exit 4 when the store refused a deletion (each refusal is an event already)."""
+    refused = run.refused()
+    if refused is not None:
+        for refusal in run.refusals:
+            echo(f"refused ({refusal.refused_by}), event {refusal.seq}: {refusal.reason}", err=True)
+        raise refused.already_shown()
 
 
 COMMANDS = [dispose]

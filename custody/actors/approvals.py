@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from custody.actors.roles import load_roles
 from custody.actors.roster import current_roster
-from custody.errors import BadInput, PolicyRefused
+from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -60,11 +60,13 @@ def two_people_needed(workspace: Workspace) -> bool:
     return bool(current_roster(workspace.ledger).people)
 
 
-def _require_signed(workspace: Workspace, what: str) -> None:
+def _require_signed(workspace: Workspace, what: str, target: dict[str, Any] | None = None) -> None:
     if workspace.ledger.event_signer is None:
         raise PolicyRefused(
             f"{what} needs two enrolled people in this ledger: give your enrolled key with --key "
-            "(or CUSTODY_KEY) to request it"
+            "(or CUSTODY_KEY) to request it",
+            refused_by=RefusedBy.ENROLLMENT,
+            target=target,
         )
 
 
@@ -100,26 +102,32 @@ def all_requests(ledger: Ledger) -> dict[int, Request]:
 def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:
     """Approve request ``seq`` as the acting person and carry it out: ``carry_out(kind, params,
     request_seq)`` does the act and returns what it did (a dict)."""
-    _require_signed(workspace, "approving a request")
+    _require_signed(workspace, "approving a request", {"request": seq})
     pending = all_requests(workspace.ledger).get(seq)
     if pending is None:
         raise BadInput(f"event {seq} is not a request; see 'custody approve --list'")
     if pending.approved_seq is not None:
-        raise PolicyRefused(f"request {seq} was already approved by {pending.approved_by} (event {pending.approved_seq})")
+        raise PolicyRefused(f"request {seq} was already approved by {pending.approved_by} (event {pending.approved_seq})",
+                            refused_by=RefusedBy.TWO_PERSON, target={"request": seq})
     roster = current_roster(workspace.ledger)
     approver = roster.by_name(workspace.settings.actor)
     requester = roster.by_name(pending.requested_by)
     if approver is None:
-        raise PolicyRefused(f"{workspace.settings.actor} is not an enrolled person")
+        raise PolicyRefused(f"{workspace.settings.actor} is not an enrolled person", refused_by=RefusedBy.ENROLLMENT,
+                            target={"request": seq})
     if pending.requested_by == approver.name or (requester is not None and requester.fingerprint == approver.fingerprint):
         raise PolicyRefused(
-            f"{approver.name} made request {seq} and cannot approve it: a second enrolled person must"
+            f"{approver.name} made request {seq} and cannot approve it: a second enrolled person must",
+            refused_by=RefusedBy.TWO_PERSON,
+            target={"request": seq},
         )
     policy = load_roles(workspace.settings.config)
     if not policy.may_approve(approver.role, pending.kind):
         allowed = ", ".join(sorted(policy.approvals.get(pending.kind, ()))) or "nobody"
         raise PolicyRefused(
-            f"{approver.name} ({approver.role}) may not approve a {pending.kind} request; roles that may: {allowed}"
+            f"{approver.name} ({approver.role}) may not approve a {pending.kind} request; roles that may: {allowed}",
+            refused_by=RefusedBy.ROLE,
+            target={"request": seq},
         )
     event = workspace.ledger.append(
         APPROVED,

@@ -10,7 +10,7 @@ from typing import Any
 
 from custody.actors.roles import load_roles
 from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
-from custody.errors import BadInput, PolicyRefused
+from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.ledger import sshsig
 from custody.ledger.signatures import load_signer
 from custody.workspace import Workspace
@@ -50,9 +50,11 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
     if holder is not None:
         raise BadInput(f"the key {key.fingerprint} is already enrolled as {holder.name}")
     if roster.ever(key.fingerprint) is not None:
-        raise PolicyRefused(f"the key {key.fingerprint} was revoked; a revoked key is never enrolled again")
+        raise PolicyRefused(f"the key {key.fingerprint} was revoked; a revoked key is never enrolled again",
+                            refused_by=RefusedBy.ENROLLMENT, target={"key": key.fingerprint})
     if workspace.ledger.event_signer is None:
-        raise PolicyRefused("enrolling a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
+        raise PolicyRefused("enrolling a person needs an administrator's key: give it with --key (or CUSTODY_KEY)",
+                            refused_by=RefusedBy.ENROLLMENT)
     workspace.ledger.append(
         ENROLL, actor=workspace.settings.actor, role=workspace.settings.role, details=_enrollment(name, role, key)
     )
@@ -96,7 +98,8 @@ def revoke(workspace: Workspace, name: str, reason: str) -> Person:
     if person is None:
         raise BadInput(f"{name} is not enrolled (or already revoked); see 'custody actor list'")
     if workspace.ledger.event_signer is None:
-        raise PolicyRefused("revoking a person needs an administrator's key: give it with --key (or CUSTODY_KEY)")
+        raise PolicyRefused("revoking a person needs an administrator's key: give it with --key (or CUSTODY_KEY)",
+                            refused_by=RefusedBy.ENROLLMENT)
     if person.name == workspace.settings.actor and person.role == "admin" and sum(
         1 for p in roster.active() if p.role == "admin"
     ) == 1:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy, load_roles
 from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
-from custody.errors import PolicyRefused
+from custody.errors import PolicyRefused, RefusedBy
 from custody.ledger.database import CustodyEvent, Ledger
 from custody.ledger.signatures import EventSigner, load_signer
 from custody.workspace import Workspace
@@ -38,7 +38,9 @@ class SignedActor:
             raise PolicyRefused(
                 f"{self.person.name} ({self.person.role}) may not record {event.action!r}: the role "
                 f"{self.person.role} does not allow it (roles.toml / [actors.roles] in config.toml); "
-                "ask a person whose role allows it"
+                "ask a person whose role allows it",
+                refused_by=RefusedBy.ROLE,
+                subject=event.subject,
             )
 
 
@@ -53,11 +55,15 @@ def resolve_person(ledger: Ledger, signer: EventSigner) -> Person:
     if former is not None:
         raise PolicyRefused(
             f"the key {fingerprint} of {former.name} was revoked at event {former.revoked_seq} "
-            f"({former.revoke_reason}); ask an administrator to enroll a new key"
+            f"({former.revoke_reason}); ask an administrator to enroll a new key",
+            refused_by=RefusedBy.ENROLLMENT,
+            target={"key": fingerprint},
         )
     raise PolicyRefused(
         f"the key {fingerprint} is not enrolled in this ledger; ask an administrator to run "
-        f"'custody actor enroll NAME --role ROLE --key KEY.pub'"
+        f"'custody actor enroll NAME --role ROLE --key KEY.pub'",
+        refused_by=RefusedBy.ENROLLMENT,
+        target={"key": fingerprint},
     )
 
 
@@ -90,12 +96,16 @@ class UnsignedStation:
         if self.roster.ever_named(event.actor):
             raise PolicyRefused(
                 f"{event.actor} is a person enrolled in this ledger: events in their name must be "
-                "signed with their key; give it with --key (or CUSTODY_KEY)"
+                "signed with their key; give it with --key (or CUSTODY_KEY)",
+                refused_by=RefusedBy.ENROLLMENT,
+                subject=event.subject,
             )
         if event.action in NEEDS_ENROLLED:
             raise PolicyRefused(
                 f"{event.action!r} needs an enrolled person: give your enrolled key with --key "
-                "(or CUSTODY_KEY); unsigned station events cannot do this"
+                "(or CUSTODY_KEY); unsigned station events cannot do this",
+                refused_by=RefusedBy.ENROLLMENT,
+                subject=event.subject,
             )
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from custody.errors import BadInput, PolicyRefused
+from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.ledger.database import Ledger
 from custody.workspace import Workspace
 
@@ -106,7 +106,8 @@ def _set_stored_hold(workspace: Workspace, blake3: str, on: bool) -> None:
         raise BadInput(f"{blake3}: not a preserved object")
     info = workspace.store.set_legal_hold(row["store_key"], row["version"], on)
     if info.legal_hold != on:
-        raise PolicyRefused(f"{blake3}: the store did not confirm the legal hold {'on' if on else 'off'}")
+        raise PolicyRefused(f"{blake3}: the store did not confirm the legal hold {'on' if on else 'off'}",
+                            refused_by=RefusedBy.STORE, subject={"evidence": blake3})
 
 
 def _record(workspace: Workspace, action: str, hold: str, blake3: str, details: dict[str, Any], incident: str | None) -> None:

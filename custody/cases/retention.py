@@ -16,8 +16,9 @@ from importlib import resources
 from typing import Any, TYPE_CHECKING
 
 from custody import times
-from custody.errors import BadInput, ConfigError, PolicyRefused
+from custody.errors import BadInput, ConfigError, PolicyRefused, RefusedBy
 from custody.workspace import Workspace
+from storage.errors import RetentionViolation
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
@@ -147,20 +148,28 @@ def _apply(workspace: Workspace, blake3: str, until: datetime) -> datetime:
     row = workspace.ledger.evidence_row(blake3)
     if row is None:
         raise BadInput(f"{blake3}: not a preserved object")
-    info = workspace.store.extend_retention(row["store_key"], row["version"], until)
+    try:
+        info = workspace.store.extend_retention(row["store_key"], row["version"], until)
+    except RetentionViolation as exc:  # the stored lock is later than the ledger says: a shortening
+        raise PolicyRefused(f"{blake3}: {exc}; nothing was changed for it", refused_by=RefusedBy.RETENTION,
+                            subject={"evidence": blake3}) from exc
     if info.retention is None or info.retention.mode != "COMPLIANCE" or info.retention.until < until - timedelta(seconds=1):
-        raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {times.format_utc(until)}")
+        raise PolicyRefused(f"{blake3}: the store did not confirm the new retention until {times.format_utc(until)}",
+                            refused_by=RefusedBy.STORE, subject={"evidence": blake3})
     return info.retention.until
 
 
 def _extend(workspace: Workspace, blake3: str, category: str, until: datetime, reason: str, flagged_at: datetime | None) -> dict[str, Any]:
     current = object_retention(workspace.ledger, blake3)
     if current.disposed:
-        raise PolicyRefused(f"{blake3}: was disposed of; its retention cannot change")
+        raise PolicyRefused(f"{blake3}: was disposed of; its retention cannot change", refused_by=RefusedBy.RETENTION,
+                            subject={"evidence": blake3})
     if until < current.until:
         raise PolicyRefused(
             f"{blake3}: category {category!r} would shorten the retention from {times.format_utc(current.until)} to "
-            f"{times.format_utc(until)}; retention is only ever lengthened, nothing was changed"
+            f"{times.format_utc(until)}; retention is only ever lengthened, nothing was changed",
+            refused_by=RefusedBy.RETENTION,
+            subject={"evidence": blake3},
         )
     confirmed = _apply(workspace, blake3, until)
     details: dict[str, Any] = {
@@ -190,13 +199,13 @@ def flag_objects(workspace: Workspace, blake3s: Sequence[str], *, reason: str, s
     flagged = load_categories(workspace.settings.config)[FLAGGED_CATEGORY]
     assert flagged.duration is not None
     now = workspace.store.now()
-    changes = []
+    plan = []
     for blake3 in blake3s:
         current = object_retention(workspace.ledger, blake3)
         if current.flagged_at is not None or current.disposed:
             continue
-        until = max(current.until, now + flagged.duration)
-        changes.append(_extend(workspace, blake3, FLAGGED_CATEGORY, until, reason, flagged_at=now))
+        plan.append((blake3, FLAGGED_CATEGORY, max(current.until, now + flagged.duration), now))
+    changes = _extend_each(workspace, plan, reason)
     if seal and changes:
         workspace.seal()
     return changes
@@ -230,9 +239,34 @@ def set_category(workspace: Workspace, blake3s: Sequence[str], category_name: st
         if until < current.until:
             raise PolicyRefused(
                 f"{blake3}: category {category_name!r} would shorten the retention from {times.format_utc(current.until)} "
-                f"to {times.format_utc(until)}; retention is only ever lengthened, nothing was changed"
+                f"to {times.format_utc(until)}; retention is only ever lengthened, nothing was changed",
+                refused_by=RefusedBy.RETENTION,
+                subject={"evidence": blake3},
             )
         plan.append((blake3, until, flagged_at if current.flagged_at is None else None))
-    changes = [_extend(workspace, b3, category_name, until, reason, flagged) for b3, until, flagged in plan]
+    changes = _extend_each(workspace, [(b3, category_name, until, flagged) for b3, until, flagged in plan], reason)
     workspace.seal()
+    return changes
+
+
+def _extend_each(
+    workspace: Workspace, plan: Sequence[tuple[str, str, datetime, datetime | None]], reason: str
+) -> list[dict[str, Any]]:
+    """``_extend`` each (blake3, category, until, flagged_at) in order. A refusal (the store's
+    lock is later than the ledger says) stops the batch; what was changed before it stays
+    changed and recorded (sealed), and the refusal says which objects those were."""
+    changes: list[dict[str, Any]] = []
+    for blake3, category, until, flagged_at in plan:
+        try:
+            changes.append(_extend(workspace, blake3, category, until, reason, flagged_at))
+        except PolicyRefused as exc:
+            if not changes:
+                raise
+            workspace.seal()
+            done = ", ".join(change["blake3"][:16] for change in changes)
+            raise PolicyRefused(
+                f"{exc}; the {len(changes)} object(s) before it were changed and recorded ({done}), "
+                f"the {len(plan) - len(changes) - 1} after it were not tried",
+                refused_by=exc.refused_by, subject=exc.subject, target=exc.target,
+            ) from exc
     return changes

@@ -307,9 +307,14 @@ def test_an_approved_disposal_destroys_only_what_its_request_named_and_still_due
     office.json_as("sup-1", "hold", "place", "SAO-9", "--authority", "court", "--reason", "subpoena", held["blake3"][:12])
     time.sleep(3)
     assert {o["blake3"] for o in office.json_as("sup-1", "dispose", "--expired")["objects"]} == {first["blake3"], later["blake3"]}
-    done = office.json_as("sup-2", "approve", str(asked["request"]["request"]))
+    approved = office.as_("sup-2", "approve", str(asked["request"]["request"]), "--json")
+    assert approved.exit_code == 4, approved.output
+    done = json.loads(approved.stdout)
     assert [d["blake3"] for d in done["outcome"]["disposed"]] == [first["blake3"]]
     assert done["outcome"]["kept"] == [held["blake3"]]
+    [refusal] = done["outcome"]["refused"]
+    assert (refusal["blake3"], refusal["refused_by"]) == (held["blake3"], "lock")
+    assert "under legal hold SAO-9" in refusal["reason"]
     assert not (stored / first["blake3"]).exists()
     assert (stored / held["blake3"]).exists() and (stored / later["blake3"]).exists()
     disposed = [e["subject"]["evidence"] for e in office.custody.json("log") if e["action"] == "disposed"]
