@@ -119,8 +119,9 @@ def _record_refusal(ctx: click.Context, exc: Exception) -> None:
     "--key",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="CUSTODY_KEY",
-    help="Your enrolled SSH key: a private key file, or the .pub of a key in ssh-agent or on a "
-    "token (env CUSTODY_KEY). Events you cause are signed with it.",
+    help="Your enrolled SSH key: a private key file, the .pub of a key in ssh-agent or on a "
+    "token, or a PKCS#11 URI of an Ed25519 key in an HSM ('pkcs11:token=T;object=LABEL?module-path=LIB"
+    "&pin-source=file:PINFILE') (env CUSTODY_KEY). Events you cause are signed with it.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
 @click.version_option(package_name="custody", prog_name="custody")

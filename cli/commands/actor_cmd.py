@@ -26,6 +26,7 @@ def actor() -> None:
       custody --key ~/.ssh/admin_ed25519 actor enroll tech-0412 --role technician --key-file tech-0412.pub
       custody actor list --json
       custody actor allowed-signers > allowed_signers
+      custody actor pubkey --key 'pkcs11:token=T;object=LABEL?module-path=LIB&pin-source=file:PIN' > me.pub
     """
 
 
@@ -62,6 +63,43 @@ def enroll(ctx: click.Context, name: str, role: str, key_text: str | None, key_f
         emit_json(person.as_dict())
     else:
         echo(f"enrolled {person.name} as {person.role} with key {person.fingerprint} (event {person.enrolled_seq})")
+
+
+@actor.command("pubkey")
+@click.option("--key", "key_ref", metavar="KEY",
+              help="The key: a private key file, a .pub, or a PKCS#11 URI of a key in an HSM "
+                   "('pkcs11:token=T;object=LABEL?module-path=LIB&pin-source=file:PINFILE'); "
+                   "default: the global --key (CUSTODY_KEY).")
+@click.option("--generate", is_flag=True,
+              help="PKCS#11 only: generate the Ed25519 key pair in the token under that label if there is "
+                   "none (the private key sensitive and never extractable).")
+@json_option("Print the key line and its fingerprint as JSON.")
+@click.pass_context
+def pubkey(ctx: click.Context, key_ref: str | None, generate: bool, as_json: bool) -> None:
+    """Print a key's OpenSSH public key line, to hand to an administrator for 'actor enroll'.
+
+    For a key in an HSM token this is the only way its public half leaves the token in the
+    form enrollment takes; the private key never does.
+
+    \b
+    Examples:
+      custody actor pubkey --generate --key 'pkcs11:token=admin;object=admin-1?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/root/pin' > admin-1.pub
+      custody --key ~/.ssh/id_ed25519 actor pubkey --json
+    """
+    from custody.ledger.signatures import Pkcs11SshSigner, is_token_key, key_of
+
+    given = key_ref or ctx.find_root().obj.get("key")
+    if given is None:
+        raise click.UsageError("give the key with --key (a key file or a pkcs11: URI), or the global --key / CUSTODY_KEY")
+    text = str(given)
+    if generate and not is_token_key(text):
+        raise click.UsageError("--generate makes a key in a PKCS#11 token only: give --key 'pkcs11:...'")
+    key = Pkcs11SshSigner.load("", text, create=True).public_key if generate else key_of(
+        text if is_token_key(text) else Path(text).expanduser())
+    if as_json:
+        emit_json({"key": key.line, "fingerprint": key.fingerprint})
+    else:
+        click.echo(key.line)
 
 
 @actor.command("revoke")

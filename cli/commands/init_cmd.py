@@ -16,7 +16,8 @@ from cli.render import echo
 @click.option(
     "--admin-key",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The first administrator's SSH ed25519 key: a private key file, or the .pub of a key in ssh-agent; "
+    help="The first administrator's SSH ed25519 key: a private key file, the .pub of a key in ssh-agent, "
+    "or a PKCS#11 URI of a key in an HSM (made with 'custody actor pubkey --generate --key URI'); "
     "the enrollment is signed with it. Without --admin the ledger stays in unsigned station mode.",
 )
 @click.option(
@@ -44,6 +45,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
     Examples:
       custody init
       custody init --admin admin-1 --admin-key ~/.ssh/id_ed25519
+      custody init --admin admin-1 --admin-key 'pkcs11:token=admin;object=admin-1?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/root/pin'
       custody --home /srv/custody init --json
       custody init --store 's3://evidence?endpoint_url=http://127.0.0.1:7480&region=us-east-1' --create-bucket
     """

@@ -7,6 +7,9 @@ Signers:
 - ``SshKeygenSigner``: ``ssh-keygen -Y sign -f KEY -n custody-event``, so the key can stay in
   ssh-agent or on a hardware token (give the ``.pub`` file: ssh-keygen asks the agent) and
   never enters custody. One ssh-keygen run signs every event of a transaction.
+- ``Pkcs11SshSigner``: a key in a PKCS#11 token (``--key 'pkcs11:token=...;object=...?...'``,
+  ``custody.ledger.hsm``): custody builds each SSHSIG signed-data blob and the token signs it
+  (CKM_EDDSA), all of a transaction's events in one session of the token.
 
 ``Ledger.event_signer`` takes either; the ledger then signs each transaction's events before it
 commits. Which signatures count (who was enrolled, with which role, at that point in the log) is
@@ -28,6 +31,7 @@ from sqlalchemy import select
 from custody.errors import BadInput, ConfigError
 from custody.ledger import sshsig
 from custody.ledger.database import Ledger
+from custody.ledger.hsm import URI_PREFIX, Pkcs11Uri, TokenKey
 from custody.ledger.tables import event_signatures
 from custody.ledger.transaction import EventSigner as EventSigner
 from custody.ledger.transaction import reading
@@ -147,9 +151,47 @@ class SshKeygenSigner:
         return signatures
 
 
-def load_signer(name: str, key_path: Path) -> EventSigner:
-    """A signer for ``key_path``: in-process for an unencrypted private key file, through
-    ssh-keygen for a ``.pub`` (agent, token) or a passphrase-protected key."""
+@dataclass
+class Pkcs11SshSigner:
+    """Signs with an Ed25519 key held in a PKCS#11 token (``custody.ledger.hsm.TokenKey``): the
+    token signs each SSHSIG signed-data blob, custody armours the signature."""
+
+    name: str
+    public_key: sshsig.PublicKey
+    key: TokenKey
+
+    @classmethod
+    def load(cls, name: str, uri_text: str, *, create: bool = False) -> Pkcs11SshSigner:
+        uri = Pkcs11Uri.parse(uri_text)
+        key = TokenKey.open(uri, create=create, missing=(
+            "; generate it in the token with 'custody actor pubkey --generate --key URI', or check the token and object names"))
+        return cls(name, sshsig.PublicKey(key.public_key), key)
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[str]:
+        raw = self.key.sign_many([sshsig.signed_data(message) for message in messages])
+        signatures = []
+        for message, signature in zip(messages, raw, strict=True):
+            try:
+                armored = sshsig.assemble(self.public_key, signature)
+                sshsig.verify(armored, message, self.public_key)
+            except sshsig.SshSigError as exc:
+                raise ConfigError(f"the PKCS#11 key {self.key.uri.shown} did not make a valid signature: {exc}") from exc
+            signatures.append(armored)
+        return signatures
+
+
+def is_token_key(key: Path | str) -> bool:
+    """Whether ``key`` names a key in a PKCS#11 token (an RFC 7512 ``pkcs11:`` URI)."""
+    return str(key).startswith(URI_PREFIX)
+
+
+def load_signer(name: str, key_path: Path | str) -> EventSigner:
+    """A signer for ``key_path``: the token's key for a ``pkcs11:`` URI; in-process for an
+    unencrypted private key file; through ssh-keygen for a ``.pub`` (agent, token) or a
+    passphrase-protected key."""
+    if is_token_key(key_path):
+        return Pkcs11SshSigner.load(name, str(key_path))
+    key_path = Path(key_path)
     if key_path.name.endswith(".pub"):
         return SshKeygenSigner.load(name, key_path)
     text = read_key_file(key_path, "private key")
@@ -161,10 +203,11 @@ def load_signer(name: str, key_path: Path) -> EventSigner:
         return SshKeygenSigner.load(name, key_path)
 
 
-def key_of(key_path: Path) -> sshsig.PublicKey:
-    """The public key of ``key_path`` (a ``.pub``, or a private key whose ``.pub`` or own content gives it)."""
-    if key_path.name.endswith(".pub"):
-        return read_public_key(key_path)
+def key_of(key_path: Path | str) -> sshsig.PublicKey:
+    """The public key of ``key_path`` (a ``.pub``, a private key whose ``.pub`` or own content
+    gives it, or a ``pkcs11:`` URI naming a key in a token)."""
+    if not is_token_key(key_path) and Path(key_path).name.endswith(".pub"):
+        return read_public_key(Path(key_path))
     return load_signer("", key_path).public_key
 
 

@@ -145,19 +145,26 @@ def armor(blob: bytes) -> str:
     return "\n".join([BEGIN, *lines, END]) + "\n"
 
 
-def sign(private_key: Ed25519PrivateKey, message: bytes, namespace: str = NAMESPACE) -> str:
-    """An armored SSH signature of ``message``, as ``ssh-keygen -Y sign -n NAMESPACE`` makes it."""
-    signature = private_key.sign(signed_data(message, namespace))
+def assemble(public_key: PublicKey, signature: bytes, namespace: str = NAMESPACE) -> str:
+    """The armored SSH signature around ``signature``, an Ed25519 signature by ``public_key`` of
+    ``signed_data(message, namespace)`` (made here, by ssh-agent or by a PKCS#11 token)."""
+    if len(signature) != 64:
+        raise SshSigError("an Ed25519 signature is 64 bytes")
     blob = (
         MAGIC
         + struct.pack(">I", VERSION)
-        + _string(PublicKey.of(private_key).blob)
+        + _string(public_key.blob)
         + _string(namespace.encode("ascii"))
         + _string(b"")
         + _string(b"sha512")
         + _string(_string(ED25519.encode()) + _string(signature))
     )
     return armor(blob)
+
+
+def sign(private_key: Ed25519PrivateKey, message: bytes, namespace: str = NAMESPACE) -> str:
+    """An armored SSH signature of ``message``, as ``ssh-keygen -Y sign -n NAMESPACE`` makes it."""
+    return assemble(PublicKey.of(private_key), private_key.sign(signed_data(message, namespace)), namespace)
 
 
 @dataclass(frozen=True)

@@ -463,3 +463,43 @@ def pg_url(postgres: PostgresServer) -> Iterator[str]:
         yield postgres.url(name)
     finally:
         postgres.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SOFTHSM_MODULES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
+SOFTHSM_TOKENS = {"custody-ledger": "2468", "custody-people": "1357"}
+"""The SoftHSM2 tokens made for the session, by label, with their user PINs."""
+
+
+@dataclass(frozen=True)
+class SoftHsm:
+    module: str
+    conf: Path
+    pins: dict[str, Path]
+    """A file holding each token's user PIN, by token label."""
+
+    def uri(self, token: str, label: str, pin: Path | None = None) -> str:
+        return f"pkcs11:token={token};object={label}?module-path={self.module}&pin-source=file:{pin or self.pins[token]}"
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
+    """SoftHSM2 tokens of their own (SOFTHSM2_CONF in a temporary directory). The library reads
+    SOFTHSM2_CONF once per process, so every test of the session shares these tokens; each test
+    uses its own key labels."""
+    from tests.conftest import require_tool
+
+    util = require_tool("softhsm2-util")
+    module = next((m for m in SOFTHSM_MODULES if Path(m).exists()), None)
+    assert module is not None, f"softhsm2-util is installed but libsofthsm2.so is in none of {SOFTHSM_MODULES}"
+    directory = tmp_path_factory.mktemp("softhsm")
+    (directory / "tokens").mkdir()
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    pins = {}
+    for label, pin in SOFTHSM_TOKENS.items():
+        subprocess.run([util, "--init-token", "--free", "--label", label, "--so-pin", "10203040", "--pin", pin],
+                       check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)})
+        pins[label] = directory / f"{label}.pin"
+        pins[label].write_text(pin + "\n")
+    return SoftHsm(module, conf, pins)

@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from custody.ledger.checkpoint import Verifier, open_checkpoint
-from tests.conftest import Custody, require_tool
+from tests.conftest import Custody
+from tests.integration.conftest import SoftHsm
 
 pytestmark = pytest.mark.integration
 
-MODULE_CANDIDATES = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
 
-
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A SoftHSM2 token of its own (the library reads SOFTHSM2_CONF once per process, so every
-    test of this module shares the one token; each uses its own key label)."""
-    util = require_tool("softhsm2-util")
-    module = next((m for m in MODULE_CANDIDATES if Path(m).exists()), None)
-    assert module is not None, f"softhsm2-util is installed but libsofthsm2.so is in none of {MODULE_CANDIDATES}"
-    directory = tmp_path_factory.mktemp("softhsm")
-    (directory / "tokens").mkdir()
-    conf = directory / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run([util, "--init-token", "--free", "--label", "custody-ledger", "--so-pin", "10203040", "--pin", "2468"],
-                   check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)})
-    pin = directory / "pin"
-    pin.write_text("2468\n")
-    return {"module": module, "pin": str(pin), "conf": str(conf)}
+@pytest.fixture
+def token(softhsm: SoftHsm) -> dict[str, str]:
+    return {"module": softhsm.module, "pin": str(softhsm.pins["custody-ledger"]), "conf": str(softhsm.conf)}
 
 
 def _uri(token: dict[str, str], label: str, pin: str | None = None) -> str:
