@@ -204,4 +204,81 @@ def signature(ctx: click.Context, seq: int, bytes_path: Path | None, as_json: bo
         click.echo(stored.signature, nl=False)
 
 
+@actor.group("roles")
+def roles() -> None:
+    """The roles recorded in the ledger: which actions each role may record, who may approve what.
+
+    Events are judged by the roles in force when they were made: the last 'roles-set' event
+    before them (a ledger with none uses the roles shipped with custody). config.toml's
+    [actors.roles.NAME] and [actors.approvals] apply only once an administrator records them
+    with 'custody actor roles set'.
+
+    \b
+    Examples:
+      custody actor roles show
+      custody --key ~/.ssh/admin_ed25519 actor roles set
+    """
+
+
+@roles.command("show")
+@json_option()
+@click.pass_context
+def roles_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the roles in force in the ledger, and say whether config.toml's differ.
+
+    \b
+    Examples:
+      custody actor roles show
+      custody actor roles show --json
+    """
+    from custody.actors.roles_log import config_difference, roles_in_force
+
+    ws = workspace(ctx)
+    in_force = roles_in_force(ws.ledger)
+    difference = config_difference(ws.settings.config, in_force)
+    if as_json:
+        emit_json({**in_force.as_dict(), "config_differs": difference is not None, "config_note": difference})
+        return
+    echo(f"roles in force: {in_force.source}, sha256 {in_force.policy.digest()}")
+    for name, actions in in_force.policy.as_dict()["roles"].items():
+        echo(f"  {_escape(name)}: {', '.join(map(_escape, actions))}")
+    for kind, names in in_force.policy.as_dict()["approvals"].items():
+        echo(f"  approves {_escape(kind)}: {', '.join(map(_escape, names))}")
+    if difference is not None:
+        echo(f"custody: {difference}", err=True)
+
+
+@roles.command("set")
+@json_option("Print what was recorded (or that nothing changed) as JSON.")
+@click.pass_context
+def roles_set(ctx: click.Context, as_json: bool) -> None:
+    """Record config.toml's roles in the ledger (a 'roles-set' event), if they differ.
+
+    Only an administrator may: run it with your own key (global --key or CUSTODY_KEY). The roles
+    are the shipped ones overridden by config.toml's [actors.roles.NAME] and [actors.approvals];
+    they apply to events from then on. Says "unchanged" and records nothing when they are
+    already the roles in force.
+
+    \b
+    Examples:
+      custody --key ~/.ssh/admin_ed25519 actor roles set
+      CUSTODY_KEY=~/.ssh/admin_ed25519 custody actor roles set --json
+    """
+    from custody.actors.identity import require_allowed
+    from custody.actors.roles import ROLES_SET, load_roles
+    from custody.actors.roles_log import record_roles
+
+    ws = workspace(ctx)
+    policy = load_roles(ws.settings.config)
+    require_allowed(ws, ROLES_SET)
+    change = record_roles(ws, policy)
+    if as_json:
+        emit_json(change.as_dict())
+    elif change.recorded:
+        echo(f"recorded the roles as event {change.in_force.seq} (sha256 {change.in_force.policy.digest()}); "
+             f"they apply from now on, earlier events keep {change.previous.source}")
+    else:
+        echo(f"unchanged: config.toml's roles are already in force ({change.in_force.source}); nothing recorded")
+
+
 COMMANDS = [actor]

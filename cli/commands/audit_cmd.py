@@ -169,7 +169,7 @@ def audit(ctx: click.Context, level: Level, rotation: int | None, shard: Shard, 
         bar.close()
     from custody.actors.verify import verify_actors
 
-    signatures = verify_actors(ws.ledger, ws.settings.config)
+    signatures = verify_actors(ws.ledger)
     if as_json:
         emit_json({**report.as_dict(), "signatures": signatures.as_dict()})
     else:

@@ -39,7 +39,9 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
     (exit 5). Credentials come from the standard AWS chain (environment, profile, role).
 
     With --admin NAME --admin-key KEY the first administrator is enrolled (an 'actor-enrolled'
-    event signed by that key); they then enroll everyone else ('custody actor enroll').
+    event signed by that key), and the roles (shipped, overridden by config.toml) are recorded
+    as their act (a 'roles-set' event); they then enroll everyone else ('custody actor enroll')
+    and record changed roles with 'custody actor roles set'.
 
     \b
     Examples:
@@ -60,11 +62,15 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
         raise click.UsageError("give --admin NAME and --admin-key KEY together")
     report = init_home(settings, create_bucket=create_bucket, remember_store=bool(store_url), hsm_uri=hsm_uri)
     admin = None
+    roles_seq = None
     if admin_name is not None and admin_key is not None:
         from custody.actors.enrollment import enroll_first_admin
+        from custody.actors.roles_log import roles_in_force
         from custody.home import open_workspace
 
-        admin = enroll_first_admin(open_workspace(settings), admin_name, admin_key)
+        ws = open_workspace(settings)
+        admin = enroll_first_admin(ws, admin_name, admin_key)
+        roles_seq = roles_in_force(ws.ledger).seq
     if as_json:
         emit_json(
             {
@@ -75,6 +81,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
                 "database_created": report.database_created,
                 "verifier_key": report.verifier_key,
                 "admin": admin.as_dict() if admin is not None else None,
+                "roles_seq": roles_seq,
                 "backup_key": report.backup_key,
             }
         )
@@ -86,6 +93,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
     echo(f"verifier key:   {report.verifier_key}")
     if admin is not None:
         echo(f"administrator:  {admin.name} ({admin.fingerprint}), enrolled at event {admin.enrolled_seq}")
+        echo(f"roles:          recorded at event {roles_seq} ('custody actor roles show')")
     else:
         echo("administrator:  none enrolled; events are unsigned (station mode)")
     if report.backup_key:

@@ -32,7 +32,9 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
     in the object store is consistent with the ledger, and that none covers more events than the
     ledger has (a truncated or rolled-back database). Checks every event's SSH signature and the
     signer's enrollment and role at that point in the log (revoked key, wrong role, unknown key,
-    an enrolled name on an unsigned event), and says how many events no enrolled person signed.
+    an enrolled name on an unsigned event), by the roles recorded in the ledger at that point
+    (its roles-set events; the shipped roles before the first), and says how many events no
+    enrolled person signed.
     With witnesses configured ([anchors] in
     config.toml), also counts each checkpoint's cosignatures against the quorum (reported, not a
     failure) and presents the latest checkpoint to every witness: a witness that cosigned a
@@ -50,7 +52,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
 
     ws = workspace(ctx)
     report, anchors = verify_all(ws.ledger, ws.store, ws.settings, ws.verifier())
-    actors = verify_actors(ws.ledger, ws.settings.config)
+    actors = verify_actors(ws.ledger)
     report.findings.extend(actors.findings)
     if as_json:
         emit_json({**report.as_dict(), "actors": actors.as_dict(), "anchors": anchors.as_dict()})
@@ -75,6 +77,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
             f"{len(actors.unsigned)} event(s) NOT signed by an enrolled person",
             err=not report.ok,
         )
+        echo(actors.roles_summary(), err=not report.ok)
     if not report.ok:
         raise IntegrityFailure(report.findings).already_shown()
 

@@ -2,8 +2,8 @@
 
 Once people are enrolled, ``dispose --confirm`` and ``hold release`` only record a request
 (``disposal-requested`` / ``hold-release-requested``, signed by the requester). The act happens
-when a second enrolled person whose role may approve that kind of request (``[approvals]`` in
-roles.toml) runs ``custody approve REQUEST``: an ``approved`` event naming the request, then the
+when a second enrolled person whose role may approve that kind of request (``approvals`` of the
+roles recorded in the ledger, ``custody.actors.roles_log``) runs ``custody approve REQUEST``: an ``approved`` event naming the request, then the
 act itself, recorded by the approver. The requester cannot approve their own request, a request
 is approved once, and a ledger with nobody enrolled keeps the one-person behaviour (there is no
 second enrolled person to ask).
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from custody.actors.roles import load_roles
+from custody.actors.roles_log import roles_in_force
 from custody.actors.roster import current_roster
 from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.workspace import Workspace
@@ -121,7 +121,7 @@ def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:
             refused_by=RefusedBy.TWO_PERSON,
             target={"request": seq},
         )
-    policy = load_roles(workspace.settings.config)
+    policy = roles_in_force(workspace.ledger).policy
     if not policy.may_approve(approver.role, pending.kind):
         allowed = ", ".join(sorted(policy.approvals.get(pending.kind, ()))) or "nobody"
         raise PolicyRefused(

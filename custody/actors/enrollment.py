@@ -1,6 +1,7 @@
 """Enrolling and revoking people: ``actor-enrolled`` and ``actor-revoked`` events, recorded by
 an administrator acting with their key (``custody.actors.identity.act_as``), or, for the first
-administrator, by ``custody init --admin NAME --admin-key KEY`` signed with the key it enrolls.
+administrator, by ``custody init --admin NAME --admin-key KEY`` signed with the key it enrolls,
+followed by their first act: the roles in force (a ``roles-set`` event, ``custody.actors.roles_log``).
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from custody.actors.roles import load_roles
+from custody.actors.roles import ROLES_SET, load_roles
+from custody.actors.roles_log import roles_in_force
 from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
 from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.ledger import sshsig
@@ -40,9 +42,10 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
     """Record ``actor-enrolled`` for ``name`` with ``role`` and ``key``. The workspace must be
     acting as an administrator (the append policy refuses anyone else)."""
     check_name(name)
-    policy = load_roles(workspace.settings.config)
+    policy = roles_in_force(workspace.ledger).policy
     if role not in policy.roles:
-        raise BadInput(f"--role {role!r} is not a role; roles: {', '.join(sorted(policy.roles))}")
+        raise BadInput(f"--role {role!r} is not a role in the ledger's roles: {', '.join(sorted(policy.roles))} "
+                       "(a role added in config.toml counts once recorded with 'custody actor roles set')")
     roster = current_roster(workspace.ledger)
     if roster.by_name(name) is not None:
         raise BadInput(f"{name} is already enrolled; revoke the enrollment first to change role or key")
@@ -66,21 +69,26 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
 
 def enroll_first_admin(workspace: Workspace, name: str, key_path: Path) -> Person:
     """Enroll the first administrator, signed by the very key enrolled (proof that whoever ran
-    init holds it). Refused once any administrator is enrolled."""
+    init holds it), then record as their act the roles in force (config.toml's, a ``roles-set``
+    event) unless the ledger has a ``roles-set`` already. Refused once another administrator
+    is enrolled; run again by the same administrator, it only records the roles if missing."""
     check_name(name)
+    policy = load_roles(workspace.settings.config)
     roster = current_roster(workspace.ledger)
     existing = roster.by_name(name)
     signer = load_signer(name, key_path)
-    if existing is not None and existing.fingerprint == signer.public_key.fingerprint and existing.role == "admin":
-        return existing
-    if roster.has_admin():
+    same = existing is not None and existing.fingerprint == signer.public_key.fingerprint and existing.role == "admin"
+    if roster.has_admin() and not same:
         raise PolicyRefused(
             "this ledger already has an administrator; they enroll others with 'custody actor enroll'"
         )
     ledger = workspace.ledger
     ledger.event_signer = signer
     try:
-        ledger.append(ENROLL, actor=name, role="admin", details=_enrollment(name, "admin", signer.public_key))
+        if not same:
+            ledger.append(ENROLL, actor=name, role="admin", details=_enrollment(name, "admin", signer.public_key))
+        if roles_in_force(ledger).seq is None:
+            ledger.append(ROLES_SET, actor=name, role="admin", details=policy.details())
     finally:
         ledger.event_signer = None
     workspace.seal()

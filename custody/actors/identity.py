@@ -2,8 +2,10 @@
 
 With a key (``--key`` / ``CUSTODY_KEY`` / ``key`` in config.toml) the person is whoever that key
 is enrolled as: their name and role go into every event, every event is signed with the key in
-the transaction that appends it, and an event their role may not cause is refused before it is
-stored. A key that is not enrolled, or was revoked, is refused.
+the transaction that appends it, and an event their role may not cause (by the roles recorded in
+the ledger, ``custody.actors.roles_log``; not config.toml's) is refused before it is stored. A
+key that is not enrolled, or was revoked, is refused. If config.toml's roles differ from the
+ledger's, the first event appended comes with a warning naming ``custody actor roles set``.
 
 Without a key the events are unsigned (a station without per-person keys). An unsigned event
 cannot pass for an enrolled person: once people are enrolled, an unsigned event naming one of
@@ -13,12 +15,13 @@ approvals, disposal, releasing a hold).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
-from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy, load_roles
+from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, RolePolicy
+from custody.actors.roles_log import config_difference, roles_in_force
 from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
 from custody.errors import PolicyRefused, RefusedBy
 from custody.ledger.database import CustodyEvent, Ledger
@@ -32,13 +35,19 @@ class SignedActor:
 
     person: Person
     policy: RolePolicy
+    """The roles recorded in the ledger (``custody.actors.roles_log``)."""
+    warning: str | None = None
+    """Said once, on stderr, at the first event appended (config.toml's roles differ)."""
 
     def __call__(self, event: CustodyEvent) -> None:
+        if self.warning is not None and event.action != ROLES_SET:
+            logging.getLogger("custody.actors").warning("custody: warning: %s", self.warning)
+        self.warning = None
         if not self.policy.allows(self.person.role, event.action):
             raise PolicyRefused(
                 f"{self.person.name} ({self.person.role}) may not record {event.action!r}: the role "
-                f"{self.person.role} does not allow it (roles.toml / [actors.roles] in config.toml); "
-                "ask a person whose role allows it",
+                f"{self.person.role} does not allow it in the roles recorded in the ledger "
+                "('custody actor roles show'); ask a person whose role allows it",
                 refused_by=RefusedBy.ROLE,
                 subject=event.subject,
             )
@@ -76,7 +85,8 @@ def act_as(workspace: Workspace, key_path: Path) -> Person:
     signer.name = person.name
     workspace.settings = replace(workspace.settings, actor=person.name, role=person.role)
     ledger.event_signer = signer
-    ledger.append_policy = SignedActor(person, load_roles(workspace.settings.config))
+    in_force = roles_in_force(ledger)
+    ledger.append_policy = SignedActor(person, in_force.policy, config_difference(workspace.settings.config, in_force))
     return person
 
 

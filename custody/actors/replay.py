@@ -9,6 +9,11 @@ enrolled); the event must name the enrolled person and their role; the role must
 action. An unsigned event naming an enrolled person, or doing what only an enrolled person may
 do, is a finding. Roster events change the roster only when they pass.
 
+The roles are those in force at each event: the shipped roles until the first ``roles-set``
+event, then those of the last ``roles-set`` event that passed (signed by a person whose role in
+force then allows it, with a usable table of roles; ``custody.actors.roles_log``). So changing
+config.toml later changes nothing of the verdict on earlier events.
+
 Also here: the OpenSSH ``allowed_signers`` file of a roster, each key valid from its enrollment
 to its revocation, so that ``ssh-keygen -Y verify -O verify-time=EVENT_TIME`` refuses a key
 used after it was revoked.
@@ -22,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from custody import times
-from custody.actors.roles import ALWAYS_ALLOWED, RolePolicy
+from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, RolePolicy, policy_of, shipped_roles
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.errors import Finding, FindingKind
 from custody.ledger import sshsig
@@ -46,8 +51,11 @@ class Act:
 class ActorReplay:
     """The roster as the log is replayed, and the tally of what was seen."""
 
-    policy: RolePolicy
+    policy: RolePolicy = field(default_factory=shipped_roles)
+    """The roles in force at the event being checked."""
     roster: Roster = field(default_factory=Roster)
+    roles_set: list[int] = field(default_factory=list)
+    """The ``roles-set`` events that passed and changed the roles, in order."""
     events: int = 0
     signed: int = 0
     unsigned: list[int] = field(default_factory=list)
@@ -68,7 +76,20 @@ class ActorReplay:
             found = self._signed(act, signature, recorded_fingerprint)
         if act.action in (ENROLL, REVOKE) and signature is not None and not found:
             self.roster.apply(act)
+        if act.action == ROLES_SET and signature is not None and not found:
+            try:
+                self.policy = policy_of(act.details)
+                self.roles_set.append(act.seq)
+            except ValueError as exc:
+                found.append(finding(FindingKind.MALFORMED, act, f"does not record usable roles: {exc}; the roles in force stay"))
         return found
+
+    @property
+    def roles_source(self) -> str:
+        """Where the roles in force at the end of the replay come from."""
+        if not self.roles_set:
+            return "the roles shipped with custody (no roles-set event)"
+        return f"the roles-set event {self.roles_set[-1]}"
 
     def _signed(self, act: Act, signature: str, recorded_fingerprint: str | None) -> list[Finding]:
         try:

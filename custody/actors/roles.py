@@ -1,11 +1,15 @@
 """Roles as data: which ledger actions each role may record, and who may approve what.
 
 The shipped table (``roles.toml``) is overridden and extended by ``[actors.roles.NAME]`` and
-``[actors.approvals]`` in config.toml, the way retention categories are.
+``[actors.approvals]`` in config.toml, the way retention categories are. That gives the roles
+an administrator records in the ledger (a ``roles-set`` event, ``custody.actors.roles_log``);
+events are judged by the roles recorded in the ledger at their position, never by today's
+config.toml.
 """
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,9 +17,14 @@ from importlib import resources
 from typing import Any
 
 from custody.errors import ConfigError
+from custody.ledger.canonical import canonical_bytes
 
 ALWAYS_ALLOWED = frozenset({"refused"})
 """Actions recorded for anyone: a refused attempt is recorded whoever made it."""
+ROLES_SET = "roles-set"
+"""The event recording the roles in force from then on (details: ``RolePolicy.details()``)."""
+ADMIN_KEEPS = ("actor-enrolled", ROLES_SET)
+"""Actions the admin role always keeps: without them nobody could enroll or set roles again."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,49 @@ class RolePolicy:
             "roles": {name: sorted(actions) for name, actions in sorted(self.roles.items())},
             "approvals": {kind: sorted(roles) for kind, roles in sorted(self.approvals.items())},
         }
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of ``as_dict()``: the roles' identity."""
+        return hashlib.sha256(canonical_bytes(self.as_dict())).hexdigest()
+
+    def details(self) -> dict[str, Any]:
+        """The details of a ``roles-set`` event recording these roles."""
+        return {**self.as_dict(), "sha256": self.digest()}
+
+    def lacks(self) -> str | None:
+        """What makes these roles unusable (the admin role lost an action it must keep), or None."""
+        kept = self.roles.get("admin", frozenset())
+        missing = [action for action in ADMIN_KEEPS if action not in kept]
+        if missing:
+            return f"the admin role must keep the action(s) {', '.join(missing)}"
+        return None
+
+
+def policy_of(details: Mapping[str, Any]) -> RolePolicy:
+    """The roles a ``roles-set`` event records; ``ValueError`` saying what is wrong if its
+    details are not a table of roles, its ``sha256`` is not theirs, or the admin role lacks
+    what it must keep."""
+    def table(name: str) -> Mapping[str, Any]:
+        value = details.get(name)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"its {name!r} is not a table")
+        return value
+
+    def names(value: Any, where: str) -> frozenset[str]:
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise ValueError(f"{where} is not a list of names")
+        return frozenset(value)
+
+    policy = RolePolicy(
+        {str(k): names(v, f"the role {k!r}") for k, v in table("roles").items()},
+        {str(k): names(v, f"the approvals of {k!r}") for k, v in table("approvals").items()},
+    )
+    if details.get("sha256") != policy.digest():
+        raise ValueError("its sha256 is not the SHA-256 of its roles")
+    problem = policy.lacks()
+    if problem:
+        raise ValueError(problem)
+    return policy
 
 
 def _names(value: Any, where: str) -> frozenset[str]:
@@ -59,9 +111,11 @@ def load_roles(config: Mapping[str, Any]) -> RolePolicy:
         kind: _names(value, f"[actors.approvals] {kind}")
         for kind, value in {**shipped["approvals"], **agency.get("approvals", {})}.items()
     }
-    if "admin" not in roles or "actor-enrolled" not in roles["admin"]:
-        raise ConfigError("config.toml: the admin role must keep the action actor-enrolled")
-    return RolePolicy(roles, approvals)
+    policy = RolePolicy(roles, approvals)
+    problem = policy.lacks()
+    if problem:
+        raise ConfigError(f"config.toml: {problem} ([actors.roles.admin] actions)")
+    return policy
 
 
 def shipped_roles() -> RolePolicy:

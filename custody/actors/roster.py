@@ -20,7 +20,7 @@ ENROLL = "actor-enrolled"
 REVOKE = "actor-revoked"
 ROSTER_ACTIONS = (ENROLL, REVOKE)
 NEEDS_ENROLLED = frozenset(
-    {*ROSTER_ACTIONS, "disposed", "hold-released", "disposal-requested", "hold-release-requested", "approved"}
+    {*ROSTER_ACTIONS, "roles-set", "disposed", "hold-released", "disposal-requested", "hold-release-requested", "approved"}
 )
 """Actions only an enrolled person (a signed event) may cause once anyone is enrolled."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")

@@ -1,17 +1,17 @@
 """Checking who acted in the ledger: every event's signature, and the signer's enrollment and
 role at that point in the log, by the replay of ``custody.actors.replay`` over every event and
 its stored signature. An unsigned event is listed as unsigned; naming an enrolled person, or
-doing what only an enrolled person may do, it is a finding.
+doing what only an enrolled person may do, it is a finding. Each event is judged by the roles
+in force at its position (the ledger's ``roles-set`` events; the shipped roles before the
+first one), never by config.toml.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay
-from custody.actors.roles import load_roles
 from custody.errors import Finding, FindingKind
 from custody.ledger.database import CustodyEvent, Ledger
 from custody.ledger.signatures import stored_signatures
@@ -24,10 +24,18 @@ class ActorReport:
     unsigned: list[int] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     signers: dict[str, int] = field(default_factory=dict)
+    roles_set: list[int] = field(default_factory=list)
+    """The ``roles-set`` events that changed the roles in force, in order."""
 
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def roles_summary(self) -> str:
+        if not self.roles_set:
+            return "roles: no roles-set event; every event judged by the roles shipped with custody"
+        before = "" if self.roles_set[0] == 0 else f"the roles shipped with custody before event {self.roles_set[0]}, then "
+        return f"roles: each event judged by the roles in force at it ({before}roles-set event(s) {', '.join(map(str, self.roles_set))})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +44,7 @@ class ActorReport:
             "unsigned": len(self.unsigned),
             "unsigned_events": self.unsigned,
             "signers": dict(sorted(self.signers.items())),
+            "roles_set": self.roles_set,
             "findings": [f.as_dict() for f in self.findings],
         }
 
@@ -44,9 +53,9 @@ def act_of(event: CustodyEvent) -> Act:
     return Act(event.seq, event.time, event.actor, event.role, event.action, event.details, event.canonical())
 
 
-def verify_actors(ledger: Ledger, config: Mapping[str, Any]) -> ActorReport:
+def verify_actors(ledger: Ledger) -> ActorReport:
     """Check every event's signature, signer, enrollment and role; collect every finding."""
-    replay = ActorReplay(load_roles(config))
+    replay = ActorReplay()
     findings: list[Finding] = []
     signatures = stored_signatures(ledger)
     pending = next(signatures, None)
@@ -63,4 +72,4 @@ def verify_actors(ledger: Ledger, config: Mapping[str, Any]) -> ActorReport:
     while pending is not None:
         findings.append(Finding(FindingKind.BAD_SIGNATURE, f"signature {pending.seq}", "a signature of no event"))
         pending = next(signatures, None)
-    return ActorReport(replay.events, replay.signed, replay.unsigned, findings, replay.signers)
+    return ActorReport(replay.events, replay.signed, replay.unsigned, findings, replay.signers, replay.roles_set)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from custody.actors.roles import ROLES_SET
 from custody.actors.roster import ROSTER_ACTIONS
 from custody.errors import ConfigError
 from custody.ledger import tree
@@ -47,7 +48,7 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
     incident, about each exported object, and each disposal of a linked object, before it)
     and ``objects`` (every object linked to the incident: ``included``, ``disposed`` or
     ``excluded`` by the export's selection). The events include every enrollment and
-    revocation of people before it (who could sign, when), and ``signed`` lists those events
+    revocation of people and every ``roles-set`` before it (who could sign what, when), and ``signed`` lists those events
     that carry a person's signature (the package must hold each). The list is made while holding the ledger's
     append lock; if another writer appends before the checkpoint is signed, a new event is
     prepared (``ConfigError`` after a few attempts)."""
@@ -67,7 +68,7 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
                 if event.seq < size and event.subject.get("evidence") in state.evidence:
                     disposed[event.subject["evidence"]] = event
                     found[event.seq] = event
-            for event in ledger.events(actions=ROSTER_ACTIONS):
+            for event in ledger.events(actions=(*ROSTER_ACTIONS, ROLES_SET)):
                 if event.seq < size:
                     found[event.seq] = event
             objects = {

@@ -1,12 +1,13 @@
 """Who acted, in a package: each carried event's SSH signature by the enrolled person who
 caused it (``custody/signatures/event-<seq>.sig``), the OpenSSH ``allowed_signers`` of the
-keys enrolled by the roster events the package carries, and the roles in force
-(``custody/roles.json``), so that a recipient can check each signature with ``ssh-keygen -Y
-verify`` alone, and ``verify-package`` can check the signer's enrollment and role at that point
-in the log (``custody.package.verify_signers``).
+keys enrolled by the roster events the package carries, and the roles in force at its
+checkpoint (``custody/roles.json``, for reading), so that a recipient can check each signature
+with ``ssh-keygen -Y verify`` alone, and ``verify-package`` can check the signer's enrollment
+and role at that point in the log (``custody.package.verify_signers``).
 
-``allowed_signers`` is derived from the package's own events by the same replay the verifier
-runs (``custody.actors.replay``), so the verifier re-derives it and any edit is a finding.
+``allowed_signers`` and ``roles.json`` are derived from the package's own events (its roster
+and ``roles-set`` events) by the same replay the verifier runs (``custody.actors.replay``), so
+the verifier re-derives them and any edit is a finding.
 A ledger where nobody is enrolled and nothing is signed gets none of these files.
 """
 
@@ -16,7 +17,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.replay import ActorReplay, allowed_signers
-from custody.actors.roles import load_roles
 from custody.actors.verify import act_of
 from custody.ledger.queries import signatures_for
 from custody.package import layout
@@ -32,8 +32,7 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> Non
     note in ``context.signed`` (seq, signer, time) each signed event, for the README."""
     events = [e for e in context.events if e.seq < context.checkpoint.size]
     stored = signatures_for(ledger, [e.seq for e in events])
-    policy = load_roles(context.workspace.settings.config)
-    replay = ActorReplay(policy)
+    replay = ActorReplay()
     for event in events:
         signature = stored.get(event.seq)
         for problem in replay.check(act_of(event), signature.signature if signature else None):
@@ -44,4 +43,9 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> Non
     if not replay.roster.people and not stored:
         return
     bag.text(layout.ALLOWED_SIGNERS, allowed_signers(replay.roster.people))
-    bag.text(layout.ROLES, json.dumps(policy.as_dict(), indent=2, sort_keys=True) + "\n")
+    bag.text(layout.ROLES, roles_json(replay))
+
+
+def roles_json(replay: ActorReplay) -> str:
+    """``custody/roles.json``: the roles in force after the replayed events."""
+    return json.dumps(replay.policy.as_dict(), indent=2, sort_keys=True) + "\n"

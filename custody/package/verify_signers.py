@@ -5,8 +5,10 @@ events in order (the package carries every enrollment and revocation before its 
 
 Also: every event the ``export-prepared`` event lists as ``signed`` has its signature in the
 package; no signature file is about an event the package does not carry; ``allowed_signers`` is
-exactly the one the proved roster events give; the roles are those of ``custody/roles.json``
-(the agency's, sealed with the package), else the roles shipped with custody."""
+exactly the one the proved roster events give. Each event is judged by the roles in force at its
+position, as the package's own ``roles-set`` events give them (the shipped roles before the
+first); ``custody/roles.json`` is only a copy for reading of the roles in force at the
+checkpoint, re-derived here, and an edit of it is a finding (it never changes a verdict)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay, allowed_signers
-from custody.actors.roles import RolePolicy, shipped_roles
 from custody.errors import FindingKind
 from custody.ledger import sshsig
 from custody.package.layout import ALLOWED_SIGNERS, ROLES, SIGNATURES, signature_path
@@ -28,8 +29,7 @@ SIGNATURE_FILE = re.compile(r"^custody/signatures/event-(0|[1-9][0-9]{0,17})\.si
 
 def check_signers(state: Verification) -> None:
     check = state.begin("who acted: signatures of enrolled people")
-    policy, source = _policy(state)
-    replay = ActorReplay(policy)
+    replay = ActorReplay()
     carried: set[int] = set()
     for seq in sorted(state.events):
         event = state.events[seq]
@@ -43,16 +43,19 @@ def check_signers(state: Verification) -> None:
     _check_files(state, carried)
     _check_listed(state)
     _check_allowed_signers(state, replay)
+    _check_roles(state, replay)
+    source = replay.roles_source
     state.report.actors = {
         "signed": replay.signed,
         "unsigned": len(replay.unsigned),
         "unsigned_events": replay.unsigned,
         "signers": dict(sorted(replay.signers.items())),
         "roles": source,
+        "roles_set": replay.roles_set,
         "enrolled": [p.as_dict() for p in replay.roster.people],
     }
     check.detail = (f"{replay.signed} event(s) signed by enrolled people ({', '.join(sorted(replay.signers)) or 'nobody'}); "
-                    f"{len(replay.unsigned)} NOT signed by an enrolled person; roles from {source}")
+                    f"{len(replay.unsigned)} NOT signed by an enrolled person; each judged by the roles in force at it (at the end: {source})")
 
 
 def _act(body: Mapping[str, Any], leaf: str) -> Act:
@@ -116,25 +119,20 @@ def _check_allowed_signers(state: Verification, replay: ActorReplay) -> None:
                       "(a key was added, removed or its validity changed)")
 
 
-def _policy(state: Verification) -> tuple[RolePolicy, str]:
+def _check_roles(state: Verification, replay: ActorReplay) -> None:
+    """``roles.json``, if present, is the roles in force at the checkpoint by the package's own
+    ``roles-set`` events (the verdicts above never read it)."""
     if ROLES not in state.entries:
-        return shipped_roles(), "the roles shipped with custody"
+        return
     text = state.read_text(ROLES)
     if text is None:
-        return shipped_roles(), "the roles shipped with custody"
+        return
     try:
         value = json.loads(text, object_pairs_hook=unique_keys)
-        policy = RolePolicy(
-            {str(k): _names(v) for k, v in obj(obj(value).get("roles")).items()},
-            {str(k): _names(v) for k, v in obj(obj(value).get("approvals")).items()},
-        )
     except (ValueError, RecursionError) as exc:
-        state.finding(FindingKind.MALFORMED, ROLES, f"is not a table of roles ({str(exc)[:200]})")
-        return shipped_roles(), "the roles shipped with custody"
-    return policy, ROLES
-
-
-def _names(value: Any) -> frozenset[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError("each role's actions must be a list of names")
-    return frozenset(value)
+        state.finding(FindingKind.MALFORMED, ROLES, f"is not JSON ({str(exc)[:200]})")
+        return
+    if value != replay.policy.as_dict():
+        state.finding(FindingKind.MISMATCH, ROLES,
+                      f"is not the roles in force at the checkpoint by the package's events ({replay.roles_source}); "
+                      "the events were judged by those")

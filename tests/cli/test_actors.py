@@ -78,13 +78,15 @@ def test_init_enrolls_the_first_admin_with_an_event_signed_by_that_key(office: O
     listed = office.custody.json("actor", "list")
     assert [(p["name"], p["role"]) for p in listed] == list(PEOPLE.items())
     events = office.custody.json("log")
-    assert [(e["seq"], e["action"], e["actor"], e["role"]) for e in events][:2] == [
-        (0, "actor-enrolled", "admin-1", "admin"), (1, "actor-enrolled", "admin-1", "admin")]
-    assert events[1]["details"]["name"] == "tech-1"
+    assert [(e["seq"], e["action"], e["actor"], e["role"]) for e in events][:3] == [
+        (0, "actor-enrolled", "admin-1", "admin"), (1, "roles-set", "admin-1", "admin"),
+        (2, "actor-enrolled", "admin-1", "admin")]
+    assert events[2]["details"]["name"] == "tech-1"
     code, report = office.verify()
     assert code == 0 and report["ok"] is True
     assert report["actors"]["signed"] == len(events) and report["actors"]["unsigned"] == 0
-    assert report["actors"]["signers"] == {"admin-1": len(PEOPLE)}
+    assert report["actors"]["signers"] == {"admin-1": len(PEOPLE) + 1}
+    assert report["actors"]["roles_set"] == [1]
     again = office.custody("init", "--admin", "mallory", "--admin-key", str(office.keys["stranger"]))
     assert again.exit_code == 4 and "already has an administrator" in again.stderr
 
@@ -323,12 +325,18 @@ def test_an_approved_disposal_destroys_only_what_its_request_named_and_still_due
 
 
 def test_roles_are_data_an_agency_can_extend_and_add_to(office: Office, tmp_path: Path) -> None:
-    """config.toml's [actors.roles.NAME] overrides a shipped role or adds one; what a role may
-    do is then enforced (refused, exit 4) and checked by ledger verify from the same data."""
+    """config.toml's [actors.roles.NAME] overrides a shipped role or adds one, once an
+    administrator records it ('actor roles set'); what a role may do is then enforced (refused,
+    exit 4) and checked by ledger verify from the recorded roles."""
     (office.custody.home / "config.toml").write_text(
         '[actors.roles.technician]\nactions = ["ingested", "hold-placed"]\n'
         '[actors.roles.evidence-clerk]\nactions = ["ingested", "linked"]\n')
     [record] = _ingested(office, "tech-1", _file(tmp_path, "c.bin", b"clerk"))
+    early = office.as_("tech-1", "hold", "place", "H-8", "--authority", "court", "--reason", "r", record["blake3"][:12])
+    assert early.exit_code == 4, "config.toml's roles are not applied until recorded"
+    assert early.stderr.count("custody actor roles set") == 1 and "differ from the roles recorded" in early.stderr
+    recorded = office.json_as("admin-1", "actor", "roles", "set")
+    assert recorded["recorded"] is True and recorded["roles"]["roles"]["evidence-clerk"] == ["ingested", "linked"]
     placed = office.as_("tech-1", "hold", "place", "H-9", "--authority", "court", "--reason", "r", record["blake3"][:12])
     assert placed.exit_code == 0, placed.output
     narrowed = office.as_("tech-1", "incident", "create", "INC-T", "--location", "x")

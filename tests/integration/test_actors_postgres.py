@@ -72,8 +72,8 @@ def test_signed_events_on_postgres_verify_and_a_tampered_signature_is_a_finding(
     ok(custody("--key", str(key), "actor", "enroll", "tech-1", "--role", "technician", "--key",
                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBH6lNLvJpp4v5qjU6EzZuAvWe8vfyjjTOLTT7g3kfKj"))
     report = custody.json("ledger", "verify")
-    assert report["ok"] is True and report["actors"]["signed"] == 2
-    assert sql_rows(pg_url, "SELECT db_session_user FROM events ORDER BY seq") == [("postgres",), ("postgres",)]
+    assert report["ok"] is True and report["actors"]["signed"] == 3 and report["actors"]["roles_set"] == [1]
+    assert sql_rows(pg_url, "SELECT db_session_user FROM events ORDER BY seq") == [("postgres",)] * 3
     sql_rows(pg_url, "ALTER TABLE event_signatures DISABLE TRIGGER USER")
     first = sql_rows(pg_url, "SELECT signature FROM event_signatures WHERE seq = 1")[0][0]
     other = sql_rows(pg_url, "SELECT signature FROM event_signatures WHERE seq = 0")[0][0]
@@ -83,3 +83,41 @@ def test_signed_events_on_postgres_verify_and_a_tampered_signature_is_a_finding(
     assert result.exit_code == 3
     findings = json.loads(result.stdout)["findings"]
     assert [(f["subject"], f["kind"]) for f in findings] == [("event 1", "bad-signature")]
+
+
+def test_on_postgres_events_are_judged_by_the_roles_recorded_when_they_were_made(pg_url: str, tmp_path: Path) -> None:
+    """config.toml's roles changed after the fact change no verdict; a hold a technician placed
+    while the recorded roles allowed it stays good, one forged after they stopped stays a finding."""
+    from custody.ledger.database import Ledger
+    from custody.ledger.signatures import FileKeySigner
+
+    keygen = require_tool("ssh-keygen")
+    keys = {}
+    for name in ("admin", "tech"):
+        keys[name] = tmp_path / name
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(keys[name])], check=True)
+    custody = station(tmp_path, pg_url)
+    config = custody.home / "config.toml"
+    ok(custody("init", "--admin", "admin-1", "--admin-key", str(keys["admin"])))
+    ok(custody("--key", str(keys["admin"]), "actor", "enroll", "tech-1", "--role", "technician",
+               "--key-file", str(keys["tech"]) + ".pub"))
+    [clip] = footage(tmp_path, 1)
+    ok(custody("--key", str(keys["tech"]), "ingest", str(clip)))
+    digest = custody.json("log")[-1]["subject"]["evidence"]
+    config.write_text('[actors.roles.technician]\nactions = ["ingested", "hold-placed"]\n')
+    ok(custody("--key", str(keys["admin"]), "actor", "roles", "set"))
+    ok(custody("--key", str(keys["tech"]), "hold", "place", "H-1", "--authority", "court", "--reason", "r", digest[:12]))
+    config.write_text('[actors.roles.technician]\nactions = ["ingested"]\n')
+    ok(custody("--key", str(keys["admin"]), "actor", "roles", "set"))
+    ledger = Ledger(pg_url)
+    ledger.event_signer = FileKeySigner.load("tech-1", keys["tech"])
+    forged = ledger.append("hold-placed", actor="tech-1", role="technician", subject={"evidence": digest},
+                           details={"hold": "H-2", "authority": "a", "reason": "r"})
+    ledger.close()
+    for text in ('[actors.roles.technician]\nactions = ["ingested", "hold-placed"]\n', ""):
+        config.write_text(text)
+        result = custody("ledger", "verify", "--json")
+        assert result.exit_code == 3
+        report = json.loads(result.stdout)
+        assert [(f["subject"], f["kind"]) for f in report["findings"]] == [(f"event {forged.seq}", "role-not-permitted")]
+        assert len(report["actors"]["roles_set"]) == 3
