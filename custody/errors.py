@@ -42,7 +42,7 @@ class RefusedBy(StrEnum):
     """What refused an action: the ``refused_by`` of a ``refused`` event."""
 
     ROLE = "role"
-    """the acting person's role may not take the action (roles.toml, [actors.roles])"""
+    """the acting person's role may not take the action (the roles recorded in the ledger: roles-set)"""
     ENROLLMENT = "enrollment"
     """the act needs an enrolled person's key: none given, not enrolled, or revoked"""
     TWO_PERSON = "two-person"

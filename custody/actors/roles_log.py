@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.roles import ROLES_SET, RolePolicy, load_roles, policy_of, shipped_roles
-from custody.errors import ConfigError, Finding, FindingKind, LedgerCorrupt, PolicyRefused
+from custody.errors import ConfigError, Finding, FindingKind, LedgerCorrupt, PolicyRefused, RefusedBy
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
@@ -91,7 +91,8 @@ def record_roles(workspace: Workspace, policy: RolePolicy) -> RolesChange:
     The append policy refuses anyone whose role may not record ``roles-set``."""
     ledger = workspace.ledger
     if ledger.event_signer is None:
-        raise PolicyRefused("recording the roles needs an administrator's key: give it with --key (or CUSTODY_KEY)")
+        raise PolicyRefused("recording the roles needs an administrator's key: give it with --key (or CUSTODY_KEY)",
+                            refused_by=RefusedBy.ENROLLMENT)
     previous = roles_in_force(ledger)
     if previous.seq is not None and previous.policy.digest() == policy.digest():
         return RolesChange(False, previous, previous)

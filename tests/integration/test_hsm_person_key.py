@@ -74,7 +74,8 @@ def test_an_admin_key_in_the_token_enrolls_a_technician_and_ssh_keygen_verifies_
     assert custody("--key", str(tech), "ingest", str(tmp_path / "a.bin")).exit_code == 0
     report = custody.json("ledger", "verify")
     assert report["ok"] is True
-    assert report["actors"]["signers"] == {"admin-1": 2, "tech-1": 1} and report["actors"]["unsigned"] == 0
+    assert report["actors"]["signers"] == {"admin-1": 3, "tech-1": 1} and report["actors"]["unsigned"] == 0
+    assert report["actors"]["roles_set"] == [1], "init recorded the roles as the administrator's act, signed in the token"
 
 
 def test_the_admin_key_shares_a_token_with_the_ledgers_key(custody: Custody, softhsm: SoftHsm, tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_the_admin_key_shares_a_token_with_the_ledgers_key(custody: Custody, sof
     assert enrolled.exit_code == 0, enrolled.output
     assert custody("ledger", "checkpoint").exit_code == 0
     report = custody.json("ledger", "verify")
-    assert report["ok"] is True and report["actors"]["signers"] == {"admin-1": 2}
+    assert report["ok"] is True and report["actors"]["signers"] == {"admin-1": 3}
 
 
 def test_the_private_key_is_made_in_the_token_and_cannot_leave_it(custody: Custody, softhsm: SoftHsm) -> None:
@@ -132,7 +133,7 @@ def test_a_key_that_cannot_be_reached_is_exit_5_naming_the_uri_without_the_pin(
         shown = uri.replace("&pin-value=8642", "")
         assert shown in result.stderr, (case, result.stderr)
         assert "8642" not in result.stderr and "9999" not in result.stderr and "1357" not in result.stderr, case
-    assert custody.json("log")[-1]["action"] == "actor-enrolled"
+    assert custody.json("log")[-1]["action"] == "roles-set", "nothing was appended after init's events"
 
 
 def test_signing_through_the_token_takes_one_session_per_transaction(softhsm: SoftHsm, custody: Custody) -> None:
