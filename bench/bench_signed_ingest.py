@@ -6,7 +6,9 @@ event signed with their SSH key) against the same ingest by an unsigned station.
 
 Target: signed / unsigned time ratio at most 1.1 (medians of interleaved rounds), with the key
 in a file (signed in-process). ``--agent`` also times the key held by ssh-agent (custody then
-signs through ``ssh-keygen -Y sign``, one run per transaction), reported without a target.
+signs through ``ssh-keygen -Y sign``, one run per transaction), reported without a target;
+``--hsm`` times the key held in a SoftHSM2 token (``--key pkcs11:...``: the token signs each
+event's SSHSIG blob, one token session per transaction), also reported without a target.
 Both sides use the embedded default (SQLite + local store) and skip ffprobe, so that what is
 compared is the ledger path that signing changes.
 """
@@ -38,20 +40,22 @@ def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
             "CUSTODY_DB": "", "CUSTODY_STORE": "", **(extra or {})}
 
 
-def _home(work: Path, name: str, keys: dict[str, Path] | None) -> Path:
+def _home(work: Path, name: str, keys: dict[str, Path] | None, tech_pub: Path | None = None,
+          extra: dict[str, str] | None = None) -> Path:
     custody = custody_bin()
     home = work / name
     if keys is None:
         subprocess.run([custody, "init"], env=_env(home), check=True, stdout=subprocess.DEVNULL)
         return home
-    subprocess.run([custody, "init", "--admin", "admin-1", "--admin-key", str(keys["admin"])], env=_env(home),
+    subprocess.run([custody, "init", "--admin", "admin-1", "--admin-key", str(keys["admin"])], env=_env(home, extra),
                    check=True, stdout=subprocess.DEVNULL)
     subprocess.run([custody, "--key", str(keys["admin"]), "actor", "enroll", "tech-1", "--role", "technician",
-                    "--key-file", str(keys["tech"]) + ".pub"], env=_env(home), check=True, stdout=subprocess.DEVNULL)
+                    "--key-file", str(tech_pub or Path(str(keys["tech"]) + ".pub"))], env=_env(home, extra), check=True,
+                   stdout=subprocess.DEVNULL)
     return home
 
 
-def _ingest(home: Path, files: Path, key: Path | None, extra: dict[str, str] | None = None) -> float:
+def _ingest(home: Path, files: Path, key: Path | str | None, extra: dict[str, str] | None = None) -> float:
     command = [custody_bin(), *(["--key", str(key)] if key else []), "ingest", str(files)]
     began = time.perf_counter()
     done = subprocess.run(command, env=_env(home, extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -71,6 +75,29 @@ def _agent() -> dict[str, str]:
     return found
 
 
+def _softhsm(work: Path) -> tuple[dict[str, str], str, Path]:
+    """A SoftHSM2 token of its own with the technician's key generated in it: the environment,
+    the key's PKCS#11 URI and its .pub."""
+    util = require("softhsm2-util")
+    candidates = ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
+    module = next((m for m in candidates if Path(m).exists()), None)
+    if module is None:
+        raise SystemExit(f"libsofthsm2.so is in none of {candidates}")
+    (work / "tokens").mkdir()
+    conf = work / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {work / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {"SOFTHSM2_CONF": str(conf)}
+    subprocess.run([util, "--init-token", "--free", "--label", "bench", "--so-pin", "10203040", "--pin", "2468"],
+                   env={**os.environ, **env}, check=True, capture_output=True)
+    (work / "pin").write_text("2468\n")
+    uri = f"pkcs11:token=bench;object=tech-1?module-path={module}&pin-source=file:{work / 'pin'}"
+    pub = work / "hsm-tech.pub"
+    made = subprocess.run([custody_bin(), "actor", "pubkey", "--generate", "--key", uri], env=_env(work / "none", env),
+                          check=True, capture_output=True, text=True)
+    pub.write_text(made.stdout)
+    return env, uri, pub
+
+
 def bench(args: argparse.Namespace) -> list[Result]:
     keygen = require("ssh-keygen")
     with workdir(args.dir) as work:
@@ -81,7 +108,8 @@ def bench(args: argparse.Namespace) -> list[Result]:
         files = _files(work / "files", args.files, args.file_size)
         print(f"  {args.files} files of {args.file_size} bytes", flush=True)
         agent = _agent() if args.agent else None
-        plain, signed, via_agent = [], [], []
+        hsm = _softhsm(work) if args.hsm else None
+        plain, signed, via_agent, via_hsm = [], [], [], []
         try:
             if agent is not None:
                 subprocess.run(["ssh-add", "-q", str(keys["tech"])], env={**os.environ, **agent}, check=True)
@@ -100,6 +128,12 @@ def bench(args: argparse.Namespace) -> list[Result]:
                     via_agent.append(_ingest(home, files, public_only, agent))
                     remove(home)
                     line += f", signed (ssh-agent) {via_agent[-1]:.2f} s"
+                if hsm is not None:
+                    env, uri, pub = hsm
+                    home = _home(work, f"hsm-{run}", keys, pub, env)
+                    via_hsm.append(_ingest(home, files, uri, env))
+                    remove(home)
+                    line += f", signed (SoftHSM2) {via_hsm[-1]:.2f} s"
                 print(line, flush=True)
         finally:
             if agent is not None:
@@ -114,6 +148,9 @@ def bench(args: argparse.Namespace) -> list[Result]:
     if via_agent:
         agent_ratio = median(via_agent) / median(plain)
         results.append(Result("signed ingest", "signed via ssh-agent / unsigned", f"{agent_ratio:.3f}", "report", True))
+    if via_hsm:
+        hsm_ratio = median(via_hsm) / median(plain)
+        results.append(Result("signed ingest", "signed via SoftHSM2 / unsigned", f"{hsm_ratio:.3f}", "report", True))
     return results
 
 
@@ -123,6 +160,7 @@ def main() -> None:
     p.add_argument("--file-size", type=int, default=4096, help="bytes per file (default 4096)")
     p.add_argument("--runs", type=int, default=3, help="timed rounds (default 3; minimum 3)")
     p.add_argument("--agent", action="store_true", help="also time signing through ssh-agent")
+    p.add_argument("--hsm", action="store_true", help="also time signing with the key in a SoftHSM2 token (PKCS#11)")
     p.add_argument("--dir", default=None, help="parent of the temporary work directory (default: /tmp)")
     args = p.parse_args()
     check_args(args)
