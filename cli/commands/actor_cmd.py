@@ -19,13 +19,15 @@ def actor() -> None:
 
     An administrator (acting with their own enrolled key) enrolls and revokes people. Each event
     an enrolled person causes is signed with their key (ssh-keygen's SSHSIG format, namespace
-    custody-event); 'custody ledger verify' checks every signature, enrollment and role.
+    custody-event); 'custody ledger verify' checks every signature, enrollment and role, by the
+    roles recorded in the ledger when each event was made ('custody actor roles').
 
     \b
     Examples:
       custody --key ~/.ssh/admin_ed25519 actor enroll tech-0412 --role technician --key-file tech-0412.pub
       custody actor list --json
       custody actor allowed-signers > allowed_signers
+      custody actor roles show
       custody actor pubkey --key 'pkcs11:token=T;object=LABEL?module-path=LIB&pin-source=file:PIN' > me.pub
     """
 
