@@ -3,7 +3,7 @@
 This wing owns ``custody publish``: reading the incidents as they stood at one signed checkpoint
 (``facts``), counting them into tables by period, agency, category of alleged violation and
 what happened (``stats``), suppressing small counts so that none can be recovered from the
-totals (``suppression``), writing a release (CSV, JSON, a Frictionless data package and one
+totals of all the tables together (``suppression``, over the joint system ``stats`` builds), writing a release (CSV, JSON, a Frictionless data package and one
 static HTML page, ``release`` and ``render``) recorded by a ``published`` ledger event, and
 checking a release, offline or by recomputing it from the ledger (``verify``).
 

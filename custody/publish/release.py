@@ -131,15 +131,21 @@ def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table
         "checkpoint": event.details["checkpoint"]["size"],
         "datapackage_sha256": event.details.get("files", {}).get("datapackage.json"),
         "url": url.format(event=event.seq) if url else None,
+        "edition": rules.edition,
     }
     return Revision(previous, changes)
 
 
 def suppression_summary(tables: Sequence[Table]) -> list[dict[str, Any]]:
+    """Per table: how many of its values are suppressed as primary and as complementary, and
+    which other tables show the same totals (a suppressed shared total is counted in each)."""
     return [
         {"table": t.name, "title": t.title,
          "primary": sum(1 for v in t.suppressed.values() if v == "primary"),
-         "complementary": sum(1 for v in t.suppressed.values() if v == "complementary")}
+         "complementary": sum(1 for v in t.suppressed.values() if v == "complementary"),
+         **({"totals_shared_with": shared} if (shared := [o.name for o in tables
+                                                           if o is not t and t.measure and o.measure == t.measure])
+            else {})}
         for t in tables
     ]
 
@@ -163,9 +169,13 @@ def release_files(
     files: dict[str, bytes] = {f"{t.name}.csv": table_csv(t) for t in tables}
     files["data.json"] = (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files["datapackage.json"] = datapackage(files, tables, TITLE, point)
-    charts = [chart(tables[0], "Documented incidents per " + rules.period)]
-    charts.append(chart(tables[1], "Alleged violations per " + rules.period))
-    charts.append(chart(tables[3], "Referrals to the State's Attorney per " + rules.period))
+    named = {t.name: t for t in tables}
+    charts = [chart(named["incidents_by_agency"], "Documented incidents per " + rules.period),
+              chart(named["violations_by_category"], "Alleged violations per " + rules.period)]
+    if "violations_by_agency" in named:
+        by_agency = named["violations_by_agency"]
+        charts.append(chart(by_agency, "Alleged violations per " + rules.period + ", by agency", by_agency.columns))
+    charts.append(chart(named["referrals"], "Referrals to the State's Attorney per " + rules.period))
     files["index.html"] = render_html({
         "title": TITLE, "period": rules.period, "checkpoint": point, "rules": rules.as_dict(), "tables": tables,
         "charts": charts, "suppression": summary, "taxonomy": rules.as_dict()["taxonomy"], "total": TOTAL,

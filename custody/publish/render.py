@@ -83,25 +83,42 @@ class Bar:
     label: str
     value: str
     suppressed: bool
+    series: int
 
 
-def chart(table: Table, title: str) -> dict[str, Any]:
-    """Bars of the table's row totals (or, without row totals, its first column) per period;
-    a suppressed value is drawn as an outlined placeholder marked 'suppressed'."""
-    column = TOTAL if table.row_totals else table.columns[0]
-    values = [(row, table.published((row, column))) for row in table.rows]
-    top = max([v for _, v in values if v is not None] + [1])
+@dataclass(frozen=True)
+class Group:
+    """The bars of one period and where its label goes."""
+
+    label: str
+    x: float
+    bars: list[Bar]
+
+
+def chart(table: Table, title: str, columns: Sequence[str] = ()) -> dict[str, Any]:
+    """Bars per period: of the given ``columns`` side by side (a legend names them), else of
+    the table's row totals (or, without row totals, its first column). A suppressed value is
+    drawn as an outlined placeholder marked 'suppressed'."""
+    series = list(columns) or [TOTAL if table.row_totals else table.columns[0]]
+    values = [[(row, table.published((row, column))) for column in series] for row in table.rows]
+    top = max([v for group in values for _, v in group if v is not None] + [1])
     left, bottom = 34.0, 70.0
     inner_h = CHART_HEIGHT - bottom - 30.0
     slot = (CHART_WIDTH - left - 10) / max(len(values), 1)
-    bars = []
-    for i, (row, value) in enumerate(values):
-        height = inner_h * (value / top) if value is not None else inner_h * 0.15
-        bars.append(Bar(round(left + i * slot + slot * 0.15, 1), round(CHART_HEIGHT - bottom - height, 1),
-                        round(slot * 0.7, 1), round(height, 1), row, "suppressed" if value is None else str(value),
-                        value is None))
-    return {"title": title, "bars": bars, "top": top, "width": CHART_WIDTH, "height": CHART_HEIGHT,
-            "baseline": CHART_HEIGHT - bottom, "left": left}
+    width = slot * 0.7 / len(series)
+    groups = []
+    for i, group in enumerate(values):
+        start = left + i * slot + slot * 0.15
+        bars = []
+        for j, (row, value) in enumerate(group):
+            height = inner_h * (value / top) if value is not None else inner_h * 0.15
+            label = row if not columns else f"{row}, {table.column_titles.get(series[j], series[j])}"
+            bars.append(Bar(round(start + j * width, 1), round(CHART_HEIGHT - bottom - height, 1), round(width, 1),
+                            round(height, 1), label, "suppressed" if value is None else str(value), value is None, j))
+        groups.append(Group(table.rows[i], round(start + slot * 0.35, 1), bars))
+    legend = [(j, table.column_titles.get(c, c)) for j, c in enumerate(series)] if columns else []
+    return {"title": title, "groups": groups, "top": top, "width": CHART_WIDTH, "height": CHART_HEIGHT,
+            "baseline": CHART_HEIGHT - bottom, "left": left, "legend": legend, "values_shown": not columns}
 
 
 def render_html(context: Mapping[str, Any]) -> bytes:

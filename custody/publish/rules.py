@@ -18,11 +18,20 @@ DEFAULT_AGENCIES: dict[str, tuple[str, ...]] = {
     "CBP": ("cbp", "u.s. customs and border protection", "customs and border protection", "border patrol", "usbp"),
 }
 DEFAULT_REFERRAL_TO = ("state's attorney", "states attorney", "state’s attorney", "sao")
-SUPPRESSION_METHOD = (
-    "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
-    "suppressed (complementary) until no suppressed value can be computed from the published cells "
-    "and totals of its table by any combination of row, column and grand totals; zero is published"
-)
+EDITION = 2
+"""What a release counts and how it suppresses: 1, each table suppressed on its own; 2, the
+violations-by-agency table too, and suppression joint over all tables. A new release is of the
+latest edition; a release's rules name its edition (none named: 1), so it is recomputed as made."""
+SUPPRESSION_METHODS = {
+    1: "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
+       "suppressed (complementary) until no suppressed value can be computed from the published cells "
+       "and totals of its table by any combination of row, column and grand totals; zero is published",
+    2: "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
+       "suppressed (complementary) until no suppressed value can be computed from the published cells and "
+       "totals of all the tables together by any combination of their row, column and grand totals; a total "
+       "that several tables show (incidents per period, alleged violations per period) is one value, "
+       "suppressed in all of them or in none; zero is published",
+}
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,12 @@ class PublishRules:
     agencies: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_AGENCIES))
     referral_to: tuple[str, ...] = DEFAULT_REFERRAL_TO
     taxonomy: Mapping[str, ViolationCategory] = field(default_factory=dict)
+    edition: int = EDITION
 
     def __post_init__(self) -> None:
+        if self.edition not in SUPPRESSION_METHODS:
+            raise BadInput(f"edition {self.edition} of the release format is not known to this custody "
+                           f"(it knows {', '.join(map(str, SUPPRESSION_METHODS))}); use a newer custody")
         if self.period not in PERIODS:
             raise BadInput(f"--period: {self.period!r} is not one of {', '.join(PERIODS)}")
         if not 1 <= self.suppress_min <= self.suppress_max:
@@ -53,11 +66,12 @@ class PublishRules:
         return {
             "min": self.suppress_min,
             "max": self.suppress_max,
-            "method": SUPPRESSION_METHOD.format(min=self.suppress_min, max=self.suppress_max),
+            "method": SUPPRESSION_METHODS[self.edition].format(min=self.suppress_min, max=self.suppress_max),
         }
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            **({"edition": self.edition} if self.edition != 1 else {}),
             "period": self.period,
             "suppression": self.suppression,
             "location_level": self.location_level,
@@ -79,6 +93,7 @@ class PublishRules:
                 agencies={str(k): tuple(str(a) for a in v) for k, v in record["agencies"].items()},
                 referral_to=tuple(str(r) for r in record["referral_to"]),
                 taxonomy=taxonomy_from_dicts(record["taxonomy"]),
+                edition=int(record.get("edition", 1)),
             )
         except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise BadInput(f"the release's rules are malformed: {exc}") from exc

@@ -5,6 +5,14 @@ Every table has periods as rows (every period from the first to the last inciden
 empty period shows as zero) and a ``Total`` row; rows and columns carry totals where summing
 makes sense (an incident is in exactly one agency column, but may have several facts, so the
 ``characteristics`` table has column totals only). Suppressed values are published as empty.
+
+Tables that count the same things (their ``measure``: incidents in the agency and district
+tables, alleged violations in the category and agency tables) show the same ``Total`` column.
+Suppression is joint (edition 2): one system of equations over every table of the release, in
+which such a total is one unknown, so a total is hidden in every table that shows it or in none,
+and no hidden value follows from the published values of all tables together. Edition 1 (the
+releases made before) suppressed each table on its own; it is kept so that those releases can
+still be recomputed exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ from custody.publish.suppression import suppress
 
 TOTAL = "Total"
 Cell = tuple[str, str]
+Key = tuple[str, str, str]
+"""A value of the release's joint system: (table name, row, column), or for a total shared by
+every table of one measure (``SHARED`` + measure, row, ``Total``)."""
+SHARED = "shared:"
 
 
 def period_of(day: date, period: str) -> str:
@@ -54,6 +66,8 @@ class Table:
     row_totals: bool
     column_totals: bool
     counts: dict[Cell, int]
+    measure: str = ""
+    """What the ``Total`` column counts; tables of the same measure show the same totals."""
     suppressed: dict[Cell, str] = field(default_factory=dict)
 
     @property
@@ -78,7 +92,16 @@ class Table:
             found += [((TOTAL, c), [(r, c) for r in self.rows]) for c in self.all_columns]
         return found
 
+    def key(self, cell: Cell) -> Key:
+        """The cell's unknown in the release's joint system: a row total (or the grand total) is
+        shared with every table of the same measure."""
+        row, column = cell
+        if column == TOTAL and self.row_totals and self.measure:
+            return (SHARED + self.measure, row, column)
+        return (self.name, row, column)
+
     def apply_suppression(self, rules: PublishRules) -> None:
+        """Suppression of this table on its own (edition 1)."""
         totals = {cell for cell in self.cells() if TOTAL in cell}
         self.suppressed = suppress(
             self.counts, self.equations(), low=rules.suppress_min, high=rules.suppress_max, totals=totals
@@ -94,6 +117,7 @@ class Table:
             "rows": self.all_rows,
             "columns": self.all_columns,
             "column_titles": self.column_titles,
+            **({"measure": self.measure} if self.measure else {}),
             "cells": [
                 {"period": r, self.column_dimension: c, "count": self.published((r, c)),
                  "suppressed": self.suppressed.get((r, c))}
@@ -113,6 +137,7 @@ def _table(
     contributions: Iterable[tuple[str, str, int]],
     *,
     row_totals: bool,
+    measure: str = "",
 ) -> Table:
     counter: Counter[Cell] = Counter()
     for row, column, amount in contributions:
@@ -123,7 +148,7 @@ def _table(
             counts[(r, TOTAL)] = sum(counts[(r, c)] for c in columns)
     for c in [*columns, *([TOTAL] if row_totals else [])]:
         counts[(TOTAL, c)] = sum(counts[(r, c)] for r in rows)
-    return Table(name, title, unit, dimension, rows, list(columns), titles, row_totals, True, counts)
+    return Table(name, title, unit, dimension, rows, list(columns), titles, row_totals, True, counts, measure)
 
 
 CHARACTERISTICS: tuple[tuple[str, str, Callable[[IncidentFacts], int]], ...] = (
@@ -139,7 +164,13 @@ CHARACTERISTICS: tuple[tuple[str, str, Callable[[IncidentFacts], int]], ...] = (
 
 
 def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
-    """The release's tables, suppression applied."""
+    """The release's tables, suppression applied (jointly from edition 2 on).
+
+    An alleged violation is counted once in the violations-by-agency table, in its incident's
+    agency column, as the incident is in the incidents-by-agency table: an incident naming more
+    than one of the configured agencies puts each of its violations under ``multiple``, never
+    under each agency, so both agency tables sum to the totals of their measure."""
+    joint = rules.edition >= 2
     if facts:
         rows = period_range(min(f.day for f in facts), max(f.day for f in facts), rules.period)
     else:
@@ -154,30 +185,70 @@ def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[
     if unlisted:
         categories.append("unlisted")
         category_titles["unlisted"] = "Categories not in this taxonomy"
+    incidents, violations = ("incidents", "alleged-violations") if joint else ("", "")
     tables = [
         _table("incidents_by_agency", "Documented incidents, by agency", "incidents", "agency", rows, agencies,
-               agency_titles, ((p, f.agency, 1) for p, f in keyed), row_totals=True),
+               agency_titles, ((p, f.agency, 1) for p, f in keyed), row_totals=True, measure=incidents),
         _table("violations_by_category", "Alleged violations, by category", "alleged violations", "category", rows,
                categories, category_titles,
                ((p, c if c in rules.taxonomy else "unlisted", 1) for p, f in keyed for c in f.categories),
-               row_totals=True),
+               row_totals=True, measure=violations),
+    ]
+    if joint:
+        tables.append(
+            _table("violations_by_agency", "Alleged violations, by agency", "alleged violations", "agency", rows,
+                   agencies, agency_titles, ((p, f.agency, len(f.categories)) for p, f in keyed if f.categories),
+                   row_totals=True, measure=violations))
+    tables += [
         _table("characteristics", "What happened in the incidents", "incidents (people-detained: people)",
                "characteristic", rows, [name for name, _, _ in CHARACTERISTICS],
                {name: title for name, title, _ in CHARACTERISTICS},
                ((p, name, get(f)) for p, f in keyed for name, _, get in CHARACTERISTICS), row_totals=False),
         _table("referrals", "Incidents referred to the State's Attorney", "incidents", "referral", rows,
                ["felony", "not-felony"], {"felony": "Felony evidence", "not-felony": "Not felony"},
-               ((p, "felony" if f.felony else "not-felony", 1) for p, f in keyed if f.referred), row_totals=True),
+               ((p, "felony" if f.felony else "not-felony", 1) for p, f in keyed if f.referred), row_totals=True,
+               measure="referred-incidents" if joint else ""),
     ]
     if rules.location_level == "district":
         districts = sorted({f.district for f in facts if f.district}) + ["not-stated"]
         tables.append(
             _table("incidents_by_district", "Documented incidents, by police district", "incidents", "district",
                    rows, districts, {d: d for d in districts} | {"not-stated": "Not stated"},
-                   ((p, f.district or "not-stated", 1) for p, f in keyed), row_totals=True))
-    for table in tables:
-        table.apply_suppression(rules)
+                   ((p, f.district or "not-stated", 1) for p, f in keyed), row_totals=True, measure=incidents))
+    if joint:
+        suppress_jointly(tables, rules)
+    else:
+        for table in tables:
+            table.apply_suppression(rules)
     return tables
+
+
+def joint_system(tables: Sequence[Table]) -> tuple[dict[Key, int], list[tuple[Key, list[Key]]], set[Key]]:
+    """Every value of the release as one unknown each (a shared total once), every table's
+    equations over those unknowns (each once), and which unknowns are totals."""
+    values: dict[Key, int] = {}
+    totals: set[Key] = set()
+    for table in tables:
+        for cell in table.cells():
+            key = table.key(cell)
+            if values.setdefault(key, table.counts[cell]) != table.counts[cell]:
+                raise AssertionError(f"{table.name} {cell}: a shared total differs between tables ({key})")
+            if TOTAL in cell:
+                totals.add(key)
+    equations: dict[tuple[Key, tuple[Key, ...]], None] = {}
+    for table in tables:
+        for total, parts in table.equations():
+            equations[(table.key(total), tuple(table.key(part) for part in parts))] = None
+    return values, [(total, list(parts)) for total, parts in equations], totals
+
+
+def suppress_jointly(tables: Sequence[Table], rules: PublishRules) -> None:
+    """Primary and complementary suppression over the release's joint system; each table's
+    ``suppressed`` then says, for each of its cells, why its unknown is hidden."""
+    values, equations, totals = joint_system(tables)
+    hidden = suppress(values, equations, low=rules.suppress_min, high=rules.suppress_max, totals=totals)
+    for table in tables:
+        table.suppressed = {cell: hidden[table.key(cell)] for cell in table.cells() if table.key(cell) in hidden}
 
 
 def published_cells(tables: Sequence[Table]) -> dict[tuple[str, str, str], int | None]:

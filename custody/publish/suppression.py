@@ -1,7 +1,8 @@
 """Small-count suppression with complementary suppression.
 
 A table's cells and its totals are linked by equations (each row's cells sum to the row total,
-each column's to the column total, the totals to the grand total). Primary suppression hides
+each column's to the column total, the totals to the grand total); a release's tables together
+form one such system (``custody.publish.stats.joint_system``), a shared total one key in it. Primary suppression hides
 every value from ``min`` to ``max``. Complementary suppression then hides more values until no
 hidden value is determined by the published ones: a hidden value is determined exactly when
 some combination of the equations involves it and no other hidden value, which is found by

@@ -184,6 +184,9 @@ def expected_counts(truths: dict[str, Truth], period: str) -> dict[tuple[str, st
             for category in truth.categories:
                 counts[("violations_by_category", row, category)] += 1
                 counts[("violations_by_category", row, "Total")] += 1
+                # each alleged violation once, in its incident's agency column
+                counts[("violations_by_agency", row, _agency(truth.agencies))] += 1
+                counts[("violations_by_agency", row, "Total")] += 1
             facts = {
                 "use-of-force": truth.use_of_force, "detention": truth.detentions > 0, "injury": truth.injury,
                 "ems-summoned": truth.ems is True, "aid-rendered": truth.aid is True,
@@ -334,6 +337,74 @@ def _rank(matrix: list[list[Fraction]]) -> int:
     return rank
 
 
+SHARED_TOTALS = {"incidents_by_agency": "incidents", "incidents_by_district": "incidents",
+                 "violations_by_category": "violations", "violations_by_agency": "violations"}
+"""The test's own knowledge of which tables show the same Total column (the same things counted)."""
+
+
+def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """Suppressed values that the published values of ALL the tables together determine.
+
+    The attacker's system: every cell of every table an unknown, except that a Total column
+    cell of tables counting the same things is one unknown (SHARED_TOTALS). Published values
+    are constants; each table's row and column equations are rows of the system over the
+    hidden unknowns, reduced in exact fractions. A hidden unknown is determined exactly when a
+    row of the reduced echelon form is its unit vector. Also checks that a shared total is
+    published with one value wherever it is published, and that the published values satisfy
+    every equation. A total published in one table and hidden in another is recovered."""
+
+    def unknown(name: str, row: str, column: str) -> tuple[str, str, str]:
+        return ("=" + SHARED_TOTALS[name], row, column) if column == "Total" and name in SHARED_TOTALS else (
+            name, row, column)
+
+    shown: dict[tuple[str, str, str], set[int | None]] = {}
+    for table in tables:
+        dimension = table["column_dimension"]
+        for cell in table["cells"]:
+            shown.setdefault(unknown(table["name"], cell["period"], cell[dimension]), set()).add(cell["count"])
+    known = {key: max((v for v in values if v is not None), default=None) for key, values in shown.items()}
+    assert all(len(values - {None}) <= 1 for values in shown.values()), "a shared total differs between tables"
+    # a total hidden in one table and shown in another is recovered by reading it
+    exposed = sorted(key for key, values in shown.items() if None in values and len(values) > 1)
+    hidden = sorted(k for k, v in known.items() if v is None)
+    position = {k: i for i, k in enumerate(hidden)}
+    matrix: list[list[Fraction]] = []
+    for table in tables:
+        for line in _lines(table):
+            keys = [unknown(table["name"], *cell) for cell in line]
+            signs = [1] * (len(keys) - 1) + [-1]
+            row = [Fraction(0)] * len(hidden)
+            for key, sign in zip(keys, signs):
+                if key in position:
+                    row[position[key]] += sign
+            if any(row):
+                matrix.append(row)
+            elif all(known[k] is not None for k in keys):
+                assert sum(sign * (known[k] or 0) for k, sign in zip(keys, signs)) == 0, (table["name"], line)
+    echelon = _echelon(matrix, len(hidden))
+    return exposed + [hidden[j] for j in range(len(hidden))
+                      if any(row[j] != 0 and all(v == 0 for i, v in enumerate(row) if i != j) for row in echelon)]
+
+
+def _echelon(matrix: list[list[Fraction]], width: int) -> list[list[Fraction]]:
+    """Reduced row echelon form (Gauss-Jordan, exact)."""
+    rows = [list(r) for r in matrix]
+    rank = 0
+    for column in range(width):
+        pivot = next((i for i in range(rank, len(rows)) if rows[i][column] != 0), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        lead = rows[rank][column]
+        rows[rank] = [v / lead for v in rows[rank]]
+        for i in range(len(rows)):
+            if i != rank and rows[i][column] != 0:
+                factor = rows[i][column]
+                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[rank])]
+        rank += 1
+    return rows[:rank]
+
+
 def test_no_suppressed_value_can_be_recovered_by_any_subtraction(release_at_first: Path) -> None:
     data = json.loads((release_at_first / "data.json").read_text())
     hidden_total = 0
@@ -351,9 +422,33 @@ def test_no_suppressed_value_can_be_recovered_by_any_subtraction(release_at_firs
     assert hidden_total > 20
     summary = {s["table"]: s for s in data["suppression"]["tables"]}
     assert sum(s["primary"] + s["complementary"] for s in summary.values()) == hidden_total
+    for table in data["tables"]:
+        reasons = Counter(c["suppressed"] for c in table["cells"] if c["suppressed"])
+        assert (summary[table["name"]]["primary"], summary[table["name"]]["complementary"]) == (
+            reasons["primary"], reasons["complementary"])
+    assert summary["violations_by_agency"]["totals_shared_with"] == ["violations_by_category"]
+    assert summary["violations_by_category"]["totals_shared_with"] == ["violations_by_agency"]
+    assert "totals_shared_with" not in summary["characteristics"]
     assert "1 to 10" in data["suppression"]["rule"]["method"]
+    assert "of all the tables together" in data["suppression"]["rule"]["method"]
     page = (release_at_first / "index.html").read_text()
     assert "suppressed because they were from 1 to 10" in page
+    assert "Its Total column is the same as that of “Alleged violations, by category”" in page
+
+
+def test_no_suppressed_value_follows_from_all_tables_together(release_at_first: Path) -> None:
+    data = json.loads((release_at_first / "data.json").read_text())
+    tables = {t["name"]: t for t in data["tables"]}
+    assert set(tables) == {"incidents_by_agency", "violations_by_category", "violations_by_agency",
+                           "characteristics", "referrals"}
+    by_category = {c["period"]: c for c in tables["violations_by_category"]["cells"] if c["category"] == "Total"}
+    by_agency = {c["period"]: c for c in tables["violations_by_agency"]["cells"] if c["agency"] == "Total"}
+    # the violations per period are one value, shown or suppressed alike in both tables
+    assert by_category.keys() == by_agency.keys()
+    for period, cell in by_category.items():
+        assert (cell["count"], cell["suppressed"]) == (by_agency[period]["count"], by_agency[period]["suppressed"])
+    assert any(c["count"] is None for c in tables["violations_by_agency"]["cells"])
+    assert joint_recoverable(data["tables"]) == []
 
 
 def test_the_release_holds_no_personal_data_ids_places_or_dates(year: SyntheticYear, release_at_first: Path) -> None:
@@ -374,7 +469,11 @@ def test_the_data_package_is_valid_frictionless(release_at_first: Path, tmp_path
     assert report.valid, report.flatten(["resourceName", "type", "note"])
     package = json.loads((release_at_first / "datapackage.json").read_text())
     assert {r["path"] for r in package["resources"]} == {
-        "incidents_by_agency.csv", "violations_by_category.csv", "characteristics.csv", "referrals.csv", "data.json"}
+        "incidents_by_agency.csv", "violations_by_category.csv", "violations_by_agency.csv", "characteristics.csv",
+        "referrals.csv", "data.json"}
+    schema = next(r["schema"] for r in package["resources"] if r["path"] == "violations_by_agency.csv")
+    assert [f["name"] for f in schema["fields"]] == ["period", "agency", "count", "suppressed"]
+    assert schema["fields"][1]["constraints"]["enum"] == ["ICE", "CBP", "multiple", "other", "Total"]
     copy = tmp_path / "copy"
     shutil.copytree(release_at_first, copy)
     path = copy / "referrals.csv"
@@ -416,7 +515,7 @@ def test_verify_passes_offline_and_names_each_tampered_file(release_at_first: Pa
     good = runner.invoke(cli, ["publish", "verify", str(release_at_first), "--json"], env=nowhere)
     assert good.exit_code == 0, good.output
     report = json.loads(good.stdout)
-    assert report["ok"] is True and report["files_checked"] == 9 and report["verifier_key_from"] == "release"
+    assert report["ok"] is True and report["files_checked"] == 10 and report["verifier_key_from"] == "release"
 
     copy = tmp_path / "tampered"
     shutil.copytree(release_at_first, copy)
@@ -428,10 +527,18 @@ def test_verify_passes_offline_and_names_each_tampered_file(release_at_first: Pa
     lines[index] = ",".join(fields)
     csv_path.write_text("\n".join(lines) + "\n")
     (copy / "extra.csv").write_text("a,b\n")
+    new_table = copy / "violations_by_agency.csv"
+    rows = new_table.read_text().splitlines()
+    index = next(i for i, line in enumerate(rows) if line.split(",")[2] not in ("", "count"))
+    fields = rows[index].split(",")
+    fields[2] = str(int(fields[2]) + 1)
+    rows[index] = ",".join(fields)
+    new_table.write_text("\n".join(rows) + "\n")
     bad = runner.invoke(cli, ["publish", "verify", str(copy), "--json"], env=nowhere)
     assert bad.exit_code == 3, bad.output
     findings = {(f["subject"], f["kind"]) for f in json.loads(bad.stdout)["findings"]}
-    assert findings == {("incidents_by_agency.csv", "mismatch"), ("extra.csv", "unexpected")}
+    assert findings == {("incidents_by_agency.csv", "mismatch"), ("violations_by_agency.csv", "mismatch"),
+                        ("extra.csv", "unexpected")}
 
     text = runner.invoke(cli, ["publish", "verify", str(copy)], env=nowhere)
     assert text.exit_code == 3
@@ -479,13 +586,18 @@ def test_recompute_matches_every_cell_and_names_a_changed_one(year: SyntheticYea
     data = json.loads((copy / "data.json").read_text())
     cell = next(c for c in data["tables"][0]["cells"] if c["count"] and c["period"] != "Total")
     cell["count"] += 5
+    by_agency = next(t for t in data["tables"] if t["name"] == "violations_by_agency")
+    other = next(c for c in by_agency["cells"] if c["count"] and c["period"] != "Total" and c["agency"] != "Total")
+    other["count"] -= 1
     (copy / "data.json").write_text(json.dumps(data))
     result = year.custody("publish", "verify", str(copy), "--recompute", "--json")
     assert result.exit_code == 3
     changed = json.loads(result.stdout)
-    assert changed["mismatched_cells"] == [{"table": "incidents_by_agency", "period": cell["period"],
-                                            "column": cell["agency"], "recomputed": cell["count"] - 5,
-                                            "release": cell["count"]}]
+    assert changed["mismatched_cells"] == [
+        {"table": "incidents_by_agency", "period": cell["period"], "column": cell["agency"],
+         "recomputed": cell["count"] - 5, "release": cell["count"]},
+        {"table": "violations_by_agency", "period": other["period"], "column": other["agency"],
+         "recomputed": other["count"] + 1, "release": other["count"]}]
 
 
 def test_a_release_at_an_older_checkpoint_ignores_later_events(year: SyntheticYear, release_at_first: Path,
@@ -495,7 +607,8 @@ def test_a_release_at_an_older_checkpoint_ignores_later_events(year: SyntheticYe
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert published(again) == published(release_at_first)
-    for name in ("incidents_by_agency.csv", "violations_by_category.csv", "characteristics.csv", "referrals.csv"):
+    for name in ("incidents_by_agency.csv", "violations_by_category.csv", "violations_by_agency.csv",
+                 "characteristics.csv", "referrals.csv"):
         assert (again / name).read_bytes() == (release_at_first / name).read_bytes()
     assert summary["revision"]["changes"] == []
 
@@ -576,6 +689,7 @@ def test_districts_are_the_finest_place_and_are_escaped(initialized: Custody, tm
     assert values[("incidents_by_district", "2026-05", "<b>010</b>")] == 5
     assert values[("incidents_by_district", "2026-05", "011")] == 3
     assert values[("incidents_by_agency", "2026-05", "CBP")] == 8
+    assert joint_recoverable(json.loads((out / "data.json").read_text())["tables"]) == []
     page = (out / "index.html").read_text()
     assert "&lt;b&gt;010&lt;/b&gt;" in page and "<b>010</b>" not in page and "Hidden Ave" not in page
 
@@ -589,4 +703,43 @@ def test_offline_verification_loads_no_database_code(release_at_first: Path) -> 
             "print(check.ok, check.files_checked, sorted(m for m in sys.modules if m.split('.')[0] in "
             "('sqlalchemy', 'boto3', 'botocore', 'jinja2', 'psycopg')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "True 9 []"
+    assert done.stdout.strip() == "True 10 []"
+
+
+def test_a_release_after_one_of_the_old_edition_says_the_rules_changed(initialized: Custody, tmp_path: Path) -> None:
+    """An earlier release whose rules name no edition (each table suppressed on its own, no
+    violations-by-agency table) is recomputed as it was made, and the later release says its
+    differences may come from the change of rules. The incidents are the case of
+    tests/unit/test_publish_joint.py where suppressing each table on its own leaked."""
+    from custody.publish.release import ACTION, checkpoint_row
+
+    (initialized.home / "config.toml").write_text('[publish]\nlocation_level = "district"\n')
+    plan = [("01", "ICE")] * 3 + [("02", "ICE")] * 20 + [("02", "CBP")] * 5 + [("03", "ICE")] * 12 + [("03", "CBP")] * 12
+    for number, (month, agency) in enumerate(plan):
+        result = initialized("incident", "create", f"E-{number}", "--occurred-at", f"2026-{month}-03T10:00:00-05:00",
+                             "--agency", agency)
+        assert result.exit_code == 0, result.output
+    ws = open_workspace(_settings(initialized.home))
+    ws.seal(force=True)
+    point = checkpoint_row(ws.ledger, "latest")
+    first = tmp_path / "first"
+    assert initialized("publish", "stats", "--as-of", str(point["size"]), "--out", str(first)).exit_code == 0
+    rules = json.loads((first / "published-event.json").read_text())["details"]["rules"]
+    assert rules.pop("edition") == 2
+    ws.ledger.append(ACTION, actor="analyst-17", role="analyst",
+                     details={"checkpoint": {"size": point["size"], "root": point["root"]}, "rules": rules,
+                              "files": {}})
+    later = tmp_path / "later"
+    result = initialized("publish", "stats", "--as-of", "latest", "--out", str(later), "--json")
+    assert result.exit_code == 0, result.output
+    revision = json.loads(result.stdout)["revision"]
+    assert revision["previous"]["edition"] == 1
+    # the old edition hid February's total in the agency table and showed March's
+    changes = {(c["table"], c["period"], c["column"]): (c["before"], c["after"]) for c in revision["changes"]}
+    assert changes[("incidents_by_agency", "2026-02", "Total")] == (None, 25)
+    assert changes[("incidents_by_agency", "2026-03", "Total")] == (24, None)
+    assert not any(table == "violations_by_agency" for table, _, _ in changes)
+    page = (later / "index.html").read_text()
+    assert "each table on its own (edition 1 of the rules)" in page
+    values, _ = published(later)
+    assert values[("incidents_by_district", "2026-03", "Total")] is None

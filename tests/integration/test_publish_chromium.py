@@ -109,14 +109,24 @@ def test_the_dom_holds_every_table_and_a_bar_per_period(release: Path, tmp_path:
     assert not any(tag == "script" for tag, _ in dom.tags)
     assert ("meta", {"name": "viewport", "content": "width=device-width, initial-scale=1"}) in dom.tags
     svgs = [i for i, (tag, _) in enumerate(dom.tags) if tag == "svg"]
-    assert len(svgs) == 3
+    assert len(svgs) == 4
+    # three charts of totals (a bar per period) and one of alleged violations by agency (a bar
+    # per period and agency, and a legend naming the agencies)
+    by_agency = next(t for t in data["tables"] if t["name"] == "violations_by_agency")
+    agencies = [c for c in by_agency["columns"] if c != "Total"]
+    assert agencies == ["ICE", "CBP", "multiple", "other"]
     bars = [attrs for tag, attrs in dom.tags if tag == "rect"]
-    assert len(bars) == 3 * len(periods)
+    assert len(bars) == (3 + len(agencies)) * len(periods)
+    assert sum(1 for tag, attrs in dom.tags if tag == "span" and attrs.get("class") == "key") == len(agencies)
+    assert "Alleged violations per month, by agency" in text
     hidden = sum(1 for attrs in bars if attrs.get("class") == "hidden")
     suppressed_totals = sum(
         1 for t in data["tables"] if t["name"] in ("incidents_by_agency", "violations_by_category", "referrals")
         for c in t["cells"] if c[t["column_dimension"]] == "Total" and c["period"] != "Total" and c["count"] is None)
-    assert hidden == suppressed_totals
+    suppressed_by_agency = sum(1 for c in by_agency["cells"]
+                               if c["agency"] != "Total" and c["period"] != "Total" and c["count"] is None)
+    assert suppressed_by_agency > 0
+    assert hidden == suppressed_totals + suppressed_by_agency
     wrapped = sum(1 for tag, attrs in dom.tags if tag == "div" and attrs.get("class") == "scroll")
     assert wrapped >= len(data["tables"])
     assert not [attrs for tag, attrs in dom.tags if any(str(v).startswith(("http:", "https:")) for v in attrs.values()
