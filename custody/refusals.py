@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from custody.errors import PolicyRefused, RefusedBy
-from custody.ledger.database import CustodyEvent
+from custody.ledger.database import CustodyEvent, Ledger
 from custody.workspace import Workspace
 from storage.errors import ObjectExists, RetentionViolation, StorageError
 
@@ -95,3 +95,14 @@ def describe(event: CustodyEvent) -> str:
         about = " ".join(filter(None, [about, *(f"{name} {value}" for name, value in sorted(target.items()))]))
     what = " ".join(filter(None, [str(details.get("command", "")), about]))
     return f"refused ({details.get('refused_by', 'policy')}): {what} by {event.actor}: {details.get('reason', '')}"
+
+
+def refusal_counts(ledger: Ledger) -> dict[str, Any]:
+    """Every ``refused`` event of the ledger: how many by kind, and their sequence numbers."""
+    kinds: dict[str, int] = {}
+    seqs: list[int] = []
+    for event in ledger.events(actions=(REFUSED,)):
+        kind = str(event.details.get("refused_by", RefusedBy.POLICY.value))
+        kinds[kind] = kinds.get(kind, 0) + 1
+        seqs.append(event.seq)
+    return {"count": len(seqs), "by_kind": dict(sorted(kinds.items())), "events": seqs}

@@ -169,9 +169,12 @@ def audit(ctx: click.Context, level: Level, rotation: int | None, shard: Shard, 
         bar.close()
     from custody.actors.verify import verify_actors
 
+    from custody.refusals import refusal_counts
+
     signatures = verify_actors(ws.ledger)
+    refusals = refusal_counts(ws.ledger)
     if as_json:
-        emit_json({**report.as_dict(), "signatures": signatures.as_dict()})
+        emit_json({**report.as_dict(), "signatures": signatures.as_dict(), "refusals": refusals})
     else:
         for line in _summary(report):
             echo(line)
@@ -190,6 +193,10 @@ def audit(ctx: click.Context, level: Level, rotation: int | None, shard: Shard, 
         )
         for finding in signatures.findings:
             echo(f"{finding.kind}: {finding.subject}: {finding.message}")
+        if refusals["count"]:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in refusals["by_kind"].items())
+            echo(f"refused attempts: {refusals['count']} in the ledger ({kinds}; events {_ranges(refusals['events'])}); "
+                 "'custody log' shows each")
         verdict = "OK: nothing found" if report.ok else f"FINDINGS: {len(report.findings)}"
         echo(f"{verdict} (recorded as event {report.seq})")
     if report.seal_error:

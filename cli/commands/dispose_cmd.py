@@ -39,7 +39,10 @@ def dispose(ctx: click.Context, expired: bool, confirm: bool, actor: str | None,
     if confirm and two_people_needed(ws):
         due = dispose_expired(ws, confirm=False).items
         if not due:
-            echo("nothing has expired")
+            if as_json:
+                emit_json({"confirmed": False, "request": None, "objects": []})
+            else:
+                echo("nothing has expired")
             return
         asked = request(ws, "disposal", {"objects": [i.blake3 for i in due]},
                         f"destroy {len(due)} object(s) whose retention expired")

@@ -55,8 +55,9 @@ def place(ctx: click.Context, name: str, authority: str, reason: str, incident_i
     from custody.actors.identity import require_allowed
 
     ws = workspace(ctx, actor)
-    require_allowed(ws, "hold-placed")
     objects = [resolve_preserved(ws.ledger, ref).blake3 for ref in refs]
+    require_allowed(ws, "hold-placed", {"incident": incident_id} if incident_id else
+                    {"evidence": objects[0]} if len(objects) == 1 else None)
     _render(place_hold(ws, name, authority=authority, reason=reason, incident=incident_id, objects=objects), as_json)
 
 

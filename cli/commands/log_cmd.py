@@ -25,6 +25,7 @@ def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
       custody log 1f0c3a9e --json
     """
     from custody.evidence.references import resolve
+    from custody.refusals import REFUSED, describe
 
     ws = workspace(ctx)
     evidence = None
@@ -37,6 +38,9 @@ def log(ctx: click.Context, ref: str | None, as_json: bool) -> None:
     for event in events:
         subject = " ".join(f"{k}={v[:16] if k == 'evidence' else v}" for k, v in sorted(event.subject.items()))
         echo(f"#{event.seq:<5} {event.time}  {event.actor:<12} {event.action:<10} {subject}")
+        if event.action == REFUSED:
+            echo(f"       {describe(event)}")
+            continue
         summary = {k: v for k, v in event.details.items() if k in ("source", "note", "size", "retention", "recovered")}
         if "source" in summary:
             summary["source"] = summary["source"].get("path")

@@ -81,6 +81,7 @@ def flag(ctx: click.Context, refs: tuple[str, ...], incident_id: str | None, rea
 
     ws = workspace(ctx, actor)
     targets = _targets(ws, refs, incident_id)
+    _require_allowed(ws, targets)
     changes = flag_objects(ws, targets, reason=reason)
     _render(changes, as_json)
 
@@ -103,8 +104,17 @@ def set_(ctx: click.Context, refs: tuple[str, ...], category: str, reason: str, 
     from custody.cases.retention import set_category
 
     ws = workspace(ctx, actor)
-    changes = set_category(ws, _targets(ws, refs, None), category, reason)
+    targets = _targets(ws, refs, None)
+    _require_allowed(ws, targets)
+    changes = set_category(ws, targets, category, reason)
     _render(changes, as_json)
+
+
+def _require_allowed(ws: Workspace, targets: list[str]) -> None:
+    """Refuse a person whose role may not extend retention before the store is changed."""
+    from custody.actors.identity import require_allowed
+
+    require_allowed(ws, "retention-extended", {"evidence": targets[0]} if len(targets) == 1 else None)
 
 
 def _targets(ws: Workspace, refs: tuple[str, ...], incident_id: str | None) -> list[str]:

@@ -128,10 +128,11 @@ def unsigned_station() -> Callable[[Ledger], None]:
     return install
 
 
-def require_allowed(workspace: Workspace, action: str) -> None:
+def require_allowed(workspace: Workspace, action: str, subject: dict[str, str] | None = None) -> None:
     """Refuse now, before any side effect in the store, an action the acting person's role may
-    not record (the same check the ledger makes when the event is appended)."""
+    not record (the same check the ledger makes when the event is appended); ``subject`` is
+    what the refused event names."""
     ledger = workspace.ledger_or_opening()
     policy = ledger.append_policy if isinstance(ledger, Ledger) else None  # still opening: checked at append
     if isinstance(policy, SignedActor) and not policy.policy.allows(policy.person.role, action):
-        policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, {}, {}, "", "", ""))
+        policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, dict(subject or {}), {}, "", "", ""))

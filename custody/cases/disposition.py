@@ -93,14 +93,14 @@ def _why_kept(
     state = object_retention(workspace.ledger, blake3)
     if state.disposed:
         return None
-    category = categories.get(state.category)
-    if category is None or category.after != "destroy":
-        return RefusedBy.RETENTION, f"its category {state.category!r} is kept for review, not destroyed, after its retention"
     held = holds_on(workspace.ledger, blake3)
     if held:
         return RefusedBy.LOCK, f"it is under legal hold {', '.join(held)}"
     if state.until > now:
         return RefusedBy.RETENTION, f"its retention ({state.category}) runs until {times.format_utc(state.until)}"
+    category = categories.get(state.category)
+    if category is None or category.after != "destroy":
+        return RefusedBy.RETENTION, f"its category {state.category!r} is kept for review, not destroyed, after its retention"
     try:
         info = workspace.store.stat(row["store_key"], row["version"])
     except ObjectNotFound:

@@ -18,6 +18,7 @@ from custody.media.credentials import credentials_line
 from custody.media.recorded import SOURCE_WORDS, parse_time
 from custody.package.lockcheck import lock_tested
 from custody.package.model import ExportContext, human_size
+from custody.refusals import REFUSED, describe
 
 if TYPE_CHECKING:
     from custody.ledger.database import CustodyEvent
@@ -115,6 +116,8 @@ def event_summary(event: CustodyEvent) -> str:
         return f"legal hold {d.get('hold')} ({d.get('authority')}): {d.get('reason')}"
     if action == "verified":
         return f"verified: {'OK' if d.get('ok') else 'FINDINGS'} ({d.get('what', d.get('algorithm', ''))})"
+    if action == REFUSED:
+        return describe(event)
     if action == "exported":
         return f"exported to {d.get('recipient')} as {d.get('file')}"
     scalars = ", ".join(f"{k}={v}" for k, v in sorted(d.items()) if isinstance(v, (str, int, bool)))

@@ -1,0 +1,236 @@
+"""Refused attempts are events: each refusal by role, enrollment, the two-person rule, a lock or
+retention is one sealed ``refused`` event naming who, what and why, and nothing else changes.
+Run on the local store and on a real Ceph RGW (Object Lock in COMPLIANCE mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import timedelta
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from custody.evidence.ingest import Ingestor, Inspection
+from custody.ledger.database import Ledger
+from custody.ledger.signatures import FileKeySigner
+from custody.settings import Settings
+from storage.base import ObjectInfo, ObjectStore
+from storage.url import open_store
+from tests.cli.test_actors import PEOPLE, make_key
+from tests.conftest import Custody
+
+pytestmark = pytest.mark.integration
+
+SHORT_RETENTION = '[retention.categories.unflagged]\ndays = 0\nseconds = 2\n'
+
+
+@dataclass
+class Office:
+    """A ledger on one store, with one enrolled person of each role."""
+
+    custody: Custody
+    keys: dict[str, Path]
+    store_url: str
+    s3: tuple[Any, str] | None = None
+    """An independent boto3 client and the bucket, on RGW."""
+
+    def as_(self, name: str, *args: str, env: dict[str, str] | None = None) -> Any:
+        return self.custody("--key", str(self.keys[name]), *args, env=env)
+
+    def json_as(self, name: str, *args: str) -> Any:
+        result = self.as_(name, *args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.custody.json("log")  # type: ignore[no-any-return]
+
+    def store(self) -> ObjectStore:
+        return open_store(self.store_url)
+
+    def stat(self, blake3: str) -> ObjectInfo:
+        row = Ledger(f"sqlite:///{self.custody.home / 'custody.db'}").evidence_row(blake3)
+        assert row is not None
+        return self.store().stat(row["store_key"], row["version"])
+
+    def fingerprint(self, name: str) -> str:
+        return FileKeySigner.load(name, self.keys[name]).public_key.fingerprint
+
+    def ingest(self, tmp_path: Path, *names: str) -> list[str]:
+        paths = []
+        for name in names:
+            path = tmp_path / name
+            path.write_bytes(f"{name} {time.time_ns()}".encode() * 64)
+            paths.append(str(path))
+        made = self.json_as("tech-1", "ingest", *paths)
+        return [r["blake3"] for r in made["results"]] if "results" in made else [r["blake3"] for r in made]
+
+    def one_refusal(self, before: list[dict[str, Any]]) -> dict[str, Any]:
+        """The events added since ``before``: exactly one, a refused event, sealed."""
+        after = self.events()
+        assert after[: len(before)] == before, "no earlier event changed"
+        added = after[len(before):]
+        assert [e["action"] for e in added] == ["refused"], added
+        report = self.custody.json("ledger", "verify")
+        assert report["ok"] is True and report["latest_checkpoint"] == report["events"], "the refusal is sealed"
+        return added[0]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    directory = tmp_path_factory.mktemp("refusal-people")
+    return {name: make_key(directory, name) for name in [*PEOPLE, "stranger"]}
+
+
+@pytest.fixture(params=["local", "rgw"])
+def office(request: pytest.FixtureRequest, custody: Custody, keys: dict[str, Path]) -> Office:
+    init = ["init", "--admin", "admin-1", "--admin-key", str(keys["admin-1"])]
+    s3 = None
+    if request.param == "rgw":
+        request.getfixturevalue("rgw_credentials")
+        store_url = request.getfixturevalue("rgw_url")
+        init += ["--store", store_url]
+        s3 = (request.getfixturevalue("s3_admin"), request.getfixturevalue("rgw_bucket"))
+    else:
+        store_url = Settings.default_store_url(custody.home)
+    made = custody(*init)
+    assert made.exit_code == 0, made.output
+    place = Office(custody, keys, store_url, s3)
+    for name, role in PEOPLE.items():
+        if name != "admin-1":
+            place.json_as("admin-1", "actor", "enroll", name, "--role", role, "--key-file", f"{keys[name]}.pub")
+    return place
+
+
+def _short_retention(office: Office) -> None:
+    config = office.custody.home / "config.toml"
+    config.write_text((config.read_text() if config.exists() else "") + "\n" + SHORT_RETENTION)
+
+
+def test_a_role_refusal_is_one_event_and_the_store_is_untouched(office: Office, tmp_path: Path) -> None:
+    [digest] = office.ingest(tmp_path, "role.mp4")
+    before, lock = office.events(), office.stat(digest).retention
+    refused = office.as_("aud-1", "retention", "flag", digest[:12], "--reason", "complaint")
+    assert refused.exit_code == 4 and "aud-1 (auditor) may not record 'retention-extended'" in refused.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["role"], event["subject"]) == ("aud-1", "auditor", {"evidence": digest})
+    details = event["details"]
+    assert (details["refused_by"], details["command"], details["key"]) == ("role", "custody retention flag", office.fingerprint("aud-1"))
+    assert office.stat(digest).retention == lock, "the retention was not extended in the store"
+    assert office.custody.json("actor", "signature", str(event["seq"]))["signer"] == "aud-1"
+
+
+def test_self_approval_is_a_two_person_refusal(office: Office, tmp_path: Path) -> None:
+    [digest] = office.ingest(tmp_path, "held.mp4")
+    office.json_as("sup-1", "hold", "place", "SAO-2", "--authority", "court", "--reason", "review", digest[:12])
+    asked = office.json_as("sup-1", "hold", "release", "SAO-2", "--authority", "order", "--reason", "closed")
+    seq = asked["request"]["request"]
+    before = office.events()
+    own = office.as_("sup-1", "approve", str(seq))
+    assert own.exit_code == 4 and "cannot approve it" in own.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["role"], event["subject"]) == ("sup-1", "supervisor", {})
+    assert (event["details"]["refused_by"], event["details"]["target"]) == ("two-person", {"request": seq})
+    assert office.stat(digest).legal_hold is True, "the hold is still on the stored object"
+    text = office.custody("log").stdout
+    assert f"refused (two-person): custody approve request {seq} by sup-1: sup-1 made request {seq}" in text
+
+
+def test_shortening_retention_is_a_retention_refusal(office: Office, tmp_path: Path) -> None:
+    config = office.custody.home / "config.toml"
+    config.write_text((config.read_text() if config.exists() else "") + '\n[retention.categories.short]\ndays = 30\n')
+    [digest] = office.ingest(tmp_path, "short.mp4")
+    before, lock = office.events(), office.stat(digest).retention
+    refused = office.as_("tech-1", "retention", "set", digest[:12], "--category", "short")
+    assert refused.exit_code == 4 and "would shorten the retention" in refused.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["subject"], event["details"]["refused_by"]) == ("tech-1", {"evidence": digest}, "retention")
+    assert office.stat(digest).retention == lock
+
+
+def test_a_key_that_is_not_enrolled_is_an_enrollment_refusal(office: Office, tmp_path: Path) -> None:
+    path = tmp_path / "stranger.mp4"
+    path.write_bytes(b"stranger footage")
+    before = office.events()
+    refused = office.as_("stranger", "ingest", str(path), env={"CUSTODY_ACTOR": "mallory"})
+    assert refused.exit_code == 4 and "is not enrolled in this ledger" in refused.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["details"]["refused_by"]) == ("mallory", "enrollment")
+    assert event["details"]["target"] == {"key": office.fingerprint("stranger")}
+    assert "key" not in event["details"], "no enrolled key acted"
+
+
+def test_an_approved_disposal_refuses_what_is_held_or_retained_since(office: Office, tmp_path: Path) -> None:
+    _short_retention(office)
+    free, held, flagged = office.ingest(tmp_path, "free.mp4", "held.mp4", "flagged.mp4")
+    time.sleep(3)
+    asked = office.json_as("sup-1", "dispose", "--expired", "--confirm")
+    assert {o["blake3"] for o in asked["objects"]} == {free, held, flagged}
+    office.json_as("sup-1", "hold", "place", "LIT-3", "--authority", "court", "--reason", "subpoena", held[:12])
+    office.json_as("tech-1", "retention", "flag", flagged[:12], "--reason", "complaint filed")
+    locks = {digest: office.stat(digest) for digest in (held, flagged)}
+    before = office.events()
+    approved = office.as_("sup-2", "approve", str(asked["request"]["request"]), "--json")
+    assert approved.exit_code == 4, approved.output
+    outcome = json.loads(approved.stdout)["outcome"]
+    assert [d["blake3"] for d in outcome["disposed"]] == [free]
+    added = office.events()[len(before):]
+    refusals = {e["subject"]["evidence"]: e for e in added if e["action"] == "refused"}
+    assert sorted(e["action"] for e in added) == ["approved", "disposed", "refused", "refused"]
+    assert {d: (e["actor"], e["details"]["refused_by"]) for d, e in refusals.items()} == {
+        held: ("sup-2", "lock"), flagged: ("sup-2", "retention")}
+    assert "under legal hold LIT-3" in refusals[held]["details"]["reason"]
+    assert "runs until" in refusals[flagged]["details"]["reason"]
+    assert {r["seq"] for r in outcome["refused"]} == {e["seq"] for e in refusals.values()}
+    for digest, info in locks.items():
+        assert office.stat(digest) == info, "the refused object is kept as it was"
+    report = office.custody.json("ledger", "verify")
+    assert report["ok"] is True and report["latest_checkpoint"] == report["events"]
+    log = office.custody("log", held[:12]).stdout
+    assert f"refused (lock): custody approve evidence {held[:16]}… by sup-2: {held}: not destroyed: it is under legal hold LIT-3" in log
+    audit = office.as_("aud-1", "audit")
+    assert audit.exit_code == 0, audit.output
+    assert "refused attempts: 2 in the ledger (lock 1, retention 1;" in audit.stdout
+
+
+def test_a_deletion_the_store_refuses_is_recorded_and_the_rest_of_the_disposal_stands(office: Office, tmp_path: Path) -> None:
+    """An attachment locked in the store itself (a legal hold placed outside this tool): the
+    store refuses its deletion; the recording is destroyed and recorded, the attachment kept,
+    and the refusal is its own event."""
+    _short_retention(office)
+    clip = tmp_path / "packets.mp4"
+    clip.write_bytes(os.urandom(5000))
+    ledger = Ledger(f"sqlite:///{office.custody.home / 'custody.db'}")
+    ingestor = Ingestor(ledger, office.store(), actor="dock-3", retention=timedelta(seconds=2),
+                        inspector=lambda _path: Inspection({"container": "mp4"}, {"packets": b"pts=0 size=512 flags=K\n" * 40}))
+    [result] = ingestor.run([str(clip)])
+    digest = result.blake3
+    key = f"packets/{digest}"
+    attachment = office.store().stat(key)
+    if office.s3 is not None:
+        client, bucket = office.s3
+        prefix = urlsplit(office.store_url).path.strip("/")
+        client.put_object_legal_hold(Bucket=bucket, Key=f"{prefix}/{key}", VersionId=attachment.version,
+                                     LegalHold={"Status": "ON"})
+    else:
+        office.store().set_legal_hold(key, attachment.version, True)
+    time.sleep(3)
+    asked = office.json_as("sup-1", "dispose", "--expired", "--confirm")
+    before = office.events()
+    approved = office.as_("sup-2", "approve", str(asked["request"]["request"]), "--json")
+    assert approved.exit_code == 4, approved.output
+    added = office.events()[len(before):]
+    assert [e["action"] for e in added] == ["approved", "refused", "disposed"]
+    refused, disposed = added[1], added[2]
+    assert (refused["actor"], refused["subject"], refused["details"]["refused_by"]) == ("sup-2", {"evidence": digest}, "lock")
+    assert refused["details"]["target"] == {"attachment": key}
+    assert "legal hold" in refused["details"]["reason"]
+    assert disposed["details"]["attachments_kept"] == [key]
+    assert office.store().stat(key, attachment.version).legal_hold is True, "the attachment is still there"
+    report = office.custody.json("ledger", "verify")
+    assert report["ok"] is True and report["latest_checkpoint"] == report["events"]
