@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.roles import ROLES_SET, RolePolicy, load_roles, policy_of, shipped_roles
-from custody.errors import ConfigError, Finding, FindingKind, LedgerCorrupt, PolicyRefused, RefusedBy
+from custody.actors.roster import Roster, current_roster
+from custody.errors import ConfigError, PolicyRefused, RefusedBy
+from custody.ledger import sshsig
+from custody.ledger.queries import signatures_for
 
 if TYPE_CHECKING:
-    from custody.ledger.database import Ledger
+    from custody.ledger.database import CustodyEvent, Ledger
     from custody.workspace import Workspace
 
 HOW_TO_RECORD = "an administrator records them with 'custody actor roles set' (with their own --key)"
@@ -45,19 +48,41 @@ class RolesInForce:
 
 
 def roles_in_force(ledger: Ledger) -> RolesInForce:
-    """The roles of the last ``roles-set`` event, or the shipped roles if there is none.
-    ``LedgerCorrupt`` (exit 3) if that event does not hold a usable table of roles (the append
-    refuses one, so only a changed database holds it)."""
-    last = None
-    for event in ledger.events(actions=(ROLES_SET,)):
-        last = event
-    if last is None:
+    """The roles of the last ``roles-set`` event that counts, or the shipped roles if none does.
+    One counts if its stored signature verifies, by a key enrolled (and not revoked) then, whose
+    person the event names and whose role may record ``roles-set`` in the roles in force before
+    it, and if it records usable roles: what the replay of ``ledger verify`` requires, so that
+    an event put there around the tool changes nothing here either (``ledger verify`` names it)."""
+    events = list(ledger.events(actions=(ROLES_SET,)))
+    if not events:
         return RolesInForce(shipped_roles(), None)
+    roster = current_roster(ledger)
+    signatures = signatures_for(ledger, [event.seq for event in events])
+    found = RolesInForce(shipped_roles(), None)
+    for event in events:
+        stored = signatures.get(event.seq)
+        if stored is None or not _signed_by_a_setter(event, stored.signature, roster, found.policy):
+            continue
+        try:
+            found = RolesInForce(policy_of(event.details), event.seq)
+        except ValueError:
+            continue
+    return found
+
+
+def _signed_by_a_setter(event: CustodyEvent, signature: str, roster: Roster, policy: RolePolicy) -> bool:
     try:
-        return RolesInForce(policy_of(last.details), last.seq)
-    except ValueError as exc:
-        raise LedgerCorrupt([Finding(FindingKind.MALFORMED, f"event {last.seq}",
-                                     f"a roles-set event that does not record usable roles ({exc}); run 'custody ledger verify'")]) from exc
+        parsed = sshsig.parse(signature)
+        parsed.verify(event.canonical())
+    except sshsig.SshSigError:
+        return False
+    fingerprint = parsed.public_key.fingerprint
+    return any(
+        person.fingerprint == fingerprint and person.name == event.actor and person.role == event.role
+        and person.enrolled_seq < event.seq and (person.revoked_seq is None or person.revoked_seq > event.seq)
+        and policy.allows(person.role, ROLES_SET)
+        for person in roster.people
+    )
 
 
 def config_difference(config: Mapping[str, Any], in_force: RolesInForce) -> str | None:

@@ -126,6 +126,11 @@ def test_a_roles_set_by_a_non_admin_is_a_finding_and_changes_no_roles(office: Of
         (f"event {grab.seq}", "role-not-permitted"), (f"event {act.seq}", "role-not-permitted"),
         (f"event {unsigned.seq}", "unsigned-claim"), (f"event {broken.seq}", "malformed")}
     assert office.verify()[1]["actors"]["roles_set"] == [1]
+    shown = office.custody.json("actor", "roles", "show")
+    assert shown["seq"] == 1, "the append goes by the roles ledger verify says are in force"
+    created = office.as_("tech-1", "incident", "create", "INC-R", "--location", "x")
+    assert created.exit_code == 0, "allowed by the roles in force; the forged roles (no incident-created) count for nothing"
+    assert office.as_("admin-1", "actor", "roles", "set").exit_code == 0, "a broken roles-set blocks no administrator"
 
 
 def test_a_ledger_made_before_roles_were_recorded_uses_the_shipped_roles_until_its_first_roles_set(
