@@ -30,7 +30,8 @@ SUPPRESSION_METHODS = {
        "suppressed (complementary) until no suppressed value can be computed from the published cells and "
        "totals of all the tables together by any combination of their row, column and grand totals; a total "
        "that several tables show (incidents per period, alleged violations per period) is one value, "
-       "suppressed in all of them or in none; zero is published",
+       "suppressed in all of them or in none; a count that other published counts show to be zero (the alleged "
+       "violations of an agency with no incidents) is never suppressed as a complement; zero is published",
 }
 
 

@@ -242,11 +242,30 @@ def joint_system(tables: Sequence[Table]) -> tuple[dict[Key, int], list[tuple[Ke
     return values, [(total, list(parts)) for total, parts in equations], totals
 
 
+def known_zeros(tables: Sequence[Table]) -> set[Key]:
+    """Counts a reader knows are zero from another published zero, so that hiding them would
+    protect nothing: the alleged violations of an agency in a period (or in all) where it had no
+    incidents, and the people detained in a period with no incident with detentions. (Were that
+    other zero hidden as a complement, the count would still be zero and shown, which tells
+    nothing about it.)"""
+    named = {t.name: t for t in tables}
+    found: set[Key] = set()
+    incidents, violations = named.get("incidents_by_agency"), named.get("violations_by_agency")
+    if incidents is not None and violations is not None:
+        found |= {violations.key(cell) for cell in violations.cells() if incidents.counts.get(cell) == 0}
+    characteristics = named.get("characteristics")
+    if characteristics is not None:
+        found |= {characteristics.key((row, "people-detained")) for row in characteristics.all_rows
+                  if characteristics.counts.get((row, "detention")) == 0}
+    return found
+
+
 def suppress_jointly(tables: Sequence[Table], rules: PublishRules) -> None:
     """Primary and complementary suppression over the release's joint system; each table's
     ``suppressed`` then says, for each of its cells, why its unknown is hidden."""
     values, equations, totals = joint_system(tables)
-    hidden = suppress(values, equations, low=rules.suppress_min, high=rules.suppress_max, totals=totals)
+    hidden = suppress(values, equations, low=rules.suppress_min, high=rules.suppress_max, totals=totals,
+                      known=known_zeros(tables))
     for table in tables:
         table.suppressed = {cell: hidden[table.key(cell)] for cell in table.cells() if table.key(cell) in hidden}
 

@@ -116,9 +116,13 @@ def suppress(
     low: int,
     high: int,
     totals: set[Key] | None = None,
+    known: set[Key] | None = None,
 ) -> dict[Key, str]:
-    """Which keys to hide, and why (``primary`` or ``complementary``)."""
+    """Which keys to hide, and why (``primary`` or ``complementary``). ``known`` values are
+    known without the release (a count that must be zero because another published count is):
+    hiding them would protect nothing, so they are never chosen as complements."""
     totals = totals or set()
+    known = known or set()
     hidden: dict[Key, str] = {key: PRIMARY for key, value in values.items() if low <= value <= high}
     membership: dict[Key, list[int]] = {}
     for number, (total, parts) in enumerate(equations):
@@ -140,10 +144,10 @@ def suppress(
             key
             for number in (lone_lines or lines)
             for key in (equations[number][0], *equations[number][1])
-            if key not in hidden
+            if key not in hidden and key not in known
         ]
         if not candidates:
-            candidates = [key for key in values if key not in hidden]
+            candidates = [key for key in values if key not in hidden and key not in known]
             if not candidates:
                 return hidden
 

@@ -351,7 +351,9 @@ def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]
     hidden unknowns, reduced in exact fractions. A hidden unknown is determined exactly when a
     row of the reduced echelon form is its unit vector. Also checks that a shared total is
     published with one value wherever it is published, and that the published values satisfy
-    every equation. A total published in one table and hidden in another is recovered."""
+    every equation. A total published in one table and hidden in another is recovered, and so
+    is a hidden count of an agency's alleged violations where its incidents are published as 0,
+    or of people detained where incidents with detentions are."""
 
     def unknown(name: str, row: str, column: str) -> tuple[str, str, str]:
         return ("=" + SHARED_TOTALS[name], row, column) if column == "Total" and name in SHARED_TOTALS else (
@@ -366,6 +368,13 @@ def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]
     assert all(len(values - {None}) <= 1 for values in shown.values()), "a shared total differs between tables"
     # a total hidden in one table and shown in another is recovered by reading it
     exposed = sorted(key for key, values in shown.items() if None in values and len(values) > 1)
+    # no incidents of an agency in a period: none of its alleged violations either; no
+    # incident with detentions: nobody detained
+    for (name, row, column), value in list(known.items()):
+        if value is None and ((name == "violations_by_agency" and known.get(("incidents_by_agency", row, column)) == 0)
+                              or (column == "people-detained" and known.get((name, row, "detention")) == 0)):
+            exposed.append((name, row, column))
+            known[(name, row, column)] = 0
     hidden = sorted(k for k, v in known.items() if v is None)
     position = {k: i for i, k in enumerate(hidden)}
     matrix: list[list[Fraction]] = []

@@ -27,9 +27,9 @@ AGENCIES = ("ICE", "ICE", "CBP", "multiple", "other")
 
 
 def incident(month: int, agency: str, categories: tuple[str, ...] = (), district: str | None = None,
-             referred: bool = False, felony: bool = False) -> IncidentFacts:
+             referred: bool = False, felony: bool = False, detained: int = 0) -> IncidentFacts:
     return IncidentFacts(day=date(2026, month, 3), agency=agency, categories=categories, use_of_force=False,
-                         detention=False, people_detained=0, injury=False, ems_summoned=False, aid_rendered=False,
+                         detention=detained > 0, people_detained=detained, injury=False, ems_summoned=False, aid_rendered=False,
                          supervisor_identified=False, credentials_refused=False, referred=referred, felony=felony,
                          district=district)
 
@@ -73,7 +73,8 @@ def _random_facts(rng: random.Random) -> list[IncidentFacts]:
     months = rng.randint(1, 4)
     return [incident(rng.randint(1, months), rng.choice(AGENCIES),
                      tuple(rng.sample(["battery", "trust-act", "restraint", "not-in-taxonomy"], rng.choice([0, 1, 1, 2]))),
-                     rng.choice(["001", "002", "003", None]), rng.random() < 0.2, rng.random() < 0.5)
+                     rng.choice(["001", "002", "003", None]), rng.random() < 0.2, rng.random() < 0.5,
+                     rng.choice([0, 0, 0, 1, 2]))
             for _ in range(rng.randint(1, 90))]
 
 
@@ -120,3 +121,23 @@ def test_a_release_without_an_edition_is_recomputed_as_it_was_made() -> None:
     assert "violations_by_agency" in [t.name for t in compute_tables(facts, rules)]
     with pytest.raises(BadInput, match="edition 9 of the release format is not known"):
         PublishRules.from_dict({**record, "edition": 9})
+
+
+def test_counts_a_reader_knows_are_zero_are_never_hidden_as_complements() -> None:
+    from custody.publish.stats import known_zeros
+
+    # January: 4 ICE incidents with alleged violations (suppressed), none of CBP, so CBP's
+    # alleged violations are known to be 0; nobody detained in February.
+    facts = ([incident(1, "ICE", ("battery",), detained=1)] * 4 + [incident(2, "ICE", ("battery",))] * 30
+             + [incident(2, "CBP", ("battery",))] * 30 + [incident(1, "other", ("battery",), detained=1)] * 30)
+    rules = PublishRules(period="month", taxonomy=TAXONOMY)
+    tables = {t.name: t for t in compute_tables(facts, rules)}
+    zeros = known_zeros(list(tables.values()))
+    assert ("violations_by_agency", "2026-01", "CBP") in zeros
+    assert ("characteristics", "2026-02", "people-detained") in zeros
+    assert ("violations_by_agency", "2026-02", "CBP") not in zeros
+    assert tables["violations_by_agency"].suppressed[("2026-01", "ICE")] == "primary"
+    for table in tables.values():
+        for cell, reason in table.suppressed.items():
+            assert table.key(cell) not in zeros, (table.name, cell, reason)
+    assert joint_recoverable([t.as_dict() for t in tables.values()]) == []

@@ -82,3 +82,13 @@ def test_the_integer_elimination_falls_back_to_rationals_off_unimodular_input() 
 
     pivots = _reduce([[2, 1], [1, 1]], 2)
     assert sorted(pivots) == [0, 1] and all(row[i] == (1 if i == c else 0) for c, row in pivots.items() for i in range(2))
+
+
+def test_a_value_known_without_the_release_is_never_a_complement() -> None:
+    values = {"a": 4, "z": 0, "b": 30, "t": 34, "w": 30}
+    equations = [("t", ["a", "z", "b"]), ("w", ["b"])]
+    # a zero that closes the line is the cheapest complement ...
+    assert suppress(values, equations, low=1, high=10, totals={"t", "w"}) == {"a": PRIMARY, "z": COMPLEMENTARY}
+    # ... but if a reader knows it is zero (no incidents, so no violations), it protects nothing
+    assert suppress(values, equations, low=1, high=10, totals={"t", "w"}, known={"z"}) == {
+        "a": PRIMARY, "b": COMPLEMENTARY, "w": COMPLEMENTARY}
