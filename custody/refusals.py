@@ -20,7 +20,7 @@ goes on or stops as its operation says, never leaving its earlier steps unsaid.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from custody.errors import PolicyRefused, RefusedBy
@@ -106,3 +106,16 @@ def refusal_counts(ledger: Ledger) -> dict[str, Any]:
         kinds[kind] = kinds.get(kind, 0) + 1
         seqs.append(event.seq)
     return {"count": len(seqs), "by_kind": dict(sorted(kinds.items())), "events": seqs}
+
+
+def stopped_batch(workspace: Workspace, error: PolicyRefused | StorageError, done: Sequence[str], total: int) -> PolicyRefused:
+    """The refusal that stopped a batch after the objects ``done`` were changed: their events
+    are sealed here, and the refusal (recorded by the command line) names them, so that the
+    log never holds half a batch without saying so."""
+    workspace.seal()
+    names = ", ".join(blake3[:16] for blake3 in done)
+    message = (f"{error}; the {len(done)} object(s) before it were changed and recorded ({names}), "
+               f"the {total - len(done) - 1} after it were not tried")
+    if isinstance(error, PolicyRefused):
+        return PolicyRefused(message, refused_by=error.refused_by, subject=error.subject, target=error.target)
+    return PolicyRefused(message, refused_by=refused_by(error))

@@ -69,6 +69,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
         from custody.home import open_workspace
 
         ws = open_workspace(settings)
+        ctx.find_root().obj["workspace"] = ws  # a second first administrator is a refusal to record
         admin = enroll_first_admin(ws, admin_name, admin_key)
         roles_seq = roles_in_force(ws.ledger).seq
     if as_json:

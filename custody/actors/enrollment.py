@@ -80,7 +80,9 @@ def enroll_first_admin(workspace: Workspace, name: str, key_path: Path) -> Perso
     same = existing is not None and existing.fingerprint == signer.public_key.fingerprint and existing.role == "admin"
     if roster.has_admin() and not same:
         raise PolicyRefused(
-            "this ledger already has an administrator; they enroll others with 'custody actor enroll'"
+            "this ledger already has an administrator; they enroll others with 'custody actor enroll'",
+            refused_by=RefusedBy.ENROLLMENT,
+            target={"key": signer.public_key.fingerprint},
         )
     ledger = workspace.ledger
     ledger.event_signer = signer

@@ -16,7 +16,9 @@ from typing import Any
 
 from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.ledger.database import Ledger
+from custody.refusals import stopped_batch
 from custody.workspace import Workspace
+from storage.errors import RetentionViolation
 
 HOLD_ACTIONS = ("hold-placed", "hold-released")
 
@@ -151,8 +153,13 @@ def place_hold(
     else:
         targets = sorted(set(objects))
         scope = {"objects": targets}
-    for blake3 in targets:
-        _set_stored_hold(workspace, blake3, True)
+    for index, blake3 in enumerate(targets):
+        try:
+            _set_stored_hold(workspace, blake3, True)
+        except (PolicyRefused, RetentionViolation) as exc:
+            if not index:
+                raise
+            raise stopped_batch(workspace, exc, targets[:index], len(targets)) from exc
         _record(workspace, "hold-placed", name, blake3, {"authority": authority, "reason": reason, "scope": scope}, incident)
     if not targets and incident:
         workspace.ledger.append(
@@ -210,10 +217,16 @@ def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str
     scope_incident = hold.scope.get("incident") if hold else None
     if hold is None or (not hold.active and not scope_incident):
         raise BadInput(f"no active legal hold named {name!r}; see 'custody hold list'")
-    for blake3 in sorted(hold.objects):
+    targets = sorted(hold.objects)
+    for index, blake3 in enumerate(targets):
         others = [other for other in holds_on(workspace.ledger, blake3) if other != name]
         if not others:
-            _set_stored_hold(workspace, blake3, False)
+            try:
+                _set_stored_hold(workspace, blake3, False)
+            except (PolicyRefused, RetentionViolation) as exc:
+                if not index:
+                    raise
+                raise stopped_batch(workspace, exc, targets[:index], len(targets)) from exc
         _record(
             workspace,
             "hold-released",

@@ -17,6 +17,7 @@ from typing import Any, TYPE_CHECKING
 
 from custody import times
 from custody.errors import BadInput, ConfigError, PolicyRefused, RefusedBy
+from custody.refusals import stopped_batch
 from custody.workspace import Workspace
 from storage.errors import RetentionViolation
 
@@ -262,11 +263,5 @@ def _extend_each(
         except PolicyRefused as exc:
             if not changes:
                 raise
-            workspace.seal()
-            done = ", ".join(change["blake3"][:16] for change in changes)
-            raise PolicyRefused(
-                f"{exc}; the {len(changes)} object(s) before it were changed and recorded ({done}), "
-                f"the {len(plan) - len(changes) - 1} after it were not tried",
-                refused_by=exc.refused_by, subject=exc.subject, target=exc.target,
-            ) from exc
+            raise stopped_batch(workspace, exc, [change["blake3"] for change in changes], len(plan)) from exc
     return changes

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,3 +234,42 @@ def test_a_deletion_the_store_refuses_is_recorded_and_the_rest_of_the_disposal_s
     assert office.store().stat(key, attachment.version).legal_hold is True, "the attachment is still there"
     report = office.custody.json("ledger", "verify")
     assert report["ok"] is True and report["latest_checkpoint"] == report["events"]
+
+
+def test_a_refusal_in_the_middle_of_a_batch_says_what_was_done_before_it(office: Office, tmp_path: Path) -> None:
+    """The second object's lock in the store is later than the ledger knows (set outside this
+    tool): flagging both extends the first, then the store refuses to shorten the second. The
+    first change stays recorded, and the one refused event names it."""
+    first, second = office.ingest(tmp_path, "batch-1.mp4", "batch-2.mp4")
+    row = Ledger(f"sqlite:///{office.custody.home / 'custody.db'}").evidence_row(second)
+    assert row is not None
+    later = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1000)
+    if office.s3 is not None:
+        client, bucket = office.s3
+        prefix = urlsplit(office.store_url).path.strip("/")
+        client.put_object_retention(Bucket=bucket, Key=f"{prefix}/{row['store_key']}", VersionId=row["version"],
+                                    Retention={"Mode": "COMPLIANCE", "RetainUntilDate": later})
+    else:
+        office.store().extend_retention(row["store_key"], row["version"], later)
+    before = office.events()
+    refused = office.as_("tech-1", "retention", "flag", first[:12], second[:12], "--reason", "complaint")
+    assert refused.exit_code == 4, refused.output
+    added = office.events()[len(before):]
+    assert [(e["action"], e["subject"]["evidence"]) for e in added] == [("retention-extended", first), ("refused", second)]
+    details = added[1]["details"]
+    assert (added[1]["actor"], details["refused_by"]) == ("tech-1", "retention")
+    assert f"the 1 object(s) before it were changed and recorded ({first[:16]})" in details["reason"]
+    assert office.stat(second).retention.until == later  # type: ignore[union-attr]
+    report = office.custody.json("ledger", "verify")
+    assert report["ok"] is True and report["latest_checkpoint"] == report["events"]
+
+
+def test_a_second_first_administrator_is_a_recorded_refusal(office: Office) -> None:
+    before = office.events()
+    again = office.custody("init", "--admin", "mallory", "--admin-key", str(office.keys["stranger"]),
+                           env={"CUSTODY_ACTOR": "mallory"})
+    assert again.exit_code == 4 and "already has an administrator" in again.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["details"]["refused_by"], event["details"]["command"]) == ("mallory", "enrollment", "custody init")
+    assert event["details"]["target"] == {"key": office.fingerprint("stranger")}
+    assert [p["name"] for p in office.custody.json("actor", "list")] == list(PEOPLE)
