@@ -48,7 +48,9 @@ def approve(ctx: click.Context, request: int | None, list_requests: bool, as_jso
 
     Destroying recordings and releasing a legal hold need two enrolled people: one requests
     ('dispose --confirm', 'hold release'), a second, whose role may approve it, runs this with
-    their own key. Approving one's own request is refused (exit 4).
+    their own key. Approving one's own request is refused (exit 4). An object of a disposal
+    request held or retained since, or one the store refuses to delete, is kept: each is a
+    'refused' event, the rest is carried out, and the exit code is 4.
 
     \b
     Examples:
