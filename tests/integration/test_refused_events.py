@@ -273,3 +273,45 @@ def test_a_second_first_administrator_is_a_recorded_refusal(office: Office) -> N
     assert (event["actor"], event["details"]["refused_by"], event["details"]["command"]) == ("mallory", "enrollment", "custody init")
     assert event["details"]["target"] == {"key": office.fingerprint("stranger")}
     assert [p["name"] for p in office.custody.json("actor", "list")] == list(PEOPLE)
+
+
+@pytest.mark.parametrize("office", ["local"], indirect=True)  # the package is the same whatever the store
+def test_a_package_carries_the_refusals_about_its_evidence_and_verifies(office: Office, tmp_path: Path) -> None:
+    assert office.as_("tech-1", "incident", "create", "INC-R", "--location", "Pilsen").exit_code == 0
+    clip = tmp_path / "pkg.mp4"
+    clip.write_bytes(b"package footage" * 100)
+    assert office.as_("tech-1", "ingest", str(clip), "--incident", "INC-R").exit_code == 0
+    digest = office.events()[-1]["subject"]["evidence"]
+    assert office.as_("aud-1", "retention", "flag", digest[:12], "--reason", "r").exit_code == 4
+    out = tmp_path / "bag"
+    made = office.as_("sup-1", "export", "--incident", "INC-R", "--out", str(out), "--recipient", "PD", "--no-contact-sheets")
+    assert made.exit_code == 0, made.output
+    carried = [json.loads(line) for line in (out / "custody" / "events.jsonl").read_text().splitlines()]
+    assert [e["details"]["refused_by"] for e in carried if e["action"] == "refused"] == ["role"]
+    checked = office.custody("verify-package", str(out), "--json")
+    assert checked.exit_code == 0, checked.output
+    report = (out / "report.html").read_text()
+    assert "refused (role): custody retention flag evidence" in report and "by aud-1" in report
+
+
+def test_one_person_disposal_records_the_deletion_the_store_refuses(initialized: Custody, tmp_path: Path) -> None:
+    """Without enrolled people, 'dispose --expired --confirm' acts at once: the attachment the
+    store keeps (a legal hold set outside this tool) is one refused event, exit 4."""
+    (initialized.home / "config.toml").write_text(SHORT_RETENTION)
+    clip = tmp_path / "alone.mp4"
+    clip.write_bytes(os.urandom(4000))
+    store = open_store(Settings.default_store_url(initialized.home))
+    ledger = Ledger(f"sqlite:///{initialized.home / 'custody.db'}")
+    [result] = Ingestor(ledger, store, actor="dock-3", retention=timedelta(seconds=2),
+                        inspector=lambda _path: Inspection({}, {"packets": b"pts=0\n" * 10})).run([str(clip)])
+    key = f"packets/{result.blake3}"
+    store.set_legal_hold(key, store.stat(key).version, True)
+    time.sleep(3)
+    before = initialized.json("log")
+    done = initialized("dispose", "--expired", "--confirm", "--json")
+    assert done.exit_code == 4, done.output
+    assert [r["refused_by"] for r in json.loads(done.stdout)["refused"]] == ["lock"]
+    added = initialized.json("log")[len(before):]
+    assert [(e["action"], e["actor"]) for e in added] == [("refused", "tech-0412"), ("disposed", "tech-0412")]
+    assert added[0]["details"]["command"] == "custody dispose" and added[0]["details"]["target"] == {"attachment": key}
+    assert store.stat(key).legal_hold is True
