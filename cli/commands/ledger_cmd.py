@@ -169,7 +169,10 @@ def rotate_key(ctx: click.Context, backup: Path | None, as_json: bool) -> None:
       custody ledger rotate-key
       custody ledger rotate-key --with-backup /media/offline/backup.key
     """
+    from custody.actors.identity import require_allowed
+
     ws = workspace(ctx)
+    require_allowed(ws, "key-rotated")  # before any key file is made
     rotation = ws.rotate_key(backup)
     if as_json:
         emit_json(rotation.as_dict())

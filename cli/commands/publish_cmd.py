@@ -52,9 +52,12 @@ def stats(ctx: click.Context, as_of: str, period: str, out: Path, actor: str | N
       custody publish stats --as-of latest --period month --out release-2026-11
       custody publish stats --as-of 1200 --period year --out release-2026 --json
     """
+    from custody.actors.identity import require_allowed
     from custody.publish.release import publish_stats
 
-    report = publish_stats(workspace(ctx, actor), as_of, period, out)
+    ws = workspace(ctx, actor)
+    require_allowed(ws, "published")  # before anything is computed or written
+    report = publish_stats(ws, as_of, period, out)
     if as_json:
         emit_json(report.as_dict())
         return
