@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from cli.context import emit_json, workspace
+from cli.context import emit_json, require_linkable, workspace
 from cli.expect_options import EXPECT_HELP, expect_options
 from cli.options import actor_option, json_option
 from cli.ingest_report import IngestBar, echo_summary, summary
@@ -75,6 +75,8 @@ def ingest(
     paths_read, extra = expecting.build(list(paths), expect)
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
+    if incident_id:
+        require_linkable(ws, incident_id)
     from custody.audit.leftovers import describe_leftovers, sweep_leftovers
 
     swept = sweep_leftovers(ws.store)  # staging files of writers that were killed

@@ -315,3 +315,29 @@ def test_one_person_disposal_records_the_deletion_the_store_refuses(initialized:
     assert [(e["action"], e["actor"]) for e in added] == [("refused", "tech-0412"), ("disposed", "tech-0412")]
     assert added[0]["details"]["command"] == "custody dispose" and added[0]["details"]["target"] == {"attachment": key}
     assert store.stat(key).legal_hold is True
+
+
+@pytest.mark.parametrize("office", ["local"], indirect=True)
+def test_linking_to_a_held_incident_needs_a_role_that_places_holds(office: Office, tmp_path: Path) -> None:
+    """Linking places the incident's holds on the object: a technician is refused before the
+    store or the ledger changes (a hold in the store that the ledger does not record), a
+    supervisor links it and the hold follows."""
+    assert office.as_("tech-1", "incident", "create", "INC-H", "--location", "Pilsen").exit_code == 0
+    placed = office.as_("sup-1", "hold", "place", "SAO-H", "--authority", "SAO", "--reason", "felony review", "--incident", "INC-H")
+    assert placed.exit_code == 0, placed.output
+    [digest] = office.ingest(tmp_path, "late.mp4")
+    before = office.events()
+    refused = office.as_("tech-1", "link", digest[:12], "--incident", "INC-H")
+    assert refused.exit_code == 4 and "incident INC-H is under legal hold SAO-H" in refused.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["subject"], event["details"]["refused_by"]) == (
+        "tech-1", {"evidence": digest, "incident": "INC-H"}, "role")
+    assert office.stat(digest).legal_hold is False, "nothing was placed in the store"
+    late = tmp_path / "later.mp4"
+    late.write_bytes(b"later footage" * 50)
+    ingest = office.as_("tech-1", "ingest", str(late), "--incident", "INC-H")
+    assert ingest.exit_code == 4 and "under legal hold SAO-H" in ingest.stderr
+    assert office.events()[-1]["action"] == "refused"
+    assert office.as_("sup-1", "link", digest[:12], "--incident", "INC-H").exit_code == 0
+    assert office.stat(digest).legal_hold is True
+    assert office.custody.json("ledger", "verify")["ok"] is True
