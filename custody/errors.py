@@ -120,6 +120,7 @@ class FindingKind(StrEnum):
     ACTOR_MISMATCH = "actor-mismatch"
     ROLE_MISMATCH = "role-mismatch"
     ROLE_NOT_PERMITTED = "role-not-permitted"
+    TWO_PERSON = "two-person"
     # packages and releases checked offline
     NOT_A_PACKAGE = "not-a-package"
     MALFORMED = "malformed"

@@ -24,14 +24,15 @@ def carry_out(ws: Workspace) -> CarryOut:
             # not in it, and one held since is no longer due
             asked = [str(b) for b in params.get("objects", [])]
             run = dispose_expired(ws, confirm=True, reason=f"retention expired; disposal request {request_seq} approved",
-                                  only=asked)
+                                  only=asked, request=request_seq)
             kept = sorted(set(asked) - {item.blake3 for item in run.items if item.done})
             return {"disposed": [item.as_dict() for item in run.items if item.done], "kept": kept,
                     "refused": [refusal.as_dict() for refusal in run.refusals]}
         from custody.cases.holds import release_hold
 
         released = release_hold(
-            ws, params["hold"], authority=params["authority"], reason=f"{params['reason']} (request {request_seq} approved)"
+            ws, params["hold"], authority=params["authority"], reason=f"{params['reason']} (request {request_seq} approved)",
+            request=request_seq,
         )
         return {"hold": released.as_dict()}
 

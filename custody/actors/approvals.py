@@ -11,21 +11,21 @@ second enrolled person to ask).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.roles_log import roles_in_force
 from custody.actors.roster import current_roster
+from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, act_target, names
 from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.workspace import Workspace
 
 if TYPE_CHECKING:
-    from custody.ledger.database import Ledger
+    from custody.ledger.database import CustodyEvent, Ledger
 
-REQUEST_ACTIONS = {"disposal": "disposal-requested", "hold-release": "hold-release-requested"}
-KINDS = {action: kind for kind, action in REQUEST_ACTIONS.items()}
-APPROVED = "approved"
+KINDS = REQUEST_KINDS
+REQUEST_ACTIONS = {kind: action for action, kind in KINDS.items()}
 
 CarryOut = Callable[[str, dict[str, Any], int], dict[str, Any]]
 """Does an approved request's act: ``(kind, params, request_seq)`` -> what it did."""
@@ -97,6 +97,31 @@ def all_requests(ledger: Ledger) -> dict[int, Request]:
                 event.seq, KINDS[event.action], event.actor, event.time, dict(event.details.get("params", {}))
             )
     return found
+
+
+def authorizing(ledger: Ledger, acts: Iterable[CustodyEvent], size: int) -> set[int]:
+    """The request and approval events before ``size`` that cover ``acts`` (``disposed`` and
+    ``hold-released`` events): each approved request of the act's kind that names its object, or
+    the request the act names. A package carries them, so that its verifier can check the
+    two-person rule (``custody.actors.two_person``) on the acts it carries."""
+    wanted = [act for act in acts if act.action in ACT_KINDS]
+    if not wanted:
+        return set()
+    seqs: set[int] = set()
+    for pending in all_requests(ledger).values():
+        if pending.seq >= size:
+            continue
+        for act in wanted:
+            approved = pending.approved_seq is not None and pending.approved_seq < act.seq
+            if act.details.get("request") == pending.seq or (
+                approved and pending.kind == ACT_KINDS[act.action]
+                and names(pending.kind, pending.params, act_target(act.action, act.details, act.subject), act.details)
+            ):
+                seqs.add(pending.seq)
+                if pending.approved_seq is not None and pending.approved_seq < size:
+                    seqs.add(pending.approved_seq)
+                break
+    return seqs
 
 
 def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:

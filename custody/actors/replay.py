@@ -7,7 +7,9 @@ event's canonical bytes; the key must be enrolled and not revoked at that event 
 administrator's own enrollment, signed by the key it enrolls, counts while no administrator is
 enrolled); the event must name the enrolled person and their role; the role must allow the
 action. An unsigned event naming an enrolled person, or doing what only an enrolled person may
-do, is a finding. Roster events change the roster only when they pass.
+do, is a finding. Roster events change the roster only when they pass. Once anyone is enrolled,
+each disposal and hold release must be covered by a request a second person approved before it
+(``custody.actors.two_person``).
 
 The roles are those in force at each event: the shipped roles until the first ``roles-set``
 event, then those of the last ``roles-set`` event that passed (signed by a person whose role in
@@ -29,6 +31,7 @@ from typing import Any
 from custody import times
 from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, RolePolicy, policy_of, shipped_roles
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
+from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, Signer, TwoPersonLog
 from custody.errors import Finding, FindingKind
 from custody.ledger import sshsig
 
@@ -45,6 +48,7 @@ class Act:
     details: Mapping[str, Any]
     canonical: bytes
     """The bytes the signature covers (the event's canonical JSON, the package's ``leaf``)."""
+    subject: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,12 +64,15 @@ class ActorReplay:
     signed: int = 0
     unsigned: list[int] = field(default_factory=list)
     signers: dict[str, int] = field(default_factory=dict)
+    two_person: TwoPersonLog = field(default_factory=TwoPersonLog)
+    """The requests and approvals seen so far (the two-person rule)."""
 
     def check(self, act: Act, signature: str | None, recorded_fingerprint: str | None = None,
               signer: str | None = None) -> list[Finding]:
         """The findings about ``act`` and its armored SSH ``signature`` (None: unsigned); then
         the roster takes ``act`` into account if it is a roster event that passed."""
         self.events += 1
+        person: Person | None = None
         if signature is None:
             self.unsigned.append(act.seq)
             found = self._unsigned(act)
@@ -73,7 +80,8 @@ class ActorReplay:
             self.signed += 1
             name = signer or act.actor
             self.signers[name] = self.signers.get(name, 0) + 1
-            found = self._signed(act, signature, recorded_fingerprint)
+            found, person = self._signed(act, signature, recorded_fingerprint)
+        found.extend(self._two_person(act, person if not found else None))
         if act.action in (ENROLL, REVOKE) and signature is not None and not found:
             self.roster.apply(act)
         if act.action == ROLES_SET and signature is not None and not found:
@@ -91,27 +99,29 @@ class ActorReplay:
             return "the roles shipped with custody (no roles-set event)"
         return f"the roles-set event {self.roles_set[-1]}"
 
-    def _signed(self, act: Act, signature: str, recorded_fingerprint: str | None) -> list[Finding]:
+    def _signed(self, act: Act, signature: str, recorded_fingerprint: str | None) -> tuple[list[Finding], Person | None]:
+        """The findings about a signed event, and the enrolled person who signed it (None: nobody
+        enrolled at that point, the first administrator's own enrollment included)."""
         try:
             parsed = sshsig.parse(signature)
             parsed.verify(act.canonical)
         except sshsig.SshSigError as exc:
-            return [finding(FindingKind.BAD_SIGNATURE, act, f"signature does not verify: {exc}")]
+            return [finding(FindingKind.BAD_SIGNATURE, act, f"signature does not verify: {exc}")], None
         fingerprint = parsed.public_key.fingerprint
         if recorded_fingerprint is not None and recorded_fingerprint != fingerprint:
-            return [finding(FindingKind.BAD_SIGNATURE, act, f"recorded key {recorded_fingerprint} is not the signing key {fingerprint}")]
+            return [finding(FindingKind.BAD_SIGNATURE, act, f"recorded key {recorded_fingerprint} is not the signing key {fingerprint}")], None
         roster = self.roster
         person = roster.by_fingerprint(fingerprint)
         if person is None:
             if _first_admin(act, parsed.public_key, roster):
-                return []
+                return [], None
             former = roster.ever(fingerprint)
             if former is not None:
                 return [finding(FindingKind.SIGNER_REVOKED, act,
                                 f"signed by {former.name}'s key {fingerprint}, revoked at event {former.revoked_seq}",
-                                fingerprint=fingerprint)]
+                                fingerprint=fingerprint)], None
             return [finding(FindingKind.SIGNER_NOT_ENROLLED, act,
-                            f"signed by key {fingerprint}, which is not enrolled at this point", fingerprint=fingerprint)]
+                            f"signed by key {fingerprint}, which is not enrolled at this point", fingerprint=fingerprint)], None
         found = []
         if act.actor != person.name:
             found.append(finding(FindingKind.ACTOR_MISMATCH, act, f"names {act.actor!r} but is signed by {person.name}'s key"))
@@ -119,7 +129,21 @@ class ActorReplay:
             found.append(finding(FindingKind.ROLE_MISMATCH, act, f"claims role {act.role!r}; {person.name} is enrolled as {person.role}"))
         if not self.policy.allows(person.role, act.action):
             found.append(finding(FindingKind.ROLE_NOT_PERMITTED, act, f"{person.name} ({person.role}) may not record {act.action!r}"))
-        return found
+        return found, person
+
+    def _two_person(self, act: Act, person: Person | None) -> list[Finding]:
+        """Requests and approvals signed by an enrolled person (``person``: the event passed the
+        other checks) are taken into account; each act after the first enrollment must be
+        covered by one."""
+        signer = Signer(person.name, person.role, person.fingerprint) if person is not None else None
+        problem = None
+        if act.action in REQUEST_KINDS and signer is not None:
+            self.two_person.request(act.seq, act.action, act.details, signer)
+        elif act.action == APPROVED and signer is not None:
+            problem = self.two_person.approval(act.seq, act.details, signer, self.policy)
+        elif act.action in ACT_KINDS and self.roster.people:
+            problem = self.two_person.act(act.action, act.details, act.subject, act.actor)
+        return [] if problem is None else [finding(FindingKind.TWO_PERSON, act, problem)]
 
     def _unsigned(self, act: Act) -> list[Finding]:
         if not self.roster.people or act.action in ALWAYS_ALLOWED:

@@ -50,7 +50,8 @@ class ActorReport:
 
 
 def act_of(event: CustodyEvent) -> Act:
-    return Act(event.seq, event.time, event.actor, event.role, event.action, event.details, event.canonical())
+    return Act(event.seq, event.time, event.actor, event.role, event.action, event.details, event.canonical(),
+               event.subject)
 
 
 def verify_actors(ledger: Ledger) -> ActorReport:

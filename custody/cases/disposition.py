@@ -131,12 +131,13 @@ def expired(workspace: Workspace) -> list[Disposition]:
 
 
 def dispose_expired(
-    workspace: Workspace, *, confirm: bool, reason: str | None = None, only: Collection[str] | None = None
+    workspace: Workspace, *, confirm: bool, reason: str | None = None, only: Collection[str] | None = None,
+    request: int | None = None,
 ) -> DisposalRun:
     """List the objects due for destruction; with ``confirm``, delete each version and record a
     ``disposed`` event for it. With ``only`` (an approved request's list), nothing outside that
     list is touched, and an object of the list no longer due (held or retained since) is kept
-    and its refusal recorded."""
+    and its refusal recorded; ``request`` (that request's event) is named in each ``disposed``."""
     run = DisposalRun([])
     if only is None:
         run.items = expired(workspace)
@@ -186,6 +187,7 @@ def dispose_expired(
                 "reason": reason or f"retention expired; category {item.category!r} requires destruction",
                 "attachments": item.attachments,
                 **({"attachments_kept": item.attachments_kept} if item.attachments_kept else {}),
+                **({"request": request} if request is not None else {}),
             },
         )
         item.done = True

@@ -208,8 +208,9 @@ def apply_incident_holds(workspace: Workspace, incident: str, blake3s: Sequence[
     return names
 
 
-def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str) -> LegalHold:
-    """Release hold ``name`` everywhere; the stored hold stays where another hold applies."""
+def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str, request: int | None = None) -> LegalHold:
+    """Release hold ``name`` everywhere; the stored hold stays where another hold applies.
+    ``request``: the approved request this carries out, named in each ``hold-released`` event."""
     for label, value in (("--authority", authority), ("--reason", reason)):
         if not value or not value.strip():
             raise BadInput(f"{label}: must not be empty")
@@ -217,6 +218,7 @@ def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str
     scope_incident = hold.scope.get("incident") if hold else None
     if hold is None or (not hold.active and not scope_incident):
         raise BadInput(f"no active legal hold named {name!r}; see 'custody hold list'")
+    approved = {} if request is None else {"request": request}
     targets = sorted(hold.objects)
     for index, blake3 in enumerate(targets):
         others = [other for other in holds_on(workspace.ledger, blake3) if other != name]
@@ -233,7 +235,7 @@ def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str
             name,
             blake3,
             {"authority": authority, "reason": reason, "scope": hold.scope, "whole_hold": True,
-             "still_held_by": others},
+             "still_held_by": others, **approved},
             scope_incident,
         )
     if not hold.objects and scope_incident:
@@ -242,7 +244,8 @@ def release_hold(workspace: Workspace, name: str, *, authority: str, reason: str
             actor=workspace.settings.actor,
             role=workspace.settings.role,
             subject={"incident": scope_incident},
-            details={"hold": name, "authority": authority, "reason": reason, "scope": hold.scope, "whole_hold": True},
+            details={"hold": name, "authority": authority, "reason": reason, "scope": hold.scope, "whole_hold": True,
+                     **approved},
         )
     workspace.seal()
     released = all_holds(workspace.ledger)[name]

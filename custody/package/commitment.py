@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from custody.actors.roles import ROLES_SET
+from custody.actors.approvals import authorizing
 from custody.actors.roster import ROSTER_ACTIONS
+from custody.actors.two_person import APPROVED, REQUEST_KINDS
 from custody.errors import ConfigError
 from custody.ledger import tree
 from custody.ledger.consistency import format_consistency
@@ -48,7 +50,8 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
     incident, about each exported object, and each disposal of a linked object, before it)
     and ``objects`` (every object linked to the incident: ``included``, ``disposed`` or
     ``excluded`` by the export's selection). The events include every enrollment and
-    revocation of people and every ``roles-set`` before it (who could sign what, when), and ``signed`` lists those events
+    revocation of people and every ``roles-set`` before it (who could sign what, when), the request
+    and approval events that cover each disposal or hold release it carries (the two-person rule), and ``signed`` lists those events
     that carry a person's signature (the package must hold each). The list is made while holding the ledger's
     append lock; if another writer appends before the checkpoint is signed, a new event is
     prepared (``ConfigError`` after a few attempts)."""
@@ -71,6 +74,9 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
             for event in ledger.events(actions=(*ROSTER_ACTIONS, ROLES_SET)):
                 if event.seq < size:
                     found[event.seq] = event
+            covering = authorizing(ledger, list(found.values()), size)
+            if covering:
+                found.update({e.seq: e for e in ledger.events(actions=(*REQUEST_KINDS, APPROVED)) if e.seq in covering})
             objects = {
                 blake3: "included" if blake3 in blake3s else "disposed" if blake3 in disposed else "excluded"
                 for blake3 in sorted(state.evidence)

@@ -64,7 +64,7 @@ def _act(body: Mapping[str, Any], leaf: str) -> Act:
         return value if isinstance(value, str) else ""
 
     return Act(as_seq(body.get("seq")), text("time"), text("actor"), text("role"), text("action"),
-               obj(body.get("details")), leaf.encode("utf-8", "surrogatepass"))
+               obj(body.get("details")), leaf.encode("utf-8", "surrogatepass"), obj(body.get("subject")))
 
 
 def _signature(state: Verification, seq: int) -> str | None:

@@ -124,6 +124,7 @@ def test_a_roles_set_by_a_non_admin_is_a_finding_and_changes_no_roles(office: Of
                                                   details={**widened.details(), "sha256": "0" * 64})
     assert _findings(office) == {
         (f"event {grab.seq}", "role-not-permitted"), (f"event {act.seq}", "role-not-permitted"),
+        (f"event {act.seq}", "two-person"),  # and no request was approved for it
         (f"event {unsigned.seq}", "unsigned-claim"), (f"event {broken.seq}", "malformed")}
     assert office.verify()[1]["actors"]["roles_set"] == [1]
     shown = office.custody.json("actor", "roles", "show")
