@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 KINDS = REQUEST_KINDS
 REQUEST_ACTIONS = {kind: action for action, kind in KINDS.items()}
+ACTS = {kind: act for act, kind in ACT_KINDS.items()}
+"""What carrying out each kind of request records: checked against the approver's role before
+the act, so that nothing is destroyed or released without its event."""
 
 CarryOut = Callable[[str, dict[str, Any], int], dict[str, Any]]
 """Does an approved request's act: ``(kind, params, request_seq)`` -> what it did."""
@@ -151,6 +154,14 @@ def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:
         allowed = ", ".join(sorted(policy.approvals.get(pending.kind, ()))) or "nobody"
         raise PolicyRefused(
             f"{approver.name} ({approver.role}) may not approve a {pending.kind} request; roles that may: {allowed}",
+            refused_by=RefusedBy.ROLE,
+            target={"request": seq},
+        )
+    act = ACTS[pending.kind]
+    if not policy.allows(approver.role, act):
+        raise PolicyRefused(
+            f"{approver.name} ({approver.role}) may approve a {pending.kind} request but may not record {act!r}, "
+            f"which carrying it out records; the roles in force must let the approving role record {act!r}",
             refused_by=RefusedBy.ROLE,
             target={"request": seq},
         )

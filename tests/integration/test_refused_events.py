@@ -341,3 +341,23 @@ def test_linking_to_a_held_incident_needs_a_role_that_places_holds(office: Offic
     assert office.as_("sup-1", "link", digest[:12], "--incident", "INC-H").exit_code == 0
     assert office.stat(digest).legal_hold is True
     assert office.custody.json("ledger", "verify")["ok"] is True
+
+
+@pytest.mark.parametrize("office", ["local"], indirect=True)
+def test_an_approver_whose_role_cannot_record_the_act_is_refused_before_anything_is_destroyed(office: Office, tmp_path: Path) -> None:
+    """Roles are data: an agency that lets auditors approve disposals without letting them
+    record 'disposed' gets a refusal, not a deletion without its event."""
+    config = office.custody.home / "config.toml"
+    config.write_text(SHORT_RETENTION + '\n[actors.approvals]\ndisposal = ["supervisor", "auditor"]\n'
+                      '[actors.roles.auditor]\nactions = ["audited", "verified", "viewed", "approved"]\n')
+    assert office.json_as("admin-1", "actor", "roles", "set")
+    [digest] = office.ingest(tmp_path, "doomed.mp4")
+    time.sleep(3)
+    asked = office.json_as("sup-1", "dispose", "--expired", "--confirm")
+    before, lock = office.events(), office.stat(digest)
+    refused = office.as_("aud-1", "approve", str(asked["request"]["request"]))
+    assert refused.exit_code == 4 and "may not record 'disposed'" in refused.stderr
+    event = office.one_refusal(before)
+    assert (event["actor"], event["details"]["refused_by"], event["details"]["target"]) == (
+        "aud-1", "role", {"request": asked["request"]["request"]})
+    assert office.stat(digest) == lock, "nothing was destroyed"
