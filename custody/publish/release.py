@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from custody.errors import BadInput
 from custody.publish.facts import incidents_at
 from custody.publish.render import FORMAT, chart, datapackage, render_html, sha256, table_csv
-from custody.publish.rules import PublishRules, rules_from_config
+from custody.publish.rules import SUPPRESSION_SCOPES, PublishRules, rules_from_config
 from custody.publish.stats import TOTAL, Table, compute_tables, published_cells
 from custody.publish.witnessed import COSIGNATURES, cosignature_lines
 from custody.workspace import Workspace
@@ -179,7 +179,7 @@ def release_files(
     files["index.html"] = render_html({
         "title": TITLE, "period": rules.period, "checkpoint": point, "rules": rules.as_dict(), "tables": tables,
         "charts": charts, "suppression": summary, "taxonomy": rules.as_dict()["taxonomy"], "total": TOTAL,
-        "revision": revision.as_dict() if revision else None,
+        "revision": revision.as_dict() if revision else None, "scopes": SUPPRESSION_SCOPES,
     })
     files[CHECKPOINT] = str(checkpoint["note"]).encode("utf-8")
     files["README.txt"] = README.format(format=FORMAT, period=rules.period, size=checkpoint["size"],

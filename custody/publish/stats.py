@@ -8,23 +8,27 @@ makes sense (an incident is in exactly one agency column, but may have several f
 
 Tables that count the same things (their ``measure``: incidents in the agency and district
 tables, alleged violations in the category and agency tables) show the same ``Total`` column.
-Suppression is joint (edition 2): one system of equations over every table of the release, in
-which such a total is one unknown, so a total is hidden in every table that shows it or in none,
-and no hidden value follows from the published values of all tables together. Edition 1 (the
-releases made before) suppressed each table on its own; it is kept so that those releases can
-still be recomputed exactly.
+Suppression is joint: one system of equations over every table, in which such a total is one
+unknown, so a total is hidden in every table that shows it or in none, and no hidden value
+follows from the published values of all tables together. From edition 3 on the system holds the
+month, quarter and year versions of every table, linked by the sums of months into quarters and
+of quarters into years (the ``Total`` row is the same in all three), and a release publishes its
+period's part of that one pattern: the releases of any periods at one checkpoint, read together,
+publish a part of one safe pattern. Edition 2 chose each period's pattern on its own (a hidden
+month could be its quarter minus its other months); edition 1 suppressed each table on its own.
+Both are kept so that their releases can still be recomputed exactly.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from custody.publish.facts import IncidentFacts
-from custody.publish.rules import PublishRules
+from custody.publish.rules import PERIODS, PublishRules
 from custody.publish.suppression import suppress
 
 TOTAL = "Total"
@@ -163,8 +167,8 @@ CHARACTERISTICS: tuple[tuple[str, str, Callable[[IncidentFacts], int]], ...] = (
 )
 
 
-def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
-    """The release's tables, suppression applied (jointly from edition 2 on).
+def build_tables(facts: Sequence[IncidentFacts], rules: PublishRules, period: str) -> list[Table]:
+    """The release's tables by ``period``, counted, nothing suppressed yet.
 
     An alleged violation is counted once in the violations-by-agency table, in its incident's
     agency column, as the incident is in the incidents-by-agency table: an incident naming more
@@ -172,10 +176,10 @@ def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[
     under each agency, so both agency tables sum to the totals of their measure."""
     joint = rules.edition >= 2
     if facts:
-        rows = period_range(min(f.day for f in facts), max(f.day for f in facts), rules.period)
+        rows = period_range(min(f.day for f in facts), max(f.day for f in facts), period)
     else:
         rows = []
-    keyed = [(period_of(f.day, rules.period), f) for f in facts]
+    keyed = [(period_of(f.day, period), f) for f in facts]
     agencies = [*rules.agencies, "multiple", "other"]
     agency_titles = {a: a for a in rules.agencies} | {
         "multiple": "More than one of these agencies", "other": "Other or not stated"}
@@ -215,12 +219,73 @@ def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[
             _table("incidents_by_district", "Documented incidents, by police district", "incidents", "district",
                    rows, districts, {d: d for d in districts} | {"not-stated": "Not stated"},
                    ((p, f.district or "not-stated", 1) for p, f in keyed), row_totals=True, measure=incidents))
-    if joint:
+    return tables
+
+
+def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
+    """The release's tables, suppression applied: from edition 3 on, jointly over the month,
+    quarter and year versions of every table (``suppress_over_periods``), of which the
+    release's period is returned; edition 2, jointly over the release's tables; edition 1,
+    each table on its own."""
+    if rules.edition >= 3:
+        return compute_all_periods(facts, rules)[rules.period]
+    tables = build_tables(facts, rules, rules.period)
+    if rules.edition == 2:
         suppress_jointly(tables, rules)
     else:
         for table in tables:
             table.apply_suppression(rules)
     return tables
+
+
+def compute_all_periods(facts: Sequence[IncidentFacts], rules: PublishRules) -> dict[str, list[Table]]:
+    """Edition 3: the month, quarter and year versions of the release's tables, suppressed
+    together (``suppress_over_periods``); a release of any period is one of them."""
+    versions = {period: build_tables(facts, rules, period) for period in PERIODS}
+    suppress_over_periods(versions, rules)
+    return versions
+
+
+def parent_period(label: str) -> str:
+    """The quarter of a month (``2026-05`` -> ``2026-Q2``), the year of a quarter."""
+    year, _, rest = label.partition("-")
+    return year if rest.startswith("Q") else f"{year}-Q{(int(rest) - 1) // 3 + 1}"
+
+
+def period_equations(versions: Mapping[str, Sequence[Table]]) -> list[tuple[Key, list[Key]]]:
+    """Each quarter's value of a table cell is the sum of its months' (those the month version
+    shows: a month before the first incident or after the last has no row, and counts 0, as in
+    ``period_range``), each year's the sum of its quarters'. The ``Total`` row is the same
+    unknown in every version."""
+    found: list[tuple[Key, list[Key]]] = []
+    for finer, coarser in (("month", "quarter"), ("quarter", "year")):
+        coarse = {t.name: t for t in versions[coarser]}
+        for table in versions[finer]:
+            other = coarse[table.name]
+            if other.all_columns != table.all_columns:
+                raise AssertionError(f"{table.name}: the {finer} and {coarser} versions differ in columns")
+            children: dict[str, list[str]] = {}
+            for row in table.rows:
+                children.setdefault(parent_period(row), []).append(row)
+            if set(children) != set(other.rows):
+                raise AssertionError(f"{table.name}: the {finer} rows do not make up the {coarser} rows")
+            for row in other.rows:
+                for column in table.all_columns:
+                    found.append((other.key((row, column)), [table.key((child, column)) for child in children[row]]))
+    return found
+
+
+def suppress_over_periods(versions: Mapping[str, Sequence[Table]], rules: PublishRules) -> None:
+    """Edition 3: one joint system over every table of every period version, with the period
+    equations, so that the releases of any periods at one checkpoint together publish a part of
+    one pattern in which no hidden value is determined. A count is known to be zero (so never a
+    complement) where another version's count is, and wherever it is a part of a sum that is 0:
+    counts are never negative, so a published 0 shows all its parts."""
+    tables = [t for period in PERIODS for t in versions[period]]
+    known: set[Key] = set()
+    for period in PERIODS:
+        known |= known_zeros(versions[period])
+    suppress_jointly(tables, rules, period_equations(versions), known, nonnegative=True)
 
 
 def joint_system(tables: Sequence[Table]) -> tuple[dict[Key, int], list[tuple[Key, list[Key]]], set[Key]]:
@@ -260,12 +325,19 @@ def known_zeros(tables: Sequence[Table]) -> set[Key]:
     return found
 
 
-def suppress_jointly(tables: Sequence[Table], rules: PublishRules) -> None:
-    """Primary and complementary suppression over the release's joint system; each table's
-    ``suppressed`` then says, for each of its cells, why its unknown is hidden."""
+def suppress_jointly(tables: Sequence[Table], rules: PublishRules, extra: Sequence[tuple[Key, list[Key]]] = (),
+                     known: set[Key] | None = None, *, nonnegative: bool = False) -> None:
+    """Primary and complementary suppression over the joint system of ``tables`` (and the
+    ``extra`` equations); each table's ``suppressed`` then says, for each of its cells, why its
+    unknown is hidden. With ``nonnegative``, a sum that is 0 and its parts are known zeros: counts are
+    never negative, so its parts are 0, never hidden, and then the sum follows from them."""
     values, equations, totals = joint_system(tables)
-    hidden = suppress(values, equations, low=rules.suppress_min, high=rules.suppress_max, totals=totals,
-                      known=known_zeros(tables))
+    system = list(dict.fromkeys([*((t, tuple(p)) for t, p in equations), *((t, tuple(p)) for t, p in extra)]))
+    known = known_zeros(tables) if known is None else known
+    if nonnegative:
+        known = known | {key for total, parts in system if values[total] == 0 for key in (total, *parts)}
+    hidden = suppress(values, system, low=rules.suppress_min, high=rules.suppress_max, totals=totals,
+                      known=known)
     for table in tables:
         table.suppressed = {cell: hidden[table.key(cell)] for cell in table.cells() if table.key(cell) in hidden}
 

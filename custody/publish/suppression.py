@@ -30,83 +30,62 @@ COMPLEMENTARY = "complementary"
 
 def determined(equations: Sequence[tuple[Key, Sequence[Key]]], hidden: set[Key]) -> list[Key]:
     """Hidden keys whose value follows from the published values through ``equations``
-    (each ``(total, parts)``: the parts sum to the total)."""
+    (each ``(total, parts)``: the parts sum to the total), in the order of their ``repr``.
+
+    A hidden key is determined exactly when its unit vector is in the row space of the
+    equations restricted to the hidden keys, i.e. when a row of the reduced row echelon form is
+    that unit vector. The rows are sparse (an equation names a few keys of many), so they are
+    kept as dictionaries and reduced one at a time into a basis whose rows each hold their own
+    pivot and no other row's. Pivots of +1 or -1 keep integers exact; any other pivot divides in
+    fractions."""
     unknowns = sorted(hidden, key=repr)
     index = {key: i for i, key in enumerate(unknowns)}
-    rows: list[list[int]] = []
+    basis: dict[int, dict[int, int | Fraction]] = {}
     for total, parts in equations:
-        row = [0] * len(unknowns)
-        involved = False
+        row: dict[int, int | Fraction] = {}
         if total in index:
-            row[index[total]] -= 1
-            involved = True
+            row[index[total]] = -1
         for part in parts:
             if part in index:
-                row[index[part]] += 1
-                involved = True
-        if involved:
-            rows.append(row)
-    pivots: Mapping[int, Sequence[int | Fraction]] = _reduce(rows, len(unknowns))
-    found = []
-    for column, reduced in pivots.items():
-        if all(value == 0 for i, value in enumerate(reduced) if i != column):
-            found.append(unknowns[column])
-    return found
+                row[index[part]] = row.get(index[part], 0) + 1
+        row = {c: v for c, v in row.items() if v}
+        if row:
+            _insert(basis, row)
+    return [unknowns[column] for column in sorted(basis) if len(basis[column]) == 1]
 
 
-def _reduce(rows: list[list[int]], width: int) -> dict[int, list[Fraction]] | dict[int, list[int]]:
-    """Reduced row echelon form: pivot column -> its row.
-
-    A table's equations form a totally unimodular matrix (each value is in at most two of
-    them), and pivoting keeps it so: every pivot is +1 or -1 and integers stay exact. Should a
-    pivot ever be anything else, the elimination is redone in rationals."""
-    work = [list(row) for row in rows]
-    pivots: dict[int, list[int]] = {}
-    rank = 0
-    for column in range(width):
-        pick = next((r for r in range(rank, len(work)) if work[r][column] != 0), None)
-        if pick is None:
-            continue
-        work[rank], work[pick] = work[pick], work[rank]
-        lead = work[rank][column]
-        if lead not in (1, -1):
-            return _reduce_rational([[Fraction(v) for v in row] for row in rows], width)
-        pivot = [value * lead for value in work[rank]]
-        work[rank] = pivot
-        nonzero = [i for i, value in enumerate(pivot) if value]
-        for r in range(len(work)):
-            factor = work[r][column]
-            if r != rank and factor != 0:
-                target = work[r]
-                for i in nonzero:
-                    target[i] -= factor * pivot[i]
-        rank += 1
-    for r in range(rank):
-        column = next(i for i, value in enumerate(work[r]) if value != 0)
-        pivots[column] = work[r]
-    return pivots
-
-
-def _reduce_rational(rows: list[list[Fraction]], width: int) -> dict[int, list[Fraction]]:
-    pivots: dict[int, list[Fraction]] = {}
-    rank = 0
-    for column in range(width):
-        pick = next((r for r in range(rank, len(rows)) if rows[r][column] != 0), None)
-        if pick is None:
-            continue
-        rows[rank], rows[pick] = rows[pick], rows[rank]
-        lead = rows[rank][column]
-        pivot = [value / lead for value in rows[rank]]
-        rows[rank] = pivot
-        for r in range(len(rows)):
-            if r != rank and rows[r][column] != 0:
-                factor = rows[r][column]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], pivot)]
-        rank += 1
-    for r in range(rank):
-        column = next(i for i, value in enumerate(rows[r]) if value != 0)
-        pivots[column] = rows[r]
-    return pivots
+def _insert(basis: dict[int, dict[int, int | Fraction]], row: dict[int, int | Fraction]) -> None:
+    """Reduce ``row`` by the basis (one pass: a basis row holds no other row's pivot, so
+    subtracting it brings in no pivot); if anything is left, it joins the basis (its lowest column
+    its pivot, scaled to 1) and that pivot is cleared from every other row."""
+    for column in [c for c in row if c in basis]:
+        factor = row[column]
+        for c, v in basis[column].items():
+            updated = row.get(c, 0) - factor * v
+            if updated:
+                row[c] = updated
+            else:
+                row.pop(c, None)
+    if not row:
+        return
+    pivot = min(row)
+    lead = row[pivot]
+    if lead == 1:
+        scaled = row
+    elif lead == -1:
+        scaled = {c: -v for c, v in row.items()}
+    else:
+        scaled = {c: Fraction(v) / lead for c, v in row.items()}
+    for other in basis.values():
+        factor = other.get(pivot, 0)
+        if factor:
+            for c, v in scaled.items():
+                updated = other.get(c, 0) - factor * v
+                if updated:
+                    other[c] = updated
+                else:
+                    other.pop(c, None)
+    basis[pivot] = scaled
 
 
 def suppress(

@@ -342,7 +342,38 @@ SHARED_TOTALS = {"incidents_by_agency": "incidents", "incidents_by_district": "i
 """The test's own knowledge of which tables show the same Total column (the same things counted)."""
 
 
-def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+def _parent(label: str) -> str | None:
+    """The test's own calendar: the quarter of a month, the year of a quarter."""
+    if len(label) == 7 and label[4] == "-" and label[5:].isdigit():
+        return f"{label[:4]}-Q{(int(label[5:]) + 2) // 3}"
+    if len(label) == 7 and label[5] == "Q":
+        return label[:4]
+    return None
+
+
+def _period_lines(tables: list[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each quarter is the sum of its months and each year of its quarters, for every column of
+    every table whose finer version is among ``tables``: (table name, cells, the total last)."""
+    rows: dict[str, set[str]] = {}
+    columns: dict[str, list[str]] = {}
+    for table in tables:
+        rows.setdefault(table["name"], set()).update(table["rows"])
+        columns[table["name"]] = table["columns"]
+    lines = []
+    for name, labels in rows.items():
+        children: dict[str, list[str]] = {}
+        for label in sorted(labels):
+            parent = _parent(label)
+            if parent is not None:
+                children.setdefault(parent, []).append(label)
+        for parent, parts in children.items():
+            if parent in labels:
+                lines += [(name, [(p, c) for p in parts] + [(parent, c)]) for c in columns[name]]
+    return lines
+
+
+def joint_recoverable(tables: list[dict[str, Any]], *, periods: bool = False,
+                      nonnegative: bool = False) -> list[tuple[str, str, str]]:
     """Suppressed values that the published values of ALL the tables together determine.
 
     The attacker's system: every cell of every table an unknown, except that a Total column
@@ -353,7 +384,11 @@ def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]
     published with one value wherever it is published, and that the published values satisfy
     every equation. A total published in one table and hidden in another is recovered, and so
     is a hidden count of an agency's alleged violations where its incidents are published as 0,
-    or of people detained where incidents with detentions are."""
+    or of people detained where incidents with detentions are.
+
+    ``tables`` may be those of several releases at one checkpoint: their ``Total`` rows are the
+    same unknowns. With ``periods``, the sums of months into quarters and of quarters into years
+    are equations too; with ``nonnegative``, every hidden part of a sum published as 0 is 0."""
 
     def unknown(name: str, row: str, column: str) -> tuple[str, str, str]:
         return ("=" + SHARED_TOTALS[name], row, column) if column == "Total" and name in SHARED_TOTALS else (
@@ -375,43 +410,54 @@ def joint_recoverable(tables: list[dict[str, Any]]) -> list[tuple[str, str, str]
                               or (column == "people-detained" and known.get((name, row, "detention")) == 0)):
             exposed.append((name, row, column))
             known[(name, row, column)] = 0
+    all_lines = [(t["name"], line) for t in tables for line in _lines(t)]
+    if periods:
+        all_lines += _period_lines(tables)
+    while nonnegative:
+        zeros = [key for name, line in all_lines if known.get(unknown(name, *line[-1])) == 0
+                 for key in (unknown(name, *cell) for cell in line[:-1]) if known.get(key, 0) is None]
+        exposed += sorted(set(zeros))
+        known.update({key: 0 for key in zeros})
+        nonnegative = bool(zeros)
     hidden = sorted(k for k, v in known.items() if v is None)
     position = {k: i for i, k in enumerate(hidden)}
     matrix: list[list[Fraction]] = []
-    for table in tables:
-        for line in _lines(table):
-            keys = [unknown(table["name"], *cell) for cell in line]
-            signs = [1] * (len(keys) - 1) + [-1]
-            row = [Fraction(0)] * len(hidden)
-            for key, sign in zip(keys, signs):
-                if key in position:
-                    row[position[key]] += sign
-            if any(row):
-                matrix.append(row)
-            elif all(known[k] is not None for k in keys):
-                assert sum(sign * (known[k] or 0) for k, sign in zip(keys, signs)) == 0, (table["name"], line)
+    for name, line in all_lines:
+        keys = [unknown(name, *cell) for cell in line]
+        signs = [1] * (len(keys) - 1) + [-1]
+        row = [Fraction(0)] * len(hidden)
+        for key, sign in zip(keys, signs):
+            if key in position:
+                row[position[key]] += sign
+        if any(row):
+            matrix.append(row)
+        elif all(known[k] is not None for k in keys):
+            assert sum(sign * (known[k] or 0) for k, sign in zip(keys, signs)) == 0, (name, line)
     echelon = _echelon(matrix, len(hidden))
     return exposed + [hidden[j] for j in range(len(hidden))
                       if any(row[j] != 0 and all(v == 0 for i, v in enumerate(row) if i != j) for row in echelon)]
 
 
 def _echelon(matrix: list[list[Fraction]], width: int) -> list[list[Fraction]]:
-    """Reduced row echelon form (Gauss-Jordan, exact)."""
-    rows = [list(r) for r in matrix]
-    rank = 0
+    """Reduced row echelon form (Gauss-Jordan, exact), column by column over sparse rows."""
+    pending = [{i: v for i, v in enumerate(r) if v} for r in matrix]
+    done: list[dict[int, Fraction]] = []
     for column in range(width):
-        pivot = next((i for i in range(rank, len(rows)) if rows[i][column] != 0), None)
+        pivot = next((r for r in pending if r.get(column)), None)
         if pivot is None:
             continue
-        rows[rank], rows[pivot] = rows[pivot], rows[rank]
-        lead = rows[rank][column]
-        rows[rank] = [v / lead for v in rows[rank]]
-        for i in range(len(rows)):
-            if i != rank and rows[i][column] != 0:
-                factor = rows[i][column]
-                rows[i] = [a - factor * b for a, b in zip(rows[i], rows[rank])]
-        rank += 1
-    return rows[:rank]
+        pending.remove(pivot)
+        lead = pivot[column]
+        pivot = {i: v / lead for i, v in pivot.items()}
+        for row in pending + done:
+            factor = row.get(column)
+            if factor:
+                for i, v in pivot.items():
+                    row[i] = row.get(i, Fraction(0)) - factor * v
+                    if row[i] == 0:
+                        del row[i]
+        done.append(pivot)
+    return [[row.get(i, Fraction(0)) for i in range(width)] for row in done]
 
 
 def test_no_suppressed_value_can_be_recovered_by_any_subtraction(release_at_first: Path) -> None:
@@ -439,7 +485,7 @@ def test_no_suppressed_value_can_be_recovered_by_any_subtraction(release_at_firs
     assert summary["violations_by_category"]["totals_shared_with"] == ["violations_by_agency"]
     assert "totals_shared_with" not in summary["characteristics"]
     assert "1 to 10" in data["suppression"]["rule"]["method"]
-    assert "of all the tables together" in data["suppression"]["rule"]["method"]
+    assert "of all the tables of the month, quarter and year releases" in data["suppression"]["rule"]["method"]
     page = (release_at_first / "index.html").read_text()
     assert "suppressed because they were from 1 to 10" in page
     assert "Its Total column is the same as that of “Alleged violations, by category”" in page
@@ -458,6 +504,48 @@ def test_no_suppressed_value_follows_from_all_tables_together(release_at_first: 
         assert (cell["count"], cell["suppressed"]) == (by_agency[period]["count"], by_agency[period]["suppressed"])
     assert any(c["count"] is None for c in tables["violations_by_agency"]["cells"])
     assert joint_recoverable(data["tables"]) == []
+
+
+def test_releases_of_every_period_at_one_checkpoint_together_reveal_nothing(
+        year: SyntheticYear, release_at_first: Path, tmp_path: Path) -> None:
+    """The month, quarter and year releases at one checkpoint read together: the attacker
+    adds the sums of months into quarters and of quarters into years, reads a Total row shown
+    in one release where another hides it, and knows the parts of a sum of 0 are 0. Edition 2
+    (the pattern of each period chosen on its own) let a hidden month be worked out as its
+    quarter minus its two other months; edition 3 chooses one pattern for the three."""
+    from dataclasses import replace
+
+    from custody.publish.release import compute_at
+    from custody.publish.rules import rules_from_config
+
+    releases = [release_at_first]
+    for period in ("quarter", "year"):
+        out = tmp_path / period
+        result = year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--period", period, "--out", str(out))
+        assert result.exit_code == 0, result.output
+        releases.append(out)
+    union = [t for release in releases for t in json.loads((release / "data.json").read_text())["tables"]]
+    assert joint_recoverable(union, periods=True, nonnegative=True) == []
+    for release in releases:
+        data = json.loads((release / "data.json").read_text())
+        assert data["rules"]["edition"] == 3 and "month, quarter and year releases" in data["suppression"]["rule"]["method"]
+        _check_against_truth(release, year.first, data["period"])
+
+    old = {period: [t.as_dict() for t in compute_at(year.workspace.ledger, year.checkpoint,
+                                                     replace(rules_from_config({}, period), edition=2))]
+           for period in ("month", "quarter", "year")}
+    for tables in old.values():
+        assert joint_recoverable(tables) == []
+    leaked = joint_recoverable([t for tables in old.values() for t in tables], periods=True)
+    assert ("characteristics", "2026-05", "credentials-refused") in leaked
+    month = {(c["period"], c["characteristic"]): c["count"] for t in old["month"] if t["name"] == "characteristics"
+             for c in t["cells"]}
+    quarter = {(c["period"], c["characteristic"]): c["count"] for t in old["quarter"]
+               if t["name"] == "characteristics" for c in t["cells"]}
+    column = "credentials-refused"
+    assert month[("2026-05", column)] is None
+    worked_out = quarter[("2026-Q2", column)] - month[("2026-04", column)] - month[("2026-06", column)]
+    assert worked_out == expected_counts(year.first, "month")[("characteristics", "2026-05", column)] == 5
 
 
 def test_the_release_holds_no_personal_data_ids_places_or_dates(year: SyntheticYear, release_at_first: Path) -> None:
@@ -734,7 +822,7 @@ def test_a_release_after_one_of_the_old_edition_says_the_rules_changed(initializ
     first = tmp_path / "first"
     assert initialized("publish", "stats", "--as-of", str(point["size"]), "--out", str(first)).exit_code == 0
     rules = json.loads((first / "published-event.json").read_text())["details"]["rules"]
-    assert rules.pop("edition") == 2
+    assert rules.pop("edition") == 3
     ws.ledger.append(ACTION, actor="analyst-17", role="analyst",
                      details={"checkpoint": {"size": point["size"], "root": point["root"]}, "rules": rules,
                               "files": {}})

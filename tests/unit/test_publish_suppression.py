@@ -77,11 +77,32 @@ def test_suppress_works_on_any_keys() -> None:
     assert hidden == {"a": PRIMARY, "b": COMPLEMENTARY}
 
 
-def test_the_integer_elimination_falls_back_to_rationals_off_unimodular_input() -> None:
-    from custody.publish.suppression import _reduce
+def test_determined_agrees_with_rank_on_random_systems_including_non_unit_pivots() -> None:
+    """A hidden key is determined iff adding its unit vector to the equations (restricted to
+    the hidden keys) leaves their rank unchanged; a part named twice gives a pivot of 2."""
+    import random
+    from fractions import Fraction
 
-    pivots = _reduce([[2, 1], [1, 1]], 2)
-    assert sorted(pivots) == [0, 1] and all(row[i] == (1 if i == c else 0) for c, row in pivots.items() for i in range(2))
+    from custody.publish.suppression import determined
+    from tests.cli.test_publish import _rank
+
+    assert sorted(determined([("t", ["a", "a", "b"]), ("u", ["a", "b"])], {"a", "b"})) == ["a", "b"]
+    for seed in range(100):
+        rng = random.Random(seed)
+        keys = list(range(rng.randint(2, 30)))
+        equations = [(rng.choice(keys), [rng.choice(keys) for _ in range(rng.randint(1, 5))])
+                     for _ in range(rng.randint(1, 25))]
+        hidden = sorted(rng.sample(keys, rng.randint(1, len(keys))))
+        matrix = []
+        for total, parts in equations:
+            row = [Fraction(0)] * len(hidden)
+            for key, sign in [(total, -1)] + [(part, 1) for part in parts]:
+                if key in hidden:
+                    row[hidden.index(key)] += sign
+            matrix.append(row)
+        expected = [key for i, key in enumerate(hidden)
+                    if _rank(matrix + [[Fraction(int(j == i)) for j in range(len(hidden))]]) == _rank(matrix)]
+        assert determined(equations, set(hidden)) == sorted(expected, key=repr), seed
 
 
 def test_a_value_known_without_the_release_is_never_a_complement() -> None:
