@@ -83,12 +83,14 @@ def stats(ctx: click.Context, as_of: str, period: str, out: Path, actor: str | N
 @click.pass_context
 def verify(ctx: click.Context, directory: Path, trust_key: str | None, recompute: bool,
            trust_witnesses: tuple[str, ...], witness_quorum: int | None, as_json: bool) -> None:
-    """Check a release: its files, its event and proofs; with --recompute, every count.
+    """Check a release: its files, its event and proofs, and that every CSV cell says what
+    data.json says; with --recompute, every count and the revision statement.
 
     Without --recompute no database, store or configuration is needed. Exits 3 on any finding
-    (a changed file, a bad proof, a count that differs, fewer trusted witnesses' cosignatures
-    than --witness-quorum in cosignatures.txt), 2 if DIRECTORY is not a release directory or
-    a key is unusable.
+    (a changed file, a bad proof, a CSV cell that differs from data.json, a count that differs
+    from the recomputation, a revision that names the wrong earlier release or omits or invents
+    a change, fewer trusted witnesses' cosignatures than --witness-quorum in cosignatures.txt),
+    2 if DIRECTORY is not a release directory or a key is unusable.
 
     \b
     Examples:

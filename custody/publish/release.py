@@ -107,10 +107,12 @@ class Revision:
         return {"previous": self.previous, "changes": self.changes}
 
 
-def previous_release(ledger: Ledger, period: str) -> CustodyEvent | None:
-    """The latest ``published`` event for the same kind of period, if any."""
+def previous_release(ledger: Ledger, period: str, before: int | None = None) -> CustodyEvent | None:
+    """The latest ``published`` event for the same kind of period (before event ``before``), if any."""
     latest = None
     for event in ledger.events(actions=(ACTION,)):
+        if before is not None and event.seq >= before:
+            break
         if event.details.get("rules", {}).get("period") == period:
             latest = event
     return latest

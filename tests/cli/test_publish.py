@@ -659,7 +659,8 @@ def test_a_forged_event_or_a_foreign_key_is_caught(year: SyntheticYear, release_
     result = year.custody("publish", "verify", str(copy), "--json")
     assert result.exit_code == 3
     subjects = {f["subject"] for f in json.loads(result.stdout)["findings"]}
-    assert subjects == {"published-event.json", "published-event.tlog-proof"}
+    # the event no longer fits its hash nor its proof, and the CSV no longer says what data.json says
+    assert subjects == {"published-event.json", "published-event.tlog-proof", "referrals.csv"}
 
     _, other = generate_signer("elsewhere/custody/0000")
     pinned = year.custody("publish", "verify", str(release_at_first), "--key", other, "--json")
@@ -695,6 +696,102 @@ def test_recompute_matches_every_cell_and_names_a_changed_one(year: SyntheticYea
          "recomputed": cell["count"] - 5, "release": cell["count"]},
         {"table": "violations_by_agency", "period": other["period"], "column": other["agency"],
          "recomputed": other["count"] + 1, "release": other["count"]}]
+
+
+def test_a_csv_that_disagrees_with_data_json_is_caught_offline(year: SyntheticYear, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer itself is made to write two CSVs that disagree with data.json, so every digest,
+    the event and its proof are consistent: only the cross-check of the files can tell."""
+    import custody.publish.release as writer
+    from cli.main import cli
+    from click.testing import CliRunner
+
+    real = writer.table_csv
+    total = expected_counts(year.first, "quarter")[("incidents_by_agency", "Total", "Total")]
+    unmarked: list[str] = []
+
+    def patched(table: Any) -> bytes:
+        data = real(table)
+        if table.name == "incidents_by_agency":
+            wrong = data.replace(f"\nTotal,Total,{total},".encode(), f"\nTotal,Total,{total + 100},".encode())
+            assert wrong != data
+            return wrong
+        if not unmarked and b",,primary\n" in data:
+            # a suppressed value no longer marked as suppressed
+            unmarked.append(f"{table.name}.csv")
+            return data.replace(b",,primary\n", b",,\n", 1)
+        return data
+
+    monkeypatch.setattr(writer, "table_csv", patched)
+    out = tmp_path / "disagreeing"
+    result = year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--period", "quarter", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    monkeypatch.undo()
+    line = 1 + (out / "incidents_by_agency.csv").read_text().splitlines().index(f"Total,Total,{total + 100},")
+    assert unmarked and unmarked[0] != "incidents_by_agency.csv"
+    rows = (out / unmarked[0]).read_text().splitlines()
+    blank = next(number for number, row in enumerate(rows, start=1) if row.endswith(",,"))
+    period, column = rows[blank - 1].split(",")[:2]
+
+    runner = CliRunner()
+    nowhere = {"CUSTODY_HOME": str(tmp_path / "no-such-home"), "CUSTODY_DB": "sqlite:////nonexistent/x.db"}
+    checked = runner.invoke(cli, ["publish", "verify", str(out), "--json"], env=nowhere)
+    assert checked.exit_code == 3, checked.output
+    report = json.loads(checked.stdout)
+    assert report["files_checked"] == 10 and report["csv_cells_checked"] > 100
+    assert sorted((f["subject"], f["kind"], f["message"]) for f in report["findings"]) == sorted([
+        ("incidents_by_agency.csv", "mismatch", f"row Total, column Total (line {line}): count {total + 100}, but "
+         f"data.json says {total} (the CSV and data.json disagree)"),
+        (unmarked[0], "mismatch", f"row {period}, column {column} (line {blank}): count empty, but data.json says "
+         "empty (primary) (the CSV and data.json disagree)"),
+    ])
+    text = runner.invoke(cli, ["publish", "verify", str(out)], env=nowhere)
+    assert text.exit_code == 3
+    assert (f"incidents_by_agency.csv: row Total, column Total (line {line}): count {total + 100}, "
+            f"but data.json says {total}") in text.stderr
+
+
+def test_a_revision_that_hides_a_change_is_caught_by_recompute(year: SyntheticYear, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer is made to state no change against the earlier quarter release: the files,
+    digests and proofs are consistent (offline verify passes), the recomputation is not."""
+    import custody.publish.release as writer
+
+    earlier = tmp_path / "earlier"
+    assert year.custody("publish", "stats", "--as-of", str(year.checkpoint), "--period", "quarter",
+                        "--out", str(earlier)).exit_code == 0
+    real = writer.revision_against
+    hidden: list[dict[str, Any]] = []
+
+    def hiding(*args: Any, **kwargs: Any) -> Any:
+        revision = real(*args, **kwargs)
+        hidden.extend(revision.changes)
+        revision.changes = []
+        return revision
+
+    monkeypatch.setattr(writer, "revision_against", hiding)
+    out = tmp_path / "hiding"
+    result = year.custody("publish", "stats", "--as-of", "latest", "--period", "quarter", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    monkeypatch.undo()
+    assert hidden, "the later events should change some earlier quarter"
+    data = json.loads((out / "data.json").read_text())
+    assert data["revision"]["changes"] == []
+    assert data["revision"]["previous"]["event"] == json.loads((earlier / "published-event.json").read_text())["seq"]
+
+    assert year.custody.json("publish", "verify", str(out))["ok"] is True
+    result = year.custody("publish", "verify", str(out), "--recompute", "--json")
+    assert result.exit_code == 3
+    report = json.loads(result.stdout)
+    assert report["revision_checked"] is True and report["mismatched_cells"] == []
+    messages = [(f["subject"], f["message"]) for f in report["findings"]]
+    shown = lambda v: "suppressed" if v is None else str(v)  # noqa: E731
+    stated = [("data.json", f"its revision does not state that {c['table']} {c['period']} {c['column']} changed from "
+               f"{shown(c['before'])} to {shown(c['after'])}") for c in sorted(
+                   hidden, key=lambda c: (c["table"], c["period"], c["column"]))][:20]
+    assert messages[:len(stated)] == stated
+    assert messages[-1][0] == "published-event.json" and f"with {len(hidden)}" in messages[-1][1]
+    assert year.custody.json("publish", "verify", str(earlier), "--recompute")["revision_checked"] is True
 
 
 def test_a_release_at_an_older_checkpoint_ignores_later_events(year: SyntheticYear, release_at_first: Path,
@@ -840,3 +937,36 @@ def test_a_release_after_one_of_the_old_edition_says_the_rules_changed(initializ
     assert "each table on its own (edition 1 of the rules)" in page
     values, _ = published(later)
     assert values[("incidents_by_district", "2026-03", "Total")] is None
+
+
+def test_a_revision_links_the_earlier_release_and_recomputes(initialized: Custody, tmp_path: Path) -> None:
+    """With ``release_url`` configured, a revision links the earlier release (its event number
+    in the link), in data.json and on the page; --recompute makes the same revision statement."""
+    (initialized.home / "config.toml").write_text(
+        '[publish]\nrelease_url = "https://data.example.org/custody/releases/{event}/"\n')
+
+    def incidents(first: int, count: int) -> None:
+        for number in range(first, first + count):
+            result = initialized("incident", "create", f"L-{number}", "--occurred-at",
+                                 f"2026-0{1 + number % 3}-03T10:00:00-05:00", "--agency", ("ICE", "CBP")[number % 2])
+            assert result.exit_code == 0, result.output
+
+    incidents(0, 40)
+    first = tmp_path / "first"
+    assert initialized("publish", "stats", "--as-of", "latest", "--out", str(first)).exit_code == 0
+    report = initialized.json("publish", "verify", str(first), "--recompute")
+    assert report["ok"] and report["revision_checked"] and json.loads((first / "data.json").read_text())["revision"] is None
+    incidents(40, 25)
+    second = tmp_path / "second"
+    assert initialized("publish", "stats", "--as-of", "latest", "--out", str(second)).exit_code == 0
+    event = json.loads((first / "published-event.json").read_text())
+    revision = json.loads((second / "data.json").read_text())["revision"]
+    url = f"https://data.example.org/custody/releases/{event['seq']}/"
+    assert revision["previous"]["url"] == url and revision["previous"]["event"] == event["seq"]
+    assert revision["previous"]["datapackage_sha256"] == event["details"]["files"]["datapackage.json"]
+    assert ("incidents_by_agency", "2026-01", "Total") in {(c["table"], c["period"], c["column"])
+                                                          for c in revision["changes"]}
+    page = (second / "index.html").read_text()
+    assert f'<a href="{url}">{url}</a>' in page
+    report = initialized.json("publish", "verify", str(second), "--recompute")
+    assert report["ok"] and report["revision_checked"] and report["mismatched_cells"] == []
