@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from custody.actors.roles import ROLES_SET, load_roles
+from custody.actors.roles import ROLES_SET, STATION, load_roles
 from custody.actors.roles_log import roles_in_force
 from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
 from custody.errors import BadInput, PolicyRefused, RefusedBy
@@ -43,6 +43,8 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
     acting as an administrator (the append policy refuses anyone else)."""
     check_name(name)
     policy = roles_in_force(workspace.ledger).policy
+    if role == STATION:
+        raise BadInput(f"--role {STATION} is the role of unsigned station events, not of a person; choose another role")
     if role not in policy.roles:
         raise BadInput(f"--role {role!r} is not a role in the ledger's roles: {', '.join(sorted(policy.roles))} "
                        "(a role added in config.toml counts once recorded with 'custody actor roles set')")

@@ -10,7 +10,9 @@ ledger's, the first event appended comes with a warning naming ``custody actor r
 Without a key the events are unsigned (a station without per-person keys). An unsigned event
 cannot pass for an enrolled person: once people are enrolled, an unsigned event naming one of
 them is refused, and so are the acts that need an enrolled person (enrollment, requests,
-approvals, disposal, releasing a hold).
+approvals, disposal, releasing a hold) and anything the ``station`` role of the roles in force
+does not allow (placing a hold, an audit, ...). Before anyone is enrolled a station records
+anything.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, RolePolicy
+from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy
 from custody.actors.roles_log import config_difference, roles_in_force
 from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
 from custody.errors import PolicyRefused, RefusedBy
@@ -93,16 +95,19 @@ def act_as(workspace: Workspace, key_path: Path) -> Person:
 @dataclass
 class UnsignedStation:
     """The append policy without a key: refuses what only an enrolled person may do, once
-    anyone is enrolled (the roster is read once, at the first append)."""
+    anyone is enrolled (the roster and the roles in force are read once, at the first append)."""
 
     ledger: Ledger
     roster: Roster | None = None
+    policy: RolePolicy | None = None
 
     def __call__(self, event: CustodyEvent) -> None:
         if self.roster is None:
             self.roster = current_roster(self.ledger)
         if not self.roster.people or event.action in ALWAYS_ALLOWED:
             return
+        if self.policy is None:
+            self.policy = roles_in_force(self.ledger).policy
         if self.roster.ever_named(event.actor):
             raise PolicyRefused(
                 f"{event.actor} is a person enrolled in this ledger: events in their name must be "
@@ -115,6 +120,15 @@ class UnsignedStation:
                 f"{event.action!r} needs an enrolled person: give your enrolled key with --key "
                 "(or CUSTODY_KEY); unsigned station events cannot do this",
                 refused_by=RefusedBy.ENROLLMENT,
+                subject=event.subject,
+            )
+        if not self.policy.station_allows(event.action):
+            allowed = ", ".join(sorted(self.policy.roles.get(STATION, ()))) or "nothing"
+            raise PolicyRefused(
+                f"{event.actor} ({STATION}, no key) may not record {event.action!r}: once people are enrolled, "
+                f"a station without a person's key records only {allowed} (the {STATION} role in the roles "
+                "recorded in the ledger); give your enrolled key with --key (or CUSTODY_KEY)",
+                refused_by=RefusedBy.ROLE,
                 subject=event.subject,
             )
 
@@ -136,3 +150,6 @@ def require_allowed(workspace: Workspace, action: str, subject: dict[str, str] |
     policy = ledger.append_policy if isinstance(ledger, Ledger) else None  # still opening: checked at append
     if isinstance(policy, SignedActor) and not policy.policy.allows(policy.person.role, action):
         policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, dict(subject or {}), {}, "", "", ""))
+    if isinstance(policy, UnsignedStation) and action not in NEEDS_ENROLLED:  # those commands name the key they need
+        settings = workspace.settings
+        policy(CustodyEvent(0, "", settings.actor, settings.role, action, dict(subject or {}), {}, "", "", ""))

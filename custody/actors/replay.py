@@ -6,8 +6,9 @@ Events are taken in log order. For each signed event: the SSH signature must ver
 event's canonical bytes; the key must be enrolled and not revoked at that event (the first
 administrator's own enrollment, signed by the key it enrolls, counts while no administrator is
 enrolled); the event must name the enrolled person and their role; the role must allow the
-action. An unsigned event naming an enrolled person, or doing what only an enrolled person may
-do, is a finding. Roster events change the roster only when they pass. Once anyone is enrolled,
+action. Once anyone is enrolled, an unsigned event naming an enrolled person, doing what only an
+enrolled person may do, or what the ``station`` role (the role of unsigned events) does not
+allow, is a finding. Roster events change the roster only when they pass. Once anyone is enrolled,
 each disposal and hold release must be covered by a request a second person approved before it
 (``custody.actors.two_person``).
 
@@ -29,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from custody import times
-from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, RolePolicy, policy_of, shipped_roles
+from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy, policy_of, shipped_roles
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, Signer, TwoPersonLog
 from custody.errors import Finding, FindingKind
@@ -152,6 +153,9 @@ class ActorReplay:
             return [finding(FindingKind.UNSIGNED_CLAIM, act, f"names the enrolled person {act.actor!r} but carries no signature")]
         if act.action in NEEDS_ENROLLED:
             return [finding(FindingKind.UNSIGNED_CLAIM, act, f"{act.action!r} needs an enrolled person's signature; it has none")]
+        if not self.policy.station_allows(act.action):
+            return [finding(FindingKind.ROLE_NOT_PERMITTED, act,
+                            f"unsigned, so judged by the {STATION} role, which may not record {act.action!r} once people are enrolled")]
         return []
 
 

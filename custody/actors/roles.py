@@ -23,6 +23,8 @@ ALWAYS_ALLOWED = frozenset({"refused"})
 """Actions recorded for anyone: a refused attempt is recorded whoever made it."""
 ROLES_SET = "roles-set"
 """The event recording the roles in force from then on (details: ``RolePolicy.details()``)."""
+STATION = "station"
+"""The role of unsigned events (a station without a person's key) once anyone is enrolled."""
 ADMIN_KEEPS = ("actor-enrolled", ROLES_SET)
 """Actions the admin role always keeps: without them nobody could enroll or set roles again."""
 
@@ -36,6 +38,13 @@ class RolePolicy:
 
     def allows(self, role: str, action: str) -> bool:
         return action in ALWAYS_ALLOWED or action in self.roles.get(role, frozenset())
+
+    def station_allows(self, action: str) -> bool:
+        """Whether an unsigned event may record ``action`` once anyone is enrolled: the
+        ``station`` role's actions. Roles recorded before the station role existed (a
+        ``roles-set`` with none) leave unsigned events to the rules that need a signature for
+        enrollment, requests, approvals and irreversible acts only (``roster.NEEDS_ENROLLED``)."""
+        return action in ALWAYS_ALLOWED or STATION not in self.roles or action in self.roles[STATION]
 
     def may_approve(self, role: str, kind: str) -> bool:
         return role in self.approvals.get(kind, frozenset())

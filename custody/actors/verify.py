@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay
+from custody.actors.roles import ROLES_SET
+from custody.actors.roster import ROSTER_ACTIONS
 from custody.errors import Finding, FindingKind
 from custody.ledger.database import CustodyEvent, Ledger
+from custody.ledger.queries import signatures_for
 from custody.ledger.signatures import stored_signatures
 
 
@@ -74,3 +77,23 @@ def verify_actors(ledger: Ledger) -> ActorReport:
         findings.append(Finding(FindingKind.BAD_SIGNATURE, f"signature {pending.seq}", "a signature of no event"))
         pending = next(signatures, None)
     return ActorReport(replay.events, replay.signed, replay.unsigned, findings, replay.signers, replay.roles_set)
+
+
+def counted(ledger: Ledger, action: str, through_seq: int) -> set[int]:
+    """The ``action`` events before ``through_seq`` that count as made by someone allowed to: all
+    of them before anyone was enrolled (station mode); after that, those signed by an enrolled
+    person whose role in force at the event allows ``action`` and with no other finding, by the
+    replay of ``ledger verify`` over the roster and ``roles-set`` events and these events (so
+    an audit an unsigned station or a technician recorded is not an audit)."""
+    events = [e for e in ledger.events(actions=(*ROSTER_ACTIONS, ROLES_SET, action)) if e.seq < through_seq]
+    signatures = signatures_for(ledger, [e.seq for e in events])
+    replay = ActorReplay()
+    found: set[int] = set()
+    for event in events:
+        stored = signatures.get(event.seq)
+        anyone_enrolled = bool(replay.roster.people)
+        problems = replay.check(act_of(event), stored.signature if stored else None,
+                                stored.key_fingerprint if stored else None, stored.signer if stored else None)
+        if event.action == action and not problems and (stored is not None or not anyone_enrolled):
+            found.add(event.seq)
+    return found

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from custody import times
+from custody.actors.verify import counted
 from custody.audit.schedule import AuditRecord
 from custody.cases.holds import active_hold_names
 from custody.errors import Finding, FindingKind
@@ -109,8 +110,10 @@ def _corrupt(subject: str, message: str, **extra: Any) -> Finding:
 
 def load_ledger_state(ledger: Ledger, through_seq: int) -> LedgerState:
     """Every object ingested before ``through_seq`` with its recorded retention, hold state,
-    attachments and disposal, every earlier audit, and a ``ledger-corrupt`` finding wherever the
-    derived evidence table disagrees with the ingest events."""
+    attachments and disposal, every earlier audit that counts (once anyone is enrolled, only
+    those signed by a person whose role may audit: ``custody.actors.verify.counted``), and a
+    ``ledger-corrupt`` finding wherever the derived evidence table disagrees with the ingest
+    events."""
     rows = [row for row in ledger.all_evidence() if int(row["first_seq"]) < through_seq]
     ingests: dict[int, LedgerEventSummary] = {}
     extensions: dict[str, list[dict[str, Any]]] = {}
@@ -132,6 +135,9 @@ def load_ledger_state(ledger: Ledger, through_seq: int) -> LedgerState:
             disposed.add(event.evidence)
         else:
             holds.setdefault(event.evidence, []).append((event.action, event.details))
+    if audits:
+        counting = counted(ledger, "audited", through_seq)
+        audits = [record for record in audits if record.seq in counting]
     findings: list[Finding] = []
     objects: dict[str, RecordedObject] = {}
     for row in rows:

@@ -209,16 +209,17 @@ def test_a_signature_by_a_revoked_key_after_its_revocation_is_reported(office: d
 
 def test_a_station_event_is_named_unsigned_in_the_report_and_a_wrong_role_is_a_finding(office: dict[str, Any],
                                                                                         tmp_path: Path) -> None:
-    """A third package after a station (no personal key) amended the incident and a technician's
-    key signed a hold no technician may place: the report names the unsigned event, and
-    verify-package names the event whose signer's role may not take that action."""
+    """A third package after a station (no personal key) ingested a file into the incident and a
+    technician's key signed a hold no technician may place: the report names the unsigned
+    events, and verify-package names the event whose signer's role may not take that action."""
     custody, keys = office["custody"], office["keys"]
-    station = custody("incident", "amend", INCIDENT, "--location", "Dock 3", "--reason", "typed at the station",
-                      env={"CUSTODY_ACTOR": "dock-3"})
+    clip = tmp_path / "dock3.bin"
+    clip.write_bytes(b"docked at station 3")
+    station = custody("ingest", str(clip), "--incident", INCIDENT, env={"CUSTODY_ACTOR": "dock-3"})
     assert station.exit_code == 0, station.output
     events = custody.json("log")
-    unsigned = events[-1]
-    assert (unsigned["action"], unsigned["actor"]) == ("incident-amended", "dock-3")
+    unsigned = next(e for e in events if e["actor"] == "dock-3")
+    assert unsigned["action"] == "ingested"
     evidence = next(e["subject"]["evidence"] for e in events if e["action"] == "ingested" and e["actor"] == "tech-1")
     ledger = Ledger(f"sqlite:///{custody.home / 'custody.db'}")
     ledger.event_signer = FileKeySigner.load("tech-1", keys["tech-1"])
