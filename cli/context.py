@@ -91,9 +91,10 @@ def emit_json(value: Any) -> None:
 
 def require_linkable(ws: Workspace, incident_id: str, blake3: str | None = None) -> None:
     """Refuse, before anything is stored or changed, a link the acting person's role cannot
-    complete: linking records ``linked`` and places the incident's active legal holds on the
-    object (``hold-placed``), so a role that may not place holds may not link to a held
-    incident (it would leave a hold in the store that the ledger does not record)."""
+    complete: linking records ``linked`` and, when the incident is under a legal hold, gives the
+    object that hold (``hold-inherited``, the action of the roles that link), so a role that
+    may link but not inherit a hold is refused here rather than leave a hold in the store that
+    the ledger does not record."""
     from custody.actors.identity import require_allowed
     from custody.cases.holds import incident_holds
     from custody.errors import PolicyRefused
@@ -104,11 +105,11 @@ def require_linkable(ws: Workspace, incident_id: str, blake3: str | None = None)
     if not holds:
         return
     try:
-        require_allowed(ws, "hold-placed", subject)
+        require_allowed(ws, "hold-inherited", subject)
     except PolicyRefused as exc:
         names = ", ".join(hold.name for hold in holds)
         raise PolicyRefused(
-            f"{exc}; incident {incident_id} is under legal hold {names}, which linking places on the object: "
-            "ask a person whose role may place holds to link it",
+            f"{exc}; incident {incident_id} is under legal hold {names}, which linking gives the object: "
+            "ask an administrator to add 'hold-inherited' to the roles that link ('custody actor roles set')",
             refused_by=exc.refused_by, subject=exc.subject, target=exc.target,
         ) from exc

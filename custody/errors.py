@@ -46,6 +46,7 @@ class RefusedBy(StrEnum):
     ENROLLMENT = "enrollment"
     """the act needs an enrolled person's key: none given, not enrolled, or revoked"""
     TWO_PERSON = "two-person"
+    INHERITED_HOLD = "inherited-hold"
     """an irreversible act's approval by its own requester, or a second approval"""
     LOCK = "lock"
     """the stored object is locked: Object Lock retention or a legal hold (our check or the store's)"""
@@ -121,6 +122,7 @@ class FindingKind(StrEnum):
     ROLE_MISMATCH = "role-mismatch"
     ROLE_NOT_PERMITTED = "role-not-permitted"
     TWO_PERSON = "two-person"
+    INHERITED_HOLD = "inherited-hold"
     # packages and releases checked offline
     NOT_A_PACKAGE = "not-a-package"
     MALFORMED = "malformed"

@@ -6,6 +6,8 @@ the transaction that appends it, and an event their role may not cause (by the r
 the ledger, ``custody.actors.roles_log``; not config.toml's) is refused before it is stored. A
 key that is not enrolled, or was revoked, is refused. If config.toml's roles differ from the
 ledger's, the first event appended comes with a warning naming ``custody actor roles set``.
+With or without a key, an inherited legal hold (``hold-inherited``) that does not follow from a
+hold on its incident in force in the ledger is refused (``custody.actors.inherited``).
 
 Without a key the events are unsigned (a station without per-person keys). An unsigned event
 cannot pass for an enrolled person: once people are enrolled, an unsigned event naming one of
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from custody.actors.inherited import inheritance_problem
 from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy
 from custody.actors.roles_log import config_difference, roles_in_force
 from custody.actors.roster import NEEDS_ENROLLED, Person, Roster, current_roster
@@ -40,6 +43,8 @@ class SignedActor:
     """The roles recorded in the ledger (``custody.actors.roles_log``)."""
     warning: str | None = None
     """Said once, on stderr, at the first event appended (config.toml's roles differ)."""
+    ledger: Ledger | None = None
+    """The ledger appended to, where an inherited hold must find the hold it inherits."""
 
     def __call__(self, event: CustodyEvent) -> None:
         if self.warning is not None and event.action != ROLES_SET:
@@ -53,6 +58,21 @@ class SignedActor:
                 refused_by=RefusedBy.ROLE,
                 subject=event.subject,
             )
+        if self.ledger is not None:
+            refuse_uninherited(self.ledger, event)
+
+
+def refuse_uninherited(ledger: Ledger, event: CustodyEvent) -> None:
+    """Refuse a ``hold-inherited`` event that does not follow from a hold on its incident in
+    force in ``ledger`` (a hold of the linker's own choosing passed off as the incident's)."""
+    problem = inheritance_problem(ledger, event)
+    if problem is not None:
+        raise PolicyRefused(
+            f"{event.actor} may not record this 'hold-inherited': it {problem}; a hold of one's own "
+            "choosing is 'custody hold place', for a role that may place holds",
+            refused_by=RefusedBy.POLICY,
+            subject=event.subject,
+        )
 
 
 def resolve_person(ledger: Ledger, signer: EventSigner) -> Person:
@@ -88,7 +108,7 @@ def act_as(workspace: Workspace, key_path: Path) -> Person:
     workspace.settings = replace(workspace.settings, actor=person.name, role=person.role)
     ledger.event_signer = signer
     in_force = roles_in_force(ledger)
-    ledger.append_policy = SignedActor(person, in_force.policy, config_difference(workspace.settings.config, in_force))
+    ledger.append_policy = SignedActor(person, in_force.policy, config_difference(workspace.settings.config, in_force), ledger)
     return person
 
 
@@ -102,6 +122,7 @@ class UnsignedStation:
     policy: RolePolicy | None = None
 
     def __call__(self, event: CustodyEvent) -> None:
+        refuse_uninherited(self.ledger, event)
         if self.roster is None:
             self.roster = current_roster(self.ledger)
         if not self.roster.people or event.action in ALWAYS_ALLOWED:

@@ -10,7 +10,8 @@ action. Once anyone is enrolled, an unsigned event naming an enrolled person, do
 enrolled person may do, or what the ``station`` role (the role of unsigned events) does not
 allow, is a finding. Roster events change the roster only when they pass. Once anyone is enrolled,
 each disposal and hold release must be covered by a request a second person approved before it
-(``custody.actors.two_person``).
+(``custody.actors.two_person``). An inherited hold must follow from a hold on its incident in
+force at that point (``custody.actors.inherited``).
 
 The roles are those in force at each event: the shipped roles until the first ``roles-set``
 event, then those of the last ``roles-set`` event that passed (signed by a person whose role in
@@ -30,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from custody import times
+from custody.actors.inherited import INHERITED, IncidentHoldLog
 from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy, policy_of, shipped_roles
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, Signer, TwoPersonLog
@@ -67,6 +69,8 @@ class ActorReplay:
     signers: dict[str, int] = field(default_factory=dict)
     two_person: TwoPersonLog = field(default_factory=TwoPersonLog)
     """The requests and approvals seen so far (the two-person rule)."""
+    holds: IncidentHoldLog = field(default_factory=IncidentHoldLog)
+    """The holds over incidents in force (what an inherited hold must follow from)."""
 
     def check(self, act: Act, signature: str | None, recorded_fingerprint: str | None = None,
               signer: str | None = None) -> list[Finding]:
@@ -83,6 +87,10 @@ class ActorReplay:
             self.signers[name] = self.signers.get(name, 0) + 1
             found, person = self._signed(act, signature, recorded_fingerprint)
         found.extend(self._two_person(act, person if not found else None))
+        inherited = self.holds.problem(act.subject, act.details) if act.action == INHERITED else None
+        if inherited is not None:
+            found.append(finding(FindingKind.INHERITED_HOLD, act, inherited))
+        self.holds.see(act.seq, act.action, act.details, passed=not found)
         if act.action in (ENROLL, REVOKE) and signature is not None and not found:
             self.roster.apply(act)
         if act.action == ROLES_SET and signature is not None and not found:

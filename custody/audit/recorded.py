@@ -12,19 +12,20 @@ from typing import TYPE_CHECKING, Any
 from custody import times
 from custody.actors.verify import counted
 from custody.audit.schedule import AuditRecord
-from custody.cases.holds import active_hold_names
+from custody.cases.holds import HOLD_ACTIONS, active_hold_names
 from custody.errors import Finding, FindingKind
 from custody.ledger.queries import LedgerEventSummary, events_with_actions
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
 
-_SCANNED = ("ingested", "retention-extended", "hold-placed", "hold-released", "disposed", "audited")
+_SCANNED = ("ingested", "retention-extended", *HOLD_ACTIONS, "disposed", "audited")
 
 
 def ledger_hold_state(hold_events: Iterable[tuple[str, Mapping[str, Any]]]) -> bool:
-    """Whether the ledger says an object is under legal hold, from its ``hold-placed`` and
-    ``hold-released`` events (action, details) in sequence order (``custody.cases.holds``' rule)."""
+    """Whether the ledger says an object is under legal hold, from its ``hold-placed``,
+    ``hold-inherited`` and ``hold-released`` events (action, details) in sequence order
+    (``custody.cases.holds``' rule)."""
     return bool(active_hold_names(hold_events))
 
 

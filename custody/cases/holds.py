@@ -5,7 +5,11 @@ or listed objects). Placing it sets the legal hold on every object version in sc
 hold; the local store's own) and then records a ``hold-placed`` event per object. Releasing
 records ``hold-released`` per object and lifts the stored hold only when no other active hold
 covers the object; its retention date, if later, still applies. Evidence linked later to an
-incident under hold gets the hold when it is linked.
+incident under hold gets the hold when it is linked: a ``hold-inherited`` event naming the
+incident and the ``hold-placed`` event of the hold it inherits (``inherits``), an action of the
+roles that link, since it is no hold of the linker's choosing (``custody.actors.inherited`` is
+the rule that checks it). Every reader here treats it as a placement of that hold, and releasing
+the hold releases it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from custody.refusals import stopped_batch
 from custody.workspace import Workspace
 from storage.errors import RetentionViolation
 
-HOLD_ACTIONS = ("hold-placed", "hold-released")
+PLACING = ("hold-placed", "hold-inherited")
+"""The actions that put a hold on an object: placed by its own order, or inherited from the
+incident the object was linked to."""
+HOLD_ACTIONS = (*PLACING, "hold-released")
 
 
 @dataclass
@@ -58,7 +65,7 @@ def all_holds(ledger: Ledger) -> dict[str, LegalHold]:
     for event in ledger.events(actions=HOLD_ACTIONS):
         name = event.details["hold"]
         blake3 = event.subject.get("evidence", "")
-        if event.action == "hold-placed":
+        if event.action in PLACING:
             hold = holds.get(name)
             if hold is None or not hold.active and hold.released:
                 hold = holds[name] = LegalHold(
@@ -81,12 +88,13 @@ def all_holds(ledger: Ledger) -> dict[str, LegalHold]:
 
 
 def active_hold_names(hold_events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str]:
-    """The holds still covering one object, from its ``hold-placed`` / ``hold-released``
-    events as (action, details) in sequence order. An unnamed release lifts every hold."""
+    """The holds still covering one object, from its ``hold-placed`` / ``hold-inherited`` /
+    ``hold-released`` events as (action, details) in sequence order. An unnamed release lifts
+    every hold."""
     active: set[str] = set()
     for action, details in hold_events:
         name = str(details.get("hold", ""))
-        if action == "hold-placed":
+        if action in PLACING:
             active.add(name)
         elif action == "hold-released":
             if name:
@@ -175,21 +183,29 @@ def place_hold(
 
 def incident_holds(ledger: Ledger, incident: str) -> list[LegalHold]:
     """Holds whose scope is ``incident`` and that have not been released."""
-    placed: dict[str, dict[str, Any]] = {}
-    for event in ledger.events(actions=HOLD_ACTIONS):
+    holds = all_holds(ledger)
+    return [holds[name] for name in sorted(incident_hold_origins(ledger, incident)) if name in holds]
+
+
+def incident_hold_origins(ledger: Ledger, incident: str) -> dict[str, int]:
+    """Each hold over ``incident`` not released as a whole, with the first ``hold-placed`` event
+    of its placement in force (what a hold inherited from it names)."""
+    placed: dict[str, int] = {}
+    for event in ledger.events(incident=incident, actions=("hold-placed", "hold-released")):
         scope = event.details.get("scope", {})
-        if scope.get("incident") != incident:
+        if not isinstance(scope, dict) or scope.get("incident") != incident:
             continue
         if event.action == "hold-placed":
-            placed[event.details["hold"]] = event.details
+            placed.setdefault(event.details["hold"], event.seq)
         elif event.details.get("whole_hold"):
             placed.pop(event.details["hold"], None)
-    holds = all_holds(ledger)
-    return [holds[name] for name in sorted(placed) if name in holds]
+    return placed
 
 
 def apply_incident_holds(workspace: Workspace, incident: str, blake3s: Sequence[str]) -> list[str]:
-    """Place the incident's active holds on newly linked objects; returns the hold names."""
+    """Give newly linked objects the incident's active holds (``hold-inherited``, naming the
+    ``hold-placed`` event it inherits); returns the hold names."""
+    origins = incident_hold_origins(workspace.ledger, incident)
     names = []
     for hold in incident_holds(workspace.ledger, incident):
         for blake3 in blake3s:
@@ -198,10 +214,11 @@ def apply_incident_holds(workspace: Workspace, incident: str, blake3s: Sequence[
             _set_stored_hold(workspace, blake3, True)
             _record(
                 workspace,
-                "hold-placed",
+                "hold-inherited",
                 hold.name,
                 blake3,
-                {"authority": hold.authority, "reason": hold.reason, "scope": hold.scope, "applied_at": "link"},
+                {"authority": hold.authority, "reason": hold.reason, "scope": {"incident": incident},
+                 "incident": incident, "inherits": origins[hold.name]},
                 incident,
             )
         names.append(hold.name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from custody.actors.roles import ROLES_SET
 from custody.actors.approvals import authorizing
+from custody.actors.inherited import INHERITED, PLACED, RELEASED
 from custody.actors.roster import ROSTER_ACTIONS
 from custody.actors.two_person import APPROVED, REQUEST_KINDS
 from custody.errors import ConfigError
@@ -50,7 +51,9 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
     incident, about each exported object, and each disposal of a linked object, before it)
     and ``objects`` (every object linked to the incident: ``included``, ``disposed`` or
     ``excluded`` by the export's selection). The events include every enrollment and
-    revocation of people and every ``roles-set`` before it (who could sign what, when), the request
+    revocation of people and every ``roles-set`` before it (who could sign what, when), the
+    placings and releases of holds over each other incident an inherited hold it carries comes
+    from (what the hold follows from), the request
     and approval events that cover each disposal or hold release it carries (the two-person rule), and ``signed`` lists those events
     that carry a person's signature (the package must hold each). The list is made while holding the ledger's
     append lock; if another writer appends before the checkpoint is signed, a new event is
@@ -74,6 +77,8 @@ def prepare(workspace: Workspace, incident_id: str, blake3s: Sequence[str], pack
             for event in ledger.events(actions=(*ROSTER_ACTIONS, ROLES_SET)):
                 if event.seq < size:
                     found[event.seq] = event
+            for other in sorted({str(e.details.get("incident")) for e in found.values() if e.action == INHERITED} - {incident_id}):
+                found.update({e.seq: e for e in ledger.events(incident=other, actions=(PLACED, RELEASED)) if e.seq < size})
             covering = authorizing(ledger, list(found.values()), size)
             if covering:
                 found.update({e.seq: e for e in ledger.events(actions=(*REQUEST_KINDS, APPROVED)) if e.seq in covering})

@@ -112,6 +112,9 @@ def event_summary(event: CustodyEvent) -> str:
         return f"referred to {d.get('to')} (reference {d.get('reference')}){', felony' if d.get('felony') else ''}"
     if action == "retention-extended":
         return f"retention {d.get('category')} until {d.get('until')}: {d.get('reason')}"
+    if action == "hold-inherited":
+        return (f"legal hold {d.get('hold')} ({d.get('authority')}): {d.get('reason')}; inherited from incident "
+                f"{d.get('incident')} (event {d.get('inherits')})")
     if action in ("hold-placed", "hold-released"):
         return f"legal hold {d.get('hold')} ({d.get('authority')}): {d.get('reason')}"
     if action == "verified":

@@ -183,7 +183,10 @@ def test_holds_are_placed_in_the_store_follow_the_incident_and_release_cleanly(i
     assert all(store.stat(f"evidence/{r['blake3']}").legal_hold for r in first)
     later = _ingest(initialized, *_files(tmp_path, 1, "b"), extra=("--incident", "INC-5"))
     assert store.stat(f"evidence/{later[0]['blake3']}").legal_hold is True
-    assert [e["action"] for e in initialized.json("log", later[0]["blake3"][:12])] == ["ingested", "linked", "hold-placed"]
+    logged = initialized.json("log", later[0]["blake3"][:12])
+    assert [e["action"] for e in logged] == ["ingested", "linked", "hold-inherited"]
+    placings = [e["seq"] for e in initialized.json("log") if e["action"] == "hold-placed"]
+    assert logged[2]["details"]["incident"] == "INC-5" and logged[2]["details"]["inherits"] == min(placings)
     other = initialized.json("hold", "place", "LIT-7", "--authority", "civil court", "--reason", "litigation", first[0]["blake3"][:10])
     assert other["objects"] == [first[0]["blake3"]]
     released = initialized.json("hold", "release", "SAO-26-1", "--authority", "order of 2027-03-02", "--reason", "case closed")
