@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from custody.ledger.database import CustodyEvent, Ledger
+if TYPE_CHECKING:  # verify-package replays without the database
+    from custody.ledger.database import CustodyEvent, Ledger
 
 PLACED = "hold-placed"
 INHERITED = "hold-inherited"
