@@ -122,7 +122,12 @@ class UnsignedStation:
     policy: RolePolicy | None = None
 
     def __call__(self, event: CustodyEvent) -> None:
+        self.admit(event)
         refuse_uninherited(self.ledger, event)
+
+    def admit(self, event: CustodyEvent) -> None:
+        """Refuse an action a station without a key may not record (what ``require_allowed``
+        asks before anything changes)."""
         if self.roster is None:
             self.roster = current_roster(self.ledger)
         if not self.roster.people or event.action in ALWAYS_ALLOWED:
@@ -173,4 +178,4 @@ def require_allowed(workspace: Workspace, action: str, subject: dict[str, str] |
         policy(CustodyEvent(0, "", policy.person.name, policy.person.role, action, dict(subject or {}), {}, "", "", ""))
     if isinstance(policy, UnsignedStation) and action not in NEEDS_ENROLLED:  # those commands name the key they need
         settings = workspace.settings
-        policy(CustodyEvent(0, "", settings.actor, settings.role, action, dict(subject or {}), {}, "", "", ""))
+        policy.admit(CustodyEvent(0, "", settings.actor, settings.role, action, dict(subject or {}), {}, "", "", ""))
