@@ -135,16 +135,16 @@ def test_an_inherited_hold_that_follows_from_no_hold_is_refused_and_a_finding(of
     ]
     ledger = _ledger(office)
     signer = FileKeySigner.load("tech-1", office.keys["tech-1"])
-    ledger.event_signer = signer
-    policies = [SignedActor(resolve_person(ledger, signer), roles_in_force(ledger).policy, ledger=ledger), UnsignedStation(ledger)]
-    for policy in policies:
-        ledger.append_policy = policy
+    policies = [(SignedActor(resolve_person(ledger, signer), roles_in_force(ledger).policy, ledger=ledger), signer,
+                 "tech-1", "technician"), (UnsignedStation(ledger), None, "dock-3", "station")]
+    for policy, key, actor, role in policies:
+        ledger.append_policy, ledger.event_signer = policy, key
         for subject, details in forgeries:
             with pytest.raises(PolicyRefused) as refused:
-                ledger.append("hold-inherited", actor="tech-1", role="technician", subject=subject, details=details)
-            assert "may not record this 'hold-inherited'" in str(refused.value)
+                ledger.append("hold-inherited", actor=actor, role=role, subject=subject, details=details)
+            assert f"{actor} may not record this 'hold-inherited'" in str(refused.value)
     assert office.custody.json("ledger", "verify")["ok"] is True, "nothing was appended"
-    ledger.append_policy = None
+    ledger.append_policy, ledger.event_signer = None, signer
     seqs = [ledger.append("hold-inherited", actor="tech-1", role="technician", subject=subject, details=details).seq
             for subject, details in forgeries]
     ledger.event_signer = None
