@@ -192,7 +192,8 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
     """Link a preserved object to an incident (many-to-many), or a sidecar to its recording.
 
     Linking to an incident with use of force, detentions, injuries or a referral flags the
-    object (longer retention); the incident's legal holds are placed on it.
+    object (longer retention); the object inherits the incident's legal holds (a
+    'hold-inherited' event each, recorded by whoever links: no role to place holds needed).
 
     A sidecar (a vendor's audit-trail PDF or CSV, a camera's metadata JSON or XML) is
     preserved first if its bytes are not, then tied to the recording by a 'sidecar-linked'
