@@ -102,6 +102,7 @@ def ingest(
     except CheckpointNotSigned as exc:  # recorded, but not sealed: say what was recorded, then why
         results, unsigned = exc.results, exc
     finally:
+        inspector.close()  # the C2PA library's worker, whatever ended the ingest (SIGTERM included)
         bar.close()
     inspector.annotate(results)
     problems = [r for r in results if r.status in ("skipped", "failed")]

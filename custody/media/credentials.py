@@ -23,7 +23,10 @@ and the library refusing the file (a corrupt manifest store) is ``error``; both 
 
 Bounds: an MP4/MOV whose file-level boxes hold no C2PA ``uuid`` box is ``absent`` from its box
 headers alone (``bmff_manifest_box``: a few reads of 32 bytes, no library call). Otherwise the
-library streams the file (its hard-binding check is the only full read, and at ingest it runs
+library reads the file in a worker process of its own (``custody.media.c2pa_worker``: started on
+the first such file, reused, with a memory limit and a deadline), so that a hostile file that
+crashes, exhausts or hangs the native library is ``error`` with a ``finding`` naming the file and
+what happened, and the ingest goes on. The library streams the file (its hard-binding check is the only full read, and at ingest it runs
 in the background inspection while the one read hashes the file, so the file comes from the
 page cache, never from memory: nothing holds the whole file); nothing is fetched over the network (remote manifests and OCSP are
 switched off); at most ``MAX_ERRORS`` status entries of at most ``MAX_TEXT`` characters each
@@ -41,6 +44,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any, BinaryIO
 
+from custody.media.c2pa_worker import LibraryWorker
 from custody.media.tools import _clean
 
 MAX_ERRORS = 20
@@ -131,14 +135,18 @@ def library_version() -> str:
 class CredentialReader:
     """Reads content credentials with one library context (settings, trust anchors), reused
     for every file of an ingest. ``trust_anchors``: PEM certificates of the signers' roots an
-    agency trusts; without them a good signature is ``valid`` but not ``trusted``."""
+    agency trusts; without them a good signature is ``valid`` but not ``trusted``.
+    ``isolate`` (the default): the library runs in a worker process of its own
+    (``custody.media.c2pa_worker``), started on the first file that needs it; ``close()`` ends
+    it. ``timeout``: a fixed deadline per file in seconds instead of one by the file's size."""
 
-    def __init__(self, trust_anchors: str | None = None) -> None:
+    def __init__(self, trust_anchors: str | None = None, isolate: bool = True, timeout: float | None = None) -> None:
         self.trust_anchors = trust_anchors
         self._context: Any = None
         self._unavailable: str | None = None
         self._lock = threading.Lock()  # one file at a time through the shared library context
         self.tool = library_version()
+        self._worker: LibraryWorker | None = LibraryWorker(trust_anchors, self.tool, timeout=timeout) if isolate else None
 
     def _ready(self) -> Any:
         if self._context is None and self._unavailable is None:
@@ -158,28 +166,40 @@ class CredentialReader:
         with self._lock:
             return self._read_path(path)
 
+    def close(self) -> None:
+        """End the library's worker process, if one was started (from any thread)."""
+        if self._worker is not None:
+            self._worker.close()
+
     def _read_path(self, path: str) -> dict[str, Any]:
-        context = self._ready()
-        if context is None:
-            return {"status": "error", "tool": self.tool, "finding": self._unavailable or "C2PA library unavailable"}
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put in its place never blocks
             with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                found = os.fstat(fd)
+                if not stat.S_ISREG(found.st_mode):
                     return {"status": "error", "tool": self.tool, "finding": "not a regular file; not read"}
                 os.set_blocking(fd, True)
-                return self._read(handle, context)
+                if bmff_manifest_box(handle) is False:
+                    return {"status": "absent", "tool": self.tool}  # the library would read the same headers
+                if self._worker is not None:
+                    return self._worker.read(fd, found.st_size, _text(os.path.basename(path)))
+                handle.seek(0)
+                return self.read_handle(handle)
         except OSError as exc:
             return {"status": "error", "tool": self.tool,
                     "finding": _text(f"could not read the file for its content credentials: {exc.strerror or exc}")}
+
+    def read_handle(self, handle: BinaryIO) -> dict[str, Any]:
+        """The record of an open file, read by the library in this process."""
+        context = self._ready()
+        if context is None:
+            return {"status": "error", "tool": self.tool, "finding": self._unavailable or "C2PA library unavailable"}
+        return self._read(handle, context)
 
     def _read(self, handle: BinaryIO, context: Any) -> dict[str, Any]:
         import c2pa
 
         try:
-            if bmff_manifest_box(handle) is False:
-                return {"status": "absent", "tool": self.tool}  # the library would read the same headers
-            handle.seek(0)
             reader = c2pa.Reader.try_create(None, handle, None, context)
             if reader is None:
                 return {"status": "absent", "tool": self.tool}

@@ -40,7 +40,10 @@ def derive(workspace: Workspace, path: str, ref: str, *, tool: str, params: str,
     parent = found.blake3
     derivation = {"parent": parent, "parent_sha256": str(found.row["sha256"]), "tool": _clean(tool), "params": _clean(params)}
     inspector = inspector or MediaInspector()
-    results = ingest_paths(workspace, [path], derivation=derivation, inspector=inspector, note=note)
+    try:
+        results = ingest_paths(workspace, [path], derivation=derivation, inspector=inspector, note=note)
+    finally:
+        inspector.close()
     inspector.annotate(results)
     result = results[0]
     if result.status == "already-stored":

@@ -203,6 +203,10 @@ class MediaInspector:
             self.warnings[printable_path(path)] = warning
         return inspection
 
+    def close(self) -> None:
+        """End the C2PA library's worker process (``CredentialReader.close``)."""
+        self.credentials.close()
+
     def annotate(self, results: Iterable[IngestResult]) -> None:
         for result in results:
             warning = self.warnings.get(result.path)
