@@ -74,7 +74,7 @@ def workspace(ctx: click.Context, actor: str | None = None, *, ledger_in_backgro
     settings = settings_from(ctx, actor)
     root = ctx.find_root().obj
     if settings.key is None:
-        ws = open_workspace(settings, ledger_hooks=(unsigned_station(),), ledger_in_background=ledger_in_background)
+        ws = open_workspace(settings, ledger_hooks=(unsigned_station(settings.config),), ledger_in_background=ledger_in_background)
         root["workspace"] = ws
     else:
         ws = open_workspace(settings)

@@ -236,7 +236,7 @@ def roles_show(ctx: click.Context, as_json: bool) -> None:
     from custody.actors.roles_log import config_difference, roles_in_force
 
     ws = workspace(ctx)
-    in_force = roles_in_force(ws.ledger)
+    in_force = roles_in_force(ws.ledger, ws.settings.config)
     difference = config_difference(ws.settings.config, in_force)
     if as_json:
         emit_json({**in_force.as_dict(), "config_differs": difference is not None, "config_note": difference})

@@ -171,7 +171,7 @@ def audit(ctx: click.Context, level: Level, rotation: int | None, shard: Shard, 
 
     from custody.refusals import refusal_counts
 
-    signatures = verify_actors(ws.ledger)
+    signatures = verify_actors(ws.ledger, ws.settings.config)
     refusals = refusal_counts(ws.ledger)
     if as_json:
         emit_json({**report.as_dict(), "signatures": signatures.as_dict(), "refusals": refusals})

@@ -71,7 +71,7 @@ def init(ctx: click.Context, store_url: str | None, create_bucket: bool, admin_n
         ws = open_workspace(settings)
         ctx.find_root().obj["workspace"] = ws  # a second first administrator is a refusal to record
         admin = enroll_first_admin(ws, admin_name, admin_key)
-        roles_seq = roles_in_force(ws.ledger).seq
+        roles_seq = roles_in_force(ws.ledger, ws.settings.config).seq
     if as_json:
         emit_json(
             {

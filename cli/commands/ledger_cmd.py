@@ -52,7 +52,7 @@ def verify_ledger(ctx: click.Context, as_json: bool) -> None:
 
     ws = workspace(ctx)
     report, anchors = verify_all(ws.ledger, ws.store, ws.settings, ws.verifier())
-    actors = verify_actors(ws.ledger)
+    actors = verify_actors(ws.ledger, ws.settings.config)
     report.findings.extend(actors.findings)
     if as_json:
         emit_json({**report.as_dict(), "actors": actors.as_dict(), "anchors": anchors.as_dict()})

@@ -149,7 +149,7 @@ def approve(workspace: Workspace, seq: int, carry_out: CarryOut) -> Request:
             refused_by=RefusedBy.TWO_PERSON,
             target={"request": seq},
         )
-    policy = roles_in_force(workspace.ledger).policy
+    policy = roles_in_force(workspace.ledger, workspace.settings.config).policy
     if not policy.may_approve(approver.role, pending.kind):
         allowed = ", ".join(sorted(policy.approvals.get(pending.kind, ()))) or "nobody"
         raise PolicyRefused(

@@ -42,7 +42,7 @@ def enroll(workspace: Workspace, name: str, role: str, key: sshsig.PublicKey) ->
     """Record ``actor-enrolled`` for ``name`` with ``role`` and ``key``. The workspace must be
     acting as an administrator (the append policy refuses anyone else)."""
     check_name(name)
-    policy = roles_in_force(workspace.ledger).policy
+    policy = roles_in_force(workspace.ledger, workspace.settings.config).policy
     if role == STATION:
         raise BadInput(f"--role {STATION} is the role of unsigned station events, not of a person; choose another role")
     if role not in policy.roles:
@@ -91,7 +91,7 @@ def enroll_first_admin(workspace: Workspace, name: str, key_path: Path) -> Perso
     try:
         if not same:
             ledger.append(ENROLL, actor=name, role="admin", details=_enrollment(name, "admin", signer.public_key))
-        if roles_in_force(ledger).seq is None:
+        if roles_in_force(ledger, workspace.settings.config).seq is None:
             ledger.append(ROLES_SET, actor=name, role="admin", details=policy.details())
     finally:
         ledger.event_signer = None

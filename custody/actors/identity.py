@@ -20,9 +20,10 @@ anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from custody.actors.inherited import inheritance_problem
 from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy
@@ -107,7 +108,7 @@ def act_as(workspace: Workspace, key_path: Path) -> Person:
     signer.name = person.name
     workspace.settings = replace(workspace.settings, actor=person.name, role=person.role)
     ledger.event_signer = signer
-    in_force = roles_in_force(ledger)
+    in_force = roles_in_force(ledger, workspace.settings.config)
     ledger.append_policy = SignedActor(person, in_force.policy, config_difference(workspace.settings.config, in_force), ledger)
     return person
 
@@ -118,6 +119,8 @@ class UnsignedStation:
     anyone is enrolled (the roster and the roles in force are read once, at the first append)."""
 
     ledger: Ledger
+    config: Mapping[str, Any]
+    """config.toml: its roles are in force until the ledger's first ``roles-set``."""
     roster: Roster | None = None
     policy: RolePolicy | None = None
 
@@ -133,7 +136,7 @@ class UnsignedStation:
         if not self.roster.people or event.action in ALWAYS_ALLOWED:
             return
         if self.policy is None:
-            self.policy = roles_in_force(self.ledger).policy
+            self.policy = roles_in_force(self.ledger, self.config).policy
         if self.roster.ever_named(event.actor):
             raise PolicyRefused(
                 f"{event.actor} is a person enrolled in this ledger: events in their name must be "
@@ -159,11 +162,11 @@ class UnsignedStation:
             )
 
 
-def unsigned_station() -> Callable[[Ledger], None]:
+def unsigned_station(config: Mapping[str, Any]) -> Callable[[Ledger], None]:
     """A ledger hook (``custody.workspace.LedgerHook``) that installs ``UnsignedStation``."""
 
     def install(ledger: Ledger) -> None:
-        ledger.append_policy = UnsignedStation(ledger)
+        ledger.append_policy = UnsignedStation(ledger, config)
 
     return install
 

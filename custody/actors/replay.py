@@ -13,10 +13,13 @@ each disposal and hold release must be covered by a request a second person appr
 (``custody.actors.two_person``). An inherited hold must follow from a hold on its incident in
 force at that point (``custody.actors.inherited``).
 
-The roles are those in force at each event: the shipped roles until the first ``roles-set``
-event, then those of the last ``roles-set`` event that passed (signed by a person whose role in
-force then allows it, with a usable table of roles; ``custody.actors.roles_log``). So changing
-config.toml later changes nothing of the verdict on earlier events.
+The roles are those in force at each event: the roles given to the replay (``policy``, from
+``initial_source``) until the first ``roles-set`` event that passes, then those of the last
+``roles-set`` event that passed (signed by a person whose role in force then allows it, with a
+usable table of roles; ``custody.actors.roles_log``). The roles given are config.toml's for a
+ledger (a ledger made before roles were recorded was operated with them), and for a package
+with no ``roles-set`` event its sealed ``roles.json``. From the first ``roles-set`` on, changing
+config.toml changes nothing of the verdict.
 
 Also here: the OpenSSH ``allowed_signers`` file of a roster, each key valid from its enrollment
 to its revocation, so that ``ssh-keygen -Y verify -O verify-time=EVENT_TIME`` refuses a key
@@ -32,7 +35,7 @@ from typing import Any
 
 from custody import times
 from custody.actors.inherited import INHERITED, IncidentHoldLog
-from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, STATION, RolePolicy, policy_of, shipped_roles
+from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, SHIPPED_SOURCE, STATION, RolePolicy, policy_of, shipped_roles
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, Signer, TwoPersonLog
 from custody.errors import Finding, FindingKind
@@ -60,6 +63,8 @@ class ActorReplay:
 
     policy: RolePolicy = field(default_factory=shipped_roles)
     """The roles in force at the event being checked."""
+    initial_source: str = SHIPPED_SOURCE
+    """Where the roles given as ``policy`` (those before the first ``roles-set``) come from."""
     roster: Roster = field(default_factory=Roster)
     roles_set: list[int] = field(default_factory=list)
     """The ``roles-set`` events that passed and changed the roles, in order."""
@@ -71,12 +76,16 @@ class ActorReplay:
     """The requests and approvals seen so far (the two-person rule)."""
     holds: IncidentHoldLog = field(default_factory=IncidentHoldLog)
     """The holds over incidents in force (what an inherited hold must follow from)."""
+    judged_before: int = 0
+    """How many events before the first ``roles-set`` the roles given (``policy``) judged."""
+    _consulted: bool = False
 
     def check(self, act: Act, signature: str | None, recorded_fingerprint: str | None = None,
               signer: str | None = None) -> list[Finding]:
         """The findings about ``act`` and its armored SSH ``signature`` (None: unsigned); then
         the roster takes ``act`` into account if it is a roster event that passed."""
         self.events += 1
+        self._consulted = False
         person: Person | None = None
         if signature is None:
             self.unsigned.append(act.seq)
@@ -99,13 +108,15 @@ class ActorReplay:
                 self.roles_set.append(act.seq)
             except ValueError as exc:
                 found.append(finding(FindingKind.MALFORMED, act, f"does not record usable roles: {exc}; the roles in force stay"))
+        if self._consulted and not self.roles_set:
+            self.judged_before += 1
         return found
 
     @property
     def roles_source(self) -> str:
         """Where the roles in force at the end of the replay come from."""
         if not self.roles_set:
-            return "the roles shipped with custody (no roles-set event)"
+            return f"{self.initial_source} (no roles-set event)"
         return f"the roles-set event {self.roles_set[-1]}"
 
     def _signed(self, act: Act, signature: str, recorded_fingerprint: str | None) -> tuple[list[Finding], Person | None]:
@@ -136,6 +147,7 @@ class ActorReplay:
             found.append(finding(FindingKind.ACTOR_MISMATCH, act, f"names {act.actor!r} but is signed by {person.name}'s key"))
         if act.role != person.role:
             found.append(finding(FindingKind.ROLE_MISMATCH, act, f"claims role {act.role!r}; {person.name} is enrolled as {person.role}"))
+        self._consulted = True
         if not self.policy.allows(person.role, act.action):
             found.append(finding(FindingKind.ROLE_NOT_PERMITTED, act, f"{person.name} ({person.role}) may not record {act.action!r}"))
         return found, person
@@ -149,6 +161,7 @@ class ActorReplay:
         if act.action in REQUEST_KINDS and signer is not None:
             self.two_person.request(act.seq, act.action, act.details, signer)
         elif act.action == APPROVED and signer is not None:
+            self._consulted = True
             problem = self.two_person.approval(act.seq, act.details, signer, self.policy)
         elif act.action in ACT_KINDS and self.roster.people:
             problem = self.two_person.act(act.action, act.details, act.subject, act.actor)
@@ -161,6 +174,7 @@ class ActorReplay:
             return [finding(FindingKind.UNSIGNED_CLAIM, act, f"names the enrolled person {act.actor!r} but carries no signature")]
         if act.action in NEEDS_ENROLLED:
             return [finding(FindingKind.UNSIGNED_CLAIM, act, f"{act.action!r} needs an enrolled person's signature; it has none")]
+        self._consulted = True
         if not self.policy.station_allows(act.action):
             return [finding(FindingKind.ROLE_NOT_PERMITTED, act,
                             f"unsigned, so judged by the {STATION} role, which may not record {act.action!r} once people are enrolled")]

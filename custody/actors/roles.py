@@ -4,7 +4,9 @@ The shipped table (``roles.toml``) is overridden and extended by ``[actors.roles
 ``[actors.approvals]`` in config.toml, the way retention categories are. That gives the roles
 an administrator records in the ledger (a ``roles-set`` event, ``custody.actors.roles_log``);
 events are judged by the roles recorded in the ledger at their position, never by today's
-config.toml.
+config.toml, except the events before a ledger's first ``roles-set``: a ledger made before roles
+were recorded was operated with config.toml's roles, and is judged by them until then
+(``roles_before_recorded``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ STATION = "station"
 """The role of unsigned events (a station without a person's key) once anyone is enrolled."""
 ADMIN_KEEPS = ("actor-enrolled", ROLES_SET)
 """Actions the admin role always keeps: without them nobody could enroll or set roles again."""
+SHIPPED_SOURCE = "the roles shipped with custody"
+CONFIG_SOURCE = "config.toml's roles"
+BEFORE_RECORDED = "recorded before roles were in the ledger"
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,9 @@ def _names(value: Any, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def load_roles(config: Mapping[str, Any]) -> RolePolicy:
-    """The shipped roles, overridden and extended by ``config['actors']``."""
+def load_roles(config: Mapping[str, Any], *, usable: bool = True) -> RolePolicy:
+    """The shipped roles, overridden and extended by ``config['actors']``; ``usable=False``
+    does not require what the admin role must keep (``ADMIN_KEEPS``)."""
     shipped = tomllib.loads(resources.files("custody.actors").joinpath("roles.toml").read_text(encoding="utf-8"))
     agency = config.get("actors", {})
     if not isinstance(agency, Mapping):
@@ -121,7 +127,7 @@ def load_roles(config: Mapping[str, Any]) -> RolePolicy:
         for kind, value in {**shipped["approvals"], **agency.get("approvals", {})}.items()
     }
     policy = RolePolicy(roles, approvals)
-    problem = policy.lacks()
+    problem = policy.lacks() if usable else None
     if problem:
         raise ConfigError(f"config.toml: {problem} ([actors.roles.admin] actions)")
     return policy
@@ -130,3 +136,14 @@ def load_roles(config: Mapping[str, Any]) -> RolePolicy:
 def shipped_roles() -> RolePolicy:
     """The roles shipped with custody (``roles.toml``), with no agency override."""
     return load_roles({})
+
+
+def roles_before_recorded(config: Mapping[str, Any]) -> tuple[RolePolicy, str]:
+    """The roles that judge a ledger's events before its first ``roles-set``, and where they come
+    from: config.toml's, what a ledger made before roles were recorded was operated with (not
+    required to keep ``ADMIN_KEEPS``: an older config.toml may predate those actions); the
+    shipped roles if config.toml's are not a table of roles."""
+    try:
+        return load_roles(config, usable=False), CONFIG_SOURCE
+    except ConfigError as exc:
+        return shipped_roles(), f"{SHIPPED_SOURCE} (config.toml's roles are not usable: {exc})"

@@ -4,11 +4,12 @@ An administrator records the roles (the whole table, ``RolePolicy.details()``) w
 ``roles-set`` event: ``custody init --admin`` right after enrolling the first administrator,
 and ``custody actor roles set`` whenever config.toml's roles change. The roles in force at a
 position in the log are those of the last ``roles-set`` event before it; a ledger with none
-(made before roles were recorded) uses the roles shipped with custody until its first one.
-Appending (``custody.actors.identity``), approving and enrolling go by the roles in force now;
-``ledger verify`` and ``verify-package`` by the roles in force at each event
-(``custody.actors.replay``). config.toml's roles are only what ``actor roles set`` records:
-when they differ from the ledger's, a writing command warns and does not apply them.
+(made before roles were recorded) uses config.toml's roles, which it was operated with, until
+its first one (``roles.roles_before_recorded``). Appending (``custody.actors.identity``),
+approving and enrolling go by the roles in force now; ``ledger verify`` and ``verify-package``
+by the roles in force at each event (``custody.actors.replay``). Once the ledger has a
+``roles-set``, config.toml's roles are only what ``actor roles set`` records: when they differ
+from the ledger's, a writing command warns and does not apply them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from custody.actors.roles import ROLES_SET, RolePolicy, load_roles, policy_of, shipped_roles
+from custody.actors.roles import BEFORE_RECORDED, ROLES_SET, RolePolicy, load_roles, policy_of, roles_before_recorded
 from custody.actors.roster import Roster, current_roster
 from custody.errors import ConfigError, PolicyRefused, RefusedBy
 from custody.ledger import sshsig
@@ -32,33 +33,36 @@ HOW_TO_RECORD = "an administrator records them with 'custody actor roles set' (w
 
 @dataclass(frozen=True)
 class RolesInForce:
-    """The roles in force and the ``roles-set`` event that recorded them (None: shipped)."""
+    """The roles in force and the ``roles-set`` event that recorded them (None: none yet, the
+    roles from ``initial_source``, config.toml's)."""
 
     policy: RolePolicy
     seq: int | None
+    initial_source: str = "config.toml's roles"
 
     @property
     def source(self) -> str:
         if self.seq is None:
-            return "the roles shipped with custody (no roles-set event in the ledger)"
+            return f"{self.initial_source} (no roles-set event in the ledger: {BEFORE_RECORDED})"
         return f"the roles-set event {self.seq}"
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.policy.as_dict(), "sha256": self.policy.digest(), "seq": self.seq, "source": self.source}
 
 
-def roles_in_force(ledger: Ledger) -> RolesInForce:
-    """The roles of the last ``roles-set`` event that counts, or the shipped roles if none does.
-    One counts if its stored signature verifies, by a key enrolled (and not revoked) then, whose
+def roles_in_force(ledger: Ledger, config: Mapping[str, Any]) -> RolesInForce:
+    """The roles of the last ``roles-set`` event that counts, or config.toml's (``config``) if
+    none does: a ledger made before roles were recorded keeps the roles it was operated with
+    until an administrator records them. One counts if its stored signature verifies, by a key enrolled (and not revoked) then, whose
     person the event names and whose role may record ``roles-set`` in the roles in force before
     it, and if it records usable roles: what the replay of ``ledger verify`` requires, so that
     an event put there around the tool changes nothing here either (``ledger verify`` names it)."""
+    found = RolesInForce(*_before(config))
     events = list(ledger.events(actions=(ROLES_SET,)))
     if not events:
-        return RolesInForce(shipped_roles(), None)
+        return found
     roster = current_roster(ledger)
     signatures = signatures_for(ledger, [event.seq for event in events])
-    found = RolesInForce(shipped_roles(), None)
     for event in events:
         stored = signatures.get(event.seq)
         if stored is None or not _signed_by_a_setter(event, stored.signature, roster, found.policy):
@@ -68,6 +72,11 @@ def roles_in_force(ledger: Ledger) -> RolesInForce:
         except ValueError:
             continue
     return found
+
+
+def _before(config: Mapping[str, Any]) -> tuple[RolePolicy, None, str]:
+    policy, source = roles_before_recorded(config)
+    return policy, None, source
 
 
 def _signed_by_a_setter(event: CustodyEvent, signature: str, roster: Roster, policy: RolePolicy) -> bool:
@@ -86,7 +95,10 @@ def _signed_by_a_setter(event: CustodyEvent, signature: str, roster: Roster, pol
 
 
 def config_difference(config: Mapping[str, Any], in_force: RolesInForce) -> str | None:
-    """A warning if config.toml's roles are not the ledger's roles in force, else None."""
+    """A warning if config.toml's roles are not the ledger's roles in force, or if the ledger
+    records no roles yet, else None."""
+    if in_force.seq is None:
+        return f"the ledger records no roles yet, so {in_force.initial_source} apply; {HOW_TO_RECORD}"
     try:
         configured = load_roles(config)
     except ConfigError as exc:
@@ -118,7 +130,7 @@ def record_roles(workspace: Workspace, policy: RolePolicy) -> RolesChange:
     if ledger.event_signer is None:
         raise PolicyRefused("recording the roles needs an administrator's key: give it with --key (or CUSTODY_KEY)",
                             refused_by=RefusedBy.ENROLLMENT)
-    previous = roles_in_force(ledger)
+    previous = roles_in_force(ledger, workspace.settings.config)
     if previous.seq is not None and previous.policy.digest() == policy.digest():
         return RolesChange(False, previous, previous)
     event = ledger.append(ROLES_SET, actor=workspace.settings.actor, role=workspace.settings.role,

@@ -109,7 +109,7 @@ def _corrupt(subject: str, message: str, **extra: Any) -> Finding:
     return Finding(FindingKind.LEDGER_CORRUPT, subject, message, extra=extra)
 
 
-def load_ledger_state(ledger: Ledger, through_seq: int) -> LedgerState:
+def load_ledger_state(ledger: Ledger, through_seq: int, config: Mapping[str, Any]) -> LedgerState:
     """Every object ingested before ``through_seq`` with its recorded retention, hold state,
     attachments and disposal, every earlier audit that counts (once anyone is enrolled, only
     those signed by a person whose role may audit: ``custody.actors.verify.counted``), and a
@@ -137,7 +137,7 @@ def load_ledger_state(ledger: Ledger, through_seq: int) -> LedgerState:
         else:
             holds.setdefault(event.evidence, []).append((event.action, event.details))
     if audits:
-        counting = counted(ledger, "audited", through_seq)
+        counting = counted(ledger, "audited", through_seq, config)
         audits = [record for record in audits if record.seq in counting]
     findings: list[Finding] = []
     objects: dict[str, RecordedObject] = {}

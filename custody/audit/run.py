@@ -95,7 +95,7 @@ def run_audit(
     clock = time.monotonic()
     started = times.now()
     through_seq, _ = ledger.head()
-    state = load_ledger_state(ledger, through_seq)
+    state = load_ledger_state(ledger, through_seq, workspace.settings.config)
     slot = next_slot(state.audits, request.shard, request.rotation) if request.rotation else None
     report = AuditReport(
         request.level, request.shard, request.rotation, slot, through_seq,

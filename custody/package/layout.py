@@ -19,7 +19,8 @@
     custody/consistency.txt                    consistency proof from the recipient's previous package
     custody/signatures/event-<seq>.sig         the SSH signature (SSHSIG) of each event an enrolled person signed
     custody/allowed_signers                    OpenSSH allowed_signers of the enrolled keys (from the roster events)
-    custody/roles.json                         the roles in force at the checkpoint (from the roles-set events)
+    custody/roles.json                         the roles in force at the checkpoint (from the roles-set events;
+                                               with none, config.toml's, which then judge the events)
     custody/seal.txt                           the ledger key's signature over every other file's SHA-256
 
 ``custody/seal.txt`` is in no tag manifest (it covers them); the last event of the checkpoint

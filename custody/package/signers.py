@@ -7,7 +7,10 @@ and role at that point in the log (``custody.package.verify_signers``).
 
 ``allowed_signers`` and ``roles.json`` are derived from the package's own events (its roster
 and ``roles-set`` events) by the same replay the verifier runs (``custody.actors.replay``), so
-the verifier re-derives them and any edit is a finding.
+the verifier re-derives them and any edit is a finding. A ledger with no ``roles-set`` before
+the checkpoint (made before roles were recorded) gives a package with none: its ``roles.json``
+is then config.toml's roles, those the ledger is judged by (what custody wrote before roles were
+recorded), and the verifier judges the package by it, sealed by the signed tag manifests.
 A ledger where nobody is enrolled and nothing is signed gets none of these files.
 """
 
@@ -17,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.replay import ActorReplay, allowed_signers
+from custody.actors.roles import roles_before_recorded
 from custody.actors.verify import act_of
 from custody.ledger.queries import signatures_for
 from custody.package import layout
@@ -32,7 +36,8 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> Non
     note in ``context.signed`` (seq, signer, time) each signed event, for the README."""
     events = [e for e in context.events if e.seq < context.checkpoint.size]
     stored = signatures_for(ledger, [e.seq for e in events])
-    replay = ActorReplay()
+    policy, source = roles_before_recorded(context.workspace.settings.config)
+    replay = ActorReplay(policy, initial_source=source)
     for event in events:
         signature = stored.get(event.seq)
         for problem in replay.check(act_of(event), signature.signature if signature else None):
@@ -47,5 +52,6 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> Non
 
 
 def roles_json(replay: ActorReplay) -> str:
-    """``custody/roles.json``: the roles in force after the replayed events."""
+    """``custody/roles.json``: the roles in force after the replayed events (config.toml's if
+    they carry no ``roles-set``)."""
     return json.dumps(replay.policy.as_dict(), indent=2, sort_keys=True) + "\n"

@@ -8,7 +8,12 @@ package; no signature file is about an event the package does not carry; ``allow
 exactly the one the proved roster events give. Each event is judged by the roles in force at its
 position, as the package's own ``roles-set`` events give them (the shipped roles before the
 first); ``custody/roles.json`` is only a copy for reading of the roles in force at the
-checkpoint, re-derived here, and an edit of it is a finding (it never changes a verdict)."""
+checkpoint, re-derived here, and an edit of it is a finding (it never changes a verdict).
+
+A package whose events carry no ``roles-set`` at all was exported from a ledger made before roles
+were recorded in the ledger: as then, its events are judged by its ``roles.json`` (the roles in
+force at export, covered by the signed tag manifests like every file), which is then no copy and
+no mismatch; without one, by the shipped roles."""
 
 from __future__ import annotations
 
@@ -18,33 +23,36 @@ from collections.abc import Mapping
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay, allowed_signers
+from custody.actors.roles import ROLES_SET, SHIPPED_SOURCE, RolePolicy, shipped_roles
 from custody.errors import FindingKind
 from custody.ledger import sshsig
 from custody.package.layout import ALLOWED_SIGNERS, ROLES, SIGNATURES, signature_path
 from custody.package.verification import Verification, unique_keys
 from custody.package.verify_bindings import as_seq, obj
 
+SEALED_SOURCE = "roles from the package's roles.json (exported before roles were recorded in the ledger)"
 SIGNATURE_FILE = re.compile(r"^custody/signatures/event-(0|[1-9][0-9]{0,17})\.sig$")
 
 
 def check_signers(state: Verification) -> None:
     check = state.begin("who acted: signatures of enrolled people")
-    replay = ActorReplay()
+    bodies = {seq: obj(json.loads(event.record["leaf"])) for seq, event in sorted(state.events.items())
+              if event.body_ok and event.proved}
+    recorded = any(body.get("action") == ROLES_SET for body in bodies.values())
+    replay = ActorReplay() if recorded else ActorReplay(*_sealed_roles(state))
     carried: set[int] = set()
-    for seq in sorted(state.events):
+    for seq, body in bodies.items():
         event = state.events[seq]
-        if not (event.body_ok and event.proved):
-            continue
         carried.add(seq)
-        body = obj(json.loads(event.record["leaf"]))
         signature = _signature(state, seq)
         for found in replay.check(_act(body, event.record["leaf"]), signature):
             state.finding(found.kind, f"{event.where}", found.message, **found.extra)
     _check_files(state, carried)
     _check_listed(state)
     _check_allowed_signers(state, replay)
-    _check_roles(state, replay)
-    source = replay.roles_source
+    if recorded:
+        _check_roles(state, replay)
+    source = replay.roles_source if recorded else replay.initial_source
     state.report.actors = {
         "signed": replay.signed,
         "unsigned": len(replay.unsigned),
@@ -55,7 +63,8 @@ def check_signers(state: Verification) -> None:
         "enrolled": [p.as_dict() for p in replay.roster.people],
     }
     check.detail = (f"{replay.signed} event(s) signed by enrolled people ({', '.join(sorted(replay.signers)) or 'nobody'}); "
-                    f"{len(replay.unsigned)} NOT signed by an enrolled person; each judged by the roles in force at it (at the end: {source})")
+                    f"{len(replay.unsigned)} NOT signed by an enrolled person; "
+                    + (f"each judged by the roles in force at it (at the end: {source})" if recorded else source))
 
 
 def _act(body: Mapping[str, Any], leaf: str) -> Act:
@@ -117,6 +126,32 @@ def _check_allowed_signers(state: Verification, replay: ActorReplay) -> None:
         state.finding(FindingKind.MISMATCH, ALLOWED_SIGNERS,
                       "is not the allowed_signers that the package's enrollment and revocation events give "
                       "(a key was added, removed or its validity changed)")
+
+
+def _sealed_roles(state: Verification) -> tuple[RolePolicy, str]:
+    """The roles of a package with no ``roles-set`` event: its ``roles.json`` (the shipped roles
+    without one, or if it is no table of roles, which is a finding)."""
+    if ROLES not in state.entries:
+        return shipped_roles(), SHIPPED_SOURCE
+    text = state.read_text(ROLES)
+    if text is None:
+        return shipped_roles(), SHIPPED_SOURCE
+    try:
+        value = obj(json.loads(text, object_pairs_hook=unique_keys))
+        policy = RolePolicy(
+            {str(k): _names(v) for k, v in obj(value.get("roles")).items()},
+            {str(k): _names(v) for k, v in obj(value.get("approvals")).items()},
+        )
+    except (ValueError, RecursionError) as exc:
+        state.finding(FindingKind.MALFORMED, ROLES, f"is not a table of roles ({str(exc)[:200]})")
+        return shipped_roles(), SHIPPED_SOURCE
+    return policy, SEALED_SOURCE
+
+
+def _names(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("each role's actions must be a list of names")
+    return frozenset(value)
 
 
 def _check_roles(state: Verification, replay: ActorReplay) -> None:

@@ -134,10 +134,12 @@ def test_a_roles_set_by_a_non_admin_is_a_finding_and_changes_no_roles(office: Of
     assert office.as_("admin-1", "actor", "roles", "set").exit_code == 0, "a broken roles-set blocks no administrator"
 
 
-def test_a_ledger_made_before_roles_were_recorded_uses_the_shipped_roles_until_its_first_roles_set(
+def test_a_ledger_made_before_roles_were_recorded_uses_config_roles_until_its_first_roles_set(
     initialized: Custody, key_dir: dict[str, Path]
 ) -> None:
-    """No roles-set: enrollments and a technician's events appended as an older custody did."""
+    """No roles-set: enrollments and a technician's events appended as an older custody did. With
+    no roles in config.toml, config.toml's roles are the shipped ones (custom roles:
+    test_actors_roles_before.py)."""
     ledger = Ledger(f"sqlite:///{initialized.home / 'custody.db'}")
     admin = FileKeySigner.load("admin-1", key_dir["admin-1"])
     tech = FileKeySigner.load("tech-1", key_dir["tech-1"])
@@ -152,7 +154,8 @@ def test_a_ledger_made_before_roles_were_recorded_uses_the_shipped_roles_until_i
     assert report["actors"]["roles_set"] == []
     assert [(f["subject"], f["kind"]) for f in report["findings"]] == [(f"event {held.seq}", "role-not-permitted")]
     text = initialized("ledger", "verify")
-    assert "no roles-set event; every event judged by the roles shipped with custody" in text.stderr
+    assert "no roles-set event; every event judged by config.toml's roles: recorded before roles were in the ledger" in text.stderr
+    assert "custody actor roles set" in text.stderr
     assert initialized.json("actor", "roles", "show")["seq"] is None
     recorded = initialized.json("--key", str(key_dir["admin-1"]), "actor", "roles", "set")
     assert recorded["recorded"] is True, "even the shipped roles: a later custody may ship others"

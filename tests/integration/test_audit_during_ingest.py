@@ -163,7 +163,7 @@ def test_with_no_grace_an_object_recorded_while_the_audit_ran_is_rechecked_not_r
     orphan_key = _put_orphan(initialized.home, timedelta(hours=2))
     ledger = Ledger(f"sqlite:///{initialized.home / 'custody.db'}")
     through_seq, _ = ledger.head()
-    state = load_ledger_state(ledger, through_seq)
+    state = load_ledger_state(ledger, through_seq, {})
     listing = list_unrecorded(LocalStore(initialized.home / "store"), state, Shard(), ledger, timedelta(0))
     assert sorted(f.subject for f in listing.findings) == sorted([orphan_key, f"evidence/{digest}"])
 

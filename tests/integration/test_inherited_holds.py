@@ -135,8 +135,8 @@ def test_an_inherited_hold_that_follows_from_no_hold_is_refused_and_a_finding(of
     ]
     ledger = _ledger(office)
     signer = FileKeySigner.load("tech-1", office.keys["tech-1"])
-    policies = [(SignedActor(resolve_person(ledger, signer), roles_in_force(ledger).policy, ledger=ledger), signer,
-                 "tech-1", "technician"), (UnsignedStation(ledger), None, "dock-3", "station")]
+    policies = [(SignedActor(resolve_person(ledger, signer), roles_in_force(ledger, {}).policy, ledger=ledger), signer,
+                 "tech-1", "technician"), (UnsignedStation(ledger, {}), None, "dock-3", "station")]
     for policy, key, actor, role in policies:
         ledger.append_policy, ledger.event_signer = policy, key
         for subject, details in forgeries:
