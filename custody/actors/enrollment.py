@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.actors.roles import ROLES_SET, STATION, load_roles
-from custody.actors.roles_log import roles_in_force
+from custody.actors.roles_log import details_after, roles_in_force
 from custody.actors.roster import ENROLL, NAME, REVOKE, Person, current_roster
 from custody.errors import BadInput, PolicyRefused, RefusedBy
 from custody.ledger import sshsig
@@ -91,8 +91,11 @@ def enroll_first_admin(workspace: Workspace, name: str, key_path: Path) -> Perso
     try:
         if not same:
             ledger.append(ENROLL, actor=name, role="admin", details=_enrollment(name, "admin", signer.public_key))
-        if roles_in_force(ledger, workspace.settings.config).seq is None:
-            ledger.append(ROLES_SET, actor=name, role="admin", details=policy.details())
+        previous = roles_in_force(ledger, workspace.settings.config)
+        if previous.seq is None:
+            # an administrator enrolled already: a ledger made before roles were recorded
+            ledger.append(ROLES_SET, actor=name, role="admin",
+                          details=details_after(policy, previous) if same else policy.details())
     finally:
         ledger.event_signer = None
     workspace.seal()

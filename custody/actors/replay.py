@@ -16,10 +16,12 @@ force at that point (``custody.actors.inherited``).
 The roles are those in force at each event: the roles given to the replay (``policy``, from
 ``initial_source``) until the first ``roles-set`` event that passes, then those of the last
 ``roles-set`` event that passed (signed by a person whose role in force then allows it, with a
-usable table of roles; ``custody.actors.roles_log``). The roles given are config.toml's for a
-ledger (a ledger made before roles were recorded was operated with them), and for a package
-with no ``roles-set`` event its sealed ``roles.json``. From the first ``roles-set`` on, changing
-config.toml changes nothing of the verdict.
+usable table of roles; ``custody.actors.roles_log``). The roles given (``roles.initial_roles``)
+are those the first ``roles-set`` records as the roles before it, if it does (``roles.BEFORE``:
+``actor roles set`` on a ledger made before roles were recorded); else config.toml's for a ledger
+(a ledger made before roles were recorded was operated with them), the shipped roles for a
+package, and for a package with no ``roles-set`` event its sealed ``roles.json``. From the first
+``roles-set`` on, changing config.toml changes nothing of the verdict.
 
 Also here: the OpenSSH ``allowed_signers`` file of a roster, each key valid from its enrollment
 to its revocation, so that ``ssh-keygen -Y verify -O verify-time=EVENT_TIME`` refuses a key
@@ -35,7 +37,9 @@ from typing import Any
 
 from custody import times
 from custody.actors.inherited import INHERITED, IncidentHoldLog
-from custody.actors.roles import ALWAYS_ALLOWED, ROLES_SET, SHIPPED_SOURCE, STATION, RolePolicy, policy_of, shipped_roles
+from custody.actors.roles import (
+    ALWAYS_ALLOWED, ROLES_SET, SHIPPED_SOURCE, STATION, RolePolicy, policy_of, recorded_before, shipped_roles,
+)
 from custody.actors.roster import ENROLL, NAME, NEEDS_ENROLLED, REVOKE, Person, Roster
 from custody.actors.two_person import ACT_KINDS, APPROVED, REQUEST_KINDS, Signer, TwoPersonLog
 from custody.errors import Finding, FindingKind
@@ -104,6 +108,7 @@ class ActorReplay:
             self.roster.apply(act)
         if act.action == ROLES_SET and signature is not None and not found:
             try:
+                recorded_before(act.details, act.seq)
                 self.policy = policy_of(act.details)
                 self.roles_set.append(act.seq)
             except ValueError as exc:

@@ -77,7 +77,7 @@ class RolePolicy:
         return None
 
 
-def policy_of(details: Mapping[str, Any]) -> RolePolicy:
+def policy_of(details: Mapping[str, Any], *, usable: bool = True) -> RolePolicy:
     """The roles a ``roles-set`` event records; ``ValueError`` saying what is wrong if its
     details are not a table of roles, its ``sha256`` is not theirs, or the admin role lacks
     what it must keep."""
@@ -98,10 +98,30 @@ def policy_of(details: Mapping[str, Any]) -> RolePolicy:
     )
     if details.get("sha256") != policy.digest():
         raise ValueError("its sha256 is not the SHA-256 of its roles")
-    problem = policy.lacks()
+    problem = policy.lacks() if usable else None
     if problem:
         raise ValueError(problem)
     return policy
+
+
+BEFORE = "before"
+"""In a ``roles-set`` recorded on a ledger with none that counts (``actor roles set`` on a ledger
+made before roles were recorded): the roles that judged the events before it
+(``roles_before_recorded`` then). The first ``roles-set`` of a ledger that has it gives the
+roles of the events before it, in ``ledger verify`` and in every package, instead of
+config.toml's or the shipped roles."""
+
+
+def recorded_before(first: Mapping[str, Any] | None, seq: int) -> tuple[RolePolicy, str] | None:
+    """The roles the first ``roles-set`` of a log (``first``: its details, at ``seq``) records
+    as those before it, and where they come from; None if it records none. ``ValueError`` if
+    what it records is not a table of roles."""
+    if first is None or BEFORE not in first:
+        return None
+    value = first[BEFORE]
+    if not isinstance(value, Mapping):
+        raise ValueError(f"its {BEFORE!r} is not a table of roles")
+    return policy_of(value, usable=False), f"the roles the roles-set event {seq} records as those before it"
 
 
 def _names(value: Any, where: str) -> frozenset[str]:
@@ -147,3 +167,19 @@ def roles_before_recorded(config: Mapping[str, Any]) -> tuple[RolePolicy, str]:
         return load_roles(config, usable=False), CONFIG_SOURCE
     except ConfigError as exc:
         return shipped_roles(), f"{SHIPPED_SOURCE} (config.toml's roles are not usable: {exc})"
+
+
+def initial_roles(first: tuple[int, Mapping[str, Any]] | None, otherwise: tuple[RolePolicy, str]) -> tuple[RolePolicy, str]:
+    """The roles that judge the events before a log's first ``roles-set`` (``first``: its
+    position and details; None if it has none): those it records as the roles before it
+    (``BEFORE``), else ``otherwise`` (for a ledger config.toml's, ``roles_before_recorded``; for
+    a package the shipped roles, or its sealed roles.json if it carries no ``roles-set``). A
+    ``BEFORE`` that is not a table of roles counts for nothing (the replay finds it)."""
+    if first is not None:
+        try:
+            found = recorded_before(first[1], first[0])
+        except ValueError:
+            found = None
+        if found is not None:
+            return found
+    return otherwise

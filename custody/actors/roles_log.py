@@ -18,7 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from custody.actors.roles import BEFORE_RECORDED, ROLES_SET, RolePolicy, load_roles, policy_of, roles_before_recorded
+from custody.actors.roles import (
+    BEFORE, BEFORE_RECORDED, ROLES_SET, RolePolicy, initial_roles, load_roles, policy_of, roles_before_recorded,
+)
 from custody.actors.roster import Roster, current_roster
 from custody.errors import ConfigError, PolicyRefused, RefusedBy
 from custody.ledger import sshsig
@@ -57,8 +59,9 @@ def roles_in_force(ledger: Ledger, config: Mapping[str, Any]) -> RolesInForce:
     person the event names and whose role may record ``roles-set`` in the roles in force before
     it, and if it records usable roles: what the replay of ``ledger verify`` requires, so that
     an event put there around the tool changes nothing here either (``ledger verify`` names it)."""
-    found = RolesInForce(*_before(config))
     events = list(ledger.events(actions=(ROLES_SET,)))
+    policy, source = initial_roles((events[0].seq, events[0].details) if events else None, roles_before_recorded(config))
+    found = RolesInForce(policy, None, source)
     if not events:
         return found
     roster = current_roster(ledger)
@@ -72,11 +75,6 @@ def roles_in_force(ledger: Ledger, config: Mapping[str, Any]) -> RolesInForce:
         except ValueError:
             continue
     return found
-
-
-def _before(config: Mapping[str, Any]) -> tuple[RolePolicy, None, str]:
-    policy, source = roles_before_recorded(config)
-    return policy, None, source
 
 
 def _signed_by_a_setter(event: CustodyEvent, signature: str, roster: Roster, policy: RolePolicy) -> bool:
@@ -125,7 +123,10 @@ def record_roles(workspace: Workspace, policy: RolePolicy) -> RolesChange:
     """Record ``policy`` as a signed ``roles-set`` event by the acting administrator, unless a
     ``roles-set`` already recorded exactly these roles. (A ledger with none records even the
     shipped roles: then a later custody shipping other roles does not change its verdicts.)
-    The append policy refuses anyone whose role may not record ``roles-set``."""
+    The append policy refuses anyone whose role may not record ``roles-set``. On a ledger with
+    no ``roles-set`` that counts, it also records the roles that judged the events before it
+    (``roles.BEFORE``), so that from then on those are judged by recorded roles too, in the
+    ledger and in its packages."""
     ledger = workspace.ledger
     if ledger.event_signer is None:
         raise PolicyRefused("recording the roles needs an administrator's key: give it with --key (or CUSTODY_KEY)",
@@ -134,6 +135,14 @@ def record_roles(workspace: Workspace, policy: RolePolicy) -> RolesChange:
     if previous.seq is not None and previous.policy.digest() == policy.digest():
         return RolesChange(False, previous, previous)
     event = ledger.append(ROLES_SET, actor=workspace.settings.actor, role=workspace.settings.role,
-                          details=policy.details())
+                          details=details_after(policy, previous))
     workspace.seal()
     return RolesChange(True, RolesInForce(policy, event.seq), previous)
+
+
+def details_after(policy: RolePolicy, previous: RolesInForce) -> dict[str, Any]:
+    """The details of a ``roles-set`` recording ``policy`` after ``previous``: with the roles
+    before it (``roles.BEFORE``) when no ``roles-set`` counts yet."""
+    if previous.seq is not None:
+        return policy.details()
+    return {**policy.details(), BEFORE: previous.policy.details()}

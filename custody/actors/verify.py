@@ -4,7 +4,8 @@ its stored signature. An unsigned event is listed as unsigned; naming an enrolle
 doing what only an enrolled person may do, it is a finding. Each event is judged by the roles
 in force at its position (the ledger's ``roles-set`` events), never by config.toml, except the
 events before the first ``roles-set``: those were made before roles were recorded in the ledger,
-with config.toml's roles, and are judged by them (``roles.roles_before_recorded``).
+with config.toml's roles, and are judged by them (``roles.roles_before_recorded``), or by those
+the first ``roles-set`` records as the roles before it (``roles.initial_roles``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay
-from custody.actors.roles import BEFORE_RECORDED, ROLES_SET, roles_before_recorded
+from custody.actors.roles import BEFORE_RECORDED, ROLES_SET, initial_roles, roles_before_recorded
 from custody.actors.roster import ROSTER_ACTIONS
 from custody.errors import Finding, FindingKind
 from custody.ledger.database import CustodyEvent, Ledger
@@ -75,15 +76,16 @@ def act_of(event: CustodyEvent) -> Act:
                event.subject)
 
 
-def _replay(config: Mapping[str, Any]) -> ActorReplay:
-    policy, source = roles_before_recorded(config)
+def _replay(ledger: Ledger, config: Mapping[str, Any]) -> ActorReplay:
+    first = next(iter(ledger.events(actions=(ROLES_SET,))), None)
+    policy, source = initial_roles(None if first is None else (first.seq, first.details), roles_before_recorded(config))
     return ActorReplay(policy, initial_source=source)
 
 
 def verify_actors(ledger: Ledger, config: Mapping[str, Any]) -> ActorReport:
     """Check every event's signature, signer, enrollment and role; collect every finding.
     ``config``: config.toml, whose roles judge the events before the first ``roles-set``."""
-    replay = _replay(config)
+    replay = _replay(ledger, config)
     findings: list[Finding] = []
     signatures = stored_signatures(ledger)
     pending = next(signatures, None)
@@ -113,7 +115,7 @@ def counted(ledger: Ledger, action: str, through_seq: int, config: Mapping[str, 
     ``verify_actors``)."""
     events = [e for e in ledger.events(actions=(*ROSTER_ACTIONS, ROLES_SET, action)) if e.seq < through_seq]
     signatures = signatures_for(ledger, [e.seq for e in events])
-    replay = _replay(config)
+    replay = _replay(ledger, config)
     found: set[int] = set()
     for event in events:
         stored = signatures.get(event.seq)

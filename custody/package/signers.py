@@ -20,7 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from custody.actors.replay import ActorReplay, allowed_signers
-from custody.actors.roles import roles_before_recorded
+from custody.actors.roles import ROLES_SET, initial_roles, roles_before_recorded
 from custody.actors.verify import act_of
 from custody.ledger.queries import signatures_for
 from custody.package import layout
@@ -36,7 +36,9 @@ def write_signers(bag: BagWriter, context: ExportContext, ledger: Ledger) -> Non
     note in ``context.signed`` (seq, signer, time) each signed event, for the README."""
     events = [e for e in context.events if e.seq < context.checkpoint.size]
     stored = signatures_for(ledger, [e.seq for e in events])
-    policy, source = roles_before_recorded(context.workspace.settings.config)
+    first = next((e for e in events if e.action == ROLES_SET), None)
+    policy, source = initial_roles(None if first is None else (first.seq, first.details),
+                                   roles_before_recorded(context.workspace.settings.config))
     replay = ActorReplay(policy, initial_source=source)
     for event in events:
         signature = stored.get(event.seq)

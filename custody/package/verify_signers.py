@@ -6,8 +6,8 @@ events in order (the package carries every enrollment and revocation before its 
 Also: every event the ``export-prepared`` event lists as ``signed`` has its signature in the
 package; no signature file is about an event the package does not carry; ``allowed_signers`` is
 exactly the one the proved roster events give. Each event is judged by the roles in force at its
-position, as the package's own ``roles-set`` events give them (the shipped roles before the
-first); ``custody/roles.json`` is only a copy for reading of the roles in force at the
+position, as the package's own ``roles-set`` events give them (before the first, the roles it
+records as those before it, ``roles.BEFORE``, or else the shipped roles); ``custody/roles.json`` is only a copy for reading of the roles in force at the
 checkpoint, re-derived here, and an edit of it is a finding (it never changes a verdict).
 
 A package whose events carry no ``roles-set`` at all was exported from a ledger made before roles
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from custody.actors.replay import Act, ActorReplay, allowed_signers
-from custody.actors.roles import ROLES_SET, SHIPPED_SOURCE, RolePolicy, shipped_roles
+from custody.actors.roles import ROLES_SET, SHIPPED_SOURCE, RolePolicy, initial_roles, shipped_roles
 from custody.errors import FindingKind
 from custody.ledger import sshsig
 from custody.package.layout import ALLOWED_SIGNERS, ROLES, SIGNATURES, signature_path
@@ -38,8 +38,10 @@ def check_signers(state: Verification) -> None:
     check = state.begin("who acted: signatures of enrolled people")
     bodies = {seq: obj(json.loads(event.record["leaf"])) for seq, event in sorted(state.events.items())
               if event.body_ok and event.proved}
-    recorded = any(body.get("action") == ROLES_SET for body in bodies.values())
-    replay = ActorReplay() if recorded else ActorReplay(*_sealed_roles(state))
+    first = next(((seq, obj(body.get("details"))) for seq, body in bodies.items() if body.get("action") == ROLES_SET), None)
+    recorded = first is not None
+    initial = initial_roles(first, (shipped_roles(), SHIPPED_SOURCE)) if recorded else _sealed_roles(state)
+    replay = ActorReplay(*initial)
     carried: set[int] = set()
     for seq, body in bodies.items():
         event = state.events[seq]
@@ -60,6 +62,7 @@ def check_signers(state: Verification) -> None:
         "signers": dict(sorted(replay.signers.items())),
         "roles": source,
         "roles_set": replay.roles_set,
+        "roles_before": {"source": replay.initial_source, "judged": replay.judged_before},
         "enrolled": [p.as_dict() for p in replay.roster.people],
     }
     check.detail = (f"{replay.signed} event(s) signed by enrolled people ({', '.join(sorted(replay.signers)) or 'nobody'}); "

@@ -112,10 +112,16 @@ def test_an_older_ledger_is_judged_by_config_roles_until_its_first_roles_set(old
     assert (recorded["recorded"], recorded["previous_seq"], first) == (True, None, events)
     assert recorded["roles"]["roles"]["evidence-clerk"] == sorted(load_roles({"actors": {"roles": {
         "evidence-clerk": {"actions": json.loads(CLERKS.split("= ", 1)[1])}}}}).roles["evidence-clerk"])
+    recorded_event = next(e for e in older.custody.json("log") if e["seq"] == first)
+    assert recorded_event["details"]["before"] == load_roles({"actors": {"roles": {"evidence-clerk": {
+        "actions": json.loads(CLERKS.split("= ", 1)[1])}}}}).details(), "the roles that judged the events before it"
+    (older.custody.home / "config.toml").write_text("")  # config.toml no longer plays a part in any verdict
     code, report = _verify(older)
     assert (code, report["findings"], report["actors"]["roles_set"]) == (0, [], [first])
-    assert report["actors"]["roles_before"]["last"] == first - 1
-    assert f"roles: events 0..{first - 1} judged by config.toml's roles: {BEFORE}; then each event judged by the roles in force" \
+    recorded_before = f"the roles the roles-set event {first} records as those before it"
+    assert report["actors"]["roles_before"] == {"first": 0, "last": first - 1, "source": recorded_before,
+                                                "note": BEFORE, "judged": first - 1}
+    assert f"roles: events 0..{first - 1} judged by {recorded_before}: {BEFORE}; then each event judged by the roles in force" \
         in older.custody("ledger", "verify").stdout
 
     # from the first roles-set on, the recorded roles judge: a clerk's hold is refused once they
@@ -174,3 +180,43 @@ def test_an_older_package_is_judged_by_its_sealed_roles_json(older: Office, tmp_
     assert code == 3
     assert {(f["kind"], f["subject"]) for f in report["findings"]} == {
         ("role-not-permitted", f"custody/events.jsonl:{line} (event {hold})")}
+
+
+def test_a_package_of_an_older_ledger_after_its_roles_were_recorded_judges_earlier_events_by_the_roles_before(
+    older: Office, tmp_path: Path
+) -> None:
+    """Exported after 'actor roles set': the package carries the roles-set, which records the
+    roles before it; the clerk's hold made before it is judged by those, roles.json is the copy
+    of the recorded roles (an edit is a finding, as for any package with roles-set events)."""
+    _clerk_holds(older, tmp_path)
+    assert older.as_("admin-1", "actor", "roles", "set").exit_code == 0
+    (older.custody.home / "config.toml").write_text("")
+    exported = older.as_("sup-1", "export", "--incident", INCIDENT, "--out", str(tmp_path / "pkg"),
+                         "--recipient", "Public Defender", "--no-contact-sheets")
+    assert exported.exit_code == 0, exported.output
+    bag = tmp_path / "pkg"
+    [first] = [e["seq"] for e in map(json.loads, (bag / "custody/events.jsonl").read_text().splitlines())
+               if e["action"] == "roles-set"]
+    result = older.custody("verify-package", str(bag), "--json")
+    report = json.loads(result.stdout)
+    assert (result.exit_code, report["findings"], report["actors"]["roles_set"]) == (0, [], [first])
+    assert report["actors"]["roles_before"]["source"] == f"the roles the roles-set event {first} records as those before it"
+    roles_json = json.loads((bag / "custody/roles.json").read_text())
+    roles_json["roles"]["evidence-clerk"].remove("hold-placed")
+    (bag / "custody/roles.json").write_text(json.dumps(roles_json, indent=2, sort_keys=True) + "\n")
+    refresh_tag_manifests(bag)
+    reseal(bag, notes.Signer.from_text((older.custody.home / "signing.key").read_text().strip()))
+    result = older.custody("verify-package", str(bag), "--json")
+    assert result.exit_code == 3
+    assert {(f["kind"], f["subject"]) for f in json.loads(result.stdout)["findings"]} == {("mismatch", "custody/roles.json")}
+
+
+def test_a_roles_set_whose_roles_before_are_no_table_is_a_finding_and_gives_no_roles(older: Office, tmp_path: Path) -> None:
+    _clerk_holds(older, tmp_path)
+    admin = older.ledger()
+    admin.event_signer = FileKeySigner.load("admin-1", older.keys["admin-1"])
+    policy = load_roles({})
+    broken = admin.append("roles-set", actor="admin-1", role="admin", details={**policy.details(), "before": ["everything"]})
+    code, report = _verify(older)
+    assert code == 3 and _kinds(report) == {(f"event {broken.seq}", "malformed")}
+    assert report["actors"]["roles_set"] == [] and report["actors"]["roles_before"]["source"] == "config.toml's roles"
