@@ -13,7 +13,9 @@ and comes back as the ledger-ready record. The worker:
   with a ``finding`` naming the file and what happened, and the ingest goes on;
 - never outlives the ingest: ``close()`` ends it (the ingest command closes it on every way out,
   Ctrl-C and SIGTERM included); if the ingest dies without closing (SIGKILL), the worker sees its
-  socket end (a thread watches it) and the kernel sends it SIGKILL (``PR_SET_PDEATHSIG``).
+  socket end (a thread watches it) and the kernel sends it SIGKILL (``PR_SET_PDEATHSIG``). The
+  kernel ties that signal to the THREAD that started the worker, so a worker found ended before
+  a file is sent to it is replaced, not counted against the file.
 
 ``CUSTODY_TEST_C2PA_FAULT`` (``abort``, ``segv``, ``hang``, ``memory``) makes the worker fail
 that way instead of calling the library. It is for the tests ONLY (they prove the faults are
@@ -67,13 +69,17 @@ class LibraryWorker:
         self._socket: socket.socket | None = None
         self._stderr: IO[bytes] | None = None
         self._guard = threading.Lock()  # start and close, which may come from another thread
+        self._closed = False
+        self._stopped: subprocess.Popen[bytes] | None = None  # the worker killed at its deadline
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def _start(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    def _start(self) -> tuple[subprocess.Popen[bytes], socket.socket] | None:
         with self._guard:
+            if self._closed:
+                return None
             if self._process is not None and self._process.poll() is None and self._socket is not None:
                 return self._process, self._socket
             self._end()
@@ -96,17 +102,23 @@ class LibraryWorker:
 
     def read(self, fd: int, size: int, name: str) -> dict[str, Any]:
         for attempt in (1, 2):
-            process, channel = self._start()
+            started = self._start()
+            if started is None:
+                return self._error(f"the ingest ended before the C2PA library read {name}")
+            process, channel = started
             mark = self._stderr.seek(0, os.SEEK_END) if self._stderr is not None else 0
             try:
-                socket.send_fds(channel, [b"read"], [fd])
+                socket.send_fds(channel, [b"read"], [fd], socket.MSG_NOSIGNAL)
             except OSError:
-                # the worker ended between two files (closed, or its starting thread ended): a new one
+                # the worker ended between two files (its starting thread ended): a new one
                 self._discard(process)
                 if attempt == 2:
                     return self._error(f"the C2PA library's worker could not be started for {name}")
                 continue
-            return self._answer(process, channel, size, name, mark)
+            record = self._answer(process, channel, size, name, mark)
+            if process.returncode == -signal.SIGKILL and attempt == 1 and not self._closed and self._stopped is not process:
+                continue  # killed by no one here (its starting thread ended as the file was sent): once more
+            return record
         raise AssertionError("unreachable")
 
     def _answer(self, process: subprocess.Popen[bytes], channel: socket.socket, size: int, name: str,
@@ -117,6 +129,7 @@ class LibraryWorker:
         ends = time.monotonic() + limit
         while not poller.poll(max(0, int((ends - time.monotonic()) * 1000)) + 1):
             if time.monotonic() >= ends:
+                self._stopped = process
                 self._discard(process, kill=True)
                 return self._error(f"the C2PA library did not finish reading {name} within {limit:.0f} s "
                                    "(hung?) and was stopped; the bytes are preserved as they are")
@@ -189,8 +202,9 @@ class LibraryWorker:
             self._stderr = None
 
     def close(self) -> None:
-        """End the worker (if one was started). Safe from any thread, at any time."""
+        """End the worker (if one was started), for good. Safe from any thread, at any time."""
         with self._guard:
+            self._closed = True
             process = self._process
             if process is not None and process.poll() is None:
                 process.kill()  # a file it is still reading is given up: the ingest is ending

@@ -73,6 +73,23 @@ def test_isolated_record_equals_in_process(signed_clips: dict[str, Path], test_p
     assert outcome == {"valid": "valid", "tampered": "invalid", "absent": "absent"}
 
 
+def test_a_worker_whose_starting_thread_ended_is_replaced(signed_clips: dict[str, Path]) -> None:  # noqa: F811
+    """PR_SET_PDEATHSIG fires when the thread that started the worker ends: the next file gets a
+    new worker, not a false crash."""
+    import threading
+
+    reader = CredentialReader()
+    thread = threading.Thread(target=reader.read, args=(str(signed_clips["valid"]),))
+    thread.start()
+    thread.join()
+    first = reader._worker.pid if reader._worker else None
+    assert first is not None and gone([first])  # ended with its thread
+    record = reader.read(str(signed_clips["valid"]))
+    assert record["status"] == "valid", record
+    assert reader._worker is not None and reader._worker.pid not in (None, first)
+    reader.close()
+
+
 def test_an_mp4_without_a_c2pa_box_starts_no_worker(signed_clips: dict[str, Path]) -> None:  # noqa: F811
     reader = CredentialReader()
     assert reader.read(str(signed_clips["absent"]))["status"] == "absent"
@@ -103,7 +120,7 @@ def test_a_hang_hits_the_deadline(signed_clips: dict[str, Path], monkeypatch: py
     monkeypatch.setenv(FAULT_VARIABLE, "hang")
     started = time.monotonic()
     record = reader.read(str(signed_clips["tampered"]))
-    assert 2 <= time.monotonic() - started < 10
+    assert 2 <= time.monotonic() - started < 4  # stopped once, not tried again
     assert record["status"] == "error"
     assert record["finding"] == ("the C2PA library did not finish reading BWC-102.mp4 within 2 s (hung?) and was "
                                  "stopped; the bytes are preserved as they are")
