@@ -31,7 +31,7 @@ from custody.errors import BadInput
 from custody.publish.facts import incidents_at
 from custody.publish.render import FORMAT, chart, datapackage, render_html, sha256, table_csv
 from custody.publish.rules import SUPPRESSION_SCOPES, PublishRules, rules_from_config
-from custody.publish.stats import TOTAL, Table, compute_tables, published_cells
+from custody.publish.stats import TOTAL, History, Table, compute_release, published_cells
 from custody.publish.witnessed import COSIGNATURES, cosignature_lines
 from custody.workspace import Workspace
 
@@ -85,14 +85,38 @@ def checkpoint_row(ledger: Ledger, as_of: str) -> Mapping[str, Any]:
     raise BadInput(f"--as-of: no signed checkpoint of size {size}; the latest are {sizes} (see 'custody log')")
 
 
-def compute_at(ledger: Ledger, size: int, rules: PublishRules) -> list[Table]:
-    """The release's tables at checkpoint ``size``. The cyclic garbage collector is paused
-    meanwhile: the hundreds of thousands of small dictionaries a replay makes hold no cycles,
-    and collecting them again and again would cost more than the replay itself."""
+def compute_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None = None,
+               made: dict[int, History] | None = None) -> list[Table]:
+    """The release's tables at checkpoint ``size``; from edition 4 on, with what the earlier
+    releases hand on (the latest ``published`` event of each period before event ``before``,
+    each made again from the ledger in turn; ``made`` keeps those already made)."""
+    return _release_at(ledger, size, rules, before, {} if made is None else made, 0)[0]
+
+
+def earlier_releases(ledger: Ledger, before: int | None) -> list[CustodyEvent]:
+    """The latest ``published`` event of each period before event ``before`` (all, if None)."""
+    latest: dict[str, CustodyEvent] = {}
+    for event in ledger.events(actions=(ACTION,)):
+        if before is not None and event.seq >= before:
+            break
+        latest[str(event.details.get("rules", {}).get("period"))] = event
+    return sorted(latest.values(), key=lambda e: e.seq)
+
+
+def _release_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None, made: dict[int, History],
+                number: int) -> tuple[list[Table], History]:
+    earlier: list[History] = []
+    if rules.edition >= 4:
+        for event in earlier_releases(ledger, before):
+            if event.seq not in made:
+                made[event.seq] = _release_at(ledger, event.details["checkpoint"]["size"],
+                                              PublishRules.from_dict(event.details["rules"]), event.seq, made,
+                                              event.seq)[1]
+            earlier.append(made[event.seq])
     paused = gc.isenabled()
     gc.disable()
     try:
-        return compute_tables(incidents_at(ledger, size, rules), rules)
+        return compute_release(incidents_at(ledger, size, rules), rules, earlier, number)
     finally:
         if paused:
             gc.enable()
@@ -118,10 +142,13 @@ def previous_release(ledger: Ledger, period: str, before: int | None = None) -> 
     return latest
 
 
-def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table], url: str | None) -> Revision:
-    """What changed in published values of periods both releases show (not the Total row)."""
+def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table], url: str | None,
+                     made: dict[int, History] | None = None) -> Revision:
+    """What changed in published values of periods both releases show (not the Total row). A
+    value suppressed in either release is stated as None there: the statement says that a
+    suppressed value became published (or the reverse), never what it was."""
     rules = PublishRules.from_dict(event.details["rules"])
-    before = published_cells(compute_at(ledger, event.details["checkpoint"]["size"], rules))
+    before = published_cells(compute_at(ledger, event.details["checkpoint"]["size"], rules, event.seq, made))
     now = published_cells(tables)
     changes = [
         {"table": key[0], "period": key[1], "column": key[2], "before": before[key], "after": value}
@@ -224,10 +251,12 @@ def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> R
     if as_of == "latest":
         workspace.seal()
     point = checkpoint_row(ledger, as_of)
-    tables = compute_at(ledger, point["size"], rules)
+    made: dict[int, History] = {}
+    tables = compute_at(ledger, point["size"], rules, None, made)
     earlier = previous_release(ledger, period)
     url = workspace.settings.config.get("publish", {}).get("release_url")
-    revision = revision_against(ledger, earlier, tables, url if isinstance(url, str) else None) if earlier else None
+    revision = (revision_against(ledger, earlier, tables, url if isinstance(url, str) else None, made)
+                if earlier else None)
     files = release_files(tables, rules, point, revision)
     details: dict[str, Any] = {
         "checkpoint": {"size": point["size"], "root": point["root"]},

@@ -222,11 +222,127 @@ def build_tables(facts: Sequence[IncidentFacts], rules: PublishRules, period: st
     return tables
 
 
-def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
+@dataclass
+class History:
+    """What a release hands on to the next release of its period (edition 4): the value of every
+    unknown of its tables, which it hid and why, and the equations a reader of it and of every
+    release before it has: its own tables' and those it was handed, in which a value that has
+    changed since is an unknown of its own (``WAS`` + release number + table), hidden for good,
+    and a published value is ``CONSTANT``."""
+
+    values: dict[Key, int]
+    hidden: dict[Key, str]
+    equations: list[tuple[Key, tuple[Key, ...]]]
+    number: int = 0
+
+
+WAS = "was:"
+CONSTANT: Key = ("", "", "")
+"""An equation's published value: known to every reader, never hidden."""
+
+
+def history_of(tables: Sequence[Table], handed: Sequence[tuple[Key, tuple[Key, ...]]] = (),
+               number: int = 0, everything: Sequence[Table] = ()) -> History:
+    """The history a release of ``tables`` hands on (``handed``: the equations it was handed,
+    whose values are among ``everything``, the tables of every period version it was computed with)."""
+    _, equations, _ = joint_system(tables)
+    named = {key for t in tables for key in map(t.key, t.cells())}
+    named |= {key for total, parts in handed for key in (total, *parts)}
+    values: dict[Key, int] = {}
+    hidden: dict[Key, str] = {}
+    for table in [*tables, *everything]:
+        for cell in table.cells():
+            key = table.key(cell)
+            if key in named:
+                values[key] = table.counts[cell]
+                if cell in table.suppressed:
+                    hidden[key] = table.suppressed[cell]
+    own = [(total, tuple(parts)) for total, parts in equations]
+    return History(values, hidden, list(dict.fromkeys([*own, *handed])), number)
+
+
+def carried(earlier: History, values: Mapping[Key, int]) -> tuple[list[tuple[Key, list[Key]]], dict[Key, str]]:
+    """The equations ``earlier`` hands on, over the unknowns of the new release's system, and the
+    values they force hidden: a value the earlier release hid that has not changed is the same
+    unknown in both, hidden again with the same reason; one that changed is the earlier
+    release's own unknown, hidden for good; a value it published is known."""
+    forced: dict[Key, str] = {}
+
+    def unknown(key: Key) -> Key:
+        if key == CONSTANT or key[0].startswith(WAS):
+            if key != CONSTANT:
+                forced[key] = "earlier"
+            return key
+        if key not in earlier.hidden:
+            return CONSTANT
+        if key not in earlier.values:
+            raise AssertionError(f"{key}: an earlier release's equation names a value it does not hold")
+        if values.get(key) == earlier.values[key]:
+            forced[key] = earlier.hidden[key]
+            return key
+        was = (f"{WAS}{earlier.number}:{key[0]}", key[1], key[2])
+        forced[was] = "earlier"
+        return was
+
+    equations = [(unknown(total), [unknown(part) for part in parts]) for total, parts in earlier.equations]
+    return [(t, [p for p in parts if p != CONSTANT]) for t, parts in equations
+            if t != CONSTANT or any(p != CONSTANT for p in parts)], forced
+
+
+def translated(history: History, alias: Mapping[Key, Key]) -> History:
+    """``history`` with its keys as ``alias`` names them (a key two of its tables held apart
+    that is now one: hidden if either hid it)."""
+    def key(k: Key) -> Key:
+        return alias.get(k, k)
+    hidden: dict[Key, str] = {}
+    for k, reason in history.hidden.items():
+        hidden[key(k)] = reason
+    return History({key(k): v for k, v in history.values.items()}, hidden,
+                   [(key(t), tuple(map(key, parts))) for t, parts in history.equations], history.number)
+
+
+def compute_tables(facts: Sequence[IncidentFacts], rules: PublishRules,
+                   earlier: Sequence[History] = ()) -> list[Table]:
     """The release's tables, suppression applied: from edition 3 on, jointly over the month,
     quarter and year versions of every table (``suppress_over_periods``), of which the
-    release's period is returned; edition 2, jointly over the release's tables; edition 1,
+    release's period is returned, and from edition 4 on with what the ``earlier`` releases (the
+    latest of each period) hand on; edition 2, jointly over the release's tables; edition 1,
     each table on its own."""
+    return compute_release(facts, rules, earlier)[0]
+
+
+def compute_release(facts: Sequence[IncidentFacts], rules: PublishRules, earlier: Sequence[History] = (),
+                    number: int = 0) -> tuple[list[Table], History]:
+    """The release's tables (``compute_tables``) and the history it hands on, as release
+    ``number`` (its event's sequence number), to the next."""
+    if rules.edition >= 4 and earlier:
+        versions = {period: build_tables(facts, rules, period) for period in PERIODS}
+        values, _, _ = joint_system([t for period in PERIODS for t in versions[period]])
+        equations: list[tuple[Key, list[Key]]] = []
+        forced: dict[Key, str] = {}
+        # an earlier edition's key of a total the tables now share is the shared key
+        alias = {(t.name, *cell): t.key(cell) for period in PERIODS for t in versions[period] for cell in t.cells()}
+        shown: set[Key] = set()
+        for history in (translated(h, alias) for h in earlier):
+            more, hide = carried(history, values)
+            # a value an earlier release published and that has not changed is known: hiding it
+            # now protects nothing, so it is never a complement
+            shown |= {key for key, value in history.values.items()
+                      if key not in history.hidden and values.get(key) == value}
+            equations += more
+            for key, reason in hide.items():
+                if forced.get(key) != "primary":
+                    forced[key] = reason
+        suppress_over_periods(versions, rules, equations, forced, shown)
+        tables = versions[rules.period]
+        return tables, history_of(tables, [(t, tuple(p)) for t, p in equations], number,
+                                  [t for period in PERIODS for t in versions[period]])
+    tables = compute_tables_alone(facts, rules)
+    return tables, history_of(tables, (), number)
+
+
+def compute_tables_alone(facts: Sequence[IncidentFacts], rules: PublishRules) -> list[Table]:
+    """The release's tables as made with no earlier release (every edition before 4 too)."""
     if rules.edition >= 3:
         return compute_all_periods(facts, rules)[rules.period]
     tables = build_tables(facts, rules, rules.period)
@@ -275,17 +391,19 @@ def period_equations(versions: Mapping[str, Sequence[Table]]) -> list[tuple[Key,
     return found
 
 
-def suppress_over_periods(versions: Mapping[str, Sequence[Table]], rules: PublishRules) -> None:
+def suppress_over_periods(versions: Mapping[str, Sequence[Table]], rules: PublishRules,
+                          handed: Sequence[tuple[Key, list[Key]]] = (), forced: Mapping[Key, str] | None = None,
+                          shown: set[Key] | None = None) -> None:
     """Edition 3: one joint system over every table of every period version, with the period
     equations, so that the releases of any periods at one checkpoint together publish a part of
     one pattern in which no hidden value is determined. A count is known to be zero (so never a
     complement) where another version's count is, and wherever it is a part of a sum that is 0:
     counts are never negative, so a published 0 shows all its parts."""
     tables = [t for period in PERIODS for t in versions[period]]
-    known: set[Key] = set()
+    known: set[Key] = set(shown or ())
     for period in PERIODS:
         known |= known_zeros(versions[period])
-    suppress_jointly(tables, rules, period_equations(versions), known, nonnegative=True)
+    suppress_jointly(tables, rules, [*period_equations(versions), *handed], known, nonnegative=True, forced=forced)
 
 
 def joint_system(tables: Sequence[Table]) -> tuple[dict[Key, int], list[tuple[Key, list[Key]]], set[Key]]:
@@ -326,7 +444,8 @@ def known_zeros(tables: Sequence[Table]) -> set[Key]:
 
 
 def suppress_jointly(tables: Sequence[Table], rules: PublishRules, extra: Sequence[tuple[Key, list[Key]]] = (),
-                     known: set[Key] | None = None, *, nonnegative: bool = False) -> None:
+                     known: set[Key] | None = None, *, nonnegative: bool = False,
+                     forced: Mapping[Key, str] | None = None) -> None:
     """Primary and complementary suppression over the joint system of ``tables`` (and the
     ``extra`` equations); each table's ``suppressed`` then says, for each of its cells, why its
     unknown is hidden. With ``nonnegative``, a sum that is 0 and its parts are known zeros: counts are
@@ -335,9 +454,9 @@ def suppress_jointly(tables: Sequence[Table], rules: PublishRules, extra: Sequen
     system = list(dict.fromkeys([*((t, tuple(p)) for t, p in equations), *((t, tuple(p)) for t, p in extra)]))
     known = known_zeros(tables) if known is None else known
     if nonnegative:
-        known = known | {key for total, parts in system if values[total] == 0 for key in (total, *parts)}
+        known = known | {key for total, parts in system if values.get(total) == 0 for key in (total, *parts)}
     hidden = suppress(values, system, low=rules.suppress_min, high=rules.suppress_max, totals=totals,
-                      known=known)
+                      known=known, forced=forced)
     for table in tables:
         table.suppressed = {cell: hidden[table.key(cell)] for cell in table.cells() if table.key(cell) in hidden}
 

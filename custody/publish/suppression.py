@@ -96,19 +96,32 @@ def suppress(
     high: int,
     totals: set[Key] | None = None,
     known: set[Key] | None = None,
+    forced: Mapping[Key, str] | None = None,
 ) -> dict[Key, str]:
     """Which keys to hide, and why (``primary`` or ``complementary``). ``known`` values are
     known without the release (a count that must be zero because another published count is):
-    hiding them would protect nothing, so they are never chosen as complements."""
+    hiding them would protect nothing, so they are never chosen as complements. ``forced`` keys
+    are hidden from the start with the reason given (a value an earlier release hid, or an
+    earlier release's own value that the equations name); a key of ``forced`` that is not in
+    ``values`` is never published and never a complement."""
     totals = totals or set()
     known = known or set()
     hidden: dict[Key, str] = {key: PRIMARY for key, value in values.items() if low <= value <= high}
+    for key, reason in (forced or {}).items():
+        hidden.setdefault(key, reason)
+    inevitable: set[Key] = set()
+    if forced:
+        # what an earlier release already gives away (a value that follows from its published
+        # values even when all that may be hidden is): hiding more would not protect it, so it is
+        # neither protected nor a complement
+        inevitable = set(determined(equations, set(hidden) | {k for k in values if k not in known}))
+        known = known | inevitable
     membership: dict[Key, list[int]] = {}
     for number, (total, parts) in enumerate(equations):
         for key in (total, *parts):
             membership.setdefault(key, []).append(number)
     while True:
-        exposed = determined(equations, set(hidden))
+        exposed = [key for key in determined(equations, set(hidden)) if key not in inevitable]
         if not exposed:
             return hidden
         def open_lines(key: Key) -> list[int]:
@@ -123,8 +136,10 @@ def suppress(
             key
             for number in (lone_lines or lines)
             for key in (equations[number][0], *equations[number][1])
-            if key not in hidden and key not in known
+            if key not in hidden and key not in known and key in values
         ]
+        if not candidates:
+            candidates = _nearest(target, equations, membership, hidden, known, values)
         if not candidates:
             candidates = [key for key in values if key not in hidden and key not in known]
             if not candidates:
@@ -139,3 +154,21 @@ def suppress(
             return (key in totals, lone, values[key] == 0, values[key], repr(key))
 
         hidden[min(candidates, key=cost)] = COMPLEMENTARY
+
+
+def _nearest(target: Key, equations: Sequence[tuple[Key, Sequence[Key]]], membership: Mapping[Key, list[int]],
+             hidden: Mapping[Key, str], known: set[Key], values: Mapping[Key, int]) -> list[Key]:
+    """Where every equation of ``target`` holds only hidden values (an earlier release's value
+    determined through the equations of its hidden neighbours): the publishable values of the
+    nearest equations reached through hidden values, breadth first."""
+    seen = {target}
+    frontier = [target]
+    while frontier:
+        lines = {n for key in frontier for n in membership.get(key, [])}
+        keys = [key for n in sorted(lines) for key in (equations[n][0], *equations[n][1])]
+        found = [key for key in keys if key not in hidden and key not in known and key in values]
+        if found:
+            return found
+        frontier = [key for key in dict.fromkeys(keys) if key not in seen]
+        seen.update(frontier)
+    return []

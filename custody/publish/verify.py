@@ -38,7 +38,7 @@ from custody.publish.witnessed import check_witnesses
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
-    from custody.publish.stats import Table
+    from custody.publish.stats import History, Table
 
 DATA = "data.json"
 MAX_FILE = 256 * 1024 * 1024
@@ -380,7 +380,8 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
         return
     check.recomputed = True
     rules = PublishRules.from_dict(details["rules"])
-    tables = compute_at(ledger, size, rules)
+    made: dict[int, History] = {}
+    tables = compute_at(ledger, size, rules, check.event["seq"], made)
     expected = published_cells(tables)
     loaded = release_data(check)
     if loaded is None:
@@ -394,10 +395,11 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
     if check.mismatched_cells:
         check.finding(FindingKind.MISMATCH, DATA,
                       f"{len(check.mismatched_cells)} of {check.cells_compared} value(s) differ from the recomputation")
-    revision_agrees(check, ledger, tables, rules.period, revision)
+    revision_agrees(check, ledger, tables, rules.period, revision, histories=made)
 
 
-def revision_agrees(check: ReleaseCheck, ledger: Ledger, tables: Sequence[Table], period: str, stated: Any) -> None:
+def revision_agrees(check: ReleaseCheck, ledger: Ledger, tables: Sequence[Table], period: str, stated: Any,
+                    histories: dict[int, History] | None = None) -> None:
     """The revision the release states, made again from the ledger: the earlier release is the
     latest ``published`` event of the same period before the release's own event; the revision
     names its event, checkpoint, data package digest and edition, and lists every published
@@ -419,7 +421,7 @@ def revision_agrees(check: ReleaseCheck, ledger: Ledger, tables: Sequence[Table]
         check.finding(FindingKind.MISMATCH, DATA, f"states no earlier release, but ledger event {earlier.seq} is the "
                       f"earlier {period} release; its changes are not stated")
         return
-    made = revision_against(ledger, earlier, tables, None)
+    made = revision_against(ledger, earlier, tables, None, histories)
     previous = stated["previous"]
     for key in ("event", "checkpoint", "datapackage_sha256", "edition"):
         if previous.get(key) != made.previous[key]:
