@@ -85,12 +85,24 @@ def checkpoint_row(ledger: Ledger, as_of: str) -> Mapping[str, Any]:
     raise BadInput(f"--as-of: no signed checkpoint of size {size}; the latest are {sizes} (see 'custody log')")
 
 
+Made = dict[int, tuple[list[Table], History]]
+"""Earlier releases made again from the ledger, by their event's sequence number."""
+
+
 def compute_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None = None,
-               made: dict[int, History] | None = None) -> list[Table]:
+               made: Made | None = None) -> list[Table]:
     """The release's tables at checkpoint ``size``; from edition 4 on, with what the earlier
     releases hand on (the latest ``published`` event of each period before event ``before``,
     each made again from the ledger in turn; ``made`` keeps those already made)."""
     return _release_at(ledger, size, rules, before, {} if made is None else made, 0)[0]
+
+
+def made_again(ledger: Ledger, event: CustodyEvent, made: Made) -> tuple[list[Table], History]:
+    """The release of ``event`` made again from the ledger (once: ``made`` keeps it)."""
+    if event.seq not in made:
+        made[event.seq] = _release_at(ledger, event.details["checkpoint"]["size"],
+                                      PublishRules.from_dict(event.details["rules"]), event.seq, made, event.seq)
+    return made[event.seq]
 
 
 def earlier_releases(ledger: Ledger, before: int | None) -> list[CustodyEvent]:
@@ -103,16 +115,10 @@ def earlier_releases(ledger: Ledger, before: int | None) -> list[CustodyEvent]:
     return sorted(latest.values(), key=lambda e: e.seq)
 
 
-def _release_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None, made: dict[int, History],
+def _release_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None, made: Made,
                 number: int) -> tuple[list[Table], History]:
-    earlier: list[History] = []
-    if rules.edition >= 4:
-        for event in earlier_releases(ledger, before):
-            if event.seq not in made:
-                made[event.seq] = _release_at(ledger, event.details["checkpoint"]["size"],
-                                              PublishRules.from_dict(event.details["rules"]), event.seq, made,
-                                              event.seq)[1]
-            earlier.append(made[event.seq])
+    earlier = ([made_again(ledger, event, made)[1] for event in earlier_releases(ledger, before)]
+               if rules.edition >= 4 else [])
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -143,12 +149,12 @@ def previous_release(ledger: Ledger, period: str, before: int | None = None) -> 
 
 
 def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table], url: str | None,
-                     made: dict[int, History] | None = None) -> Revision:
+                     made: Made | None = None) -> Revision:
     """What changed in published values of periods both releases show (not the Total row). A
     value suppressed in either release is stated as None there: the statement says that a
     suppressed value became published (or the reverse), never what it was."""
     rules = PublishRules.from_dict(event.details["rules"])
-    before = published_cells(compute_at(ledger, event.details["checkpoint"]["size"], rules, event.seq, made))
+    before = published_cells(made_again(ledger, event, {} if made is None else made)[0])
     now = published_cells(tables)
     changes = [
         {"table": key[0], "period": key[1], "column": key[2], "before": before[key], "after": value}
@@ -251,7 +257,7 @@ def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> R
     if as_of == "latest":
         workspace.seal()
     point = checkpoint_row(ledger, as_of)
-    made: dict[int, History] = {}
+    made: Made = {}
     tables = compute_at(ledger, point["size"], rules, None, made)
     earlier = previous_release(ledger, period)
     url = workspace.settings.config.get("publish", {}).get("release_url")

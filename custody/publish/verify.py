@@ -38,7 +38,8 @@ from custody.publish.witnessed import check_witnesses
 
 if TYPE_CHECKING:
     from custody.ledger.database import Ledger
-    from custody.publish.stats import History, Table
+    from custody.publish.release import Made
+    from custody.publish.stats import Table
 
 DATA = "data.json"
 MAX_FILE = 256 * 1024 * 1024
@@ -380,7 +381,7 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
         return
     check.recomputed = True
     rules = PublishRules.from_dict(details["rules"])
-    made: dict[int, History] = {}
+    made: Made = {}
     tables = compute_at(ledger, size, rules, check.event["seq"], made)
     expected = published_cells(tables)
     loaded = release_data(check)
@@ -399,7 +400,7 @@ def recompute(check: ReleaseCheck, ledger: Ledger) -> None:
 
 
 def revision_agrees(check: ReleaseCheck, ledger: Ledger, tables: Sequence[Table], period: str, stated: Any,
-                    histories: dict[int, History] | None = None) -> None:
+                    histories: Made | None = None) -> None:
     """The revision the release states, made again from the ledger: the earlier release is the
     latest ``published`` event of the same period before the release's own event; the revision
     names its event, checkpoint, data package digest and edition, and lists every published
