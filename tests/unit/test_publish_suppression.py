@@ -113,3 +113,23 @@ def test_a_value_known_without_the_release_is_never_a_complement() -> None:
     # ... but if a reader knows it is zero (no incidents, so no violations), it protects nothing
     assert suppress(values, equations, low=1, high=10, totals={"t", "w"}, known={"z"}) == {
         "a": PRIMARY, "b": COMPLEMENTARY, "w": COMPLEMENTARY}
+
+
+def test_forced_values_stay_hidden_and_what_no_hiding_protects_is_left_alone() -> None:
+    """An earlier release's hidden values are forced hidden with their reason; its own changed
+    value (not a value of this release) is hidden and protected through its equations; a value
+    the earlier release's published ones already determine is neither protected nor a complement."""
+    values = {"a": 12, "b": 20, "c": 0, "t": 32, "n": 15, "m": 40}
+    # t = a + b + c now; the earlier release: its t (published, a constant) was a + b, and
+    # was:x (its own hidden value, changed since) + a = n (published now, unchanged)
+    equations = [("t", ["a", "b", "c"]), ("T0", ["a", "b"]), ("n", ["was:x", "a"]), ("m", ["b", "n", "c"])]
+    hidden = suppress(values, equations, low=1, high=10, totals={"t"}, known={"T0"},
+                      forced={"a": COMPLEMENTARY, "b": COMPLEMENTARY, "was:x": "earlier"})
+    assert hidden["a"] == hidden["b"] == COMPLEMENTARY and hidden["was:x"] == "earlier"
+    # c = t - (a + b) = t - T0 whatever is hidden: left published
+    assert "c" not in hidden
+    # with n published, b = m - n - c; with n hidden and m published, was:x = n - a =
+    # (m - c - b) - a = m - c - T0: the earlier release's own value is protected too
+    from custody.publish.suppression import determined
+    assert hidden["n"] == hidden["m"] == COMPLEMENTARY and "t" not in hidden
+    assert determined(equations, set(hidden)) == []
