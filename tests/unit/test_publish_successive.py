@@ -6,7 +6,9 @@ by assuming it) which values did not change from one release to the next: such a
 unknown in both releases' systems. Exact elimination over all the releases' equations together
 (``successive_recoverable``, the test's own) must determine no suppressed value. Edition 3
 chose each release's complements afresh (new rows change the system), so a value hidden in one
-release and published, unchanged, in the next gave away a hidden value of the first."""
+release and published, unchanged, in the next gave away a hidden value of the first. With month
+and quarter releases at each checkpoint, the attacker also has every period version's equations
+and the sums of months into quarters (``periods_recoverable``)."""
 
 from __future__ import annotations
 
@@ -191,4 +193,82 @@ def test_successive_releases_of_edition_4_reveal_nothing(releases: int) -> None:
                 for cell, value in table.counts.items():
                     if 1 <= value <= high:
                         assert table.suppressed.get(cell) == "primary", (seed, table.name, cell)
+    assert time.monotonic() - began < 15
+
+
+def periods_recoverable(stages: list[list[IncidentFacts]], releases: list[tuple[int, list[Table]]],
+                        rules: PublishRules) -> list[Var]:
+    """The attacker of ``successive_recoverable`` holding releases of several periods: at each
+    stage every value of the month, quarter and year versions of every table is an unknown (a
+    value that did not change since the stage before the same unknown), linked by every table's
+    equations and by the sums of months into quarters and of quarters into years; each release
+    (stage, tables) publishes some of them. Returns the determined values suppressed as primary."""
+    from custody.publish.stats import build_tables
+    from tests.cli.test_publish import _period_lines
+
+    def base(name: str, row: str, column: str) -> tuple[str, str, str]:
+        return ("=" + SHARED_TOTALS[name], row, column) if column == "Total" and name in SHARED_TOTALS else (
+            name, row, column)
+
+    alias: dict[tuple[int, tuple[str, str, str]], Var] = {}
+    lines: list[list[Var]] = []
+    previous_truth: dict[tuple[str, str, str], int] = {}
+    for stage, facts in enumerate(stages):
+        tables = [t.as_dict() | {"counts": t.counts} for p in ("month", "quarter", "year")
+                  for t in build_tables(facts, rules, p)]
+        truth = {base(t["name"], *cell): value for t in tables for cell, value in t["counts"].items()}
+        before = {key[1]: alias[key] for key in alias if key[0] == stage - 1}
+        for key, value in truth.items():
+            same = previous_truth.get(key) == value
+            alias[(stage, key)] = before[key] if same else (stage, *key)
+        previous_truth = truth
+        lines += [[alias[(stage, base(t["name"], *cell))] for cell in line] for t in tables for line in _lines(t)]
+        lines += [[alias[(stage, base(name, *cell))] for cell in line] for name, line in _period_lines(tables)]
+    known: dict[Var, int] = {}
+    primary: set[Var] = set()
+    for stage, tables in releases:
+        for table in tables:
+            for cell in table.cells():
+                var = alias[(stage, base(table.name, *cell))]
+                reason = table.suppressed.get(cell)
+                if reason is None:
+                    assert known.get(var, table.counts[cell]) == table.counts[cell], var
+                    known[var] = table.counts[cell]
+                elif reason == "primary":
+                    primary.add(var)
+    basis: dict[Var, dict[Var, Fraction]] = {}
+    for line in lines:
+        row: dict[Var, Fraction] = {}
+        for var, sign in zip(line, [1] * (len(line) - 1) + [-1]):
+            if var not in known:
+                row[var] = row.get(var, Fraction(0)) + sign
+        _reduce(basis, {var: value for var, value in row.items() if value})
+    return sorted(pivot for pivot, row in basis.items() if len(row) == 1 and pivot in primary)
+
+
+def _mixed_run(stages: list[list[IncidentFacts]], edition: int, high: int) -> list[tuple[int, list[Table]]]:
+    """A month and a quarter release at each stage, each made (edition 4) with what the latest
+    earlier release of each period hands on."""
+    histories: dict[str, History] = {}
+    releases: list[tuple[int, list[Table]]] = []
+    for stage, facts in enumerate(stages):
+        for period in ("month", "quarter"):
+            rules = replace(_rules(edition, high), period=period)
+            earlier = sorted(histories.values(), key=lambda h: h.number)
+            tables, histories[period] = compute_release(facts, rules, earlier, len(releases))
+            releases.append((stage, tables))
+    return releases
+
+
+def test_month_and_quarter_releases_at_successive_checkpoints_reveal_nothing() -> None:
+    began = time.monotonic()
+    leaked = 0
+    for seed in range(200, 212):
+        rng = random.Random(seed)
+        stages = _successive(rng, 3)
+        high = rng.randint(3, 10)
+        assert periods_recoverable(stages, _mixed_run(stages, 4, high), _rules(4, high)) == [], seed
+        if seed < 204:
+            leaked += bool(periods_recoverable(stages, _mixed_run(stages, 3, high), _rules(3, high)))
+    assert leaked, "the attack finds nothing on edition 3 either"
     assert time.monotonic() - began < 15
