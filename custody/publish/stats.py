@@ -14,7 +14,10 @@ follows from the published values of all tables together. From edition 3 on the 
 month, quarter and year versions of every table, linked by the sums of months into quarters and
 of quarters into years (the ``Total`` row is the same in all three), and a release publishes its
 period's part of that one pattern: the releases of any periods at one checkpoint, read together,
-publish a part of one safe pattern. Edition 2 chose each period's pattern on its own (a hidden
+publish a part of one safe pattern. From edition 4 on the system also holds what the latest earlier
+release of each period hands on (``History``): its equations, a value it hid and that has not
+changed hidden again, one it published known, so successive releases read together are safe too.
+Edition 2 chose each period's pattern on its own (a hidden
 month could be its quarter minus its other months); edition 1 suppressed each table on its own.
 Both are kept so that their releases can still be recomputed exactly.
 """
