@@ -31,6 +31,7 @@ from custody.errors import BadInput
 from custody.publish.facts import incidents_at
 from custody.publish.render import FORMAT, chart, datapackage, render_html, sha256, table_csv
 from custody.publish.rules import SUPPRESSION_SCOPES, PublishRules, rules_from_config
+from custody.publish.state import DIGEST, Published, digest, load_state, state_bytes, write_state
 from custody.publish.stats import TOTAL, History, Table, compute_release, published_cells
 from custody.publish.witnessed import COSIGNATURES, cosignature_lines
 from custody.workspace import Workspace
@@ -85,23 +86,32 @@ def checkpoint_row(ledger: Ledger, as_of: str) -> Mapping[str, Any]:
     raise BadInput(f"--as-of: no signed checkpoint of size {size}; the latest are {sizes} (see 'custody log')")
 
 
-Made = dict[int, tuple[list[Table], History]]
-"""Earlier releases made again from the ledger, by their event's sequence number."""
+Made = dict[int, tuple[Published, History]]
+"""Earlier releases (their published values and what they hand on), by their event's sequence
+number: made again from the ledger, or read from their state files."""
 
 
 def compute_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None = None,
-               made: Made | None = None) -> list[Table]:
+               made: Made | None = None, home: Path | None = None) -> list[Table]:
     """The release's tables at checkpoint ``size``; from edition 4 on, with what the earlier
     releases hand on (the latest ``published`` event of each period before event ``before``,
-    each made again from the ledger in turn; ``made`` keeps those already made)."""
-    return _release_at(ledger, size, rules, before, {} if made is None else made, 0)[0]
+    each made again from the ledger in turn; ``made`` keeps those already made). With ``home``,
+    an earlier release whose state file there matches its event is read, not made again
+    (``custody.publish.state``)."""
+    return _release_at(ledger, size, rules, before, {} if made is None else made, 0, home)[0]
 
 
-def made_again(ledger: Ledger, event: CustodyEvent, made: Made) -> tuple[list[Table], History]:
-    """The release of ``event`` made again from the ledger (once: ``made`` keeps it)."""
+def made_again(ledger: Ledger, event: CustodyEvent, made: Made, home: Path | None = None) -> tuple[Published, History]:
+    """The release of ``event`` made again from the ledger, or with ``home`` read from its state
+    file where that matches the event (once: ``made`` keeps it)."""
     if event.seq not in made:
-        made[event.seq] = _release_at(ledger, event.details["checkpoint"]["size"],
-                                      PublishRules.from_dict(event.details["rules"]), event.seq, made, event.seq)
+        kept = load_state(home, event) if home is not None else None
+        if kept is None:
+            tables, history = _release_at(ledger, event.details["checkpoint"]["size"],
+                                          PublishRules.from_dict(event.details["rules"]), event.seq, made, event.seq,
+                                          home)
+            kept = published_cells(tables), history
+        made[event.seq] = kept
     return made[event.seq]
 
 
@@ -116,8 +126,8 @@ def earlier_releases(ledger: Ledger, before: int | None) -> list[CustodyEvent]:
 
 
 def _release_at(ledger: Ledger, size: int, rules: PublishRules, before: int | None, made: Made,
-                number: int) -> tuple[list[Table], History]:
-    earlier = ([made_again(ledger, event, made)[1] for event in earlier_releases(ledger, before)]
+                number: int, home: Path | None = None) -> tuple[list[Table], History]:
+    earlier = ([made_again(ledger, event, made, home)[1] for event in earlier_releases(ledger, before)]
                if rules.edition >= 4 else [])
     paused = gc.isenabled()
     gc.disable()
@@ -149,12 +159,12 @@ def previous_release(ledger: Ledger, period: str, before: int | None = None) -> 
 
 
 def revision_against(ledger: Ledger, event: CustodyEvent, tables: Sequence[Table], url: str | None,
-                     made: Made | None = None) -> Revision:
+                     made: Made | None = None, home: Path | None = None) -> Revision:
     """What changed in published values of periods both releases show (not the Total row). A
     value suppressed in either release is stated as None there: the statement says that a
     suppressed value became published (or the reverse), never what it was."""
     rules = PublishRules.from_dict(event.details["rules"])
-    before = published_cells(made_again(ledger, event, {} if made is None else made)[0])
+    before = made_again(ledger, event, {} if made is None else made, home)[0]
     now = published_cells(tables)
     changes = [
         {"table": key[0], "period": key[1], "column": key[2], "before": before[key], "after": value}
@@ -258,16 +268,19 @@ def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> R
         workspace.seal()
     point = checkpoint_row(ledger, as_of)
     made: Made = {}
-    tables = compute_at(ledger, point["size"], rules, None, made)
+    home = workspace.settings.home
+    tables, history = _release_at(ledger, point["size"], rules, None, made, 0, home)
     earlier = previous_release(ledger, period)
     url = workspace.settings.config.get("publish", {}).get("release_url")
-    revision = (revision_against(ledger, earlier, tables, url if isinstance(url, str) else None, made)
+    revision = (revision_against(ledger, earlier, tables, url if isinstance(url, str) else None, made, home)
                 if earlier else None)
+    state = state_bytes(published_cells(tables), history)
     files = release_files(tables, rules, point, revision)
     details: dict[str, Any] = {
         "checkpoint": {"size": point["size"], "root": point["root"]},
         "rules": rules.as_dict(),
         "files": {name: sha256(data) for name, data in sorted(files.items())},
+        DIGEST: digest(state),
     }
     if revision is not None:
         details["previous"] = {"event": revision.previous["event"], "checkpoint": revision.previous["checkpoint"]}
@@ -278,6 +291,10 @@ def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> R
         for name, data in files.items():
             (staging / name).write_bytes(data)
         event = ledger.append(ACTION, actor=workspace.settings.actor, role=workspace.settings.role, details=details)
+        try:
+            write_state(home, event, state)
+        except OSError:
+            pass  # the next release makes this one again from the ledger, as with no state file
         sealed = workspace.seal(force=True)
         assert sealed is not None, "a ledger with an event just appended always seals"
         size, note = sealed.size, sealed.note
