@@ -257,7 +257,8 @@ def _prepare_out(out: Path) -> None:
 
 
 def publish_stats(workspace: Workspace, as_of: str, period: str, out: Path) -> ReleaseReport:
-    """Compute the release at a checkpoint, write it, record the ``published`` event, prove it."""
+    """Compute the release at a checkpoint, write it, record the ``published`` event, prove it;
+    keep what it hands on in the data directory (``custody.publish.state``), never in the release."""
     from custody.ledger import checkpoint as notes
     from custody.ledger import tree
 
