@@ -25,6 +25,20 @@ of the month, quarter and year versions of the release, of which the release pub
 the equations of the earlier releases of its period, a value an earlier release hid and that has not changed hidden
 again (so that successive releases, read together, reveal nothing). A new release is of the
 latest edition; a release's rules name its edition (none named: 1), so it is recomputed as made."""
+_JOINT_PERIODS = (
+    "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
+    "suppressed (complementary) until no suppressed value can be computed from the published cells and "
+    "totals of all the tables of the month, quarter and year releases at the same checkpoint together, by "
+    "any combination of their row, column and grand totals and of the sums of months into quarters and of "
+    "quarters into years; the pattern is chosen once for the three periods and this release publishes its "
+    "period's part of it, so releases of any periods at one checkpoint, read together, reveal no suppressed "
+    "value; a total that several tables show (incidents per period, alleged violations per period) is one "
+    "value, suppressed in all of them or in none; a count that other published counts show to be zero (the "
+    "alleged violations of an agency with no incidents, a part of a total of 0) is never suppressed as a "
+    "complement; zero is published"
+)
+"""The method of edition 3, which edition 4 extends."""
+
 SUPPRESSION_METHODS = {
     1: "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
        "suppressed (complementary) until no suppressed value can be computed from the published cells "
@@ -35,29 +49,12 @@ SUPPRESSION_METHODS = {
        "that several tables show (incidents per period, alleged violations per period) is one value, "
        "suppressed in all of them or in none; a count that other published counts show to be zero (the alleged "
        "violations of an agency with no incidents) is never suppressed as a complement; zero is published",
-    3: "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
-       "suppressed (complementary) until no suppressed value can be computed from the published cells and "
-       "totals of all the tables of the month, quarter and year releases at the same checkpoint together, by "
-       "any combination of their row, column and grand totals and of the sums of months into quarters and of "
-       "quarters into years; the pattern is chosen once for the three periods and this release publishes its "
-       "period's part of it, so releases of any periods at one checkpoint, read together, reveal no suppressed "
-       "value; a total that several tables show (incidents per period, alleged violations per period) is one "
-       "value, suppressed in all of them or in none; a count that other published counts show to be zero (the "
-       "alleged violations of an agency with no incidents, a part of a total of 0) is never suppressed as a "
-       "complement; zero is published",
-    4: "cells (and totals) with counts from {min} to {max} are suppressed (primary); further cells are "
-       "suppressed (complementary) until no suppressed value can be computed from the published cells and "
-       "totals of all the tables of the month, quarter and year releases at the same checkpoint together, by "
-       "any combination of their row, column and grand totals and of the sums of months into quarters and of "
-       "quarters into years; the pattern is chosen once for the three periods and this release publishes its "
-       "period's part of it, so releases of any periods at one checkpoint, read together, reveal no suppressed "
-       "value; a total that several tables show (incidents per period, alleged violations per period) is one "
-       "value, suppressed in all of them or in none; a count that other published counts show to be zero (the "
-       "alleged violations of an agency with no incidents, a part of a total of 0) is never suppressed as a "
-       "complement; zero is published; and the earlier releases of this period are read with it: a value an "
-       "earlier release suppressed that has not changed since is suppressed again, and no suppressed value of "
-       "this release or of an earlier one can be computed from the published values of all of them together, a "
-       "value that did not change between two releases being one value in both",
+    3: _JOINT_PERIODS,
+    4: _JOINT_PERIODS
+    + "; and the earlier releases of this period are read with it: a value an "
+      "earlier release suppressed that has not changed since is suppressed again, and no suppressed value of "
+      "this release or of an earlier one can be computed from the published values of all of them together, a "
+      "value that did not change between two releases being one value in both",
 }
 SUPPRESSION_SCOPES = {
     1: "each table on its own",
