@@ -211,9 +211,10 @@ def roles() -> None:
     """The roles recorded in the ledger: which actions each role may record, who may approve what.
 
     Events are judged by the roles in force when they were made: the last 'roles-set' event
-    before them (a ledger with none uses the roles shipped with custody). config.toml's
-    [actors.roles.NAME] and [actors.approvals] apply only once an administrator records them
-    with 'custody actor roles set'.
+    before them. Events made before a ledger's first 'roles-set' are judged by the roles that
+    event records as 'before' (or, until there is one, by config.toml's, as custody did before
+    roles were recorded). Otherwise config.toml's [actors.roles.NAME] and [actors.approvals]
+    apply only once an administrator records them with 'custody actor roles set'.
 
     \b
     Examples:
