@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cli.commands.coverage_cmd import coverage
-from cli.context import emit_json, require_linkable, workspace
+from cli.context import emit_json, workspace
 from cli.options import actor_option, json_option
 from cli.render import echo
 
@@ -216,6 +216,8 @@ def link(ctx: click.Context, ref: str | None, incident_id: str | None, camera: s
         raise click.UsageError("give REF and --incident ID (or --sidecar FILE --to REF)")
     ws = workspace(ctx, actor)
     resolved = resolve_preserved(ws.ledger, ref)
+    from custody.evidence.linkable import require_linkable
+
     require_linkable(ws, incident_id, resolved.blake3)
     event = link_evidence(ws, resolved.blake3, incident_id, camera=camera, officer=officer)
     if as_json:

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from cli.context import emit_json, require_linkable, workspace
+from cli.context import emit_json, workspace
 from cli.expect_options import EXPECT_HELP, expect_options
 from cli.options import actor_option, json_option
 from cli.ingest_report import IngestBar, echo_summary, summary
@@ -76,6 +76,8 @@ def ingest(
     ws = workspace(ctx, actor, ledger_in_background=True)
     require_allowed(ws, "ingested")
     if incident_id:
+        from custody.evidence.linkable import require_linkable
+
         require_linkable(ws, incident_id)
     from custody.audit.leftovers import describe_leftovers, sweep_leftovers
 
